@@ -1,0 +1,76 @@
+/**
+ * Small helpers over the seam: whole-file sysfs reads and writes, link targets, timeouts.
+ * They only use {@link Syscalls}, so they behave the same on a real host and on the model.
+ */
+import { O_RDONLY, O_WRONLY, type Syscalls } from "./syscalls.js";
+
+/** Read a whole (small) file the way `cat` does: open, read until EOF, close. */
+export async function readText(sys: Syscalls, path: string): Promise<string> {
+  const fd = await sys.open(path, O_RDONLY);
+  try {
+    const parts: Buffer[] = [];
+    for (;;) {
+      const b = await sys.read(fd, 65536);
+      if (b.length === 0) break;
+      parts.push(b);
+    }
+    return Buffer.concat(parts).toString("utf8");
+  } finally {
+    await sys.close(fd);
+  }
+}
+
+/** Read a sysfs attribute and strip the trailing newline. */
+export async function readAttr(sys: Syscalls, path: string): Promise<string> {
+  return (await readText(sys, path)).replace(/\n$/, "");
+}
+
+/** Write a string the way `echo X > file` does (one write call); resolves to the byte count. */
+export async function writeText(sys: Syscalls, path: string, text: string): Promise<number> {
+  const fd = await sys.open(path, O_WRONLY);
+  try {
+    return await sys.write(fd, text);
+  } finally {
+    await sys.close(fd);
+  }
+}
+
+/** True when the path exists (stat succeeds). */
+export async function exists(sys: Syscalls, path: string): Promise<boolean> {
+  try {
+    await sys.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last path component of a link target (`../../../bus/pci/drivers/vfio-pci` → `vfio-pci`), or null when absent. */
+export async function linkBase(sys: Syscalls, path: string): Promise<string | null> {
+  try {
+    const t = await sys.readlink(path);
+    return t.slice(t.lastIndexOf("/") + 1);
+  } catch {
+    return null;
+  }
+}
+
+export class TimeoutError extends Error {
+  constructor(
+    readonly what: string,
+    readonly ms: number,
+  ) {
+    super(`${what}: still blocked after ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** Race a pending operation against a timer; the operation keeps running if the timer wins. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timer = new Promise<never>((_, rej) => {
+    t = setTimeout(() => rej(new TimeoutError(what, ms)), ms);
+    t.unref?.();
+  });
+  return Promise.race([p, timer]).finally(() => clearTimeout(t));
+}

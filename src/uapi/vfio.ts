@@ -1,0 +1,225 @@
+/**
+ * include/uapi/linux/vfio.h: ioctl numbers, constants and struct layouts (little-endian).
+ *
+ * Every VFIO ioctl is `_IO(';', 100 + n)` = 0x3B64 + n: no size or direction is encoded, the kernel
+ * reads the struct size from its leading `argsz`. Several numbers mean different things on
+ * different fds (container vs device), so dispatch is always on the fd type.
+ *
+ * @example
+ * ```ts
+ * import { VFIO, featureSetVfToken } from "vfioctl";
+ * const buf = featureSetVfToken("2ab74924-c335-45f4-9b16-8569e5b08258"); // 24 bytes
+ * // await sys.ioctl(pfFd, VFIO.DEVICE_FEATURE, buf)
+ * ```
+ */
+export const VFIO_TYPE = 0x3b;
+export const VFIO_BASE = 100;
+const io = (n: number) => (VFIO_TYPE << 8) | (VFIO_BASE + n);
+
+export const VFIO = {
+  GET_API_VERSION: io(0),
+  CHECK_EXTENSION: io(1),
+  SET_IOMMU: io(2),
+  GROUP_GET_STATUS: io(3),
+  GROUP_SET_CONTAINER: io(4),
+  GROUP_UNSET_CONTAINER: io(5),
+  GROUP_GET_DEVICE_FD: io(6),
+  DEVICE_GET_INFO: io(7),
+  DEVICE_GET_REGION_INFO: io(8),
+  DEVICE_GET_IRQ_INFO: io(9),
+  DEVICE_SET_IRQS: io(10),
+  DEVICE_RESET: io(11),
+  DEVICE_GET_PCI_HOT_RESET_INFO: io(12),
+  IOMMU_GET_INFO: io(12),
+  DEVICE_PCI_HOT_RESET: io(13),
+  IOMMU_MAP_DMA: io(13),
+  IOMMU_UNMAP_DMA: io(14),
+  DEVICE_FEATURE: io(17),
+  DEVICE_BIND_IOMMUFD: io(18),
+} as const;
+
+/** Reverse lookup for printing: the device-fd meaning wins where numbers are shared. */
+export const VFIO_IOCTL_NAMES: Record<number, string> = {
+  [io(0)]: "VFIO_GET_API_VERSION",
+  [io(1)]: "VFIO_CHECK_EXTENSION",
+  [io(2)]: "VFIO_SET_IOMMU",
+  [io(3)]: "VFIO_GROUP_GET_STATUS",
+  [io(4)]: "VFIO_GROUP_SET_CONTAINER",
+  [io(5)]: "VFIO_GROUP_UNSET_CONTAINER",
+  [io(6)]: "VFIO_GROUP_GET_DEVICE_FD",
+  [io(7)]: "VFIO_DEVICE_GET_INFO",
+  [io(8)]: "VFIO_DEVICE_GET_REGION_INFO",
+  [io(9)]: "VFIO_DEVICE_GET_IRQ_INFO",
+  [io(10)]: "VFIO_DEVICE_SET_IRQS",
+  [io(11)]: "VFIO_DEVICE_RESET",
+  [io(17)]: "VFIO_DEVICE_FEATURE",
+};
+
+export const VFIO_API_VERSION = 0;
+
+export const VFIO_TYPE1_IOMMU = 1;
+export const VFIO_SPAPR_TCE_IOMMU = 2;
+export const VFIO_TYPE1v2_IOMMU = 3;
+export const VFIO_DMA_CC_IOMMU = 4;
+export const VFIO_EEH = 5;
+export const VFIO_TYPE1_NESTING_IOMMU = 6;
+export const VFIO_SPAPR_TCE_v2_IOMMU = 7;
+export const VFIO_NOIOMMU_IOMMU = 8;
+export const VFIO_UNMAP_ALL = 9;
+export const VFIO_UPDATE_VADDR = 10;
+
+export const VFIO_GROUP_FLAGS_VIABLE = 1 << 0;
+export const VFIO_GROUP_FLAGS_CONTAINER_SET = 1 << 1;
+
+export const VFIO_DEVICE_FLAGS_RESET = 1 << 0;
+export const VFIO_DEVICE_FLAGS_PCI = 1 << 1;
+export const VFIO_DEVICE_FLAGS_CAPS = 1 << 7;
+
+export const VFIO_REGION_INFO_FLAG_READ = 1 << 0;
+export const VFIO_REGION_INFO_FLAG_WRITE = 1 << 1;
+export const VFIO_REGION_INFO_FLAG_MMAP = 1 << 2;
+
+export const VFIO_IRQ_INFO_EVENTFD = 1 << 0;
+export const VFIO_IRQ_INFO_MASKABLE = 1 << 1;
+export const VFIO_IRQ_INFO_AUTOMASKED = 1 << 2;
+export const VFIO_IRQ_INFO_NORESIZE = 1 << 3;
+
+export const VFIO_IRQ_SET_DATA_NONE = 1 << 0;
+export const VFIO_IRQ_SET_DATA_BOOL = 1 << 1;
+export const VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2;
+export const VFIO_IRQ_SET_ACTION_MASK = 1 << 3;
+export const VFIO_IRQ_SET_ACTION_UNMASK = 1 << 4;
+export const VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
+export const VFIO_IRQ_SET_DATA_TYPE_MASK = 0x7;
+export const VFIO_IRQ_SET_ACTION_TYPE_MASK = 0x38;
+
+export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
+export const VFIO_DEVICE_FEATURE_GET = 1 << 16;
+export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
+export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
+export const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN = 0;
+
+/** vfio-pci region and irq indices. */
+export const VFIO_PCI_BAR0_REGION_INDEX = 0;
+export const VFIO_PCI_ROM_REGION_INDEX = 6;
+export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
+export const VFIO_PCI_VGA_REGION_INDEX = 8;
+export const VFIO_PCI_NUM_REGIONS = 9;
+export const VFIO_PCI_INTX_IRQ_INDEX = 0;
+export const VFIO_PCI_MSI_IRQ_INDEX = 1;
+export const VFIO_PCI_MSIX_IRQ_INDEX = 2;
+export const VFIO_PCI_ERR_IRQ_INDEX = 3;
+export const VFIO_PCI_REQ_IRQ_INDEX = 4;
+export const VFIO_PCI_NUM_IRQS = 5;
+export const VFIO_PCI_OFFSET_SHIFT = 40;
+
+/** Struct sizes (6.1 header) and the minimum argsz each ioctl accepts. */
+export const SIZEOF = {
+  vfio_group_status: 8,
+  vfio_device_info: 20,
+  vfio_region_info: 32,
+  vfio_irq_info: 16,
+  vfio_irq_set: 20,
+  vfio_device_feature: 8,
+} as const;
+
+/** Byte offsets of struct fields, pinned by tests. */
+export const OFFSETS = {
+  vfio_group_status: { argsz: 0, flags: 4 },
+  vfio_device_info: { argsz: 0, flags: 4, num_regions: 8, num_irqs: 12, cap_offset: 16 },
+  vfio_region_info: { argsz: 0, flags: 4, index: 8, cap_offset: 12, size: 16, offset: 24 },
+  vfio_irq_info: { argsz: 0, flags: 4, index: 8, count: 12 },
+  vfio_irq_set: { argsz: 0, flags: 4, index: 8, start: 12, count: 16, data: 20 },
+  vfio_device_feature: { argsz: 0, flags: 4, data: 8 },
+} as const;
+
+// ---- UUIDs (uuid_t: bytes in string order, RFC 4122; lib/uuid.c) ----
+
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** lib/uuid.c uuid_is_valid: 36 chars, '-' at 8/13/18/23, hex (either case) elsewhere. */
+export function uuidIsValid(s: string): boolean {
+  return s.length === 36 && UUID_RE.test(s);
+}
+
+/** lib/uuid.c uuid_parse: 16 bytes in the order the hex pairs appear. Throws on bad syntax. */
+export function uuidParse(s: string): Buffer {
+  if (!uuidIsValid(s)) throw new Error(`not a UUID: expected 8-4-4-4-12 hex digits, got ${s.length} characters`);
+  return Buffer.from(s.replace(/-/g, ""), "hex");
+}
+
+/** Format 16 bytes as the lowercase canonical UUID string. */
+export function uuidFormat(b: Uint8Array): string {
+  const h = Buffer.from(b).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+// ---- struct builders used by the library, the scenario runner and the tests ----
+
+/** struct vfio_device_feature for SET|PCI_VF_TOKEN with the 16-byte UUID (24 bytes). */
+export function featureSetVfToken(uuid: string | Uint8Array): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt32LE(24, 0);
+  b.writeUInt32LE(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, 4);
+  Buffer.from(typeof uuid === "string" ? uuidParse(uuid) : uuid).copy(b, 8);
+  return b;
+}
+
+/** A struct vfio_device_feature header with arbitrary flags, argsz and payload (for matrices). */
+export function featureBuf(flags: number, argsz = 8, payload?: Uint8Array): Buffer {
+  const b = Buffer.alloc(Math.max(argsz, 8 + (payload?.length ?? 0), 8));
+  b.writeUInt32LE(argsz >>> 0, 0);
+  b.writeUInt32LE(flags >>> 0, 4);
+  if (payload) Buffer.from(payload).copy(b, 8);
+  return b;
+}
+
+export function groupStatusBuf(): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(8, 0);
+  return b;
+}
+
+/** NUL-terminated match string for VFIO_GROUP_GET_DEVICE_FD. */
+export function deviceNameBuf(s: string): Buffer {
+  return Buffer.concat([Buffer.from(s, "latin1"), Buffer.from([0])]);
+}
+
+/** An int passed by pointer (VFIO_GROUP_SET_CONTAINER). */
+export function intBuf(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v, 0);
+  return b;
+}
+
+export function deviceInfoBuf(argsz: number = SIZEOF.vfio_device_info): Buffer {
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_device_info));
+  b.writeUInt32LE(argsz, 0);
+  return b;
+}
+
+export function regionInfoBuf(index: number, argsz: number = SIZEOF.vfio_region_info): Buffer {
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_region_info));
+  b.writeUInt32LE(argsz, 0);
+  b.writeUInt32LE(index, 8);
+  return b;
+}
+
+export function irqInfoBuf(index: number, argsz: number = SIZEOF.vfio_irq_info): Buffer {
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_irq_info));
+  b.writeUInt32LE(argsz, 0);
+  b.writeUInt32LE(index, 8);
+  return b;
+}
+
+/** VFIO_DEVICE_SET_IRQS registering (fd ≥ 0) or clearing (fd = -1) the REQ eventfd. */
+export function reqEventfdBuf(eventfd: number): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt32LE(24, 0);
+  b.writeUInt32LE(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 4);
+  b.writeUInt32LE(VFIO_PCI_REQ_IRQ_INDEX, 8);
+  b.writeUInt32LE(0, 12);
+  b.writeUInt32LE(1, 16);
+  b.writeInt32LE(eventfd, 20);
+  return b;
+}
