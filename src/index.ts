@@ -1,0 +1,28 @@
+/**
+ * vfioctl: vfio-pci SR-IOV and VF tokens made visible.
+ *
+ * - the syscalls seam (`Syscalls`) and its helpers,
+ * - the executable kernel model (`Kernel`, `bootKernel`, host descriptions),
+ * - the VFIO uapi (ioctl numbers, struct builders, UUIDs).
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, readAttr } from "vfioctl";
+ * const k = await bootKernel();
+ * const sh = k.spawn("sh");
+ * console.log(await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs")); // 8
+ * ```
+ */
+export * from "./sys/errno.js";
+export * from "./sys/syscalls.js";
+export * from "./sys/fsutil.js";
+export * from "./uapi/vfio.js";
+export { Kernel, type Task, type BlockedTask, type KernelOptions } from "./kernel/kernel.js";
+export { ModelProcess } from "./kernel/process.js";
+export { Clock, SeededRng, CryptoRng, type Rng } from "./kernel/clock.js";
+export { KernelLog, type LogRecord } from "./kernel/printk.js";
+export { PROFILES, profileOf, type KernelProfile, type KernelVersion } from "./kernel/profile.js";
+export { bootKernel, bootHostFile } from "./kernel/host/boot.js";
+export { parseHost, validateHost, HostFileError, type HostDesc, type DeviceDesc, type SriovDesc } from "./kernel/host/host-file.js";
+export { DEFAULT_HOST } from "./kernel/host/default-host.js";
+export { parseBdf, formatBdf, virtfnRid } from "./kernel/pci/bdf.js";

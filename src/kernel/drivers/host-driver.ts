@@ -1,0 +1,104 @@
+/**
+ * Modelled host (kernel) drivers: igb, igbvf, ice, iavf, nvme and any described in a host file.
+ * They only do what userspace can observe: bind, log on probe/remove, configure SR-IOV through
+ * pci_enable_sriov/pci_disable_sriov, and (if the real driver does) disable SR-IOV on remove.
+ */
+import type { Kernel, Task } from "../kernel.js";
+import { KERN_INFO } from "../printk.js";
+import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
+import { pciClassId, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
+
+export interface HostDriverSpec {
+  name: string;
+  module?: string;
+  /** "vvvv:dddd" or "class:cccccc/mmmmmm" */
+  ids: string[];
+  /** has .sriov_configure */
+  sriovConfigure?: boolean;
+  /** .remove disables SR-IOV (igb, ixgbe, ice …); pci-pf-stub-like drivers leave it enabled */
+  disablesSriovOnRemove?: boolean;
+  /** lines logged on probe / remove / VF enable / VF disable; {n} is the VF count */
+  probeLog?: string[];
+  removeLog?: string[];
+  sriovEnableLog?: string[];
+  sriovDisableLog?: string[];
+  /** iommu: the driver does not claim DMA ownership */
+  driverManagedDma?: boolean;
+}
+
+export function parseIdSpec(s: string): PciDeviceId {
+  const m = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$/.exec(s);
+  if (m) return pciId(parseInt(m[1]!, 16), parseInt(m[2]!, 16));
+  const c = /^class:([0-9a-fA-F]{6})\/([0-9a-fA-F]{6})$/.exec(s);
+  if (c) return pciClassId(parseInt(c[1]!, 16), parseInt(c[2]!, 16));
+  throw new Error(`expected "vvvv:dddd" or "class:cccccc/mmmmmm", got ${JSON.stringify(s)}`);
+}
+
+export class HostDriver implements PciDriver {
+  readonly name: string;
+  readonly module: string;
+  readonly idTable: PciDeviceId[];
+  readonly dynids: PciDeviceId[] = [];
+  readonly driverManagedDma: boolean;
+  readonly sriovConfigure?: PciDriver["sriovConfigure"];
+
+  constructor(readonly spec: HostDriverSpec) {
+    this.name = spec.name;
+    this.module = spec.module ?? spec.name.replace(/-/g, "_");
+    this.idTable = spec.ids.map(parseIdSpec);
+    this.driverManagedDma = spec.driverManagedDma ?? false;
+    if (spec.sriovConfigure) {
+      this.sriovConfigure = async (k: Kernel, task: Task, dev: PciDev, nr: number): Promise<number> => {
+        if (nr === 0) {
+          await pciDisableSriov(k, task, dev);
+          for (const l of spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
+          return 0;
+        }
+        const r = await pciEnableSriov(k, task, dev, nr);
+        if (r < 0) return r;
+        for (const l of spec.sriovEnableLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{n}", String(nr)));
+        return nr;
+      };
+    }
+  }
+
+  async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
+    for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    return 0;
+  }
+
+  async remove(k: Kernel, task: Task, dev: PciDev): Promise<void> {
+    if (this.spec.disablesSriovOnRemove && dev.numVFs) await pciDisableSriov(k, task, dev);
+    for (const l of this.spec.removeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+  }
+}
+
+/** The modelled drivers of the built-in default host, in registration (probe) order. */
+export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
+  {
+    name: "igb",
+    ids: ["8086:10c9", "8086:10e6", "8086:10e7", "8086:10e8", "8086:1521", "8086:1533"],
+    sriovConfigure: true,
+    disablesSriovOnRemove: true,
+    probeLog: ["Intel(R) Gigabit Ethernet Network Connection"],
+    sriovEnableLog: ["{n} VFs allocated"],
+    sriovDisableLog: ["IOV Disabled"],
+  },
+  { name: "igbvf", ids: ["8086:10ca", "8086:1520"], probeLog: ["Intel(R) Gigabit Virtual Function Network Driver"] },
+  {
+    name: "ice",
+    ids: ["8086:159b", "8086:1592", "8086:1593"],
+    sriovConfigure: true,
+    disablesSriovOnRemove: true,
+    probeLog: ["The DDP package was successfully loaded"],
+  },
+  { name: "iavf", ids: ["8086:1889"] },
+  {
+    name: "mlx5_core",
+    ids: ["15b3:1017", "15b3:1018", "15b3:101b", "15b3:101c"],
+    sriovConfigure: true,
+    disablesSriovOnRemove: true,
+  },
+  { name: "nvme", ids: ["class:010802/ffffff"] },
+  { name: "qat_c62x", ids: ["8086:37c8"], sriovConfigure: true, disablesSriovOnRemove: true },
+];

@@ -1,0 +1,347 @@
+/**
+ * The /sys, /dev and /proc trees of the model, with the kernel's attribute semantics:
+ * drivers/pci/pci-sysfs.c, drivers/pci/iov.c, drivers/base/bus.c, drivers/pci/pci-driver.c,
+ * drivers/iommu/iommu.c, kernel/params.c.
+ */
+import { ERRNO } from "../../sys/errno.js";
+import { O_NONBLOCK } from "../../sys/syscalls.js";
+import { SysErrorCode } from "../errors.js";
+import type { Kernel, Task } from "../kernel.js";
+import { KernelLog } from "../printk.js";
+import { kstrtobool, sriovGetTotalVFs, sriovNumvfsShow, sriovNumvfsStore } from "../pci/iov.js";
+import type { PciDev, PciDriver } from "../pci/pci.js";
+import { ContainerFile } from "../vfio/vfio_main.js";
+import type { OpenFile } from "./file.js";
+import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
+
+const hex = (n: number, w: number) => `0x${n.toString(16).padStart(w, "0")}`;
+const str = (b: Buffer, count: number) => b.subarray(0, count).toString("latin1");
+
+export class SysfsTrees {
+  /** /sys/devices/...: directory path → child names (refcounted) */
+  private children = new Map<string, Map<string, number>>();
+  private byDir = new Map<string, PciDev>();
+
+  constructor(private readonly k: Kernel) {}
+
+  addDevicePath(dev: PciDev): void {
+    this.byDir.set(dev.sysfsDir, dev);
+    const parts = dev.sysfsDir.split("/").filter(Boolean);
+    for (let i = 2; i < parts.length; i++) {
+      const parent = "/" + parts.slice(0, i).join("/");
+      let m = this.children.get(parent);
+      if (!m) this.children.set(parent, (m = new Map()));
+      m.set(parts[i]!, (m.get(parts[i]!) ?? 0) + 1);
+    }
+  }
+
+  removeDevicePath(dev: PciDev): void {
+    this.byDir.delete(dev.sysfsDir);
+    const parts = dev.sysfsDir.split("/").filter(Boolean);
+    for (let i = 2; i < parts.length; i++) {
+      const parent = "/" + parts.slice(0, i).join("/");
+      const m = this.children.get(parent);
+      if (!m) continue;
+      const n = (m.get(parts[i]!) ?? 1) - 1;
+      if (n <= 0) m.delete(parts[i]!);
+      else m.set(parts[i]!, n);
+    }
+  }
+
+  root(task: Task): DirNode {
+    const k = this.k;
+    return staticDir({
+      sys: staticDir({
+        bus: staticDir({ pci: this.busPci() }),
+        devices: this.devicesDir("/sys/devices"),
+        kernel: staticDir({ iommu_groups: this.iommuGroups() }),
+        module: this.modules(),
+      }),
+      dev: staticDir({
+        vfio: lazyDir(
+          () => ["vfio", ...[...k.vfio.groups.values()].filter((g) => k.vfio.groupNode(g.id)).map((g) => String(g.id))],
+          (name) => {
+            if (name === "vfio") return { t: "char", mode: 0o666, open: (_t, flags) => new ContainerFile(k, flags) };
+            if (!/^\d+$/.test(name) || !k.vfio.groupNode(Number(name))) return undefined;
+            return { t: "char", mode: 0o600, open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
+          },
+        ),
+        kmsg: { t: "char", mode: 0o644, open: (_t, flags) => new KmsgFile(k, flags) },
+      }),
+      proc: lazyDir(
+        () => ["self", ...[...k.processes.keys()].map(String)],
+        (name) => {
+          if (name === "self") return link(String(task.pid));
+          const p = k.processes.get(Number(name));
+          if (!p || !/^\d+$/.test(name)) return undefined;
+          return staticDir({
+            comm: ro(() => `${p.comm}\n`),
+            fd: lazyDir(
+              () => p.fdNumbers().map(String),
+              (n) => {
+                const f = p.fileOf(Number(n));
+                return f ? link(f.procLink) : undefined;
+              },
+            ),
+          });
+        },
+      ),
+    });
+  }
+
+  // ---------------------------------------------------------------- /sys/bus/pci
+
+  private busPci(): DirNode {
+    const k = this.k;
+    return staticDir({
+      devices: lazyDir(
+        () => [...k.pci.devices.keys()].sort(),
+        (name) => {
+          const d = k.pci.devices.get(name);
+          return d ? link(relLink("/sys/bus/pci/devices", d.sysfsDir)) : undefined;
+        },
+      ),
+      drivers: lazyDir(
+        () => k.drivers.drivers.map((d) => d.name),
+        (name) => {
+          const drv = k.drivers.driver(name);
+          return drv ? this.driverDir(drv) : undefined;
+        },
+      ),
+      drivers_probe: wo((task, b, c) => k.drivers.driversProbeStore(task, str(b, c), c)),
+      drivers_autoprobe: rw(
+        () => `${k.drivers.driversAutoprobe ? 1 : 0}\n`,
+        (_t, b, c) => k.drivers.driversAutoprobeStore(str(b, c), c),
+      ),
+    });
+  }
+
+  private driverDir(drv: PciDriver): DirNode {
+    const k = this.k;
+    const base = `/sys/bus/pci/drivers/${drv.name}`;
+    const fixed: Record<string, Node> = {
+      bind: wo((task, b, c) => k.drivers.bindStore(task, drv, str(b, c), c)),
+      unbind: wo((task, b, c) => k.drivers.unbindStore(task, drv, str(b, c), c)),
+      new_id: wo((task, b, c) => k.drivers.newIdStore(task, drv, str(b, c), c)),
+      remove_id: wo((_t, b, c) => k.drivers.removeIdStore(drv, str(b, c), c)),
+      uevent: wo((_t, _b, c) => c),
+      module: link(relLink(base, `/sys/module/${drv.module}`)),
+    };
+    const bound = () => [...k.pci.devices.values()].filter((d) => d.driver === drv);
+    return lazyDir(
+      () => [...Object.keys(fixed), ...bound().map((d) => d.name)],
+      (name) => {
+        if (fixed[name]) return fixed[name];
+        const d = k.pci.devices.get(name);
+        return d && d.driver === drv ? link(relLink(base, d.sysfsDir)) : undefined;
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------- /sys/devices
+
+  private devicesDir(path: string): DirNode {
+    const dev = this.byDir.get(path);
+    const sub = () => [...(this.children.get(path)?.keys() ?? [])];
+    const attrs = dev ? this.deviceAttrs(dev) : null;
+    return lazyDir(
+      () => [...(attrs ? Object.keys(attrs()) : []), ...sub()],
+      (name) => {
+        if (attrs) {
+          const a = attrs()[name];
+          if (a) return a;
+        }
+        if (this.children.get(path)?.has(name)) return this.devicesDir(`${path}/${name}`);
+        return undefined;
+      },
+    );
+  }
+
+  /** pci-sysfs.c + iov.c attributes of one device, computed from its current state. */
+  private deviceAttrs(d: PciDev): () => Record<string, Node> {
+    const k = this.k;
+    return () => {
+      const a: Record<string, Node> = {
+        vendor: ro(() => `${hex(d.vendor, 4)}\n`),
+        device: ro(() => `${hex(d.device, 4)}\n`),
+        subsystem_vendor: ro(() => `${hex(d.subsystemVendor, 4)}\n`),
+        subsystem_device: ro(() => `${hex(d.subsystemDevice, 4)}\n`),
+        class: ro(() => `${hex(d.class, 6)}\n`),
+        revision: ro(() => `${hex(d.revision, 2)}\n`),
+        numa_node: rw(
+          () => `${d.numaNode}\n`,
+          () => -ERRNO.EPERM,
+        ),
+        driver_override: rw(
+          () => `${d.driverOverride ?? "(null)"}\n`,
+          (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
+        ),
+        subsystem: link(relLink(d.sysfsDir, "/sys/bus/pci")),
+      };
+      if (d.driver) a.driver = link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`));
+      if (d.iommuGroup) a.iommu_group = link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`));
+      if (d.physfn) a.physfn = link(relLink(d.sysfsDir, d.physfn.sysfsDir));
+      const iov = d.sriov;
+      if (iov) {
+        a.sriov_totalvfs = ro(() => `${sriovGetTotalVFs(d)}\n`);
+        a.sriov_numvfs = rw(
+          (task) => sriovNumvfsShow(k, task, d),
+          (task, b, c) => sriovNumvfsStore(k, task, d, str(b, c), c),
+          0o664,
+        );
+        a.sriov_offset = ro(() => `${iov.offset}\n`);
+        a.sriov_stride = ro(() => `${iov.stride}\n`);
+        a.sriov_vf_device = ro(() => `${iov.vfDevice.toString(16)}\n`);
+        a.sriov_drivers_autoprobe = rw(
+          () => `${iov.driversAutoprobe ? 1 : 0}\n`,
+          (_t, b, c) => {
+            const v = kstrtobool(str(b, c));
+            if (v === null) return -ERRNO.EINVAL;
+            iov.driversAutoprobe = v;
+            return c;
+          },
+        );
+        iov.vfs.forEach((vf, i) => {
+          if (vf && vf.present) a[`virtfn${i}`] = link(relLink(d.sysfsDir, vf.sysfsDir));
+        });
+      }
+      return a;
+    };
+  }
+
+  // ---------------------------------------------------------------- /sys/kernel/iommu_groups
+
+  private iommuGroups(): DirNode {
+    const k = this.k;
+    return lazyDir(
+      () => [...k.iommu.groups.keys()].sort((a, b) => a - b).map(String),
+      (name) => {
+        const g = k.iommu.groups.get(Number(name));
+        if (!g || !/^\d+$/.test(name)) return undefined;
+        const base = `/sys/kernel/iommu_groups/${g.id}/devices`;
+        return staticDir({
+          type: ro(() => "DMA\n"),
+          devices: lazyDir(
+            () => g.devices.map((d) => d.name),
+            (n) => {
+              const d = g.devices.find((x) => x.name === n);
+              return d ? link(relLink(base, d.sysfsDir)) : undefined;
+            },
+          ),
+        });
+      },
+    );
+  }
+
+  // ---------------------------------------------------------------- /sys/module
+
+  private modules(): DirNode {
+    const k = this.k;
+    const p = k.vfioPci.params;
+    const bool = (get: () => boolean, set: ((v: boolean) => void) | null) =>
+      set
+        ? rw(
+            () => (get() ? "Y\n" : "N\n"),
+            (_t, b, c) => {
+              // kernel/params.c param_set_bool → kstrtobool
+              const v = kstrtobool(str(b, c));
+              if (v === null) return -ERRNO.EINVAL;
+              set(v);
+              return c;
+            },
+          )
+        : ro(() => (get() ? "Y\n" : "N\n"));
+    const mods: Record<string, Node> = {};
+    for (const drv of k.drivers.drivers) mods[drv.module] = staticDir({ drivers: staticDir({ [`pci:${drv.name}`]: link(relLink(`/sys/module/${drv.module}/drivers`, `/sys/bus/pci/drivers/${drv.name}`)) }) });
+    mods.vfio_pci = staticDir({
+      parameters: staticDir({
+        enable_sriov: bool(() => p.enable_sriov, (v) => (p.enable_sriov = v)),
+        disable_idle_d3: bool(() => p.disable_idle_d3, (v) => (p.disable_idle_d3 = v)),
+        nointxmask: bool(() => p.nointxmask, (v) => (p.nointxmask = v)),
+        disable_vga: bool(() => p.disable_vga, null),
+        disable_denylist: bool(() => p.disable_denylist, null),
+      }),
+      drivers: staticDir({ "pci:vfio-pci": link("../../../bus/pci/drivers/vfio-pci") }),
+    });
+    mods.vfio = staticDir({ parameters: staticDir({}) });
+    mods.vfio_iommu_type1 = staticDir({ parameters: staticDir({}) });
+    return staticDir(mods);
+  }
+}
+
+/** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */
+export class SysfsFile implements OpenFile {
+  refs = 0;
+  private buf: Buffer | null = null;
+  private pos = 0;
+  constructor(
+    readonly procLink: string,
+    public flags: number,
+    private readonly node: { show?: (task: Task) => string | Promise<string>; store?: (task: Task, buf: Buffer, count: number) => number | Promise<number> },
+  ) {}
+
+  async read(task: Task, len: number): Promise<Buffer> {
+    if (this.buf === null) {
+      if (!this.node.show) throw new SysErrorCode(ERRNO.EIO);
+      this.buf = Buffer.from(await this.node.show(task), "latin1");
+    }
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += out.length;
+    return Buffer.from(out);
+  }
+
+  /** kernfs_fop_write_iter + sysfs_kf_write: at most PAGE_SIZE bytes, empty writes return 0. */
+  async write(task: Task, data: Buffer): Promise<number> {
+    if (data.length > 4096) throw new SysErrorCode(ERRNO.E2BIG);
+    if (data.length === 0) return 0;
+    const r = await this.node.store!(task, data, data.length);
+    if (r < 0) throw new SysErrorCode(-r);
+    return r;
+  }
+
+  lseek(offset: number, whence: number): number {
+    if (whence === 0) {
+      this.pos = offset;
+      if (offset === 0) this.buf = null;
+    }
+    return this.pos;
+  }
+}
+
+/** /dev/kmsg: one record per read, EAGAIN at the end with O_NONBLOCK, SEEK_END skips history. */
+export class KmsgFile implements OpenFile {
+  readonly procLink = "/dev/kmsg";
+  refs = 0;
+  private cursor: number;
+  constructor(
+    private readonly k: Kernel,
+    public flags: number,
+  ) {
+    this.cursor = k.log.records[0]?.seq ?? k.log.nextSeq;
+  }
+  async read(_task: Task, len: number): Promise<Buffer> {
+    for (;;) {
+      const recs = this.k.log.since(this.cursor);
+      const r = recs[0];
+      if (r) {
+        const line = Buffer.from(KernelLog.kmsgLine(r), "utf8");
+        if (len < line.length) throw new SysErrorCode(ERRNO.EINVAL);
+        this.cursor = r.seq + 1;
+        return line;
+      }
+      if (this.flags & O_NONBLOCK) throw new SysErrorCode(ERRNO.EAGAIN);
+      await this.k.log.whenNew();
+    }
+  }
+  async write(_task: Task, data: Buffer): Promise<number> {
+    this.k.log.printk(4, data.toString("utf8").replace(/\n$/, ""));
+    return data.length;
+  }
+  lseek(offset: number, whence: number): number {
+    if (offset !== 0) throw new SysErrorCode(ERRNO.ESPIPE);
+    if (whence === 0) this.cursor = this.k.log.records[0]?.seq ?? this.k.log.nextSeq;
+    else if (whence === 2) this.cursor = this.k.log.nextSeq;
+    else throw new SysErrorCode(ERRNO.EINVAL);
+    return 0;
+  }
+}

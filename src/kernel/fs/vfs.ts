@@ -1,0 +1,133 @@
+/**
+ * The model's file system: /sys (bus/pci, devices, kernel/iommu_groups, module), /dev (vfio,
+ * kmsg) and /proc/<pid>/{fd,comm}. Nodes are computed from kernel state on lookup, so what
+ * userspace reads is always what the model holds. Symbolic links resolve like namei.
+ */
+import { ERRNO } from "../../sys/errno.js";
+import type { FileKind, Stat } from "../../sys/syscalls.js";
+import { SysErrorCode } from "../errors.js";
+import type { Kernel, Task } from "../kernel.js";
+import type { OpenFile } from "./file.js";
+
+export interface AttrNode {
+  t: "attr";
+  mode: number;
+  show?: (task: Task) => string | Promise<string>;
+  /** sysfs store: gets the written bytes (count ≤ PAGE_SIZE); returns count or −errno */
+  store?: (task: Task, buf: Buffer, count: number) => number | Promise<number>;
+}
+export interface DirNode {
+  t: "dir";
+  list: () => string[];
+  get: (name: string) => Node | undefined;
+}
+export interface LinkNode {
+  t: "link";
+  target: string;
+}
+export interface CharNode {
+  t: "char";
+  mode: number;
+  open: (task: Task, flags: number) => OpenFile | number;
+}
+export type Node = AttrNode | DirNode | LinkNode | CharNode;
+
+export function dir(entries: () => Record<string, Node | (() => Node | undefined) | undefined>): DirNode {
+  return {
+    t: "dir",
+    list: () => Object.keys(entries()).filter((k) => entries()[k] !== undefined),
+    get: (name) => {
+      const e = entries()[name];
+      return typeof e === "function" ? e() : e;
+    },
+  };
+}
+
+export function staticDir(entries: Record<string, Node>): DirNode {
+  return { t: "dir", list: () => Object.keys(entries), get: (n) => entries[n] };
+}
+
+/** A directory whose entries are computed by two functions (fast for large listings). */
+export function lazyDir(list: () => string[], get: (name: string) => Node | undefined): DirNode {
+  return { t: "dir", list, get };
+}
+
+export const link = (target: string): LinkNode => ({ t: "link", target });
+export const ro = (show: (task: Task) => string | Promise<string>): AttrNode => ({ t: "attr", mode: 0o444, show });
+export const rw = (
+  show: (task: Task) => string | Promise<string>,
+  store: (task: Task, buf: Buffer, count: number) => number | Promise<number>,
+  mode = 0o644,
+): AttrNode => ({ t: "attr", mode, show, store });
+export const wo = (store: (task: Task, buf: Buffer, count: number) => number | Promise<number>): AttrNode => ({ t: "attr", mode: 0o200, store });
+
+/** Relative link target from directory `fromDir` to absolute `to` (as sysfs writes links). */
+export function relLink(fromDir: string, to: string): string {
+  const a = fromDir.split("/").filter(Boolean);
+  const b = to.split("/").filter(Boolean);
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return [...Array(a.length - i).fill(".."), ...b.slice(i)].join("/") || ".";
+}
+
+export interface Resolved {
+  node: Node;
+  path: string;
+}
+
+export class Vfs {
+  constructor(
+    private readonly k: Kernel,
+    private readonly root: (task: Task) => DirNode,
+  ) {}
+
+  /** namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode. */
+  resolve(task: Task, path: string, nofollow = false): Resolved {
+    if (!path.startsWith("/")) throw new SysErrorCode(ERRNO.ENOENT);
+    let comps = path.split("/").filter((c) => c.length > 0);
+    let cur: Node = this.root(task);
+    let curPath: string[] = [];
+    let hops = 0;
+    const stack: Node[] = [cur];
+    for (let i = 0; i < comps.length; i++) {
+      const c = comps[i]!;
+      if (c === ".") continue;
+      if (c === "..") {
+        if (curPath.length) {
+          curPath.pop();
+          stack.pop();
+          cur = stack[stack.length - 1]!;
+        }
+        continue;
+      }
+      if (cur.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
+      const next = cur.get(c);
+      if (!next) throw new SysErrorCode(ERRNO.ENOENT);
+      const last = i === comps.length - 1;
+      if (next.t === "link" && (!last || !nofollow)) {
+        if (++hops > 40) throw new SysErrorCode(ERRNO.ELOOP);
+        const rest = comps.slice(i + 1);
+        const base = next.target.startsWith("/") ? [] : curPath;
+        comps = [...base, ...next.target.split("/").filter(Boolean), ...rest];
+        // restart from the root with the rewritten path
+        cur = this.root(task);
+        curPath = [];
+        stack.length = 0;
+        stack.push(cur);
+        i = -1;
+        continue;
+      }
+      cur = next;
+      curPath.push(c);
+      stack.push(cur);
+    }
+    return { node: cur, path: "/" + curPath.join("/") };
+  }
+
+  stat(task: Task, path: string, nofollow: boolean): Stat {
+    const { node } = this.resolve(task, path, nofollow);
+    const kind: FileKind = node.t === "attr" ? "file" : node.t;
+    const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : 0o777;
+    return { kind, mode, size: node.t === "attr" ? 4096 : 0 };
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Host descriptions: a YAML or JSON file that lists a host's PCI devices (SR-IOV capability,
+ * IOMMU groups, initial drivers) and module parameters. Bad input names the field, what was
+ * expected and what was found: "devices[2].sriov.total_vfs: expected an integer 0..65535, got -1".
+ *
+ * @example
+ * ```ts
+ * import { parseHost, Kernel } from "vfioctl";
+ * const desc = parseHost(`devices:\n  - bdf: "0000:01:00.0"\n    vendor: 0x8086\n    device: 0x10c9\n`, "host.yaml");
+ * const k = await Kernel.fromHost(desc);
+ * ```
+ */
+import { parse as parseYaml } from "yaml";
+import type { KernelVersion } from "../profile.js";
+import type { HostDriverSpec } from "../drivers/host-driver.js";
+import { parseIdSpec } from "../drivers/host-driver.js";
+import { parseBdf } from "../pci/bdf.js";
+
+export interface SriovDesc {
+  total_vfs: number;
+  offset: number;
+  stride: number;
+  vf_device: number;
+  /** "own" (default): each VF in a new IOMMU group; "pf": VFs share the PF's group */
+  vf_iommu_group?: "own" | "pf";
+  /** VFs enabled at boot through the PF's driver */
+  num_vfs?: number;
+  drivers_autoprobe?: boolean;
+  vf_bars?: number[];
+  /** last bus number behind the PF's bridge (default: wide enough) */
+  bus_end?: number;
+}
+
+export interface DeviceDesc {
+  bdf: string;
+  vendor: number;
+  device: number;
+  class?: number;
+  subsystem_vendor?: number;
+  subsystem_device?: number;
+  revision?: number;
+  header_type?: number;
+  pcie?: boolean;
+  numa_node?: number;
+  /** IOMMU group number; devices naming the same number share it; omitted: a group of its own */
+  iommu_group?: number | null;
+  /** sysfs parent device (bridge), e.g. "0000:00:01.0"; default derived from the bus */
+  parent?: string;
+  /** driver to bind at boot: a name, "none", or omitted (probe like Linux does) */
+  driver?: string;
+  driver_override?: string;
+  bars?: number[];
+  rom_size?: number;
+  reset_works?: boolean;
+  sriov?: SriovDesc;
+  /** free text shown by `vfioctl list` */
+  label?: string;
+}
+
+export interface HostDesc {
+  name?: string;
+  profile?: KernelVersion;
+  /** module parameters, e.g. { vfio_pci: { enable_sriov: true } } */
+  modules?: { vfio_pci?: Partial<Record<"enable_sriov" | "disable_denylist" | "disable_idle_d3" | "nointxmask" | "disable_vga", boolean>> };
+  /** drivers in registration order: names of modelled drivers or full specs */
+  drivers?: (string | HostDriverSpec)[];
+  devices: DeviceDesc[];
+}
+
+export class HostFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    readonly expected: string,
+    readonly found: unknown,
+  ) {
+    super(`${file}: ${field}: expected ${expected}, got ${show(found)}`);
+    this.name = "HostFileError";
+  }
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  try {
+    const s = JSON.stringify(v);
+    return s.length > 60 ? s.slice(0, 57) + "..." : s;
+  } catch {
+    return String(v);
+  }
+}
+
+/** Parse and validate a host description (YAML or JSON text). */
+export function parseHost(text: string, file = "<host>"): HostDesc {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new HostFileError(file, "(file)", "YAML or JSON", (e as Error).message.split("\n")[0]);
+  }
+  return validateHost(raw, file);
+}
+
+export function validateHost(raw: unknown, file = "<host>"): HostDesc {
+  const err = (field: string, expected: string, found: unknown) => new HostFileError(file, field, expected, found);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw err("(top level)", "a mapping with a devices list", raw);
+  const r = raw as Record<string, unknown>;
+  const known = new Set(["name", "profile", "modules", "drivers", "devices"]);
+  for (const k of Object.keys(r)) if (!known.has(k)) throw err(k, `one of ${[...known].join(", ")}`, k);
+  const int = (v: unknown, field: string, lo: number, hi: number): number => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) throw err(field, `an integer ${lo}..${hi}`, v);
+    return v;
+  };
+  const bool = (v: unknown, field: string): boolean => {
+    if (typeof v !== "boolean") throw err(field, "true or false", v);
+    return v;
+  };
+  const out: HostDesc = { devices: [] };
+  if (r.name !== undefined) {
+    if (typeof r.name !== "string") throw err("name", "a string", r.name);
+    out.name = r.name;
+  }
+  if (r.profile !== undefined) {
+    const p = String(r.profile);
+    if (p !== "6.1" && p !== "6.12") throw err("profile", '"6.1" or "6.12"', r.profile);
+    out.profile = p;
+  }
+  if (r.modules !== undefined) {
+    if (typeof r.modules !== "object" || r.modules === null) throw err("modules", "a mapping", r.modules);
+    const m = r.modules as Record<string, unknown>;
+    for (const k of Object.keys(m)) if (k !== "vfio_pci") throw err(`modules.${k}`, "vfio_pci", k);
+    if (m.vfio_pci !== undefined) {
+      const vp = m.vfio_pci as Record<string, unknown>;
+      if (typeof vp !== "object" || vp === null) throw err("modules.vfio_pci", "a mapping of parameters", vp);
+      const params = ["enable_sriov", "disable_denylist", "disable_idle_d3", "nointxmask", "disable_vga"] as const;
+      const o: Record<string, boolean> = {};
+      for (const [k, v] of Object.entries(vp)) {
+        if (!(params as readonly string[]).includes(k)) throw err(`modules.vfio_pci.${k}`, `one of ${params.join(", ")}`, k);
+        o[k] = bool(v, `modules.vfio_pci.${k}`);
+      }
+      out.modules = { vfio_pci: o };
+    }
+  }
+  if (r.drivers !== undefined) {
+    if (!Array.isArray(r.drivers)) throw err("drivers", "a list of driver names or specs", r.drivers);
+    out.drivers = r.drivers.map((d, i) => {
+      if (typeof d === "string") return d;
+      if (typeof d !== "object" || d === null) throw err(`drivers[${i}]`, "a driver name or a spec", d);
+      const s = d as Record<string, unknown>;
+      if (typeof s.name !== "string" || !/^[a-z0-9_-]+$/.test(s.name)) throw err(`drivers[${i}].name`, "a driver name [a-z0-9_-]", s.name);
+      if (!Array.isArray(s.ids)) throw err(`drivers[${i}].ids`, 'a list like ["8086:10c9"]', s.ids);
+      s.ids.forEach((id, j) => {
+        try {
+          parseIdSpec(String(id));
+        } catch {
+          throw err(`drivers[${i}].ids[${j}]`, '"vvvv:dddd" or "class:cccccc/mmmmmm"', id);
+        }
+      });
+      return s as unknown as HostDriverSpec;
+    });
+  }
+  if (!Array.isArray(r.devices)) throw err("devices", "a list of devices", r.devices);
+  const seen = new Set<string>();
+  r.devices.forEach((d0, i) => {
+    const f = `devices[${i}]`;
+    if (typeof d0 !== "object" || d0 === null) throw err(f, "a mapping", d0);
+    const d = d0 as Record<string, unknown>;
+    const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "rom_size", "reset_works", "sriov", "label"]);
+    for (const k of Object.keys(d)) if (!fields.has(k)) throw err(`${f}.${k}`, "a known device field", k);
+    if (typeof d.bdf !== "string" || !parseBdf(d.bdf)) throw err(`${f}.bdf`, 'a PCI address like "0000:01:00.0" (lowercase hex)', d.bdf);
+    if (seen.has(d.bdf)) throw err(`${f}.bdf`, "an address not used by another device", d.bdf);
+    seen.add(d.bdf);
+    const dev: DeviceDesc = { bdf: d.bdf, vendor: int(d.vendor, `${f}.vendor`, 0, 0xffff), device: int(d.device, `${f}.device`, 0, 0xffff) };
+    if (d.class !== undefined) dev.class = int(d.class, `${f}.class`, 0, 0xffffff);
+    if (d.subsystem_vendor !== undefined) dev.subsystem_vendor = int(d.subsystem_vendor, `${f}.subsystem_vendor`, 0, 0xffff);
+    if (d.subsystem_device !== undefined) dev.subsystem_device = int(d.subsystem_device, `${f}.subsystem_device`, 0, 0xffff);
+    if (d.revision !== undefined) dev.revision = int(d.revision, `${f}.revision`, 0, 0xff);
+    if (d.header_type !== undefined) dev.header_type = int(d.header_type, `${f}.header_type`, 0, 2);
+    if (d.pcie !== undefined) dev.pcie = bool(d.pcie, `${f}.pcie`);
+    if (d.numa_node !== undefined) dev.numa_node = int(d.numa_node, `${f}.numa_node`, -1, 1023);
+    if (d.iommu_group !== undefined) dev.iommu_group = d.iommu_group === null ? null : int(d.iommu_group, `${f}.iommu_group`, 0, 65535);
+    if (d.parent !== undefined) {
+      if (typeof d.parent !== "string" || !parseBdf(d.parent)) throw err(`${f}.parent`, 'a bridge address like "0000:00:01.0"', d.parent);
+      dev.parent = d.parent;
+    }
+    if (d.driver !== undefined) {
+      if (typeof d.driver !== "string" || !/^[a-z0-9_-]+$/.test(d.driver)) throw err(`${f}.driver`, 'a driver name or "none"', d.driver);
+      dev.driver = d.driver;
+    }
+    if (d.driver_override !== undefined) {
+      if (typeof d.driver_override !== "string") throw err(`${f}.driver_override`, "a driver name", d.driver_override);
+      dev.driver_override = d.driver_override;
+    }
+    if (d.bars !== undefined) {
+      if (!Array.isArray(d.bars) || d.bars.length > 6) throw err(`${f}.bars`, "a list of up to 6 BAR sizes", d.bars);
+      dev.bars = d.bars.map((b, j) => int(b, `${f}.bars[${j}]`, 0, Number.MAX_SAFE_INTEGER));
+    }
+    if (d.rom_size !== undefined) dev.rom_size = int(d.rom_size, `${f}.rom_size`, 0, 1 << 24);
+    if (d.reset_works !== undefined) dev.reset_works = bool(d.reset_works, `${f}.reset_works`);
+    if (d.label !== undefined) dev.label = String(d.label);
+    if (d.sriov !== undefined) {
+      const s = d.sriov as Record<string, unknown>;
+      const sf = `${f}.sriov`;
+      if (typeof s !== "object" || s === null) throw err(sf, "a mapping (total_vfs, offset, stride, vf_device)", s);
+      const sk = new Set(["total_vfs", "offset", "stride", "vf_device", "vf_iommu_group", "num_vfs", "drivers_autoprobe", "vf_bars", "bus_end"]);
+      for (const k of Object.keys(s)) if (!sk.has(k)) throw err(`${sf}.${k}`, "a known SR-IOV field", k);
+      const sr: SriovDesc = {
+        total_vfs: int(s.total_vfs, `${sf}.total_vfs`, 0, 65535),
+        offset: int(s.offset, `${sf}.offset`, 0, 65535),
+        stride: int(s.stride, `${sf}.stride`, 0, 65535),
+        vf_device: int(s.vf_device, `${sf}.vf_device`, 0, 0xffff),
+      };
+      if (sr.total_vfs > 0 && sr.offset === 0) throw err(`${sf}.offset`, "a First VF Offset > 0 (sriov_init fails with EIO on 0)", 0);
+      if (sr.total_vfs > 1 && sr.stride === 0) throw err(`${sf}.stride`, "a VF Stride > 0 when total_vfs > 1", 0);
+      if (s.vf_iommu_group !== undefined) {
+        if (s.vf_iommu_group !== "own" && s.vf_iommu_group !== "pf") throw err(`${sf}.vf_iommu_group`, '"own" or "pf"', s.vf_iommu_group);
+        sr.vf_iommu_group = s.vf_iommu_group;
+      }
+      if (s.num_vfs !== undefined) sr.num_vfs = int(s.num_vfs, `${sf}.num_vfs`, 0, sr.total_vfs);
+      if (s.drivers_autoprobe !== undefined) sr.drivers_autoprobe = bool(s.drivers_autoprobe, `${sf}.drivers_autoprobe`);
+      if (s.vf_bars !== undefined) {
+        if (!Array.isArray(s.vf_bars) || s.vf_bars.length > 6) throw err(`${sf}.vf_bars`, "a list of up to 6 BAR sizes", s.vf_bars);
+        sr.vf_bars = s.vf_bars.map((b, j) => int(b, `${sf}.vf_bars[${j}]`, 0, Number.MAX_SAFE_INTEGER));
+      }
+      if (s.bus_end !== undefined) sr.bus_end = int(s.bus_end, `${sf}.bus_end`, 0, 255);
+      dev.sriov = sr;
+    }
+    out.devices.push(dev);
+  });
+  return out;
+}

@@ -1,0 +1,202 @@
+/**
+ * The executable model of the Linux kernel side of vfio-pci SR-IOV: PCI with SR-IOV, the driver
+ * core and sysfs, VFIO container/group/device, vfio-pci with the VF token, pci-pf-stub and the
+ * kernel log, behind the same syscalls seam as a real host.
+ *
+ * Model-only controls (spawn a process, advance the clock, send a signal, list blocked tasks)
+ * are methods here, never part of the shared `Syscalls` interface.
+ *
+ * @example
+ * ```ts
+ * import { Kernel, readAttr } from "vfioctl";
+ * const k = Kernel.withDefaultHost({ profile: "6.12" });
+ * const sh = k.spawn("sh");
+ * await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"); // "8"
+ * ```
+ */
+import { Clock, SeededRng, type Rng } from "./clock.js";
+import { DriverCore } from "./base/driver-core.js";
+import { HostDriver, BUILTIN_HOST_DRIVERS, type HostDriverSpec } from "./drivers/host-driver.js";
+import { SysfsTrees } from "./fs/sysfs.js";
+import { Vfs } from "./fs/vfs.js";
+import { IommuCore } from "./iommu.js";
+import { KernelLog } from "./printk.js";
+import { profileOf, type KernelProfile, type KernelVersion } from "./profile.js";
+import { PciCore } from "./pci/core.js";
+import { PciPfStubDriver } from "./pci/pci-pf-stub.js";
+import type { PciDev } from "./pci/pci.js";
+import { ModelProcess } from "./process.js";
+import { VfioCore } from "./vfio/vfio_main.js";
+import { VfioPciDriver } from "./vfio/pci/vfio_pci_core.js";
+
+/** One syscall in flight in the model ("current" for the code it runs). */
+export interface Task {
+  readonly pid: number;
+  readonly comm: string;
+  readonly syscall: string;
+  readonly path?: string;
+  /** what the task sleeps on, or null while running */
+  waiting: string | null;
+  /** model time (ms) when it started waiting */
+  since: number;
+  /** resolves when a signal is sent to the task's process */
+  signalled(): Promise<void>;
+}
+
+/** A task that is sleeping in the kernel: what a caller sees as a blocked syscall. */
+export interface BlockedTask {
+  pid: number;
+  comm: string;
+  syscall: string;
+  path?: string;
+  waitingOn: string;
+  sinceMs: number;
+}
+
+export interface KernelOptions {
+  profile?: KernelVersion;
+  clock?: Clock;
+  rng?: Rng;
+}
+
+interface TaskImpl extends Task {
+  sig: Promise<void>;
+  fire: () => void;
+}
+
+export class Kernel {
+  readonly profile: KernelProfile;
+  readonly clock: Clock;
+  readonly rng: Rng;
+  readonly log: KernelLog;
+  readonly iommu = new IommuCore();
+  readonly pci: PciCore;
+  readonly drivers: DriverCore;
+  readonly vfio: VfioCore;
+  readonly vfioPci = new VfioPciDriver();
+  readonly pfStub = new PciPfStubDriver();
+  readonly sysfs: SysfsTrees;
+  readonly vfs: Vfs;
+  readonly processes = new Map<number, ModelProcess>();
+  private nextPid = 1000;
+  private tasks = new Set<TaskImpl>();
+
+  constructor(opts: KernelOptions = {}) {
+    this.profile = profileOf(opts.profile ?? "6.1");
+    this.clock = opts.clock ?? new Clock();
+    this.rng = opts.rng ?? new SeededRng();
+    this.log = new KernelLog(this.clock);
+    this.pci = new PciCore(this);
+    this.drivers = new DriverCore(this);
+    this.vfio = new VfioCore(this);
+    this.sysfs = new SysfsTrees(this);
+    this.vfs = new Vfs(this, (task) => this.sysfs.root(task));
+    // the IOMMU core's bus notifier is registered at boot, before any driver's
+    this.drivers.registerNotifier(this.pci.iommuNotifier);
+    this.drivers.registerNotifier((_k, _t, ev, dev) => {
+      if (ev === "add_device") this.sysfs.addDevicePath(dev);
+      else if (ev === "del_device") this.sysfs.removeDevicePath(dev);
+    });
+  }
+
+  /** Register the modelled host drivers (or the given specs), then pci-pf-stub and vfio-pci. */
+  registerDrivers(specs: (HostDriverSpec | string)[] | undefined): void {
+    const list = specs ?? BUILTIN_HOST_DRIVERS.map((s) => s.name).concat(["pci-pf-stub", "vfio-pci"]);
+    for (const s of list) {
+      if (s === "vfio-pci") this.drivers.registerDriver(this.vfioPci);
+      else if (s === "pci-pf-stub") this.drivers.registerDriver(this.pfStub);
+      else if (typeof s === "string") {
+        const spec = BUILTIN_HOST_DRIVERS.find((b) => b.name === s);
+        if (!spec) throw new Error(`drivers: unknown driver ${JSON.stringify(s)} (modelled: ${BUILTIN_HOST_DRIVERS.map((b) => b.name).join(", ")}, pci-pf-stub, vfio-pci)`);
+        this.drivers.registerDriver(new HostDriver(spec));
+      } else this.drivers.registerDriver(new HostDriver(s));
+    }
+    if (!this.drivers.driver("vfio-pci")) this.drivers.registerDriver(this.vfioPci);
+  }
+
+  /** Start a model process; its syscalls answer the seam. */
+  spawn(comm = "proc"): ModelProcess {
+    const p = new ModelProcess(this, this.nextPid++, comm);
+    this.processes.set(p.pid, p);
+    return p;
+  }
+
+  /** Called by a process at exit. */
+  reap(p: ModelProcess): void {
+    this.processes.delete(p.pid);
+  }
+
+  /** Send a signal to a process: tasks in an interruptible kernel wait notice it. */
+  signal(pid: number): void {
+    for (const t of this.tasks) if (t.pid === pid) t.fire();
+  }
+
+  /** Move model time forward (fires vfio's 10 s request timers, ends rate-limit windows). */
+  advance(ms: number): void {
+    this.clock.advance(ms);
+  }
+
+  /** Every syscall that is sleeping in the kernel right now. */
+  blocked(): BlockedTask[] {
+    const out: BlockedTask[] = [];
+    for (const t of this.tasks) {
+      if (t.waiting) out.push({ pid: t.pid, comm: t.comm, syscall: t.syscall, ...(t.path ? { path: t.path } : {}), waitingOn: t.waiting, sinceMs: t.since });
+    }
+    return out;
+  }
+
+  beginTask(p: ModelProcess, syscall: string, path: string | undefined): Task {
+    let fire!: () => void;
+    const sig = new Promise<void>((r) => (fire = r));
+    const t: TaskImpl = {
+      pid: p.pid,
+      comm: p.comm,
+      syscall,
+      ...(path !== undefined ? { path } : {}),
+      waiting: null,
+      since: 0,
+      sig,
+      fire,
+      signalled: () => sig,
+    };
+    this.tasks.add(t);
+    return t;
+  }
+
+  endTask(t: Task): void {
+    this.tasks.delete(t as TaskImpl);
+  }
+
+  /** Sleep `task` on `p`, visible in blocked() meanwhile. */
+  async block<T>(task: Task, what: string, p: Promise<T>): Promise<T> {
+    const prev = task.waiting;
+    task.waiting = what;
+    task.since = this.clock.nowMs();
+    try {
+      return await p;
+    } finally {
+      task.waiting = prev;
+    }
+  }
+
+  /** device_lock(dev) around fn; a task that has to wait shows up in blocked(). */
+  async withDeviceLock<T>(task: Task, dev: PciDev, _what: string, fn: () => Promise<T> | T): Promise<T> {
+    if (dev.lock.wouldBlock()) await this.block(task, `device_lock ${dev.name} (held by ${dev.lock.owner})`, dev.lock.lock(`${task.comm}[${task.pid}] ${task.syscall}`));
+    else await dev.lock.lock(`${task.comm}[${task.pid}] ${task.syscall}`);
+    try {
+      return await fn();
+    } finally {
+      dev.lock.unlock();
+    }
+  }
+
+  /** A task for work the kernel does on its own (boot). */
+  kernelTask(): Task {
+    return { pid: 0, comm: "swapper/0", syscall: "boot", waiting: null, since: 0, signalled: () => new Promise(() => {}) };
+  }
+
+  /** The PCI device with this name, if present. */
+  device(bdf: string): PciDev | undefined {
+    return this.pci.devices.get(bdf);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * drivers/pci/iov.c: SR-IOV enable/disable, VF creation and removal, the sriov_* sysfs
+ * attributes and pci_sriov_configure_simple (used by pci-pf-stub).
+ */
+import { ERRNO } from "../../sys/errno.js";
+import type { Kernel, Task } from "../kernel.js";
+import { KERN_ERR, KERN_INFO, KERN_WARNING } from "../printk.js";
+import { formatBdf, virtfnRid } from "./bdf.js";
+import { PciDev } from "./pci.js";
+
+/** lib/kstrtox.c kstrtou16(buf, 0): negative errno or the value. */
+export function kstrtou16(buf: string): number {
+  const v = kstrtoull(buf, 0);
+  if (v < 0) return v;
+  if (v > 0xffff) return -ERRNO.ERANGE;
+  return v;
+}
+
+/** lib/kstrtox.c _kstrtoull with base auto-detection (0x → 16, 0 → 8); one trailing "\n" allowed. */
+export function kstrtoull(buf: string, base0: number): number {
+  let s = buf;
+  const nul = s.indexOf("\0");
+  if (nul >= 0) s = s.slice(0, nul);
+  if (s[0] === "+") s = s.slice(1);
+  let base = base0;
+  if (base === 0) {
+    if (s[0] === "0") {
+      if ((s[1] === "x" || s[1] === "X") && /[0-9a-fA-F]/.test(s[2] ?? "")) base = 16;
+      else base = 8;
+    } else base = 10;
+  }
+  if (base === 16 && s[0] === "0" && (s[1] === "x" || s[1] === "X")) s = s.slice(2);
+  let i = 0;
+  let val = 0n;
+  let overflow = false;
+  for (; i < s.length; i++) {
+    const c = s[i]!.toLowerCase();
+    const d = c >= "0" && c <= "9" ? c.charCodeAt(0) - 48 : c >= "a" && c <= "f" ? c.charCodeAt(0) - 87 : 99;
+    if (d >= base) break;
+    val = val * BigInt(base) + BigInt(d);
+    if (val > 0xffffffffffffffffn) overflow = true;
+  }
+  if (overflow) return -ERRNO.ERANGE;
+  if (i === 0) return -ERRNO.EINVAL;
+  let rest = s.slice(i);
+  if (rest[0] === "\n") rest = rest.slice(1);
+  if (rest.length) return -ERRNO.EINVAL;
+  return val > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(val);
+}
+
+/** lib/kstrtox.c kstrtobool: 1/y/Y/t/T/on → true, 0/n/N/f/F/off → false, else EINVAL (returned as null). */
+export function kstrtobool(buf: string): boolean | null {
+  const c = buf[0];
+  switch (c) {
+    case "y": case "Y": case "t": case "T": case "1":
+      return true;
+    case "n": case "N": case "f": case "F": case "0":
+      return false;
+    case "o": case "O":
+      if (buf[1] === "n" || buf[1] === "N") return true;
+      if (buf[1] === "f" || buf[1] === "F") return false;
+      return null;
+    default:
+      return null;
+  }
+}
+
+/** pci_sriov_get_totalvfs: the driver-set limit if any, else TotalVFs. */
+export function sriovGetTotalVFs(pf: PciDev): number {
+  return pf.sriov ? pf.sriov.driverMaxVFs : 0;
+}
+
+/** iov.c sriov_numvfs_store. May block (device_lock; a vfio VF held open during disable). */
+export async function sriovNumvfsStore(k: Kernel, task: Task, pf: PciDev, buf: string, count: number): Promise<number> {
+  const n = kstrtou16(buf);
+  if (n < 0) return n;
+  if (n > sriovGetTotalVFs(pf)) return -ERRNO.ERANGE;
+  return k.withDeviceLock(task, pf, `sriov_numvfs ${pf.name}`, async () => {
+    const iov = pf.sriov!;
+    if (n === iov.numVFs) return count;
+    const drv = pf.driver;
+    if (!drv) {
+      k.log.dev(KERN_INFO, pf, "no driver bound to device; cannot configure SR-IOV");
+      return -ERRNO.ENOENT;
+    }
+    if (!drv.sriovConfigure) {
+      k.log.dev(KERN_INFO, pf, "driver does not support SR-IOV configuration via sysfs");
+      return -ERRNO.ENOENT;
+    }
+    if (n === 0) {
+      const r = await drv.sriovConfigure(k, task, pf, 0);
+      return r < 0 ? r : count;
+    }
+    if (iov.numVFs) {
+      k.log.dev(KERN_WARNING, pf, `${iov.numVFs} VFs already enabled. Disable before enabling ${n} VFs`);
+      return -ERRNO.EBUSY;
+    }
+    const r = await drv.sriovConfigure(k, task, pf, n);
+    if (r < 0) return r;
+    if (r !== n) k.log.dev(KERN_WARNING, pf, `${n} VFs requested; only ${r} enabled`);
+    return count;
+  });
+}
+
+/** iov.c sriov_numvfs_show: 6.1 takes device_lock (blocks behind a blocked disable); 6.12 does not. */
+export async function sriovNumvfsShow(k: Kernel, task: Task, pf: PciDev): Promise<string> {
+  if (k.profile.numvfsShowTakesLock) {
+    return k.withDeviceLock(task, pf, `read sriov_numvfs ${pf.name}`, () => `${pf.sriov!.numVFs}\n`);
+  }
+  return `${pf.sriov!.numVFs}\n`;
+}
+
+/** pci_enable_sriov → sriov_enable. Returns 0 or a negative errno. */
+export async function pciEnableSriov(k: Kernel, task: Task, pf: PciDev, n: number): Promise<number> {
+  const iov = pf.sriov;
+  if (!iov) return -ERRNO.ENOSYS;
+  if (n === 0) return 0;
+  if (iov.numVFs) return -ERRNO.EINVAL;
+  if (iov.initialVFs > iov.totalVFs) return -ERRNO.EIO;
+  if (n > iov.initialVFs) return -ERRNO.EINVAL;
+  const last = virtfnRid(pf.bus, pf.devfn, iov.offset, iov.stride, n - 1);
+  if (last.bus > iov.busEnd) {
+    const hx = (b: number) => b.toString(16).padStart(2, "0");
+    k.log.dev(KERN_ERR, pf, `can't enable ${n} VFs (bus ${hx(last.bus)} out of range of [bus ${hx(pf.bus)}-${hx(iov.busEnd)}])`);
+    return -ERRNO.ENOMEM;
+  }
+  for (let i = 0; i < n; i++) await pciIovAddVirtfn(k, task, pf, i);
+  iov.numVFs = n;
+  return 0;
+}
+
+/** iov.c pci_iov_add_virtfn: create VF i, device_add (bus notifiers), links, then probe. */
+export async function pciIovAddVirtfn(k: Kernel, task: Task, pf: PciDev, i: number): Promise<PciDev> {
+  const iov = pf.sriov!;
+  const rid = virtfnRid(pf.bus, pf.devfn, iov.offset, iov.stride, i);
+  const vf = new PciDev(pf.domain, rid.bus, rid.devfn);
+  vf.vendor = pf.vendor;
+  vf.device = iov.vfDevice;
+  vf.subsystemVendor = pf.subsystemVendor;
+  vf.subsystemDevice = pf.subsystemDevice;
+  vf.class = pf.class;
+  vf.revision = pf.revision;
+  vf.pcie = pf.pcie;
+  vf.numaNode = pf.numaNode;
+  vf.bars = iov.vfBars.slice();
+  vf.irqPin = 0;
+  vf.msiVectors = 0;
+  vf.msixVectors = 3;
+  vf.physfn = pf;
+  vf.vfIndex = i;
+  vf.sysfsDir = `${pf.sysfsDir.slice(0, pf.sysfsDir.lastIndexOf("/"))}/${vf.name}`;
+  iov.vfs[i] = vf;
+  k.pci.addDevice(task, vf);
+  await k.pci.busAddDevice(task, vf);
+  return vf;
+}
+
+/** pci_disable_sriov → sriov_disable: remove VFs highest index first (each may block). */
+export async function pciDisableSriov(k: Kernel, task: Task, pf: PciDev): Promise<void> {
+  const iov = pf.sriov;
+  if (!iov || !iov.numVFs) return;
+  for (let i = iov.numVFs - 1; i >= 0; i--) {
+    const vf = iov.vfs[i];
+    if (!vf) continue;
+    // pci_iov_remove_virtfn: the virtfnN and physfn links go first, then the device.
+    vf.present = false;
+    await k.pci.stopAndRemove(task, vf);
+    iov.vfs.length = i;
+  }
+  iov.vfs.length = 0;
+  iov.numVFs = 0;
+}
+
+/** iov.c pci_iov_remove: after a PF driver's remove. */
+export function pciIovRemove(k: Kernel, dev: PciDev): void {
+  const iov = dev.sriov;
+  if (!iov) return;
+  iov.driverMaxVFs = iov.totalVFs;
+  if (iov.numVFs) k.log.dev(KERN_WARNING, dev, "driver left SR-IOV enabled after remove");
+}
+
+/** iov.c pci_sriov_configure_simple (pci-pf-stub's sriov_configure). */
+export async function pciSriovConfigureSimple(k: Kernel, task: Task, dev: PciDev, nr: number): Promise<number> {
+  if (!dev.isPhysfn) return -ERRNO.ENODEV;
+  if (dev.sriov!.vfs.some((vf) => vf?.assigned)) {
+    k.log.dev(KERN_WARNING, dev, "Cannot modify SR-IOV while VFs are assigned");
+    return -ERRNO.EPERM;
+  }
+  if (nr === 0) {
+    await pciDisableSriov(k, task, dev);
+    return 0;
+  }
+  const rc = await pciEnableSriov(k, task, dev, nr);
+  return rc < 0 ? rc : nr;
+}
+
+/** BDF of VF i of a PF (for tools that want it without enabling anything). */
+export function vfName(pf: PciDev, i: number): string {
+  const iov = pf.sriov!;
+  const r = virtfnRid(pf.bus, pf.devfn, iov.offset, iov.stride, i);
+  return formatBdf(pf.domain, r.bus, r.devfn);
+}

@@ -1,0 +1,179 @@
+/**
+ * A process of the model: its own fd table, answering the syscalls seam. Ending a process
+ * (exit) closes every fd, which is how the kernel releases vfio devices of a killed program.
+ */
+import { ERRNO, SysError, errnoName } from "../sys/errno.js";
+import { O_ACCMODE_MASK, type Stat, type Syscalls } from "./seam-consts.js";
+import { EventFdFile } from "./eventfd.js";
+import { SysErrorCode } from "./errors.js";
+import type { OpenFile } from "./fs/file.js";
+import { getFile, putFile } from "./fs/file.js";
+import { SysfsFile } from "./fs/sysfs.js";
+import type { Kernel, Task } from "./kernel.js";
+
+const O_WRONLY = 1;
+const O_RDWR = 2;
+
+export class ModelProcess implements Syscalls {
+  readonly backend = "model" as const;
+  private fds = new Map<number, OpenFile>();
+  exited = false;
+
+  constructor(
+    private readonly k: Kernel,
+    readonly pid: number,
+    readonly comm: string,
+  ) {}
+
+  fileOf(fd: number): OpenFile | undefined {
+    return this.fds.get(fd);
+  }
+  fdNumbers(): number[] {
+    return [...this.fds.keys()].sort((a, b) => a - b);
+  }
+  /** fd_install at the lowest free number ≥ 3 (0–2 are the standard streams). */
+  installFd(f: OpenFile): number {
+    let fd = 3;
+    while (this.fds.has(fd)) fd++;
+    this.fds.set(fd, getFile(f));
+    return fd;
+  }
+
+  private async run<T>(syscall: string, path: string | undefined, fn: (task: Task) => Promise<T> | T): Promise<T> {
+    if (this.exited) throw new SysError("ESRCH", syscall, path, "process has exited");
+    const task = this.k.beginTask(this, syscall, path);
+    try {
+      const r = await fn(task);
+      if (typeof r === "number" && r < 0) throw new SysErrorCode(-r);
+      return r;
+    } catch (e) {
+      if (e instanceof SysErrorCode) throw new SysError(errnoName(e.errno), syscall, path);
+      throw e;
+    } finally {
+      this.k.endTask(task);
+    }
+  }
+
+  private file(fd: number): OpenFile {
+    const f = this.fds.get(fd);
+    if (!f) throw new SysErrorCode(ERRNO.EBADF);
+    return f;
+  }
+
+  open(path: string, flags: number): Promise<number> {
+    return this.run("open", path, (task) => {
+      const { node } = this.k.vfs.resolve(task, path);
+      const acc = flags & O_ACCMODE_MASK;
+      const wantW = acc === O_WRONLY || acc === O_RDWR;
+      const wantR = acc !== O_WRONLY;
+      let f: OpenFile;
+      switch (node.t) {
+        case "dir":
+          if (wantW) throw new SysErrorCode(ERRNO.EISDIR);
+          f = { procLink: path, flags, refs: 0, read: async () => { throw new SysErrorCode(ERRNO.EISDIR); } };
+          break;
+        case "attr":
+          if ((wantW && !node.store) || (wantR && !node.show)) throw new SysErrorCode(ERRNO.EACCES);
+          f = new SysfsFile(path, flags, node);
+          break;
+        case "char": {
+          const r = node.open(task, flags);
+          if (typeof r === "number") throw new SysErrorCode(-r);
+          f = r;
+          break;
+        }
+        default:
+          throw new SysErrorCode(ERRNO.ELOOP);
+      }
+      return this.installFd(f);
+    });
+  }
+
+  close(fd: number): Promise<void> {
+    return this.run("close", undefined, (task) => {
+      const f = this.file(fd);
+      this.fds.delete(fd);
+      putFile(task, f);
+    });
+  }
+
+  read(fd: number, length: number): Promise<Buffer> {
+    return this.run("read", undefined, async (task) => {
+      const f = this.file(fd);
+      if ((f.flags & O_ACCMODE_MASK) === O_WRONLY) throw new SysErrorCode(ERRNO.EBADF);
+      if (!f.read) throw new SysErrorCode(ERRNO.EINVAL);
+      return f.read(task, length);
+    });
+  }
+
+  write(fd: number, data: Buffer | string): Promise<number> {
+    const f0 = this.fds.get(fd);
+    return this.run("write", f0?.procLink, async (task) => {
+      const f = this.file(fd);
+      if ((f.flags & O_ACCMODE_MASK) === 0) throw new SysErrorCode(ERRNO.EBADF);
+      if (!f.write) throw new SysErrorCode(ERRNO.EINVAL);
+      return f.write(task, typeof data === "string" ? Buffer.from(data, "latin1") : data);
+    });
+  }
+
+  lseek(fd: number, offset: number, whence: number): Promise<number> {
+    return this.run("lseek", undefined, () => {
+      const f = this.file(fd);
+      if (!f.lseek) throw new SysErrorCode(ERRNO.ESPIPE);
+      return f.lseek(offset, whence);
+    });
+  }
+
+  ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
+    return this.run("ioctl", this.fds.get(fd)?.procLink, async (task) => {
+      const f = this.file(fd);
+      if (!f.ioctl) throw new SysErrorCode(ERRNO.ENOTTY);
+      return f.ioctl(task, this, request >>> 0, arg);
+    });
+  }
+
+  eventfd(initval: number, flags: number): Promise<number> {
+    return this.run("eventfd", undefined, () => this.installFd(new EventFdFile(initval, flags | O_RDWR)));
+  }
+
+  readlink(path: string): Promise<string> {
+    return this.run("readlink", path, (task) => {
+      const { node } = this.k.vfs.resolve(task, path, true);
+      if (node.t !== "link") throw new SysErrorCode(ERRNO.EINVAL);
+      return node.target;
+    });
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return this.run("readdir", path, (task) => {
+      const { node } = this.k.vfs.resolve(task, path);
+      if (node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
+      return node.list();
+    });
+  }
+
+  stat(path: string): Promise<Stat> {
+    return this.run("stat", path, (task) => this.k.vfs.stat(task, path, false));
+  }
+
+  lstat(path: string): Promise<Stat> {
+    return this.run("lstat", path, (task) => this.k.vfs.stat(task, path, true));
+  }
+
+  /** do_exit: close every fd (files whose last reference goes run their release). */
+  async exit(): Promise<void> {
+    if (this.exited) return;
+    const task = this.k.beginTask(this, "exit", undefined);
+    try {
+      for (const fd of [...this.fds.keys()].sort((a, b) => b - a)) {
+        const f = this.fds.get(fd)!;
+        this.fds.delete(fd);
+        putFile(task, f);
+      }
+    } finally {
+      this.k.endTask(task);
+    }
+    this.exited = true;
+    this.k.reap(this);
+  }
+}

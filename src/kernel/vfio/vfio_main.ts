@@ -1,0 +1,367 @@
+/**
+ * drivers/vfio (vfio_main.c, group.c, container.c) as of 6.1/6.12: groups, containers, device
+ * registration, device files, the generic VFIO_DEVICE_FEATURE decoder, and the blocking
+ * unregister loop that waits for userspace to release a device.
+ */
+import { ERRNO } from "../../sys/errno.js";
+import { O_RDWR } from "../../sys/syscalls.js";
+import {
+  VFIO,
+  VFIO_API_VERSION,
+  VFIO_DEVICE_FEATURE_GET,
+  VFIO_DEVICE_FEATURE_MASK,
+  VFIO_DEVICE_FEATURE_PROBE,
+  VFIO_DEVICE_FEATURE_SET,
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+} from "../../uapi/vfio.js";
+import type { OpenFile } from "../fs/file.js";
+import { getFile, putFile } from "../fs/file.js";
+import type { IommuGroup } from "../iommu.js";
+import type { Kernel, Task } from "../kernel.js";
+import type { PciDev } from "../pci/pci.js";
+import type { ModelProcess } from "../process.js";
+import { WaitQueue } from "../sync.js";
+
+/** struct vfio_device_ops, the driver half of a vfio device. */
+export interface VfioDeviceOps {
+  readonly name: string;
+  /** 1 = this device, 0 = not this one, <0 = stop the walk with that errno */
+  match(task: Task, buf: string): number;
+  openDevice(task: Task): number;
+  closeDevice(task: Task): void;
+  ioctl(task: Task, proc: ModelProcess, req: number, arg: Buffer | number | undefined): number;
+  /** the driver's device_feature op: called for indices the core does not handle */
+  deviceFeature(task: Task, flags: number, argsz: number, arg: Buffer): number;
+  request(task: Task, count: number): void;
+}
+
+export class VfioDevice {
+  openCount = 0;
+  registered = true;
+  readonly released = new WaitQueue();
+  constructor(
+    readonly pdev: PciDev,
+    readonly group: VfioGroup,
+    readonly ops: VfioDeviceOps,
+  ) {}
+}
+
+export class VfioGroup {
+  readonly devices: VfioDevice[] = [];
+  /** the one open struct file of /dev/vfio/<id> (single open) */
+  file: GroupFile | null = null;
+  container: Container | null = null;
+  /** devices of this group with open_count > 0 (container_users − 1 in 6.1) */
+  openDevices = 0;
+  revoked = false;
+  constructor(
+    readonly id: number,
+    readonly iommuGroup: IommuGroup,
+  ) {}
+}
+
+export class Container {
+  readonly groups: VfioGroup[] = [];
+  iommuType: number | null = null;
+}
+
+// ------------------------------------------------------------------ files
+
+export class ContainerFile implements OpenFile {
+  readonly procLink = "/dev/vfio/vfio";
+  refs = 0;
+  readonly container = new Container();
+  constructor(
+    private readonly k: Kernel,
+    public flags: number,
+  ) {}
+
+  // container.c vfio_fops_unl_ioctl
+  async ioctl(_task: Task, _proc: ModelProcess, req: number, arg: Buffer | number | undefined): Promise<number> {
+    const c = this.container;
+    switch (req) {
+      case VFIO.GET_API_VERSION:
+        return VFIO_API_VERSION;
+      case VFIO.CHECK_EXTENSION:
+        return checkExtension(c, argInt(arg));
+      case VFIO.SET_IOMMU: {
+        const type = argInt(arg);
+        if (c.groups.length === 0 || c.iommuType !== null) return -ERRNO.EINVAL;
+        if (checkExtension({ groups: [], iommuType: null } as unknown as Container, type) <= 0 || (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_TYPE1_NESTING_IOMMU))
+          return -ERRNO.ENODEV;
+        c.iommuType = type;
+        return 0;
+      }
+      default:
+        // no IOMMU driver: ret stays -EINVAL; with type1 set, type1 answers ENOTTY
+        return c.iommuType === null ? -ERRNO.EINVAL : -ERRNO.ENOTTY;
+    }
+  }
+
+  release(): void {
+    for (const g of [...this.container.groups]) this.k.vfio.detachContainer(g);
+  }
+}
+
+/** container.c vfio_container_ioctl_check_extension with vfio_iommu_type1 loaded, no noiommu. */
+function checkExtension(c: Container, ext: number): number {
+  const type1 = (e: number, hasIommu: boolean) =>
+    e === VFIO_TYPE1_IOMMU || e === VFIO_TYPE1v2_IOMMU || e === VFIO_UNMAP_ALL ? 1 : e === 4 /* DMA_CC */ ? (hasIommu ? 1 : 0) : 0;
+  return type1(ext, c.iommuType !== null);
+}
+
+function argInt(arg: Buffer | number | undefined): number {
+  if (typeof arg === "number") return arg | 0;
+  return 0;
+}
+
+export class GroupFile implements OpenFile {
+  readonly procLink: string;
+  refs = 0;
+  constructor(
+    private readonly k: Kernel,
+    readonly group: VfioGroup,
+    public flags: number,
+  ) {
+    this.procLink = `/dev/vfio/${group.id}`;
+  }
+
+  async ioctl(task: Task, proc: ModelProcess, req: number, arg: Buffer | number | undefined): Promise<number> {
+    const g = this.group;
+    const vfio = this.k.vfio;
+    switch (req) {
+      case VFIO.GROUP_GET_STATUS: {
+        if (!(arg instanceof Buffer) || arg.length < 8) return -ERRNO.EFAULT;
+        if (arg.readUInt32LE(0) < 8) return -ERRNO.EINVAL;
+        if (g.revoked) return -ERRNO.ENODEV;
+        let flags = 0;
+        if (g.container) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+        else if (this.k.iommu.viable(g.iommuGroup)) flags = VFIO_GROUP_FLAGS_VIABLE;
+        arg.writeUInt32LE(flags, 4);
+        return 0;
+      }
+      case VFIO.GROUP_SET_CONTAINER: {
+        if (!(arg instanceof Buffer) || arg.length < 4) return -ERRNO.EFAULT;
+        const f = proc.fileOf(arg.readInt32LE(0));
+        if (!f) return -ERRNO.EBADF;
+        if (g.container) return -ERRNO.EINVAL;
+        if (g.revoked) return -ERRNO.ENODEV;
+        if (!(f instanceof ContainerFile)) return -ERRNO.EBADFD;
+        // iommu_group_claim_dma_owner: a kernel driver owns DMA in this group
+        if (!this.k.iommu.viable(g.iommuGroup)) return -ERRNO.EPERM;
+        g.container = f.container;
+        f.container.groups.push(g);
+        getFile(f);
+        this.containerFile = f;
+        return 0;
+      }
+      case VFIO.GROUP_UNSET_CONTAINER:
+        if (!g.container) return -ERRNO.EINVAL;
+        if (g.openDevices > 0) return -ERRNO.EBUSY;
+        vfio.detachContainer(g, task);
+        return 0;
+      case VFIO.GROUP_GET_DEVICE_FD:
+        return vfio.getDeviceFd(task, proc, this, arg);
+      default:
+        return -ERRNO.ENOTTY;
+    }
+  }
+
+  /** the container file this group pins while attached */
+  containerFile: ContainerFile | null = null;
+
+  release(task: Task): void {
+    const g = this.group;
+    if (g.container) this.k.vfio.detachContainer(g, task);
+    if (g.file === this) g.file = null;
+  }
+}
+
+export class DeviceFile implements OpenFile {
+  readonly procLink = "anon_inode:[vfio-device]";
+  refs = 0;
+  constructor(
+    private readonly k: Kernel,
+    readonly device: VfioDevice,
+    readonly groupFile: GroupFile,
+    public flags: number,
+  ) {}
+
+  async ioctl(task: Task, proc: ModelProcess, req: number, arg: Buffer | number | undefined): Promise<number> {
+    if (req === VFIO.DEVICE_FEATURE) return deviceFeature(task, this.device, arg);
+    return this.device.ops.ioctl(task, proc, req, arg);
+  }
+
+  release(task: Task): void {
+    this.k.vfio.closeDevice(task, this.device);
+    putFile(task, this.groupFile);
+  }
+}
+
+/** vfio_main.c vfio_ioctl_device_feature (5.18+ generic decode). */
+function deviceFeature(task: Task, dev: VfioDevice, arg: Buffer | number | undefined): number {
+  if (!(arg instanceof Buffer) || arg.length < 8) return -ERRNO.EFAULT;
+  const argsz = arg.readUInt32LE(0);
+  const flags = arg.readUInt32LE(4);
+  if (argsz < 8) return -ERRNO.EINVAL;
+  if (flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE) >>> 0) return -ERRNO.EINVAL;
+  if (!(flags & VFIO_DEVICE_FEATURE_PROBE) && flags & VFIO_DEVICE_FEATURE_SET && flags & VFIO_DEVICE_FEATURE_GET) return -ERRNO.EINVAL;
+  switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+    case 1: // MIGRATION
+    case 2: // MIG_DEVICE_STATE
+    case 6: // DMA_LOGGING_START
+    case 7: // DMA_LOGGING_STOP
+    case 8: // DMA_LOGGING_REPORT
+      return -ERRNO.ENOTTY; // plain vfio-pci has no mig_ops / log_ops
+    default:
+      return dev.ops.deviceFeature(task, flags, argsz - 8, arg);
+  }
+}
+
+/** include/linux/vfio.h vfio_check_feature. `argsz` is the payload size (argsz − 8). */
+export function vfioCheckFeature(flags: number, argsz: number, supportedOps: number, minsz: number): number {
+  if ((flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supportedOps) return -ERRNO.EINVAL;
+  if (flags & VFIO_DEVICE_FEATURE_PROBE) return 0;
+  if (!(flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) return -ERRNO.EINVAL;
+  if (argsz < minsz) return -ERRNO.EINVAL;
+  return 1;
+}
+
+// ------------------------------------------------------------------ core
+
+export class VfioCore {
+  readonly groups = new Map<number, VfioGroup>();
+  constructor(private readonly k: Kernel) {}
+
+  /** vfio_register_group_dev: needs an IOMMU group (else EINVAL); creates /dev/vfio/<N>. */
+  register(pdev: PciDev, ops: VfioDeviceOps): VfioDevice | number {
+    const ig = pdev.iommuGroup;
+    if (!ig) return -ERRNO.EINVAL;
+    let g = this.groups.get(ig.id);
+    if (!g || g.revoked) {
+      g = new VfioGroup(ig.id, ig);
+      this.groups.set(ig.id, g);
+    }
+    const d = new VfioDevice(pdev, g, ops);
+    g.devices.push(d);
+    return d;
+  }
+
+  /**
+   * vfio_unregister_group_dev: hide the device from lookups, then ask the driver to have
+   * userspace release it (request(0), request(1) every 10 s …) until the last fd closes.
+   * The first wait is interruptible: a signal logs "Device is currently in use …" once.
+   */
+  async unregister(task: Task, d: VfioDevice): Promise<void> {
+    d.registered = false;
+    let i = 0;
+    let warned = false;
+    while (d.openCount > 0) {
+      d.ops.request(task, i++);
+      const woken = d.released.wait();
+      const timeout = this.k.clock.sleep(10_000);
+      const sig = task.signalled();
+      const r = await this.k.block(task, `vfio: ${d.pdev.name} held open by userspace`, Promise.race([woken.then(() => "released"), timeout.then(() => "timeout"), sig.then(() => "signal")]));
+      if (r === "signal" && !warned) {
+        warned = true;
+        this.k.log.dev(4, d.pdev, `Device is currently in use, task "${task.comm}" (${task.pid}) blocked until device is released`);
+      }
+    }
+    const g = d.group;
+    const idx = g.devices.indexOf(d);
+    if (idx >= 0) g.devices.splice(idx, 1);
+    if (g.devices.length === 0) {
+      // 6.1+: the group is revoked at once; a stale group fd answers ENODEV
+      g.revoked = true;
+      if (g.container) this.detachContainer(g, task);
+      if (this.groups.get(g.id) === g) this.groups.delete(g.id);
+    }
+  }
+
+  /** Devices still registered in a group (what /dev/vfio/<N> and name lookups see). */
+  liveDevices(g: VfioGroup): VfioDevice[] {
+    return g.devices.filter((d) => d.registered);
+  }
+
+  /** The group behind /dev/vfio/<id>, if the node exists. */
+  groupNode(id: number): VfioGroup | undefined {
+    const g = this.groups.get(id);
+    return g && !g.revoked && g.devices.length > 0 ? g : undefined;
+  }
+
+  openGroup(id: number, flags: number): GroupFile | number {
+    const g = this.groups.get(id);
+    if (!g || g.revoked || this.liveDevices(g).length === 0) return -ERRNO.ENODEV;
+    if (g.file) return -ERRNO.EBUSY;
+    const f = new GroupFile(this.k, g, flags);
+    g.file = f;
+    return f;
+  }
+
+  detachContainer(g: VfioGroup, _task?: Task): void {
+    const c = g.container;
+    if (!c) return;
+    const i = c.groups.indexOf(g);
+    if (i >= 0) c.groups.splice(i, 1);
+    g.container = null;
+    if (c.groups.length === 0) c.iommuType = null;
+    const gf = g.file;
+    if (gf?.containerFile) {
+      const cf = gf.containerFile;
+      gf.containerFile = null;
+      if (--cf.refs === 0) cf.release?.();
+    }
+  }
+
+  /** group.c vfio_group_ioctl_get_device_fd (6.1 order: match + token first, then container). */
+  getDeviceFd(task: Task, proc: ModelProcess, gf: GroupFile, arg: Buffer | number | undefined): number {
+    if (!(arg instanceof Buffer)) return -ERRNO.EFAULT;
+    const nul = arg.indexOf(0);
+    if (nul < 0) return arg.length >= 4096 ? -ERRNO.EINVAL : -ERRNO.EFAULT;
+    if (nul >= 4096) return -ERRNO.EINVAL;
+    const buf = arg.subarray(0, nul).toString("latin1");
+    const g = gf.group;
+    let dev: VfioDevice | undefined;
+    for (const d of this.liveDevices(g)) {
+      const r = d.ops.match(task, buf);
+      if (r < 0) return r;
+      if (r > 0) {
+        dev = d;
+        break;
+      }
+    }
+    if (!dev) return -ERRNO.ENODEV;
+    // vfio_df_group_open: only now the container is required
+    if (!g.container) return -ERRNO.EINVAL;
+    if (dev.openCount === 0) {
+      if (g.container.iommuType === null) return -ERRNO.EINVAL;
+    }
+    dev.openCount++;
+    if (dev.openCount === 1) {
+      const r = dev.ops.openDevice(task);
+      if (r < 0) {
+        dev.openCount--;
+        return r;
+      }
+      g.openDevices++;
+    }
+    const f = new DeviceFile(this.k, dev, gf, O_RDWR);
+    getFile(gf);
+    return proc.installFd(f);
+  }
+
+  /** vfio_device_fops_release → last close runs close_device and wakes a waiting unregister. */
+  closeDevice(task: Task, d: VfioDevice): void {
+    d.openCount--;
+    if (d.openCount === 0) {
+      d.ops.closeDevice(task);
+      d.group.openDevices--;
+      d.released.wakeAll();
+    }
+  }
+}

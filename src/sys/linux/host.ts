@@ -1,0 +1,168 @@
+/**
+ * `LinuxSyscalls`: the seam answered by a real Linux host, over `node:fs` plus the FFI file
+ * (ioctl, eventfd, lseek).
+ *
+ * - `read()` is one read(2) from the fd's current offset (sysfs and /dev/kmsg depend on that).
+ * - `write()` is one write(2) run in libuv's threadpool, so a write Linux blocks (`sriov_numvfs`,
+ *   driver `unbind`, `remove` while a VF is held open) leaves the event loop free: the caller can
+ *   race it with a timer (`withTimeout`) and close the VF fd meanwhile to let it finish.
+ * - opens, reads, ioctls and the rest are synchronous system calls (they do not block on Linux).
+ * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
+ *   `readlink` returns the target exactly as stored (as the kernel gives it).
+ * - Errors are {@link SysError}s with the errno, the syscall and the caller's path.
+ *
+ * @example
+ * ```ts
+ * import { LinuxSyscalls } from "./host.js";
+ * import { readAttr } from "../fsutil.js";
+ * const sys = new LinuxSyscalls();
+ * await readAttr(sys, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"); // "8"
+ * await sys.exit();
+ * ```
+ */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { SysError } from "../errno.js";
+import type { FileKind, Stat, Syscalls } from "../syscalls.js";
+import { eventfd as ffiEventfd, ioctl as ffiIoctl, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
+import { constants as osConstants } from "node:os";
+
+export interface LinuxSyscallsOptions {
+  /** Look every absolute path up under this folder (default: the real root). */
+  root?: string;
+}
+
+/** Turn a Node system error into the seam's SysError (keeping the caller's path). */
+export function toSysError(e: unknown, syscall: string, path?: string): unknown {
+  if (e instanceof SysError) return e;
+  const ne = e as NodeJS.ErrnoException;
+  if (typeof ne?.code === "string" && /^E[A-Z0-9]+$/.test(ne.code)) {
+    const errno = typeof ne.errno === "number" ? Math.abs(ne.errno) : osConstants.errno[ne.code as keyof typeof osConstants.errno];
+    if (typeof errno === "number") {
+      const se = sysErrorFromErrno(errno, syscall, path);
+      return se.code === ne.code ? se : new SysError(ne.code, syscall, path);
+    }
+    return new SysError(ne.code, syscall, path);
+  }
+  return e;
+}
+
+function kindOf(st: fs.Stats): FileKind {
+  if (st.isSymbolicLink()) return "link";
+  if (st.isDirectory()) return "dir";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "char";
+  return "file";
+}
+
+export class LinuxSyscalls implements Syscalls {
+  readonly backend = "linux" as const;
+  readonly pid = process.pid;
+  readonly root: string | undefined;
+  /** fds this object opened and has not closed, with the path each was opened on. */
+  private readonly fds = new Map<number, string>();
+
+  constructor(opts: LinuxSyscallsOptions = {}) {
+    this.root = opts.root ? nodePath.resolve(opts.root) : undefined;
+  }
+
+  /** The host path a seam path stands for. */
+  resolve(path: string): string {
+    if (!this.root || !path.startsWith("/")) return path;
+    return this.root + path;
+  }
+
+  /** The fds currently open through this object. */
+  openFds(): number[] {
+    return [...this.fds.keys()];
+  }
+
+  private sync<T>(syscall: string, path: string | undefined, f: () => T): Promise<T> {
+    try {
+      return Promise.resolve(f());
+    } catch (e) {
+      return Promise.reject(toSysError(e, syscall, path));
+    }
+  }
+
+  open(path: string, flags: number): Promise<number> {
+    return this.sync("open", path, () => {
+      const fd = fs.openSync(this.resolve(path), flags);
+      this.fds.set(fd, path);
+      return fd;
+    });
+  }
+
+  close(fd: number): Promise<void> {
+    const path = this.fds.get(fd);
+    return this.sync("close", path, () => {
+      this.fds.delete(fd);
+      fs.closeSync(fd);
+    });
+  }
+
+  read(fd: number, length: number): Promise<Buffer> {
+    return this.sync("read", this.fds.get(fd), () => {
+      const buf = Buffer.alloc(length);
+      const n = fs.readSync(fd, buf, 0, length, null);
+      return n === length ? buf : buf.subarray(0, n);
+    });
+  }
+
+  write(fd: number, data: Buffer | string): Promise<number> {
+    const buf = typeof data === "string" ? Buffer.from(data) : data;
+    const path = this.fds.get(fd);
+    return new Promise((resolve, reject) => {
+      // fs.write with a callback: one write(2) on a libuv threadpool thread
+      fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(toSysError(err, "write", path)) : resolve(n)));
+    });
+  }
+
+  lseek(fd: number, offset: number, whence: number): Promise<number> {
+    return this.sync("lseek", this.fds.get(fd), () => ffiLseek(fd, offset, whence, this.fds.get(fd)));
+  }
+
+  ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
+    return this.sync("ioctl", this.fds.get(fd), () => ffiIoctl(fd, request, arg ?? 0, this.fds.get(fd)));
+  }
+
+  eventfd(initval: number, flags: number): Promise<number> {
+    return this.sync("eventfd", undefined, () => {
+      const fd = ffiEventfd(initval, flags);
+      this.fds.set(fd, "anon_inode:[eventfd]");
+      return fd;
+    });
+  }
+
+  readlink(path: string): Promise<string> {
+    return this.sync("readlink", path, () => fs.readlinkSync(this.resolve(path)));
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return this.sync("readdir", path, () => fs.readdirSync(this.resolve(path)));
+  }
+
+  stat(path: string): Promise<Stat> {
+    return this.sync("stat", path, () => {
+      const st = fs.statSync(this.resolve(path));
+      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size };
+    });
+  }
+
+  lstat(path: string): Promise<Stat> {
+    return this.sync("lstat", path, () => {
+      const st = fs.lstatSync(this.resolve(path));
+      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size };
+    });
+  }
+
+  async exit(): Promise<void> {
+    for (const fd of [...this.fds.keys()]) {
+      this.fds.delete(fd);
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed behind our back */
+      }
+    }
+  }
+}
