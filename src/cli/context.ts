@@ -1,0 +1,58 @@
+/**
+ * What every command gets: the syscalls seam (a real host or the model), output helpers and
+ * the parsed global options. Commands never know which backend they talk to.
+ */
+import type { Syscalls } from "../sys/syscalls.js";
+import type { Kernel } from "../kernel/kernel.js";
+
+export interface GlobalOptions {
+  /** --sim [FILE]: run on the kernel model; FILE is a host description (default host if absent) */
+  sim: boolean;
+  simFile?: string;
+  /** --profile 6.1|6.12 for --sim */
+  profile?: "6.1" | "6.12";
+  /** --root DIR: real backend against a directory tree */
+  root?: string;
+  json: boolean;
+  /** --timeout MS for writes Linux may block */
+  timeoutMs: number;
+}
+
+export interface Output {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+export interface Context {
+  opts: GlobalOptions;
+  sys: Syscalls;
+  /** present only with --sim */
+  kernel?: Kernel;
+  io: Output;
+  /** process.env (injectable for tests) */
+  env: Record<string, string | undefined>;
+  /** standard input text, read lazily (token from stdin) */
+  stdin(): Promise<string>;
+}
+
+/** A subcommand: `run` returns the exit code. */
+export interface Command {
+  name: string;
+  summary: string;
+  /** full --help text, with examples */
+  help: string;
+  run(ctx: Context, args: string[]): Promise<number>;
+}
+
+/** Exit codes (stable). */
+export const EXIT = {
+  OK: 0,
+  /** the check or prediction says "no" (explain: open would fail; verify: token wrong; audit: findings) */
+  NO: 1,
+  /** bad usage or bad input (nothing was changed) */
+  USAGE: 2,
+  /** the kernel refused an operation (errno reported) */
+  KERNEL: 3,
+  /** an operation stayed blocked past --timeout */
+  BLOCKED: 4,
+} as const;

@@ -1,0 +1,151 @@
+/**
+ * The `vfioctl` command: global options, backend selection (real host or `--sim` model) and
+ * dispatch to the subcommands registered in ./commands.
+ */
+import { readFileSync } from "node:fs";
+import { COMMANDS } from "./commands/index.js";
+import "./commands/all.js";
+import { EXIT, type Context, type GlobalOptions, type Output } from "./context.js";
+import type { Syscalls } from "../sys/syscalls.js";
+import type { Kernel } from "../kernel/kernel.js";
+
+const USAGE = `usage: vfioctl [--sim [HOSTFILE]] [--profile 6.1|6.12] [--root DIR] [--json] [--timeout MS] <command> [args]
+
+Inspect and manage vfio-pci SR-IOV physical functions, their virtual functions and VF tokens,
+on this Linux host or on the built-in kernel model (--sim).
+
+Global options:
+  --sim [HOSTFILE]   run on the kernel model; HOSTFILE is a YAML/JSON host description
+                     (the built-in default host when omitted)
+  --profile V        kernel profile for --sim: 6.1 (default) or 6.12
+  --root DIR         real backend against a directory tree (e.g. a copied /sys)
+  --json             machine-readable output
+  --timeout MS       how long to wait for writes Linux may block (default 5000)
+  -h, --help         this help; 'vfioctl help COMMAND' for a command's help
+
+Commands:
+`;
+
+export interface MainIo extends Output {
+  env?: Record<string, string | undefined>;
+  stdin?: () => Promise<string>;
+}
+
+const stdIo: MainIo = {
+  out: (s) => process.stdout.write(s.endsWith("\n") ? s : s + "\n"),
+  err: (s) => process.stderr.write(s.endsWith("\n") ? s : s + "\n"),
+};
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (process.stdin.isTTY) return resolve("");
+    let s = "";
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", (d) => (s += d));
+    process.stdin.on("end", () => resolve(s));
+    process.stdin.on("error", reject);
+  });
+}
+
+export function usage(): string {
+  return USAGE + COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n") + "\n";
+}
+
+/** Parse global options (anywhere before or after the command); returns the rest. */
+export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string[]; error?: string } {
+  const opts: GlobalOptions = { sim: false, json: false, timeoutMs: 5000 };
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--sim") {
+      opts.sim = true;
+      const n = argv[i + 1];
+      if (n !== undefined && /\.(ya?ml|json)$/i.test(n)) {
+        opts.simFile = n;
+        i++;
+      }
+    } else if (a.startsWith("--sim=")) {
+      opts.sim = true;
+      opts.simFile = a.slice(6);
+    } else if (a === "--profile" || a.startsWith("--profile=")) {
+      const v = a.includes("=") ? a.slice(10) : argv[++i];
+      if (v !== "6.1" && v !== "6.12") return { opts, rest, error: `--profile: expected 6.1 or 6.12, got ${JSON.stringify(v ?? "")}` };
+      opts.profile = v;
+    } else if (a === "--root" || a.startsWith("--root=")) {
+      const v = a.includes("=") ? a.slice(7) : argv[++i];
+      if (!v) return { opts, rest, error: "--root: expected a directory" };
+      opts.root = v;
+    } else if (a === "--json") opts.json = true;
+    else if (a === "--timeout" || a.startsWith("--timeout=")) {
+      const v = a.includes("=") ? a.slice(10) : argv[++i];
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) return { opts, rest, error: `--timeout: expected milliseconds, got ${JSON.stringify(v ?? "")}` };
+      opts.timeoutMs = n;
+    } else rest.push(a);
+  }
+  return { opts, rest };
+}
+
+/** Open the backend the options ask for. */
+export async function openBackend(opts: GlobalOptions): Promise<{ sys: Syscalls; kernel?: Kernel }> {
+  if (opts.sim) {
+    const { bootKernel, bootHostFile } = await import("../kernel/host/boot.js");
+    const kopts = opts.profile ? { profile: opts.profile } : {};
+    const kernel = opts.simFile ? await bootHostFile(opts.simFile, kopts) : await bootKernel(undefined, kopts);
+    return { sys: kernel.spawn("vfioctl"), kernel };
+  }
+  const { LinuxSyscalls } = await import("../sys/linux/host.js");
+  return { sys: new LinuxSyscalls(opts.root ? { root: opts.root } : {}) };
+}
+
+export async function main(argv: string[], io: MainIo = stdIo): Promise<number> {
+  const { opts, rest, error } = parseGlobal(argv);
+  if (error) {
+    io.err(`vfioctl: ${error}`);
+    return EXIT.USAGE;
+  }
+  const [name, ...args] = rest;
+  if (!name || name === "-h" || name === "--help") {
+    (name ? io.out : io.err)(usage());
+    return name ? EXIT.OK : EXIT.USAGE;
+  }
+  if (name === "help") {
+    const c = COMMANDS.find((x) => x.name === args[0]);
+    io.out(c ? c.help : usage());
+    return c || !args[0] ? EXIT.OK : EXIT.USAGE;
+  }
+  if (name === "--version" || name === "version") {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    io.out(`vfioctl ${pkg.version}`);
+    return EXIT.OK;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    io.err(`vfioctl: unknown command ${JSON.stringify(name)}\n${usage()}`);
+    return EXIT.USAGE;
+  }
+  if (args.includes("-h") || args.includes("--help")) {
+    io.out(cmd.help);
+    return EXIT.OK;
+  }
+  let backend: { sys: Syscalls; kernel?: Kernel };
+  try {
+    backend = await openBackend(opts);
+  } catch (e) {
+    io.err(`vfioctl: ${(e as Error).message}`);
+    return EXIT.USAGE;
+  }
+  const ctx: Context = {
+    opts,
+    sys: backend.sys,
+    ...(backend.kernel ? { kernel: backend.kernel } : {}),
+    io,
+    env: io.env ?? process.env,
+    stdin: io.stdin ?? readStdin,
+  };
+  try {
+    return await cmd.run(ctx, args);
+  } finally {
+    await backend.sys.exit().catch(() => {});
+  }
+}
