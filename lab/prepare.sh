@@ -1,0 +1,140 @@
+#!/bin/bash
+# Prepare everything the real-kernel lab needs, on a Debian 12 host (root, Debian package registry).
+# Idempotent: each step leaves a marker in the cache dir and is skipped when it is there.
+#
+#   CACHE=${VFIOCTL_LAB_CACHE:-/var/cache/vfioctl-lab}
+#   $CACHE/trixie/            Debian 13 minbase folder: QEMU >= 8 with igb, kernel 6.12 (+modules)
+#   $CACHE/k61/               Debian 12 kernel 6.1 unpacked from its .deb (vmlinuz + modules)
+#   $CACHE/trixie/lab/<kver>/ vmlinuz + initramfs.cpio.gz per kernel (inside the Debian 13 folder,
+#                             so QEMU run with `chroot $CACHE/trixie` sees them as /lab/<kver>/)
+#   $CACHE/kernels.json       which kernels were built: [{name, version, dir}]
+#
+# Timings of each step go to stderr and to $CACHE/prepare.log.
+set -euo pipefail
+
+CACHE=${VFIOCTL_LAB_CACHE:-/var/cache/vfioctl-lab}
+MIRROR=${VFIOCTL_LAB_MIRROR:-http://deb.debian.org/debian}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$CACHE"
+LOG=$CACHE/prepare.log
+T0=$(date +%s.%N)
+
+say() { echo "[lab/prepare $(date +%T)] $*" | tee -a "$LOG" >&2; }
+step() { # step NAME CMD...: run CMD unless $CACHE/.done-NAME exists; log the time taken
+  local name=$1; shift
+  if [ -e "$CACHE/.done-$name" ]; then say "$name: cached"; return 0; fi
+  local t=$(date +%s.%N)
+  say "$name: start"
+  "$@" || { say "$name: FAILED"; exit 1; }
+  touch "$CACHE/.done-$name"
+  say "$name: done in $(echo "$(date +%s.%N) - $t" | bc -l | xargs printf '%.1f') s"
+}
+
+[ "$(id -u)" = 0 ] || { echo "lab/prepare.sh must run as root" >&2; exit 1; }
+
+host_packages() {
+  local need=()
+  for p in debootstrap busybox-static xz-utils cpio kmod bc util-linux gzip; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+}
+# bc is used by step() itself: install the host packages without step()'s timing first.
+host_packages
+
+trixie() {
+  rm -rf "$CACHE/trixie.tmp"
+  debootstrap --variant=minbase --include=qemu-system-x86,linux-image-amd64,busybox-static,kmod \
+    trixie "$CACHE/trixie.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 || {
+    tail -30 "$CACHE/debootstrap.log" >&2; return 1; }
+  rm -rf "$CACHE/trixie"
+  mv "$CACHE/trixie.tmp" "$CACHE/trixie"
+  # trim what the lab never uses (docs, locales, apt lists)
+  rm -rf "$CACHE/trixie"/usr/share/{doc,man,locale,info} "$CACHE/trixie"/var/cache/apt/archives/*.deb \
+    "$CACHE/trixie"/var/lib/apt/lists/* 2>/dev/null || true
+}
+step trixie trixie
+
+k61() {
+  local work=$CACHE/k61.tmp
+  rm -rf "$work"; mkdir -p "$work"
+  # the versioned package linux-image-amd64 depends on (e.g. linux-image-6.1.0-41-amd64)
+  local pkg
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6\.1/{print $2; exit}')
+  if [ -z "$pkg" ]; then apt-get update -qq; pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-6\.1/{print $2; exit}'); fi
+  [ -n "$pkg" ] || { echo "no Debian 12 6.1 kernel package found" >&2; return 1; }
+  (cd "$work" && apt-get download -qq "$pkg" 2>&1 | grep -v "unsandboxed" >&2; dpkg-deb -x ./*.deb root && rm -f ./*.deb)
+  local ver
+  ver=$(ls "$work/root/lib/modules")
+  depmod -b "$work/root" "$ver"   # the .deb's postinst would have made modules.dep
+  rm -rf "$CACHE/k61"; mv "$work" "$CACHE/k61"
+}
+step k61 k61
+
+# initramfs for one kernel: ROOT holds boot/vmlinuz-VER and lib/modules/VER
+initramfs() {
+  local name=$1 root=$2
+  local ver
+  ver=$(ls "$root/lib/modules" | sort -V | tail -1)
+  local out=$CACHE/trixie/lab/$name
+  local stage=$CACHE/stage-$name
+  rm -rf "$stage"; mkdir -p "$stage"/{bin,sbin,proc,sys,dev,host,out,tmp,lib/modules/"$ver"} "$out"
+  cp /bin/busybox "$stage/bin/busybox"
+  for a in sh mount umount mkdir insmod modprobe rmmod cat echo sleep poweroff chroot ls dmesg ln mknod setsid; do
+    ln -sf busybox "$stage/bin/$a"
+  done
+  ln -sf ../bin/busybox "$stage/sbin/modprobe"
+  ln -sf ../bin/busybox "$stage/sbin/poweroff"
+  # modules: everything the lab loads, with their dependencies (modules.dep), decompressed
+  local want="9p 9pnet 9pnet_virtio virtio_pci virtio_ring virtio netfs fscache irqbypass vfio
+    vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci pci-pf-stub igb igbvf dca i2c-algo-bit"
+  local mdir=$root/lib/modules/$ver
+  node - "$mdir" $want >"$stage/modlist" <<'EOF' || return 1
+const fs = require("fs"), path = require("path");
+const [mdir, ...want] = process.argv.slice(2);
+const dep = new Map();
+for (const line of fs.readFileSync(path.join(mdir, "modules.dep"), "utf8").split("\n")) {
+  if (!line.includes(":")) continue;
+  const [k, v] = line.split(":");
+  dep.set(k.trim(), v.split(/\s+/).filter(Boolean));
+}
+const mname = (p) => path.basename(p).replace(/\.ko(\.(xz|zst|gz))?$/, "").replace(/-/g, "_");
+const byname = new Map([...dep.keys()].map((k) => [mname(k), k]));
+const order = [], seen = new Set();
+const visit = (p) => { if (seen.has(p)) return; seen.add(p); for (const d of dep.get(p) ?? []) visit(d); order.push(p); };
+for (const w of want) { const p = byname.get(w.replace(/-/g, "_")); if (p) visit(p); } // absent = built in
+console.log(order.join("\n"));
+EOF
+  while read -r rel; do
+    local src=$mdir/$rel dst=$stage/lib/modules/$ver/${rel%.xz}
+    mkdir -p "$(dirname "$dst")"
+    case $rel in *.xz) xz -dc "$src" >"$dst" ;; *) cp "$src" "$dst" ;; esac
+  done <"$stage/modlist"
+  cp "$mdir"/modules.{order,builtin,builtin.modinfo} "$stage/lib/modules/$ver/" 2>/dev/null || true
+  depmod -b "$stage" "$ver"
+  # init: load the always-needed modules, mount the host share, hand over to the job
+  sed -n 's#^.*/\([^/]*\)\.ko\(\.xz\)\?$#\1#p' "$stage/modlist" | tr - _ >"$stage/modnames"
+  cp "$HERE/guest-init.sh" "$stage/init"
+  chmod +x "$stage/init"
+  (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
+  cp "$root/boot/vmlinuz-$ver" "$out/vmlinuz"
+  echo "$ver" >"$out/version"
+  rm -rf "$stage"
+}
+
+k61_initramfs() { initramfs 6.1 "$CACHE/k61/root"; }
+k612_initramfs() { initramfs 6.12 "$CACHE/trixie"; }
+# the initramfs depends on guest-init.sh: rebuild when it changes
+INIT_SUM=$(sha256sum "$HERE/guest-init.sh" "$0" | sha256sum | cut -c1-16)
+for n in 6.1 6.12; do
+  if [ "$(cat "$CACHE/.initsum-$n" 2>/dev/null)" != "$INIT_SUM" ]; then rm -f "$CACHE/.done-initramfs-$n"; fi
+done
+step initramfs-6.1 k61_initramfs && echo "$INIT_SUM" >"$CACHE/.initsum-6.1"
+step initramfs-6.12 k612_initramfs && echo "$INIT_SUM" >"$CACHE/.initsum-6.12"
+
+printf '[{"name":"6.1","version":"%s","dir":"/lab/6.1"},{"name":"6.12","version":"%s","dir":"/lab/6.12"}]\n' \
+  "$(cat "$CACHE/trixie/lab/6.1/version")" "$(cat "$CACHE/trixie/lab/6.12/version")" >"$CACHE/kernels.json"
+say "ready in $(echo "$(date +%s.%N) - $T0" | bc -l | xargs printf '%.1f') s: $(cat "$CACHE/kernels.json")"
