@@ -73,7 +73,9 @@ export function sriovGetTotalVFs(pf: PciDev): number {
 /** iov.c sriov_numvfs_store. May block (device_lock; a vfio VF held open during disable). */
 export async function sriovNumvfsStore(k: Kernel, task: Task, pf: PciDev, buf: string, count: number): Promise<number> {
   const n = kstrtou16(buf);
-  if (n < 0) return n;
+  // `if (kstrtou16(buf, 0, &num_vfs) < 0) return -EINVAL;`: since ≈5.15 every parse failure,
+  // including a value over 65535 (kstrtou16's ERANGE), is reported as EINVAL.
+  if (n < 0) return -ERRNO.EINVAL;
   if (n > sriovGetTotalVFs(pf)) return -ERRNO.ERANGE;
   return k.withDeviceLock(task, pf, `sriov_numvfs ${pf.name}`, async () => {
     const iov = pf.sriov!;
