@@ -7,8 +7,11 @@ export type KernelVersion = "6.1" | "6.12";
 
 export interface KernelProfile {
   readonly version: KernelVersion;
-  /** drivers/base/dd.c: the probe-failed line (pr_warn / dev_warn). */
-  probeFailed(drv: string, dev: string, err: number): { text: string; onDevice: boolean };
+  /**
+   * drivers/base/dd.c call_driver_probe: the probe-failed line. 6.1: pr_warn without a device;
+   * 6.12: dev_err on the device (the 2024 dd.c change replaced pr_warn with dev_err), so level 3.
+   */
+  probeFailed(drv: string, dev: string, err: number): { text: string; onDevice: boolean; level: number };
   /** drivers/iommu/iommu.c: "Removing from iommu group N" when a device leaves its group (6.1 only). */
   readonly logsIommuRemove: boolean;
   /** drivers/pci/iov.c sriov_numvfs_show takes device_lock (35ff867b7657, reverted in 2024). */
@@ -25,7 +28,7 @@ const hex6 = (n: number) => n.toString(16).padStart(6, "0");
 export const PROFILES: Record<KernelVersion, KernelProfile> = {
   "6.1": {
     version: "6.1",
-    probeFailed: (drv, dev, err) => ({ text: `${drv}: probe of ${dev} failed with error ${err}`, onDevice: false }),
+    probeFailed: (drv, dev, err) => ({ text: `${drv}: probe of ${dev} failed with error ${err}`, onDevice: false, level: 4 }),
     logsIommuRemove: true,
     numvfsShowTakesLock: true,
     enumLine: (v, d, ht, cls) => `[${hex4(v)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}`,
@@ -36,6 +39,7 @@ export const PROFILES: Record<KernelVersion, KernelProfile> = {
     probeFailed: (drv, dev, err) => ({
       text: `${drv} ${dev}: probe with driver ${drv} failed with error ${err}`,
       onDevice: true,
+      level: 3,
     }),
     logsIommuRemove: false,
     numvfsShowTakesLock: false,

@@ -5,7 +5,6 @@
  */
 import { ERRNO } from "../../sys/errno.js";
 import type { Kernel, Task } from "../kernel.js";
-import { KERN_WARNING } from "../printk.js";
 import { PCI_ANY_ID, pciDeviceCanProbe, pciMatchDevice, pciMatchOne, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 import { pciIovRemove } from "../pci/iov.js";
 
@@ -50,8 +49,8 @@ export class DriverCore {
     if (ret < 0) {
       if (ret !== -ERRNO.ENODEV && ret !== -ERRNO.ENXIO) {
         const p = this.k.profile.probeFailed(drv.name, dev.name, ret);
-        if (p.onDevice) this.k.log.printk(KERN_WARNING, p.text, dev);
-        else this.k.log.printk(KERN_WARNING, p.text);
+        if (p.onDevice) this.k.log.printk(p.level, p.text, dev);
+        else this.k.log.printk(p.level, p.text);
       }
       dev.driver = null;
       dev.drvdata = null;
