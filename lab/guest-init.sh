@@ -19,7 +19,10 @@ if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose host
   mount -o bind /proc /host/proc
   mount -o bind /sys /host/sys
   mount -o bind /dev /host/dev
-  mount -o bind /lib/modules /host/lib/modules
+  # the guest kernel's modules, for `modprobe -d /mnt` in the chroot (the host may have no /lib/modules)
+  mount -t tmpfs -o size=1m lab /host/mnt
+  mkdir -p /host/mnt/lib/modules
+  mount -o bind /lib/modules /host/mnt/lib/modules
   echo "VFIOCTL-LAB: mounted $(cat /proc/uptime)"
   if [ -f /host/tmp/run.sh ]; then
     chroot /host /bin/sh /tmp/run.sh

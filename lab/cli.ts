@@ -1,0 +1,114 @@
+/**
+ * `npm run lab -- [options]`: the real-kernel lab.
+ *
+ *   --probe            boot each kernel, prove node + LinuxSyscalls + ioctl work on /dev/vfio
+ *   --raw [SEQ…]       record raw transcripts (all sequences, or the named ones) into
+ *                      lab/transcripts/raw/<kernel>-<seq>.{txt,json}
+ *   --report           (default) run scenarios/*.yaml on both kernels and on the model, print
+ *                      scenarios × kernels match/diff; exit 1 on any diff
+ *   --kernel K         only this kernel (6.1 or 6.12); repeatable
+ *   --jobs N           guests run at once (default 2)
+ *   --no-prepare       do not run lab/prepare.sh first
+ */
+import { copyFileSync, mkdirSync, existsSync } from "node:fs";
+import * as path from "node:path";
+import { KERNELS, PROJECT, prepare, runInGuest, dropRun, type GuestRun } from "./vm.js";
+import { SEQUENCES } from "./sequences.js";
+
+interface Args {
+  mode: "probe" | "raw" | "report";
+  kernels: string[];
+  names: string[];
+  jobs: number;
+  prepare: boolean;
+  files: string[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { mode: "report", kernels: [], names: [], jobs: 2, prepare: true, files: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i]!;
+    if (x === "--probe") a.mode = "probe";
+    else if (x === "--raw") a.mode = "raw";
+    else if (x === "--report") a.mode = "report";
+    else if (x === "--kernel") a.kernels.push(argv[++i]!);
+    else if (x === "--jobs") a.jobs = Number(argv[++i]);
+    else if (x === "--no-prepare") a.prepare = false;
+    else if (x.startsWith("--")) throw new Error(`unknown option ${x}`);
+    else if (a.mode === "raw") a.names.push(x);
+    else a.files.push(x);
+  }
+  if (a.kernels.length === 0) a.kernels = [...KERNELS];
+  return a;
+}
+
+/** Run tasks with at most `n` at once, keeping their order in the result. */
+export async function pool<T>(tasks: (() => Promise<T>)[], n: number): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.max(1, n) }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        out[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return out;
+}
+
+const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+async function main(): Promise<number> {
+  const a = parseArgs(process.argv.slice(2));
+  const t0 = Date.now();
+  if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
+  if (a.mode === "probe") {
+    const runs = await pool(a.kernels.map((k) => () => runInGuest(k, { kind: "probe" }, 300)), a.jobs);
+    let bad = 0;
+    for (const r of runs) {
+      console.log(`${r.kernel}: rc=${r.rc} boot=${r.bootS}s end=${r.endS}s wall=${fmt(r.wallMs)} ${JSON.stringify(r.result)}`);
+      if (r.rc !== 0 || !r.result?.ok) {
+        bad++;
+        console.log(r.console.slice(-3000));
+      }
+      dropRun(r);
+    }
+    return bad ? 1 : 0;
+  }
+  if (a.mode === "raw") {
+    const names = a.names.length ? a.names : ["boot", ...Object.keys(SEQUENCES)];
+    const dest = path.join(PROJECT, "lab/transcripts/raw");
+    mkdirSync(dest, { recursive: true });
+    const tasks: (() => Promise<GuestRun>)[] = [];
+    for (const k of a.kernels) for (const n of names) tasks.push(() => runInGuest(k, { kind: "raw", sequence: n }, 300));
+    const runs = await pool(tasks, a.jobs);
+    let bad = 0;
+    for (const r of runs) {
+      const job = JSON.parse(JSON.stringify(r.result ?? {}));
+      const name = names[runs.indexOf(r) % names.length]!;
+      const base = `${r.kernel}-${name}`;
+      const ok = r.rc === 0 && job.ok && existsSync(path.join(r.runDir, `${base}.txt`));
+      console.log(`${base}: ${ok ? "ok" : "FAILED"} boot=${r.bootS}s job=${((job.ms ?? 0) / 1000).toFixed(1)}s wall=${fmt(r.wallMs)}`);
+      if (ok) {
+        for (const ext of ["txt", "json"]) copyFileSync(path.join(r.runDir, `${base}.${ext}`), path.join(dest, `${base}.${ext}`));
+        dropRun(r);
+      } else {
+        bad++;
+        console.log(`  run folder kept: ${r.runDir}\n  ${job.error ?? ""}\n${r.console.slice(-2000)}`);
+      }
+    }
+    console.log(`lab: ${runs.length} guest runs in ${fmt(Date.now() - t0)}`);
+    return bad ? 1 : 0;
+  }
+  const { report } = await import("./conformance.js");
+  return report({ kernels: a.kernels, jobs: a.jobs, files: a.files, t0 });
+}
+
+main().then(
+  (rc) => process.exit(rc),
+  (e) => {
+    console.error(e);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,98 @@
+/**
+ * Host side of the lab: prepare (lab/prepare.sh), boot a kernel with a job (lab/boot.sh), collect
+ * what the guest wrote to its run folder and the serial console.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The project's folder (where package.json is), from dist/lab/vm.js or lab/vm.ts. */
+export const PROJECT = (() => {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(d, "package.json")) && d !== "/") d = path.dirname(d);
+  return d;
+})();
+
+export const CACHE = process.env.VFIOCTL_LAB_CACHE ?? "/var/cache/vfioctl-lab";
+export const KERNELS = ["6.1", "6.12"] as const;
+export type KernelName = (typeof KERNELS)[number];
+
+/** Run lab/prepare.sh (cheap when everything is cached); returns its wall time in ms. */
+export function prepare(log: (s: string) => void = (s) => process.stderr.write(s)): number {
+  const t0 = Date.now();
+  const r = spawnSync("bash", [path.join(PROJECT, "lab/prepare.sh")], { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+  log(r.stderr.toString());
+  if (r.status !== 0) throw new Error(`lab/prepare.sh failed (exit ${r.status})`);
+  return Date.now() - t0;
+}
+
+export interface GuestRun {
+  kernel: string;
+  runDir: string;
+  /** exit status of the guest's job (from the console), or null when it never reported */
+  rc: number | null;
+  /** host wall time from QEMU start to QEMU exit */
+  wallMs: number;
+  /** guest uptime when the host share was mounted (≈ boot time), seconds */
+  bootS: number | null;
+  /** guest uptime at the end of the job, seconds */
+  endS: number | null;
+  console: string;
+  result: Record<string, unknown> | null;
+}
+
+let seq = 0;
+
+/** Boot `kernel` and run `job` (given to node dist/lab/guest.js) in it. */
+export function runInGuest(kernel: string, job: Record<string, unknown>, timeoutS = 900): Promise<GuestRun> {
+  const runDir = path.join(CACHE, "runs", `${kernel}-${process.pid}-${Date.now()}-${seq++}`);
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(path.join(runDir, "job.json"), JSON.stringify({ kernel, ...job }));
+  writeFileSync(
+    path.join(runDir, "run.sh"),
+    [
+      "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root",
+      `cd ${JSON.stringify(PROJECT)} || exit 3`,
+      `exec node dist/lab/guest.js /tmp/job.json`,
+      "",
+    ].join("\n"),
+  );
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const p = spawn("bash", [path.join(PROJECT, "lab/boot.sh"), kernel, runDir, String(timeoutS)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const chunks: Buffer[] = [];
+    p.stdout.on("data", (b: Buffer) => chunks.push(b));
+    p.stderr.on("data", (b: Buffer) => chunks.push(b));
+    p.on("error", reject);
+    p.on("close", () => {
+      const cons = Buffer.concat(chunks).toString("utf8");
+      writeFileSync(path.join(runDir, "console.log"), cons);
+      const done = /VFIOCTL-LAB-DONE rc=(\d+) uptime=([\d.]+)/.exec(cons);
+      const mounted = /VFIOCTL-LAB: mounted ([\d.]+)/.exec(cons);
+      let result: Record<string, unknown> | null = null;
+      try {
+        result = JSON.parse(readFileSync(path.join(runDir, "result.json"), "utf8"));
+      } catch {
+        /* none */
+      }
+      resolve({
+        kernel,
+        runDir,
+        rc: done ? Number(done[1]) : null,
+        wallMs: Date.now() - t0,
+        bootS: mounted ? Number(mounted[1]) : null,
+        endS: done ? Number(done[2]) : null,
+        console: cons,
+        result,
+      });
+    });
+  });
+}
+
+/** Remove a run folder (keep it with VFIOCTL_LAB_KEEP=1). */
+export function dropRun(r: GuestRun): void {
+  if (!process.env.VFIOCTL_LAB_KEEP) rmSync(r.runDir, { recursive: true, force: true });
+}
