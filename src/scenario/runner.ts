@@ -194,6 +194,7 @@ class Runner {
 
   /** Run one op: start it, decide blocked or not, let blocked ones settle, drain the log, check. */
   private async step(op: Op): Promise<OpResult> {
+    const before = [...this.pending.values()].filter((p) => !p.settled);
     const result: OpResult = { name: op.name, proc: op.proc, kind: op.kind, ...(op.from && op.from !== op.name ? { from: op.from } : {}), call: "", log: [] };
     if (op.kind === "wait") {
       result.call = `wait ${op.target}`;
@@ -246,7 +247,7 @@ class Runner {
         });
       }
     }
-    await this.settleOthers(op);
+    await this.settleOthers(op, before);
     result.log = (await this.kmsg.drain()).map((l) => ({ level: l.level, text: this.normLog(l.text) }));
     if (result.value !== undefined && typeof result.value === "string") result.value = this.normValue(result.value);
     const f = this.check(op.expect, result);
@@ -273,8 +274,8 @@ class Runner {
   }
 
   /** Give blocked ops a chance to finish after `cause`; mark those that did. */
-  private async settleOthers(cause: Op): Promise<void> {
-    const open = [...this.pending.values()].filter((p) => !p.settled && p.op !== cause);
+  private async settleOthers(cause: Op, before?: Pending[]): Promise<void> {
+    const open = (before ?? [...this.pending.values()]).filter((p) => p.op !== cause && p.op.name !== cause.target);
     if (open.length === 0) return;
     if (this.be.kind === "model") {
       for (let i = 0; i < 3; i++) await idle();

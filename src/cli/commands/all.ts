@@ -1,2 +1,3 @@
 /** Imports every command module so it registers itself (one line per module). */
 export {};
+import "./sim.js";
