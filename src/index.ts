@@ -26,3 +26,4 @@ export { bootKernel, bootHostFile } from "./kernel/host/boot.js";
 export { parseHost, validateHost, HostFileError, type HostDesc, type DeviceDesc, type SriovDesc } from "./kernel/host/host-file.js";
 export { DEFAULT_HOST } from "./kernel/host/default-host.js";
 export { parseBdf, formatBdf, virtfnRid } from "./kernel/pci/bdf.js";
+export * from "./lib/index.js";

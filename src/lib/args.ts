@@ -1,0 +1,110 @@
+/**
+ * The exact command-line pieces each VF consumer needs, with its token (or a placeholder) and
+ * each consumer's known caveats:
+ *
+ * - DPDK: `-a BDF` per device and one `--vfio-vf-token=UUID` per process, so every VF must
+ *   belong to PFs sharing one token. When the open with the token fails, DPDK retries without
+ *   it and logs only "Getting a vfio_dev_fd for BDF failed".
+ * - QEMU: `-device vfio-pci,host=BDF,vf-token=UUID`; only the group path uses it (a device
+ *   given through iommufd ignores vf-token), and QEMU's error hint blames group binding when
+ *   the token is wrong. QMP `device_add` keeps the token off the command line.
+ * - SPDK: its env_dpdk layer hands extra EAL options through to DPDK (`opts.env_context`;
+ *   applications: `--env-context`), so the token goes in as a DPDK EAL option with DPDK's rules.
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, consumerArgs } from "vfioctl";
+ * const sys = (await bootKernel()).spawn("sh");
+ * const a = await consumerArgs(sys, "dpdk", ["0000:af:10.0", "0000:af:10.1"], {});
+ * a.argv; // ["-a", "0000:af:10.0", "-a", "0000:af:10.1", "--vfio-vf-token=<VF-TOKEN>"]
+ * ```
+ */
+import type { Syscalls } from "../sys/syscalls.js";
+import { checkBdf } from "./bdf.js";
+import { VfioctlError } from "./errors.js";
+import { tokenSituation } from "./inventory.js";
+import { readDevice, requireDevice } from "./sysfs.js";
+import { TOKEN_PLACEHOLDER } from "./token.js";
+
+export type Consumer = "dpdk" | "qemu" | "spdk";
+export const CONSUMERS: Consumer[] = ["dpdk", "qemu", "spdk"];
+
+export interface ArgsResult {
+  consumer: Consumer;
+  devices: { bdf: string; pf: string | null; token: string }[];
+  /** whether the pieces carry a token */
+  tokenNeeded: boolean;
+  /** the pieces, with the token or the placeholder */
+  argv: string[];
+  /** a wrapper line that reads the token from a file instead of embedding it */
+  byReference?: string;
+  caveats: string[];
+}
+
+const shq = (s: string) => (/^[A-Za-z0-9_=,.:/@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string[], opts: { token?: string; tokenFile?: string; showToken?: boolean }): Promise<ArgsResult> {
+  if (!(CONSUMERS as string[]).includes(consumer)) throw new VfioctlError("BAD_INPUT", `consumer: expected one of ${CONSUMERS.join(", ")}, got ${JSON.stringify(consumer)}`);
+  const c = consumer as Consumer;
+  if (bdfs.length === 0) throw new VfioctlError("BAD_INPUT", "devices: expected at least one BDF, got none");
+  for (const b of bdfs) checkBdf(b);
+  const devices: ArgsResult["devices"] = [];
+  const needing = new Map<string, string[]>();
+  const notNeeding: string[] = [];
+  for (const b of bdfs) {
+    await requireDevice(sys, b);
+    const d = await readDevice(sys, b);
+    const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
+    const t = tokenSituation(d, pf, null);
+    devices.push({ bdf: b, pf: pf?.bdf ?? null, token: t.reason });
+    if (t.state !== "not-required" && d.physfn) needing.set(d.physfn, [...(needing.get(d.physfn) ?? []), b]);
+    else notNeeding.push(b);
+    if (d.sriov) throw new VfioctlError("BAD_INPUT", `${b} is a PF: \`vfioctl args\` prints pieces for VF consumers; the PF's own userspace driver sets the token (vfioctl token set ${b})`, { subject: b });
+  }
+  const tokenNeeded = needing.size > 0;
+  if (needing.size > 1) {
+    const pfs = [...needing.keys()];
+    if (c !== "qemu" || opts.token !== undefined) {
+      throw new VfioctlError("BAD_INPUT", `devices: expected VFs whose PFs share one token, got VFs of ${pfs.length} vfio-pci PFs (${pfs.map((p) => `${p}: ${needing.get(p)!.join(", ")}`).join("; ")})`, {
+        fix: c === "qemu" ? "run `vfioctl args qemu` once per PF, each with that PF's token" : `${c === "dpdk" ? "DPDK" : "SPDK (through DPDK)"} takes one token per process: run one process per PF, or have the PF drivers set the same token`,
+      });
+    }
+  }
+  const caveats: string[] = [];
+  const haveValue = opts.token !== undefined;
+  const tok = tokenNeeded ? (haveValue && opts.showToken ? opts.token! : TOKEN_PLACEHOLDER) : null;
+  const file = opts.tokenFile;
+  let argv: string[] = [];
+  let byReference: string | undefined;
+  if (tokenNeeded && notNeeding.length) {
+    caveats.push(`${notNeeding.join(", ")} need${notNeeding.length === 1 ? "s" : ""} no token (${c === "qemu" ? "give vf-token only on the devices that need it: passing one elsewhere fails EINVAL" : "DPDK passes its one token to every device and, where the kernel refuses it (EINVAL), retries without it"})`);
+  }
+  if (c === "dpdk" || c === "spdk") {
+    const eal = [...bdfs.flatMap((b) => ["-a", b]), ...(tok ? [`--vfio-vf-token=${tok}`] : [])];
+    if (c === "dpdk") {
+      argv = eal;
+      if (tok && file) byReference = `--vfio-vf-token="$(cat ${shq(file)})"`;
+    } else {
+      argv = [...bdfs.flatMap((b) => ["-A", b]), ...(tok ? [`--env-context=--vfio-vf-token=${tok}`] : [])];
+      if (tok && file) byReference = `--env-context="--vfio-vf-token=$(cat ${shq(file)})"`;
+      caveats.push("SPDK: -A (--pci-allowed) is the SPDK application option that limits which PCI devices it uses; the token reaches DPDK's EAL through spdk_env_opts.env_context (--env-context), so DPDK's rules apply: one token per process");
+    }
+    if (tok) {
+      caveats.push("DPDK takes the token only on its command line, where other users can read it in /proc/PID/cmdline while the process runs; reading it from a 0600 file in the launching script keeps it out of scripts and shell history");
+      caveats.push('if the token is wrong or missing, DPDK retries the open without it and logs only "Getting a vfio_dev_fd for BDF failed"; the reason ("VF token required" / "Incorrect VF token") is a rate-limited line in dmesg. Check first: vfioctl token verify BDF --token-file F');
+    }
+  } else {
+    argv = bdfs.flatMap((b) => {
+      const need = [...needing.values()].some((l) => l.includes(b));
+      return ["-device", `vfio-pci,host=${b}${need && tok ? `,vf-token=${tok}` : ""}`];
+    });
+    if (tok && file) byReference = `-device vfio-pci,host=${bdfs[0]},vf-token="$(cat ${shq(file)})"`;
+    if (tok) {
+      caveats.push("QEMU uses vf-token only on the VFIO group path; a device attached through iommufd (-object iommufd,id=… and iommufd=…) ignores it");
+      caveats.push("when the token is wrong, QEMU's error hint suggests checking the device's group binding; the real cause is EACCES from the VF token check (vfioctl explain BDF)");
+      caveats.push("to keep the token off QEMU's command line, hot-add the device over QMP: device_add driver=vfio-pci host=BDF vf-token=UUID");
+    }
+  }
+  if (tokenNeeded && tok === TOKEN_PLACEHOLDER) caveats.unshift(`substitute ${TOKEN_PLACEHOLDER} with the PF's token${file ? ` (from ${file}; or use the by-reference form)` : ""}; add --show-token to print it in place`);
+  return { consumer: c, devices, tokenNeeded, argv, ...(byReference ? { byReference } : {}), caveats };
+}

@@ -1,0 +1,197 @@
+/**
+ * Binding and unbinding drivers the way Linux allows (kernel-spec §6): set driver_override,
+ * unbind the current driver, write the BDF to drivers_probe, then read the driver link back.
+ * If the device does not end up on the wanted driver, the override and the previous driver are
+ * restored. Binds Linux would refuse are refused first, with the reason, and change nothing.
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, bindDriver } from "vfioctl";
+ * const sys = (await bootKernel()).spawn("sh");
+ * await bindDriver(sys, "0000:05:00.0", "vfio-pci"); // { changed: true, previous: { driver: "nvme" … } }
+ * ```
+ */
+import { isErrno } from "../sys/errno.js";
+import { linkBase, withTimeout, writeText, TimeoutError } from "../sys/fsutil.js";
+import type { Syscalls } from "../sys/syscalls.js";
+import { checkBdf, checkDriverName } from "./bdf.js";
+import { VfioctlError } from "./errors.js";
+import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
+import { watchKmsg } from "./kmsg.js";
+import { denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
+
+export interface BindOptions {
+  /** allow replacing the driver_override vfio-pci captured on a VF of a vfio-pci PF */
+  releaseCaptured?: boolean;
+  /** allow unbinding a PF whose VFs go away with its driver */
+  removeVfs?: boolean;
+  /** how long a write may stay blocked (ms) */
+  timeoutMs?: number;
+}
+
+export interface BindResult {
+  bdf: string;
+  driver: string | null;
+  previous: { driver: string | null; driverOverride: string | null };
+  changed: boolean;
+  /** warnings the user must see (trust consequences, leftover overrides) */
+  warnings: string[];
+  /** kernel log lines written meanwhile */
+  log: string[];
+}
+
+async function write(sys: Syscalls, path: string, text: string, timeoutMs: number): Promise<void> {
+  await withTimeout(writeText(sys, path, text), timeoutMs, `write ${path}`);
+}
+
+async function refuseIfHeld(sys: Syscalls, d: DeviceFacts, vfs: DeviceFacts[], action: string): Promise<void> {
+  if (!isVfioDriver(d.driver) && vfs.length === 0) return;
+  const holders = await vfioHolders(sys);
+  const held = [d, ...vfs].flatMap((x) => (isVfioDriver(x.driver) ? holdersOf(holders, x.iommuGroup).map((h) => `${x.bdf}: ${describeHolder(h)}`) : []));
+  if (held.length) {
+    throw new VfioctlError("REFUSED", `${action} ${d.bdf} would block until userspace releases it (Linux waits for every vfio user to close): ${held.join("; ")}`, {
+      subject: d.bdf,
+      fix: "stop those processes first (or have them handle the vfio device request), then retry",
+      data: { holders: held },
+    });
+  }
+}
+
+async function pfTrail(sys: Syscalls, d: DeviceFacts, opts: BindOptions, action: string): Promise<DeviceFacts[]> {
+  const vfs = d.sriov ? await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v))) : [];
+  if (d.driver && vfs.length && !opts.removeVfs) {
+    throw new VfioctlError("REFUSED", `${action} ${d.bdf} takes its ${vfs.length} VFs away with the driver (${vfs.map((v) => v.bdf).join(", ")})`, {
+      subject: d.bdf,
+      fix: `add --remove-vfs if that is intended, or use \`vfioctl sriov ${d.bdf} off\` first`,
+    });
+  }
+  return vfs;
+}
+
+/** Bind `bdf` to `driver`, verified by reading the driver link back; rolled back on failure. */
+export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opts: BindOptions = {}): Promise<BindResult> {
+  checkBdf(bdf);
+  checkDriverName(driver);
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  await requireDevice(sys, bdf);
+  const drivers = await listDrivers(sys);
+  if (!drivers.includes(driver)) {
+    throw new VfioctlError("UNKNOWN_DRIVER", `driver: expected one of the registered PCI drivers (${drivers.join(", ")}), got ${JSON.stringify(driver)}`, {
+      subject: driver,
+      errno: "ENOENT",
+      fix: `load it first: modprobe ${driver.replace(/-/g, "_")}`,
+    });
+  }
+  const d = await readDevice(sys, bdf);
+  const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
+  const previous = { driver: d.driver, driverOverride: d.driverOverride };
+  const warnings: string[] = [];
+  if (d.driver === driver) return { bdf, driver, previous, changed: false, warnings, log: [] };
+  const mod = await readVfioPciModule(sys);
+  if (driver === "vfio-pci") {
+    if (d.sriov && (d.sriov.numVfs ?? d.sriov.vfs.length) > 0) {
+      throw new VfioctlError("REFUSED", `bind ${bdf} to vfio-pci: Linux would refuse with EBUSY ("Cannot bind to PF with SR-IOV enabled": ${d.sriov.numVfs ?? d.sriov.vfs.length} VFs exist)`, {
+        subject: bdf,
+        errno: "EBUSY",
+        fix: `vfioctl sriov ${bdf} off (destroys the VFs), then bind vfio-pci, then create VFs through vfio-pci (enable_sriov=Y); VFs created that way are token-protected`,
+      });
+    }
+    if (denylisted(d) && mod.disableDenylist !== true) {
+      throw new VfioctlError("REFUSED", `bind ${bdf} to vfio-pci: Linux would refuse with EINVAL (${(d.vendor ?? 0).toString(16).padStart(4, "0")}:${(d.device ?? 0).toString(16).padStart(4, "0")} exists in vfio-pci device denylist)`, {
+        subject: bdf,
+        errno: "EINVAL",
+        fix: "keep the device on its kernel driver, or load vfio-pci with disable_denylist=1 if you accept the risk",
+      });
+    }
+    if (d.iommuGroup === null) {
+      throw new VfioctlError("REFUSED", `bind ${bdf} to vfio-pci: Linux would refuse with EINVAL (no IOMMU group)`, { subject: bdf, errno: "EINVAL", fix: "enable the IOMMU (intel_iommu=on / amd_iommu=on, VT-d/AMD-Vi in firmware)" });
+    }
+  }
+  if (pf?.driver === "vfio-pci" && driver !== "vfio-pci") {
+    if (d.driverOverride === "vfio-pci" && !opts.releaseCaptured) {
+      throw new VfioctlError("REFUSED", `bind ${bdf} to ${driver}: the VF carries the driver_override "vfio-pci" captured by its vfio-pci PF ${pf.bdf}; with it Linux refuses every other driver (ENODEV)`, {
+        subject: bdf,
+        errno: "ENODEV",
+        fix: `add --release-captured to replace it. Consequences: the PF's userspace driver shares trust with its VFs and can no longer rely on this VF being under vfio; the kernel warns "VF ${bdf} bound to driver ${driver} while PF bound to driver vfio-pci"`,
+      });
+    }
+    warnings.push(`warning: ${bdf} leaves vfio while its PF ${pf.bdf} is owned by vfio-pci: the PF's userspace driver can no longer trust it, and the kernel logs "VF ${bdf} bound to driver ${driver} while PF bound to driver vfio-pci"`);
+  }
+  const vfs = await pfTrail(sys, d, opts, `unbinding ${d.driver} from`);
+  if (d.driver) await refuseIfHeld(sys, d, vfs, `unbinding ${d.driver} from`);
+
+  const kmsg = await watchKmsg(sys);
+  const p = devPath(bdf);
+  let overrideWritten = false;
+  let unbound = false;
+  const rollback = async (): Promise<string | null> => {
+    try {
+      if (overrideWritten) await write(sys, `${p}/driver_override`, previous.driverOverride === null ? "\n" : previous.driverOverride, timeoutMs);
+      const now = await linkBase(sys, `${p}/driver`);
+      if (unbound && previous.driver && now === null) await write(sys, "/sys/bus/pci/drivers_probe", bdf, timeoutMs).catch(() => {});
+      return await linkBase(sys, `${p}/driver`);
+    } catch {
+      return null;
+    }
+  };
+  try {
+    if (d.driverOverride !== driver) {
+      await write(sys, `${p}/driver_override`, driver, timeoutMs);
+      overrideWritten = true;
+    }
+    if (d.driver) {
+      await write(sys, `${p}/driver/unbind`, bdf, timeoutMs);
+      unbound = true;
+    }
+    await write(sys, "/sys/bus/pci/drivers_probe", bdf, timeoutMs);
+  } catch (e) {
+    const log = await kmsg.drain();
+    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the write stays pending in the kernel until the device is released`, { subject: bdf, data: { log } });
+    const back = await rollback();
+    if (isErrno(e)) throw new VfioctlError("KERNEL", `bind ${bdf} to ${driver}: ${e.message}; rolled back (driver now ${back ?? "none"})`, { subject: bdf, errno: e.code, data: { log } });
+    throw e;
+  }
+  const now = await linkBase(sys, `${p}/driver`);
+  const log = await kmsg.drain();
+  if (now !== driver) {
+    const back = await rollback();
+    const why = log.filter((l) => l.includes(bdf) || l.includes(driver)).join("; ");
+    throw new VfioctlError("KERNEL", `bind ${bdf} to ${driver}: the driver did not take the device (driver link: ${now ?? "none"})${why ? `; kernel: ${why}` : ""}; rolled back to ${back ?? "no driver"}`, {
+      subject: bdf,
+      fix: `vfioctl explain ${bdf} --driver ${driver} lists the reasons Linux refuses binds`,
+      data: { log },
+    });
+  }
+  return { bdf, driver, previous, changed: true, warnings, log };
+}
+
+/** Unbind the device's driver (optionally clearing driver_override so the next probe is free). */
+export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions & { clearOverride?: boolean } = {}): Promise<BindResult> {
+  checkBdf(bdf);
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  await requireDevice(sys, bdf);
+  const d = await readDevice(sys, bdf);
+  const previous = { driver: d.driver, driverOverride: d.driverOverride };
+  const warnings: string[] = [];
+  const p = devPath(bdf);
+  if (!d.driver && !(opts.clearOverride && d.driverOverride !== null)) return { bdf, driver: null, previous, changed: false, warnings, log: [] };
+  const vfs = await pfTrail(sys, d, opts, "unbinding");
+  await refuseIfHeld(sys, d, vfs, "unbinding");
+  const kmsg = await watchKmsg(sys);
+  try {
+    if (d.driver) await write(sys, `${p}/driver/unbind`, bdf, timeoutMs);
+    if (opts.clearOverride && d.driverOverride !== null) await write(sys, `${p}/driver_override`, "\n", timeoutMs);
+  } catch (e) {
+    const log = await kmsg.drain();
+    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the unbind stays pending in the kernel until the device is released`, { subject: bdf, data: { log } });
+    if (isErrno(e)) throw new VfioctlError("KERNEL", `unbind ${bdf}: ${e.message}`, { subject: bdf, errno: e.code, data: { log } });
+    throw e;
+  }
+  const now = await linkBase(sys, `${p}/driver`);
+  const log = await kmsg.drain();
+  if (now !== null) throw new VfioctlError("KERNEL", `unbind ${bdf}: still bound to ${now} after the write`, { subject: bdf, data: { log } });
+  if (!opts.clearOverride && d.driverOverride !== null) warnings.push(`note: driver_override is still ${JSON.stringify(d.driverOverride)}: the next probe binds ${d.driverOverride} (add --clear-override to clear it)`);
+  if (d.sriov && vfs.length) warnings.push(`note: ${vfs.length} VFs went away with the PF driver`);
+  return { bdf, driver: null, previous, changed: true, warnings, log };
+}
+

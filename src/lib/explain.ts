@@ -1,0 +1,395 @@
+/**
+ * `explain`: predict, without side effects, whether opening a device through vfio would work,
+ * and what writing `sriov_numvfs` or binding a driver would do — with the exact cause, errno,
+ * kernel log line and fix for each row of kernel-spec §2.4 (VF token), §4 (sriov_numvfs) and
+ * §6 (driver binding), plus the group rules of §8.2. It reads sysfs, checks /dev/vfio nodes and
+ * scans /proc/<pid>/fd; it never opens a device and never writes.
+ *
+ * Some things sysfs cannot show: whether a given token is the PF's (only an open can tell:
+ * `verifyToken`), and whether a process holding a VF's group has the VF itself open. Those rows
+ * come back as "possible" rather than "applies".
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, explainOpen } from "vfioctl";
+ * const k = await bootKernel();
+ * const x = await explainOpen(k.spawn("sh"), "0000:af:10.0", { token: false });
+ * x.open.verdict; // "fails"
+ * x.open.errno;   // "EACCES" (VF token required: PF 0000:af:00.0 is owned by vfio-pci)
+ * ```
+ */
+import type { Syscalls } from "../sys/syscalls.js";
+import { checkBdf, checkDriverName } from "./bdf.js";
+import { VfioctlError } from "./errors.js";
+import { describeHolder, holdersOf, vfioHolders, type VfioHolder } from "./holders.js";
+import { tokenSituation, type TokenSituation } from "./inventory.js";
+import { DMA_SAFE_DRIVERS, denylisted, groupMembers, hasSriovConfigure, isVfioDriver, listDrivers, readDevice, readVfioPciModule, requireDevice, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
+
+/** applies: true on this host now (for the input given); possible: sysfs cannot tell; would: true for some input (see `when`); no: does not apply. */
+export type CauseStatus = "applies" | "possible" | "would" | "no";
+
+export interface Cause {
+  /** stable id, e.g. "token-required" */
+  id: string;
+  /** kernel-spec section */
+  spec: string;
+  operation: "open" | "sriov_numvfs" | "bind";
+  /** the errno Linux returns; null when the operation blocks instead */
+  errno: string | null;
+  status: CauseStatus;
+  /** for "would": the input or condition that triggers it */
+  when?: string;
+  cause: string;
+  fix: string;
+  /** the kernel log line that goes with it ("" when Linux logs nothing) */
+  log?: string;
+}
+
+export interface ExplainOptions {
+  /** a token the user means to pass (true: some token, value unknown), false/undefined: none */
+  token?: string | boolean;
+  /** the count the user means to write to sriov_numvfs */
+  numvfs?: number;
+  /** the driver the user means to bind (default vfio-pci) */
+  driver?: string;
+  /** rank the causes for this errno (what the user saw) */
+  errno?: string;
+}
+
+export interface Explanation {
+  bdf: string;
+  role: "pf" | "vf" | "device";
+  device: DeviceFacts;
+  pf: DeviceFacts | null;
+  vfioPci: VfioPciModule;
+  token: TokenSituation;
+  holders: VfioHolder[];
+  open: { verdict: "ok" | "fails" | "cannot-tell"; errno: string | null; summary: string };
+  causes: Cause[];
+  /** with opts.errno: the causes with that errno, most likely first */
+  ranked?: Cause[];
+}
+
+const RANK: Record<CauseStatus, number> = { applies: 0, possible: 1, would: 2, no: 3 };
+
+/** Predict open / sriov_numvfs / bind outcomes for one device. Read-only. */
+export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptions = {}): Promise<Explanation> {
+  checkBdf(bdf);
+  const target = checkDriverName(opts.driver ?? "vfio-pci");
+  let errnoWanted: string | undefined;
+  if (opts.errno !== undefined) {
+    errnoWanted = opts.errno.toUpperCase().replace(/^-/, "");
+    if (!/^E[A-Z0-9]+$/.test(errnoWanted)) throw new VfioctlError("BAD_INPUT", `--errno: expected an errno name like EACCES, EBUSY or ENOENT, got ${JSON.stringify(opts.errno)}`);
+  }
+  if (opts.numvfs !== undefined && (!Number.isInteger(opts.numvfs) || opts.numvfs < 0 || opts.numvfs > 65535)) {
+    throw new VfioctlError("BAD_INPUT", `--numvfs: expected an integer 0..65535, got ${JSON.stringify(opts.numvfs)}`);
+  }
+  await requireDevice(sys, bdf);
+  const d = await readDevice(sys, bdf);
+  const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
+  const mod = await readVfioPciModule(sys);
+  const holders = await vfioHolders(sys);
+  const drivers = await listDrivers(sys);
+  const vfs = d.sriov ? await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v))) : [];
+  const vfsHeld = vfs.filter((v) => holdersOf(holders, v.iommuGroup).length > 0);
+  const token = tokenSituation(d, pf, d.sriov ? vfsHeld.length > 0 : null);
+  const role: Explanation["role"] = d.sriov ? "pf" : d.physfn ? "vf" : "device";
+  const given = opts.token !== undefined && opts.token !== false;
+  const causes: Cause[] = [];
+  const add = (c: Cause) => causes.push(c);
+  const groupHeld = holdersOf(holders, d.iommuGroup);
+  const members = d.iommuGroup === null ? [] : await groupMembers(sys, d.iommuGroup);
+  const memberFacts = await Promise.all(members.filter((m) => m !== bdf).map((m) => readDevice(sys, m)));
+  const blockers = memberFacts.filter((m) => m.driver !== null && !DMA_SAFE_DRIVERS.has(m.driver) && !isVfioDriver(m.driver));
+
+  // ---------------------------------------------------------------- open (§8.2, §2.4)
+  add({
+    id: "no-iommu-group",
+    spec: "§6.6, §8.1",
+    operation: "open",
+    errno: "ENOENT",
+    status: d.iommuGroup === null ? "applies" : "no",
+    cause: `${bdf} has no IOMMU group (no iommu_group link): there is no /dev/vfio node to open, and vfio-pci refuses to bind it (EINVAL)`,
+    fix: "enable the IOMMU (intel_iommu=on / amd_iommu=on on the kernel command line, VT-d/AMD-Vi in firmware); noiommu mode is unsafe and needs CAP_SYS_RAWIO",
+  });
+  const notVfio = d.driver === null || !isVfioDriver(d.driver);
+  add({
+    id: "not-bound-to-vfio",
+    spec: "§8.1",
+    operation: "open",
+    errno: d.vfioNodeExists ? "ENODEV" : "ENOENT",
+    status: d.iommuGroup !== null && notVfio ? "applies" : "no",
+    cause: `${bdf} is ${d.driver ? `bound to ${d.driver}` : "not bound to any driver"}, not vfio-pci: ${d.vfioNodeExists ? `${d.vfioNode} exists for other devices of the group, but VFIO_GROUP_GET_DEVICE_FD finds no ${bdf} (ENODEV)` : `${d.vfioNode ?? "/dev/vfio/<group>"} does not exist (ENOENT)`}`,
+    fix: `vfioctl bind ${bdf} vfio-pci`,
+  });
+  add({
+    id: "group-busy",
+    spec: "§8.2, §10.2#19",
+    operation: "open",
+    errno: "EBUSY",
+    status: groupHeld.length ? "applies" : "no",
+    cause: `${d.vfioNode ?? "the group"} is already open (one open file per group): ${groupHeld.map(describeHolder).join("; ") || "nobody"}`,
+    fix: "use the device from the process that holds the group, or stop that process; a second program cannot open the same group",
+  });
+  add({
+    id: "group-not-viable",
+    spec: "§8.2",
+    operation: "open",
+    errno: "EPERM",
+    status: blockers.length ? "applies" : "no",
+    cause: `IOMMU group ${d.iommuGroup} is not viable: ${blockers.map((b) => `${b.bdf} is bound to ${b.driver}`).join(", ") || "every other member is unbound or on vfio-pci"}; VFIO_GROUP_GET_STATUS has no VIABLE flag and VFIO_GROUP_SET_CONTAINER fails EPERM`,
+    fix: `bind every device of /sys/kernel/iommu_groups/${d.iommuGroup}/devices to vfio-pci (or unbind it): ${blockers.map((b) => `vfioctl bind ${b.bdf} vfio-pci`).join("; ") || "nothing to do"}`,
+  });
+  // §2.4 token rows
+  const pfLinked = role === "vf" && pf?.driver === "vfio-pci";
+  const pfVariant = role === "vf" && pf !== null && pf.driver !== "vfio-pci" && isVfioDriver(pf.driver);
+  add({
+    id: "token-required",
+    spec: "§2.4",
+    operation: "open",
+    errno: "EACCES",
+    status: pfLinked && !given ? "applies" : pfVariant && !given ? "possible" : "no",
+    when: role === "vf" ? "opening the VF without vf_token=" : undefined,
+    cause: `VF token required: PF ${pf?.bdf ?? "?"} is owned by ${pf?.driver ?? "vfio-pci"}, so every open of ${bdf} must carry the PF's token`,
+    fix: `pass the token the PF's driver set: DPDK --vfio-vf-token, QEMU vf-token= (see \`vfioctl args\`); check one with \`vfioctl token verify ${bdf} --token-file F\``,
+    log: `vfio-pci ${bdf}: VF token required to access device`,
+  });
+  add({
+    id: "token-incorrect",
+    spec: "§2.4",
+    operation: "open",
+    errno: "EACCES",
+    status: pfLinked && given ? "possible" : pfLinked ? "would" : "no",
+    when: "the token given is not the PF's current token",
+    cause: `Incorrect VF token: ${bdf} opens only with PF ${pf?.bdf ?? "?"}'s current token; sysfs cannot show the token (the kernel never lets it be read), so whether a given token matches can only be learned by trying`,
+    fix: `vfioctl token verify ${bdf} --token-file F (opens and closes the VF at once); the PF's token is random until its PF driver sets one, and a PF driver restart may set a new one`,
+    log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
+  });
+  add({
+    id: "token-pf-not-vfio",
+    spec: "§2.4, §2.5",
+    operation: "open",
+    errno: "EINVAL",
+    status: role === "vf" && pf !== null && !isVfioDriver(pf.driver) ? (given ? "applies" : "would") : "no",
+    when: "a token is passed",
+    cause: `VF token given where none is needed: PF ${pf?.bdf ?? "?"} is ${pf?.driver ? `on ${pf.driver}` : "unbound"}, not vfio-pci, so the VF is not linked to a PF token`,
+    fix: "drop the token (DPDK: no --vfio-vf-token; QEMU: no vf-token=)",
+    log: `vfio-pci ${bdf}: VF token incorrectly provided, PF not bound to vfio-pci`,
+  });
+  add({
+    id: "token-not-pf-or-vf",
+    spec: "§2.4",
+    operation: "open",
+    errno: "EINVAL",
+    status: role === "device" ? (given ? "applies" : "would") : "no",
+    when: "a token is passed",
+    cause: `VF token given where none is needed: ${bdf} is neither an SR-IOV PF nor a VF`,
+    fix: "drop the token; pass tokens only to SR-IOV devices",
+    log: `vfio-pci ${bdf}: VF token incorrectly provided, not a PF or VF`,
+  });
+  const pfOnVfio = role === "pf" && d.driver === "vfio-pci";
+  add({
+    id: "pf-token-required",
+    spec: "§2.4, §2.6",
+    operation: "open",
+    errno: "EACCES",
+    status: pfOnVfio && !given ? (vfsHeld.length ? "possible" : "no") : "no",
+    cause: `a VF of PF ${bdf} is in use (${vfsHeld.map((v) => `${v.bdf} group ${v.iommuGroup}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || "none now"}); while any VF is open the PF itself opens only with the current token`,
+    fix: "open the PF with the current token (restarting a PF driver while VFs run needs it), or close the VF users first",
+    log: `vfio-pci ${bdf}: VF token required to access device`,
+  });
+  add({
+    id: "pf-token-incorrect",
+    spec: "§2.4",
+    operation: "open",
+    errno: "EACCES",
+    status: pfOnVfio && given && vfsHeld.length ? "possible" : "no",
+    cause: `while a VF of ${bdf} is open, a token other than the current one is refused (it is not replaced)`,
+    fix: "pass the current token, then set a new one with VFIO_DEVICE_FEATURE (vfioctl token set --current-token-file F)",
+    log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
+  });
+
+  // ---------------------------------------------------------------- sriov_numvfs (§4)
+  if (role === "pf" && d.sriov) {
+    const s = d.sriov;
+    const cur = s.numVfs;
+    const n = opts.numvfs;
+    const changes = n === undefined ? true : n !== cur;
+    add({
+      id: "numvfs-erange",
+      spec: "§4.2 step 2",
+      operation: "sriov_numvfs",
+      errno: "ERANGE",
+      status: n !== undefined ? (n > s.totalVfs ? "applies" : "no") : "would",
+      when: `writing more than sriov_totalvfs (${s.totalVfs})`,
+      cause: `sriov_numvfs: expected 0..${s.totalVfs}, got ${n ?? "more"}`,
+      fix: `write at most ${s.totalVfs}`,
+      log: "",
+    });
+    add({
+      id: "numvfs-einval-parse",
+      spec: "§4.2 step 1",
+      operation: "sriov_numvfs",
+      errno: "EINVAL",
+      status: "would",
+      when: "the text written is not a number (kstrtou16; \"0x10\" and \"010\" parse as 16 and 8)",
+      cause: "sriov_numvfs accepts one unsigned number",
+      fix: `write a decimal count: vfioctl sriov ${bdf} N`,
+      log: "",
+    });
+    const ebusy = cur !== null && cur !== 0 && (n === undefined || (n !== 0 && n !== cur && n <= s.totalVfs));
+    add({
+      id: "numvfs-ebusy",
+      spec: "§4.2 step 8",
+      operation: "sriov_numvfs",
+      errno: "EBUSY",
+      status: ebusy ? (n === undefined ? "would" : "applies") : "no",
+      when: `changing ${cur ?? "?"} VFs to a different non-zero count`,
+      cause: `${cur} VFs already enabled: a different non-zero count needs going through 0, which destroys every VF`,
+      fix: `vfioctl sriov ${bdf} ${n ?? "N"} --via-zero (after stopping every VF user)`,
+      log: `${d.driver ?? "pci"} ${bdf}: ${cur} VFs already enabled. Disable before enabling ${n ?? "N"} VFs`,
+    });
+    add({
+      id: "numvfs-enoent-no-driver",
+      spec: "§4.2 step 5",
+      operation: "sriov_numvfs",
+      errno: "ENOENT",
+      status: d.driver === null && changes ? "applies" : "no",
+      cause: `${bdf} has no driver bound; only a driver can configure SR-IOV`,
+      fix: `bind a PF driver (its native driver, pci-pf-stub, or vfio-pci with enable_sriov=Y): vfioctl bind ${bdf} DRIVER`,
+      log: `pci ${bdf}: no driver bound to device; cannot configure SR-IOV`,
+    });
+    const cfg = hasSriovConfigure(d.driver);
+    add({
+      id: "numvfs-enoent-no-sriov-configure",
+      spec: "§4.2 step 6",
+      operation: "sriov_numvfs",
+      errno: "ENOENT",
+      status: d.driver !== null && changes ? (cfg === false ? "applies" : cfg === undefined ? "possible" : "no") : "no",
+      cause: `${d.driver ?? "the driver"} ${cfg === false ? "has no" : cfg === undefined ? "may lack a" : "has a"} sriov_configure callback: it cannot create VFs through sysfs`,
+      fix: `bind a driver that can: vfioctl bind ${bdf} pci-pf-stub (VFs then need no token) or vfio-pci with enable_sriov=Y (a userspace PF driver then owns the token)`,
+      log: `${d.driver ?? "pci"} ${bdf}: driver does not support SR-IOV configuration via sysfs`,
+    });
+    add({
+      id: "numvfs-enoent-enable-sriov",
+      spec: "§4.5",
+      operation: "sriov_numvfs",
+      errno: "ENOENT",
+      status: d.driver === "vfio-pci" && mod.enableSriov !== true && changes ? "applies" : "no",
+      cause: `${bdf} is on vfio-pci and vfio-pci's enable_sriov is ${mod.enableSriov === null ? "absent (module without CONFIG_PCI_IOV?)" : "N"}: vfio-pci refuses every change, including 0, and logs nothing`,
+      fix: "echo Y > /sys/module/vfio_pci/parameters/enable_sriov (or modprobe vfio-pci enable_sriov=1); the PF's userspace driver must support SR-IOV",
+      log: "",
+    });
+    add({
+      id: "numvfs-blocks-vf-open",
+      spec: "§7.2",
+      operation: "sriov_numvfs",
+      errno: null,
+      status: vfsHeld.length ? (n === undefined || n === 0 ? "applies" : "no") : "no",
+      when: "writing 0 (or unbinding the PF) while a VF is open",
+      cause: `the write blocks until every VF user closes: ${vfsHeld.map((v) => `${v.bdf}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || "no VF is held"}; on 6.1 reading sriov_numvfs blocks meanwhile too`,
+      fix: "stop the VF users first; vfioctl sriov takes --timeout and then names the holders",
+      log: `vfio-pci <VF>: No device request channel registered, blocked until released by user`,
+    });
+  } else {
+    add({
+      id: "numvfs-not-a-pf",
+      spec: "§4.1",
+      operation: "sriov_numvfs",
+      errno: "ENOENT",
+      status: "applies",
+      cause: `${bdf} has no sriov_numvfs: ${d.physfn ? `it is a VF; VFs are created on its PF ${d.physfn}` : "it is not an SR-IOV PF"}`,
+      fix: d.physfn ? `vfioctl sriov ${d.physfn} N` : "nothing to configure",
+    });
+  }
+
+  // ---------------------------------------------------------------- bind (§6)
+  const have = drivers.includes(target);
+  add({
+    id: "bind-driver-missing",
+    spec: "§6.2",
+    operation: "bind",
+    errno: "ENOENT",
+    status: have ? "no" : "applies",
+    cause: `no driver ${target} is registered (/sys/bus/pci/drivers/${target} does not exist)`,
+    fix: `modprobe ${target.replace(/-/g, "_")}`,
+  });
+  add({
+    id: "bind-override-other",
+    spec: "§6.1",
+    operation: "bind",
+    errno: "ENODEV",
+    status: d.driverOverride !== null && d.driverOverride !== target ? "applies" : "no",
+    cause:
+      d.driverOverride === "vfio-pci" && pf?.driver === "vfio-pci"
+        ? `${bdf}'s driver_override is "vfio-pci", captured when vfio-pci PF ${pf.bdf} created it: no other driver matches it`
+        : `${bdf}'s driver_override is ${JSON.stringify(d.driverOverride)}: only that driver matches it, so binding ${target} fails ENODEV`,
+    fix:
+      d.driverOverride === "vfio-pci" && pf?.driver === "vfio-pci"
+        ? `vfioctl bind ${bdf} ${target} --release-captured (replaces the override; the kernel warns "VF ${bdf} bound to driver ${target} while PF bound to driver vfio-pci", and the PF's userspace driver can no longer trust that VF is under vfio)`
+        : `vfioctl bind ${bdf} ${target} (sets driver_override to ${target} first)`,
+  });
+  add({
+    id: "bind-already-bound",
+    spec: "§6.2",
+    operation: "bind",
+    errno: "EBUSY",
+    status: d.driver !== null && d.driver !== target ? "applies" : "no",
+    cause: `${bdf} is already bound to ${d.driver}: writing it to ${target}/bind fails EBUSY (ENODEV before 5.13)`,
+    fix: `unbind first, or let vfioctl do both: vfioctl bind ${bdf} ${target}`,
+  });
+  const isVfioTarget = target === "vfio-pci";
+  add({
+    id: "bind-pf-sriov-enabled",
+    spec: "§6.6 step 3",
+    operation: "bind",
+    errno: "EBUSY",
+    status: isVfioTarget && role === "pf" && (d.sriov?.numVfs ?? 0) > 0 ? "applies" : "no",
+    cause: `${bdf} has ${d.sriov?.numVfs ?? 0} VFs enabled: vfio-pci refuses to bind a PF with SR-IOV enabled`,
+    fix: `vfioctl sriov ${bdf} off (destroys the VFs), bind vfio-pci, then create VFs again through vfio-pci (enable_sriov=Y)`,
+    log: `vfio-pci ${bdf}: Cannot bind to PF with SR-IOV enabled`,
+  });
+  add({
+    id: "bind-denylist",
+    spec: "§6.5",
+    operation: "bind",
+    errno: "EINVAL",
+    status: isVfioTarget && denylisted(d) && mod.disableDenylist !== true ? "applies" : "no",
+    cause: `${(d.vendor ?? 0).toString(16).padStart(4, "0")}:${(d.device ?? 0).toString(16).padStart(4, "0")} is on vfio-pci's device denylist (Intel QAT)`,
+    fix: "use the device's kernel driver, or load vfio-pci with disable_denylist=1 if you accept the risk",
+    log: `vfio-pci ${bdf}: ${(d.vendor ?? 0).toString(16).padStart(4, "0")}:${(d.device ?? 0).toString(16).padStart(4, "0")} exists in vfio-pci device denylist, driver probing disallowed.`,
+  });
+  add({
+    id: "bind-no-iommu-group",
+    spec: "§6.6 step 4",
+    operation: "bind",
+    errno: "EINVAL",
+    status: isVfioTarget && d.iommuGroup === null ? "applies" : "no",
+    cause: `${bdf} has no IOMMU group: vfio-pci's probe fails`,
+    fix: "enable the IOMMU in firmware and on the kernel command line",
+  });
+  add({
+    id: "bind-vf-autoprobe-off",
+    spec: "§6.3",
+    operation: "bind",
+    errno: "ENODEV",
+    status: role === "vf" && pf?.sriov?.driversAutoprobe === false && d.driverOverride === null ? "applies" : "no",
+    cause: `PF ${pf?.bdf ?? "?"} has sriov_drivers_autoprobe=0 and ${bdf} has no driver_override: the PCI core lets no driver probe it`,
+    fix: `vfioctl bind ${bdf} ${target} (sets driver_override, which lifts the autoprobe rule)`,
+  });
+
+  // ---------------------------------------------------------------- verdict
+  const openCauses = causes.filter((c) => c.operation === "open");
+  const firstApplies = openCauses.find((c) => c.status === "applies");
+  const firstPossible = openCauses.find((c) => c.status === "possible");
+  let open: Explanation["open"];
+  if (firstApplies) open = { verdict: "fails", errno: firstApplies.errno, summary: `open ${bdf}: ${firstApplies.errno} (${firstApplies.cause})` };
+  else if (firstPossible) open = { verdict: "cannot-tell", errno: firstPossible.errno, summary: `open ${bdf}: may fail ${firstPossible.errno} (${firstPossible.cause})` };
+  else open = { verdict: "ok", errno: null, summary: `open ${bdf}: should succeed${given && token.ifGiven === "sets-it" ? " (and the token given becomes the PF's token: no VF is open)" : pfLinked ? " with the PF's token" : ""}` };
+
+  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, open, causes };
+  if (errnoWanted) {
+    out.ranked = causes.filter((c) => c.errno === errnoWanted).sort((a, b) => RANK[a.status] - RANK[b.status]);
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * The host's PCI devices as a PF → VF tree, with each device's driver, driver_override, IOMMU
+ * group and /dev/vfio node, SR-IOV counts, vfio-pci's `enable_sriov`, who holds vfio nodes, and
+ * the VF-token situation of each device (kernel-spec §2.4–2.5, 5.18+ rule).
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, inventory } from "vfioctl";
+ * const k = await bootKernel();
+ * const inv = await inventory(k.spawn("sh"));
+ * inv.pfs.map((pf) => `${pf.bdf} ${pf.driver} ${pf.sriov?.numVfs}/${pf.sriov?.totalVfs}`);
+ * ```
+ */
+import type { Syscalls } from "../sys/syscalls.js";
+import { holdersOf, vfioHolders, type VfioHolder } from "./holders.js";
+import { isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
+
+/** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
+export type TokenState = "required" | "not-required" | "cannot-tell";
+
+export interface TokenSituation {
+  state: TokenState;
+  /** one line, e.g. "VF token required: PF 0000:01:00.0 is owned by vfio-pci" */
+  reason: string;
+  /** what happens if a token is passed anyway */
+  ifGiven: "checked" | "sets-it" | "EINVAL";
+}
+
+export interface InventoryDevice extends DeviceFacts {
+  role: "pf" | "vf" | "device";
+  token: TokenSituation;
+  /** processes holding this device's /dev/vfio group node */
+  heldBy: VfioHolder[];
+}
+
+export interface InventoryPf extends InventoryDevice {
+  role: "pf";
+  vfDevices: InventoryDevice[];
+}
+
+export interface Inventory {
+  backend: "linux" | "model";
+  vfioPci: VfioPciModule;
+  /** SR-IOV physical functions, each with its VFs */
+  pfs: InventoryPf[];
+  /** devices that are neither PFs nor VFs */
+  others: InventoryDevice[];
+  /** VFs whose PF is not visible (should not happen) */
+  orphans: InventoryDevice[];
+  holders: VfioHolder[];
+}
+
+/** The token situation of a device, from sysfs facts (kernel-spec §2.4 table, §2.5 5.18+ rule). */
+export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsHeld: boolean | null): TokenSituation {
+  if (d.physfn) {
+    if (!pf) return { state: "cannot-tell", reason: `cannot tell: PF ${d.physfn} is not readable`, ifGiven: "checked" };
+    if (pf.driver === "vfio-pci") {
+      // 5.18+: linked when the PF enabled SR-IOV through vfio-pci; the PF cannot bind to vfio-pci
+      // while VFs exist, so a VF of a vfio-pci PF was created while vfio-pci was bound.
+      const where = d.driver === "vfio-pci" ? "" : d.driver ? ` (once back on vfio-pci; now on ${d.driver})` : " (once bound to vfio-pci)";
+      return { state: "required", reason: `VF token required: PF ${pf.bdf} is owned by vfio-pci${where}`, ifGiven: "checked" };
+    }
+    if (isVfioDriver(pf.driver)) {
+      return { state: "cannot-tell", reason: `cannot tell: PF ${pf.bdf} is on the vfio variant driver ${pf.driver}; linked only if its VFs were created through it`, ifGiven: "checked" };
+    }
+    return { state: "not-required", reason: `not required: PF ${pf.bdf} is ${pf.driver ? `on ${pf.driver}` : "unbound"}, not vfio-pci (a token given anyway fails EINVAL)`, ifGiven: "EINVAL" };
+  }
+  if (d.sriov) {
+    if (d.driver === "vfio-pci") {
+      if (vfGroupsHeld === false) return { state: "not-required", reason: "not required now: no VF is open; opening the PF with vf_token= sets the token", ifGiven: "sets-it" };
+      if (vfGroupsHeld === true) return { state: "required", reason: "VF token required: a VF group of this PF is held open (a VF may be open)", ifGiven: "checked" };
+      return { state: "cannot-tell", reason: "cannot tell: required only while a VF is open", ifGiven: "checked" };
+    }
+    return { state: "not-required", reason: `not required: PF ${d.driver ? `on ${d.driver}` : "unbound"}, not vfio-pci`, ifGiven: "EINVAL" };
+  }
+  return { state: "not-required", reason: "not required: not an SR-IOV PF or VF (a token given anyway fails EINVAL)", ifGiven: "EINVAL" };
+}
+
+/** Build the PF → VF tree for the whole host. Read-only. */
+export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean } = {}): Promise<Inventory> {
+  const bdfs = await listBdfs(sys);
+  const facts = new Map<string, DeviceFacts>();
+  for (const b of bdfs) facts.set(b, await readDevice(sys, b, opts));
+  const holders = opts.holders === false ? [] : await vfioHolders(sys);
+  const held = (g: number | null) => holdersOf(holders, g);
+  const pfs: InventoryPf[] = [];
+  const others: InventoryDevice[] = [];
+  const orphans: InventoryDevice[] = [];
+  const vfsOf = new Map<string, InventoryDevice[]>();
+  for (const d of facts.values()) {
+    if (!d.physfn) continue;
+    const pf = facts.get(d.physfn) ?? null;
+    const v: InventoryDevice = { ...d, role: "vf", token: tokenSituation(d, pf, null), heldBy: held(d.iommuGroup) };
+    if (!pf) orphans.push(v);
+    else vfsOf.set(pf.bdf, [...(vfsOf.get(pf.bdf) ?? []), v]);
+  }
+  for (const d of facts.values()) {
+    if (d.physfn) continue;
+    if (d.sriov) {
+      const vfs = (vfsOf.get(d.bdf) ?? []).sort((a, b) => (a.vfIndex ?? 0) - (b.vfIndex ?? 0));
+      const anyHeld = opts.holders === false ? null : vfs.some((v) => v.heldBy.length > 0);
+      pfs.push({ ...d, role: "pf", token: tokenSituation(d, null, anyHeld), heldBy: held(d.iommuGroup), vfDevices: vfs });
+    } else {
+      others.push({ ...d, role: "device", token: tokenSituation(d, null, null), heldBy: held(d.iommuGroup) });
+    }
+  }
+  return { backend: sys.backend, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+}

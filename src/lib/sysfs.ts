@@ -1,0 +1,215 @@
+/**
+ * Read-only views of one PCI device and of the vfio-pci module, from sysfs and /dev/vfio only.
+ * Nothing here opens a device or writes a file; every path is built from a checked BDF.
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, readDevice } from "vfioctl";
+ * const k = await bootKernel();
+ * const d = await readDevice(k.spawn("sh"), "0000:01:00.0");
+ * d.sriov?.totalVfs; // 8
+ * ```
+ */
+import { readAttr, linkBase, exists, withTimeout, TimeoutError } from "../sys/fsutil.js";
+import { isErrno } from "../sys/errno.js";
+import type { Syscalls } from "../sys/syscalls.js";
+import { checkBdf, isBdf } from "./bdf.js";
+import { VfioctlError } from "./errors.js";
+
+export const PCI_DEVICES = "/sys/bus/pci/devices";
+export const PCI_DRIVERS = "/sys/bus/pci/drivers";
+export const VFIO_PCI_PARAMS = "/sys/module/vfio_pci/parameters";
+
+export const devPath = (bdf: string, attr?: string) => `${PCI_DEVICES}/${checkBdf(bdf)}${attr ? `/${attr}` : ""}`;
+
+export interface SriovInfo {
+  totalVfs: number;
+  /** null when the read stayed blocked (6.1: a write to sriov_numvfs holds the PF's device lock) */
+  numVfs: number | null;
+  driversAutoprobe: boolean | null;
+  /** VF addresses in virtfn order */
+  vfs: string[];
+}
+
+export interface DeviceFacts {
+  bdf: string;
+  vendor: number | null;
+  device: number | null;
+  class: number | null;
+  driver: string | null;
+  /** null when unset ("(null)") */
+  driverOverride: string | null;
+  iommuGroup: number | null;
+  /** "/dev/vfio/<N>" (or null without a group) and whether the node exists now */
+  vfioNode: string | null;
+  vfioNodeExists: boolean;
+  /** present on PFs (the sriov_* attributes exist only on PFs) */
+  sriov: SriovInfo | null;
+  /** the PF of a VF, and the VF's index */
+  physfn: string | null;
+  vfIndex: number | null;
+}
+
+export interface VfioPciModule {
+  /** the vfio-pci driver is registered (/sys/bus/pci/drivers/vfio-pci exists) */
+  loaded: boolean;
+  /** /sys/module/vfio_pci/parameters/enable_sriov; null when the parameter is absent */
+  enableSriov: boolean | null;
+  disableDenylist: boolean | null;
+}
+
+async function tryAttr(sys: Syscalls, path: string): Promise<string | null> {
+  try {
+    return await readAttr(sys, path);
+  } catch {
+    return null;
+  }
+}
+
+const num = (s: string | null, base = 10): number | null => {
+  if (s === null) return null;
+  const n = base === 16 ? parseInt(s.replace(/^0x/, ""), 16) : parseInt(s, 10);
+  return Number.isFinite(n) ? n : null;
+};
+
+const yn = (s: string | null): boolean | null => (s === null ? null : /^[Yy1]/.test(s));
+
+/** Every PCI device address on the host, sorted. */
+export async function listBdfs(sys: Syscalls): Promise<string[]> {
+  const names = await sys.readdir(PCI_DEVICES);
+  return names.filter(isBdf).sort();
+}
+
+/** Throws NO_DEVICE when the device is absent. */
+export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
+  checkBdf(bdf);
+  if (!(await exists(sys, devPath(bdf)))) {
+    throw new VfioctlError("NO_DEVICE", `${bdf}: no such PCI device (${devPath(bdf)}: ENOENT)`, { subject: bdf, errno: "ENOENT", fix: "see `vfioctl list` for the devices of this host" });
+  }
+}
+
+/**
+ * Read what sysfs says about one device. `numvfsTimeoutMs` bounds the read of sriov_numvfs,
+ * which 6.1 blocks while another task's write to it waits for a VF to be released.
+ */
+export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number } = {}): Promise<DeviceFacts> {
+  const p = devPath(bdf);
+  const [vendor, device, cls, driver, ovr, group, physfn] = await Promise.all([
+    tryAttr(sys, `${p}/vendor`),
+    tryAttr(sys, `${p}/device`),
+    tryAttr(sys, `${p}/class`),
+    linkBase(sys, `${p}/driver`),
+    tryAttr(sys, `${p}/driver_override`),
+    linkBase(sys, `${p}/iommu_group`),
+    linkBase(sys, `${p}/physfn`),
+  ]);
+  const iommuGroup = group !== null && /^\d+$/.test(group) ? Number(group) : null;
+  const vfioNode = iommuGroup === null ? null : `/dev/vfio/${iommuGroup}`;
+  const facts: DeviceFacts = {
+    bdf,
+    vendor: num(vendor, 16),
+    device: num(device, 16),
+    class: num(cls, 16),
+    driver,
+    driverOverride: ovr === null || ovr === "(null)" || ovr === "" ? null : ovr,
+    iommuGroup,
+    vfioNode,
+    vfioNodeExists: vfioNode !== null && (await exists(sys, vfioNode)),
+    sriov: null,
+    physfn: physfn !== null && isBdf(physfn) ? physfn : null,
+    vfIndex: null,
+  };
+  const total = await tryAttr(sys, `${p}/sriov_totalvfs`);
+  if (total !== null) {
+    let numVfs: number | null = null;
+    try {
+      const t = opts.numvfsTimeoutMs ?? 2000;
+      numVfs = num(await withTimeout(readAttr(sys, `${p}/sriov_numvfs`), t, `read ${p}/sriov_numvfs`));
+    } catch (e) {
+      if (!(e instanceof TimeoutError) && !isErrno(e)) throw e;
+    }
+    const entries = await sys.readdir(p);
+    const vfLinks = entries
+      .filter((n) => /^virtfn\d+$/.test(n))
+      .map((n) => Number(n.slice(6)))
+      .sort((a, b) => a - b);
+    const vfs: string[] = [];
+    for (const i of vfLinks) {
+      const b = await linkBase(sys, `${p}/virtfn${i}`);
+      if (b && isBdf(b)) vfs.push(b);
+    }
+    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await tryAttr(sys, `${p}/sriov_drivers_autoprobe`)), vfs };
+  }
+  if (facts.physfn) {
+    // the VF index is the virtfn<N> link of the PF that points back to this VF
+    const pp = devPath(facts.physfn);
+    try {
+      for (const n of await sys.readdir(pp)) {
+        if (/^virtfn\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf) {
+          facts.vfIndex = Number(n.slice(6));
+          break;
+        }
+      }
+    } catch {
+      /* PF directory unreadable: index unknown */
+    }
+  }
+  return facts;
+}
+
+/** The vfio-pci module's state as /sys shows it. */
+export async function readVfioPciModule(sys: Syscalls): Promise<VfioPciModule> {
+  return {
+    loaded: await exists(sys, `${PCI_DRIVERS}/vfio-pci`),
+    enableSriov: yn(await tryAttr(sys, `${VFIO_PCI_PARAMS}/enable_sriov`)),
+    disableDenylist: yn(await tryAttr(sys, `${VFIO_PCI_PARAMS}/disable_denylist`)),
+  };
+}
+
+/** The devices of an IOMMU group (/sys/kernel/iommu_groups/<N>/devices). */
+export async function groupMembers(sys: Syscalls, group: number): Promise<string[]> {
+  try {
+    return (await sys.readdir(`/sys/kernel/iommu_groups/${group}/devices`)).filter(isBdf).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Drivers registered on the PCI bus. */
+export async function listDrivers(sys: Syscalls): Promise<string[]> {
+  try {
+    return (await sys.readdir(PCI_DRIVERS)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** vfio_pci.c denylist (5.9+): Intel QAT PFs and VFs that vfio-pci refuses with EINVAL. */
+export const VFIO_PCI_DENYLIST: ReadonlyArray<readonly [number, number]> = [
+  [0x8086, 0x0435], [0x8086, 0x37c8], [0x8086, 0x19e2], [0x8086, 0x6f54],
+  [0x8086, 0x0443], [0x8086, 0x37c9], [0x8086, 0x19e3],
+];
+
+export function denylisted(d: Pick<DeviceFacts, "vendor" | "device">): boolean {
+  return VFIO_PCI_DENYLIST.some(([v, id]) => v === d.vendor && id === d.device);
+}
+
+/** Drivers that vfio treats as not claiming DMA ownership (the group stays viable). */
+export const DMA_SAFE_DRIVERS = new Set(["vfio-pci", "pci-stub"]);
+
+/** True for vfio-pci and its variant drivers (mlx5_vfio_pci, hisi_acc_vfio_pci …). */
+export const isVfioDriver = (d: string | null): boolean => d !== null && (d === "vfio-pci" || /vfio[_-]pci/.test(d));
+
+/**
+ * Drivers known to have (true) or lack (false) a `.sriov_configure` callback, so that
+ * `sriov_numvfs` works through them. Unknown names give undefined ("cannot tell").
+ */
+export const SRIOV_CONFIGURE: Readonly<Record<string, boolean>> = {
+  "vfio-pci": true,
+  "pci-pf-stub": true,
+  igb: true, ixgbe: true, i40e: true, ice: true, mlx5_core: true, bnxt_en: true, qede: true, nvme: true,
+  qat_c62x: true, qat_c3xxx: true, qat_dh895xcc: true, qat_4xxx: true, ena: true, octeontx2_af: true, nfp: true,
+  igbvf: false, ixgbevf: false, iavf: false, "pci-stub": false, ahci: false, xhci_hcd: false, e1000e: false,
+};
+
+export const hasSriovConfigure = (driver: string | null): boolean | undefined => (driver === null ? undefined : SRIOV_CONFIGURE[driver]);

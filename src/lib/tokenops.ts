@@ -1,0 +1,155 @@
+/**
+ * Setting and verifying a PF's VF token on the host (kernel-spec §2.4, §2.8, §3.2).
+ *
+ * - set: open the PF through its group with "<PF> vf_token=<uuid>". While no VF is open the
+ *   kernel silently takes that UUID as the PF's token. While a VF is open the open needs the
+ *   current token; with it, VFIO_DEVICE_FEATURE SET replaces the token (open VFs keep working,
+ *   later VF opens need the new one).
+ * - verify: open the VF with the token and close it at once: match, mismatch (EACCES "Incorrect
+ *   VF token"), or not needed (the PF is not on vfio-pci).
+ *
+ * @example
+ * ```ts
+ * import { bootKernel, setToken, verifyToken, newToken } from "vfioctl";
+ * const k = await bootKernel();
+ * const sys = k.spawn("sh");
+ * const t = newToken();
+ * await setToken(sys, "0000:af:00.0", t);
+ * (await verifyToken(sys, "0000:af:10.0", t)).result; // "match"
+ * ```
+ */
+import { isErrno } from "../sys/errno.js";
+import type { Syscalls } from "../sys/syscalls.js";
+import { checkBdf } from "./bdf.js";
+import { VfioctlError } from "./errors.js";
+import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
+import { checkToken } from "./token.js";
+import { openGroupSession } from "./vfio.js";
+import { readDevice, requireDevice, type DeviceFacts } from "./sysfs.js";
+
+export interface SetTokenResult {
+  pf: string;
+  /** "open": PF opened with vf_token= while no VF was open; "feature": VFIO_DEVICE_FEATURE SET with the current token */
+  method: "open" | "feature";
+  /** VFs whose groups are held open (they keep working with the old token until reopened) */
+  vfsHeld: string[];
+}
+
+async function groupBusy(sys: Syscalls, d: DeviceFacts, what: string): Promise<VfioctlError> {
+  const holders = holdersOf(await vfioHolders(sys), d.iommuGroup);
+  const who = holders.length ? holders.map(describeHolder).join("; ") : "another process (not visible in /proc to this user)";
+  return new VfioctlError("KERNEL", `open ${d.vfioNode} (${d.bdf}): EBUSY (the group is already open: ${who})`, {
+    subject: d.bdf,
+    errno: "EBUSY",
+    fix: `${what} through the program that holds the group, or stop it first; a group can be open in one place at a time`,
+    data: { holders },
+  });
+}
+
+function needVfioPci(d: DeviceFacts, role: string): void {
+  if (d.driver !== "vfio-pci") {
+    throw new VfioctlError("REFUSED", `${d.bdf}: ${role} is ${d.driver ? `bound to ${d.driver}` : "not bound to any driver"}, not vfio-pci: it has no VF token`, {
+      subject: d.bdf,
+      errno: "EINVAL",
+      fix: `bind it first: vfioctl bind ${d.bdf} vfio-pci`,
+    });
+  }
+  if (!d.vfioNodeExists) throw new VfioctlError("REFUSED", `${d.bdf}: ${d.vfioNode ?? "no IOMMU group"}: ENOENT (no vfio group node)`, { subject: d.bdf, errno: "ENOENT", fix: "check that the device has an IOMMU group and is bound to vfio-pci" });
+}
+
+/**
+ * Set the PF's VF token. `current` is needed only while a VF is open. Nothing stays open.
+ * Throws VfioctlError naming the PF, the errno and the fix.
+ */
+export async function setToken(sys: Syscalls, pf: string, token: string, opts: { current?: string } = {}): Promise<SetTokenResult> {
+  checkBdf(pf, "pf");
+  token = checkToken(token, "the new token");
+  const current = opts.current !== undefined ? checkToken(opts.current, "the current token") : undefined;
+  await requireDevice(sys, pf);
+  const d = await readDevice(sys, pf);
+  if (!d.sriov) throw new VfioctlError("REFUSED", `${pf}: not an SR-IOV PF (no sriov_totalvfs): a token would be refused with EINVAL ("VF token incorrectly provided, not a PF or VF")`, { subject: pf, errno: "EINVAL", fix: d.physfn ? `VF tokens are set on the PF: vfioctl token set ${d.physfn}` : "VF tokens exist only for SR-IOV PFs bound to vfio-pci" });
+  needVfioPci(d, "the PF");
+  const holders = await vfioHolders(sys);
+  const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
+  let s;
+  try {
+    s = await openGroupSession(sys, d.iommuGroup!);
+  } catch (e) {
+    if (isErrno(e, "EBUSY")) throw await groupBusy(sys, d, "set the token");
+    if (isErrno(e, "EPERM")) throw new VfioctlError("KERNEL", `${pf}: ${d.vfioNode}: EPERM (group not viable: another device of IOMMU group ${d.iommuGroup} is bound to a host driver)`, { subject: pf, errno: "EPERM", fix: `bind every device of /sys/kernel/iommu_groups/${d.iommuGroup}/devices to vfio-pci or unbind it` });
+    throw e;
+  }
+  try {
+    try {
+      await s.deviceFd(`${pf} vf_token=${token}`);
+      return { pf, method: "open", vfsHeld };
+    } catch (e) {
+      if (!isErrno(e, "EACCES")) throw e;
+    }
+    // EACCES: a VF is open (users > 0), so the PF opens only with the current token
+    if (current === undefined) {
+      throw new VfioctlError("KERNEL", `open ${pf}: EACCES (a VF of this PF is open${vfsHeld.length ? `: ${vfsHeld.join(", ")}` : ""}, so the PF opens only with the current token)`, {
+        subject: pf,
+        errno: "EACCES",
+        fix: "pass the current token (--current-token-file F); the new one is then set with VFIO_DEVICE_FEATURE: open VFs keep running, later VF opens need the new token. Or close every VF user first",
+      });
+    }
+    let fd: number;
+    try {
+      fd = await s.deviceFd(`${pf} vf_token=${current}`);
+    } catch (e) {
+      if (isErrno(e, "EACCES")) throw new VfioctlError("KERNEL", `open ${pf}: EACCES (Incorrect VF token: the current token given does not match the PF's)`, { subject: pf, errno: "EACCES", fix: "check which token the running VF users were given" });
+      throw e;
+    }
+    await s.setVfToken(fd, token);
+    return { pf, method: "feature", vfsHeld };
+  } finally {
+    await s.close();
+  }
+}
+
+export type VerifyResult = "match" | "mismatch" | "not-needed" | "pf-not-vfio-pci";
+
+export interface VerifyOutcome {
+  vf: string;
+  pf: string | null;
+  result: VerifyResult;
+  detail: string;
+}
+
+/**
+ * Check a token against a VF by opening the VF with it and closing it at once. Refuses a PF
+ * (opening a PF with a token while no VF is open would replace its token).
+ */
+export async function verifyToken(sys: Syscalls, vf: string, token: string): Promise<VerifyOutcome> {
+  checkBdf(vf, "vf");
+  token = checkToken(token, "the token");
+  await requireDevice(sys, vf);
+  const d = await readDevice(sys, vf);
+  if (d.sriov) {
+    throw new VfioctlError("REFUSED", `${vf} is a PF: verifying a token on a PF is not read-only (opening it with vf_token= while no VF is open replaces the token)`, { subject: vf, fix: `verify on one of its VFs: ${d.sriov.vfs[0] ?? "(enable VFs first)"}` });
+  }
+  if (!d.physfn) return { vf, pf: null, result: "not-needed", detail: `${vf} is not an SR-IOV VF: no token is needed, and passing one fails EINVAL (not a PF or VF)` };
+  const pf = await readDevice(sys, d.physfn);
+  if (pf.driver !== "vfio-pci") {
+    return { vf, pf: pf.bdf, result: "pf-not-vfio-pci", detail: `PF ${pf.bdf} is ${pf.driver ? `on ${pf.driver}` : "unbound"}, not vfio-pci: no token is needed, and passing one fails EINVAL (PF not bound to vfio-pci)` };
+  }
+  needVfioPci(d, "the VF");
+  let s;
+  try {
+    s = await openGroupSession(sys, d.iommuGroup!);
+  } catch (e) {
+    if (isErrno(e, "EBUSY")) throw await groupBusy(sys, d, "verify the token");
+    throw e;
+  }
+  try {
+    await s.deviceFd(`${vf} vf_token=${token}`);
+    return { vf, pf: pf.bdf, result: "match", detail: `the token opens ${vf} (PF ${pf.bdf}); the VF was closed again at once` };
+  } catch (e) {
+    if (isErrno(e, "EACCES")) return { vf, pf: pf.bdf, result: "mismatch", detail: `open ${vf}: EACCES (Incorrect VF token: it is not PF ${pf.bdf}'s token)` };
+    if (isErrno(e, "EINVAL")) return { vf, pf: pf.bdf, result: "not-needed", detail: `open ${vf}: EINVAL (the VF is not linked to a vfio-pci PF: no token is needed)` };
+    throw e;
+  } finally {
+    await s.close();
+  }
+}
