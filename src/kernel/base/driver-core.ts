@@ -161,9 +161,11 @@ export class DriverCore {
       driverData: f[6] ?? 0,
     };
     if (f.length !== 7) {
-      // A fake device with the given ids: already covered by the static table → EEXIST.
-      const fake = { vendor: id.vendor, device: id.device, subsystemVendor: id.subvendor, subsystemDevice: id.subdevice, class: id.class } as PciDev;
-      if (drv.idTable.some((e) => !e.overrideOnly && pciMatchOne(e, fake))) return -ERRNO.EEXIST;
+      // A zeroed fake pci_dev with the given ids (u16 fields, no driver_override) run through
+      // pci_match_device: dynamic ids count as well as the static table, so writing the same
+      // new_id twice gives EEXIST; override_only entries never match it.
+      const fake = { vendor: id.vendor & 0xffff, device: id.device & 0xffff, subsystemVendor: id.subvendor & 0xffff, subsystemDevice: id.subdevice & 0xffff, class: id.class, driverOverride: null } as PciDev;
+      if (pciMatchDevice(drv, fake)) return -ERRNO.EEXIST;
     }
     if (drv.idTable.length > 0 && !drv.idTable.some((e) => e.driverData === id.driverData)) return -ERRNO.EINVAL;
     drv.dynids.push(id);
