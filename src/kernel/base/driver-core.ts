@@ -5,7 +5,7 @@
  */
 import { ERRNO } from "../../sys/errno.js";
 import type { Kernel, Task } from "../kernel.js";
-import { PCI_ANY_ID, pciDeviceCanProbe, pciMatchDevice, pciMatchOne, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
+import { PCI_ANY_ID, pciDeviceCanProbe, pciMatchDevice, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 import { pciIovRemove } from "../pci/iov.js";
 
 export type BusEvent = "add_device" | "del_device" | "bind_driver" | "bound_driver" | "unbind_driver" | "unbound_driver";
@@ -173,14 +173,22 @@ export class DriverCore {
     return count;
   }
 
-  /** pci-driver.c remove_id_store: exact match or ENODEV; bound devices stay bound. */
+  /**
+   * pci-driver.c remove_id_store: the first dynid with this vendor/device whose subvendor and
+   * subdevice match (an omitted or PCI_ANY_ID field matches any) and whose class agrees under
+   * the written class_mask is removed; none → ENODEV. Bound devices stay bound.
+   */
   removeIdStore(drv: PciDriver, buf: string, count: number): number {
     const f = scanHexFields(buf);
     if (f.length < 2) return -ERRNO.EINVAL;
-    const want = [f[0], f[1], f[2] ?? PCI_ANY_ID, f[3] ?? PCI_ANY_ID, f[4] ?? 0, f[5] ?? 0];
+    const [vendor, device, subvendor = PCI_ANY_ID, subdevice = PCI_ANY_ID, cls = 0, classMask = 0] = f as [number, number, ...number[]];
     const i = drv.dynids.findIndex(
       (d) =>
-        d.vendor === want[0] && d.device === want[1] && d.subvendor === want[2] && d.subdevice === want[3] && d.class === want[4] && d.classMask === want[5],
+        d.vendor === vendor &&
+        d.device === device &&
+        (subvendor === PCI_ANY_ID || d.subvendor === subvendor) &&
+        (subdevice === PCI_ANY_ID || d.subdevice === subdevice) &&
+        ((d.class ^ cls) & classMask) === 0,
     );
     if (i < 0) return -ERRNO.ENODEV;
     drv.dynids.splice(i, 1);
