@@ -40,6 +40,7 @@ import {
 import { uuidGen } from "../../clock.js";
 import type { BusEvent, BusNotifier } from "../../base/driver-core.js";
 import type { Kernel, Task } from "../../kernel.js";
+import type { KernelVersion } from "../../profile.js";
 import { KERN_INFO, KERN_NOTICE, KERN_WARNING } from "../../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../../pci/iov.js";
 import { pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
@@ -63,11 +64,15 @@ export interface VfioPciParams {
   disable_vga: boolean;
 }
 
-/** vfio_pci.c vfio_pci_dev_in_denylist: Intel QAT PFs and VFs. */
+/** vfio_pci.c vfio_pci_dev_in_denylist: Intel QAT C3xxx, C62x and DH895xCC, each PF and VF. */
 export const DENYLIST: [number, number][] = [
-  [0x8086, 0x0435], [0x8086, 0x37c8], [0x8086, 0x19e2], [0x8086, 0x6f54],
-  [0x8086, 0x0443], [0x8086, 0x37c9], [0x8086, 0x19e3],
+  [0x8086, 0x19e2], [0x8086, 0x19e3], [0x8086, 0x37c8], [0x8086, 0x37c9], [0x8086, 0x0435], [0x8086, 0x0443],
 ];
+/**
+ * Intel DSA and IAX on Sapphire Rapids (0x0b25, 0x0cfe), added by upstream 95feb3160eef (v6.10).
+ * The 6.12 profile has them; whether Debian's 6.1.y carries the stable backport is unverified.
+ */
+export const DENYLIST_V6_10: [number, number][] = [[0x8086, 0x0b25], [0x8086, 0x0cfe]];
 
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
 
@@ -365,13 +370,14 @@ export class VfioPciDriver implements PciDriver {
     return dev.driver === this && dev.drvdata instanceof VfioPciCoreDevice ? dev.drvdata : null;
   }
 
-  isDenylisted(dev: PciDev): boolean {
-    return DENYLIST.some(([v, d]) => v === dev.vendor && d === dev.device);
+  isDenylisted(dev: PciDev, version: KernelVersion = "6.1"): boolean {
+    const hit = ([v, d]: [number, number]) => v === dev.vendor && d === dev.device;
+    return DENYLIST.some(hit) || (version !== "6.1" && DENYLIST_V6_10.some(hit));
   }
 
   /** vfio_pci_probe → vfio_pci_core_register_device */
   async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
-    if (this.isDenylisted(dev)) {
+    if (this.isDenylisted(dev, k.profile.version)) {
       if (!this.params.disable_denylist) {
         k.log.dev(KERN_WARNING, dev, `${hex4(dev.vendor)}:${hex4(dev.device)} exists in vfio-pci device denylist, driver probing disallowed.`);
         return -ERRNO.EINVAL;
