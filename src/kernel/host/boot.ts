@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Kernel, type KernelOptions } from "../kernel.js";
+import { KERN_WARNING } from "../printk.js";
 import { PciDev } from "../pci/pci.js";
 import { parseBdf } from "../pci/bdf.js";
 import { errnoName } from "../../sys/errno.js";
@@ -25,6 +26,9 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     throw new HostFileError(file, "drivers", "names of modelled drivers or full specs", (e as Error).message);
   }
   Object.assign(k.vfioPci.params, desc.modules?.vfio_pci ?? {});
+  // vfio_pci_init: pr_warn("device denylist disabled.\n") with pr_fmt "vfio_pci: ". The kernel
+  // prints it after pci_register_driver; the model prints it before probing boot devices.
+  if (k.vfioPci.params.disable_denylist) k.log.printk(KERN_WARNING, "vfio_pci: device denylist disabled.");
   const task = k.kernelTask();
   for (const d of desc.devices) if (typeof d.iommu_group === "number") k.iommu.reserveId(d.iommu_group);
   const devs: [PciDev, (typeof desc.devices)[number], number][] = [];
