@@ -1,3 +1,7 @@
 /** Imports every command module so it registers itself (one line per module). */
 export {};
 import "./sim.js";
+import "./list.js";
+import "./show.js";
+import "./bind.js";
+import "./sriov.js";
