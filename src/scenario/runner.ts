@@ -477,6 +477,15 @@ class Runner {
       const cur = await linkBase(sys, `${dev}/driver`);
       if (cur !== want) {
         if ((await numvfs()) > 0) await w(`${dev}/sriov_numvfs`, "0", true);
+        if ((await numvfs()) > 0 && !cur && (await exists(sys, "/sys/bus/pci/drivers/pci-pf-stub"))) {
+          // a PF whose driver left SR-IOV enabled (pci-pf-stub unbound): no driver can disable
+          // the VFs and vfio-pci refuses the PF, so borrow pci-pf-stub to turn SR-IOV off
+          await w(`${dev}/driver_override`, "pci-pf-stub");
+          await w("/sys/bus/pci/drivers_probe", g.bdf);
+          await w(`${dev}/sriov_numvfs`, "0");
+          await w("/sys/bus/pci/drivers/pci-pf-stub/unbind", g.bdf);
+          await w(`${dev}/driver_override`, "\n");
+        }
         if (cur) await w(`/sys/bus/pci/drivers/${cur}/unbind`, g.bdf);
         if (want) {
           if (!(await exists(sys, `/sys/bus/pci/drivers/${want}`))) throw this.err(op, `setup: driver ${want} is not loaded`);
