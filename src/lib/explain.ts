@@ -231,7 +231,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
       spec: "§4.2 step 1",
       operation: "sriov_numvfs",
       errno: "EINVAL",
-      status: "would",
+      status: n !== undefined ? "no" : "would",
       when: "the text written is not a number (kstrtou16; \"0x10\" and \"010\" parse as 16 and 8)",
       cause: "sriov_numvfs accepts one unsigned number",
       fix: `write a decimal count: vfioctl sriov ${bdf} N`,
@@ -344,7 +344,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     spec: "§6.6 step 3",
     operation: "bind",
     errno: "EBUSY",
-    status: isVfioTarget && role === "pf" && (d.sriov?.numVfs ?? 0) > 0 ? "applies" : "no",
+    status: isVfioTarget && d.driver !== target && role === "pf" && (d.sriov?.numVfs ?? 0) > 0 ? "applies" : "no",
     cause: `${bdf} has ${d.sriov?.numVfs ?? 0} VFs enabled: vfio-pci refuses to bind a PF with SR-IOV enabled`,
     fix: `vfioctl sriov ${bdf} off (destroys the VFs), bind vfio-pci, then create VFs again through vfio-pci (enable_sriov=Y)`,
     log: `vfio-pci ${bdf}: Cannot bind to PF with SR-IOV enabled`,
@@ -354,7 +354,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     spec: "§6.5",
     operation: "bind",
     errno: "EINVAL",
-    status: isVfioTarget && denylisted(d) && mod.disableDenylist !== true ? "applies" : "no",
+    status: isVfioTarget && d.driver !== target && denylisted(d) && mod.disableDenylist !== true ? "applies" : "no",
     cause: `${(d.vendor ?? 0).toString(16).padStart(4, "0")}:${(d.device ?? 0).toString(16).padStart(4, "0")} is on vfio-pci's device denylist (Intel QAT)`,
     fix: "use the device's kernel driver, or load vfio-pci with disable_denylist=1 if you accept the risk",
     log: `vfio-pci ${bdf}: ${(d.vendor ?? 0).toString(16).padStart(4, "0")}:${(d.device ?? 0).toString(16).padStart(4, "0")} exists in vfio-pci device denylist, driver probing disallowed.`,
@@ -389,7 +389,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
 
   const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, open, causes };
   if (errnoWanted) {
-    out.ranked = causes.filter((c) => c.errno === errnoWanted).sort((a, b) => RANK[a.status] - RANK[b.status]);
+    out.ranked = causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]);
   }
   return out;
 }

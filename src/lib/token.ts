@@ -102,6 +102,27 @@ export async function resolveToken(o: TokenSourceOptions): Promise<ResolvedToken
  */
 export function keepToken(path: string, token: string): void {
   checkToken(token, "keep");
+  const st = checkKeepFile(path);
+  let fd: number;
+  try {
+    fd = fs.openSync(path, st ? fs.constants.O_WRONLY | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW : fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? "EIO";
+    throw new VfioctlError("UNSAFE_FILE", `--keep ${path}: ${code}`, { subject: path, errno: code, fix: code === "ENOENT" ? "create the directory first" : "choose a writable path" });
+  }
+  try {
+    fs.fchmodSync(fd, 0o600);
+    fs.writeSync(fd, token + "\n");
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Check that `path` may receive a token (see keepToken) without writing anything: returns its
+ * stat when it exists, null when it will be created. Throws UNSAFE_FILE otherwise.
+ */
+export function checkKeepFile(path: string): fs.Stats | null {
   let st: fs.Stats | null = null;
   try {
     st = fs.lstatSync(path);
@@ -119,20 +140,11 @@ export function keepToken(path: string, token: string): void {
         fix: `remove it or chmod 600 ${path} first, and consider rotating any token it held`,
       });
     }
+  } else {
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+    if (!fs.existsSync(dir)) throw new VfioctlError("UNSAFE_FILE", `--keep ${path}: ENOENT (directory ${dir} does not exist)`, { subject: path, errno: "ENOENT", fix: `mkdir -m 700 ${dir}` });
   }
-  let fd: number;
-  try {
-    fd = fs.openSync(path, st ? fs.constants.O_WRONLY | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW : fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? "EIO";
-    throw new VfioctlError("UNSAFE_FILE", `--keep ${path}: ${code}`, { subject: path, errno: code, fix: code === "ENOENT" ? "create the directory first" : "choose a writable path" });
-  }
-  try {
-    fs.fchmodSync(fd, 0o600);
-    fs.writeSync(fd, token + "\n");
-  } finally {
-    fs.closeSync(fd);
-  }
+  return st;
 }
 
 /** How a token is shown when --show-token is not given. */

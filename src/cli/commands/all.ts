@@ -5,3 +5,7 @@ import "./list.js";
 import "./show.js";
 import "./bind.js";
 import "./sriov.js";
+import "./token.js";
+import "./explain.js";
+import "./audit.js";
+import "./args.js";

@@ -1,0 +1,100 @@
+/** `vfioctl explain BDF`: predict opens, sriov_numvfs writes and binds without side effects. */
+import { VfioctlError } from "../../lib/errors.js";
+import { explainOpen, type Cause, type ExplainOptions } from "../../lib/explain.js";
+import { EXIT } from "../context.js";
+import { register } from "./index.js";
+import { flagStr, guarded, parseArgs } from "./common.js";
+import { tokenFrom } from "./token.js";
+
+const MARK: Record<Cause["status"], string> = { applies: "✗", possible: "?", would: "·", no: " " };
+
+function causeLines(c: Cause, verbose: boolean): string[] {
+  const head = `${MARK[c.status]} ${c.errno ?? "blocks"} ${c.operation}${c.when && c.status !== "applies" ? ` — if ${c.when}` : ""}: ${c.cause}`;
+  const out = [head, `    fix: ${c.fix}`];
+  if (verbose && c.log) out.push(`    kernel log: ${c.log}`);
+  if (verbose && c.log === "") out.push("    kernel log: (nothing)");
+  return out;
+}
+
+register({
+  name: "explain",
+  summary: "predict (read-only) whether opening/configuring/binding a device works, and why not",
+  help: `usage: vfioctl explain <bdf> [--token-file F | --token-stdin | --with-token] [--errno E]
+                        [--numvfs N] [--driver D] [--all]
+
+Predicts, without opening the device or writing anything (sysfs, /dev/vfio node existence and a
+/proc fd scan only), whether opening <bdf> through vfio would succeed, and lists the causes of
+every refusal Linux has for it: the VF token table (EACCES required / incorrect, EINVAL not a
+PF or VF / PF not on vfio-pci), the group rules (no node, EBUSY already open, EPERM not
+viable), sriov_numvfs (ERANGE, EINVAL, EBUSY, ENOENT: no driver / no sriov_configure /
+vfio-pci enable_sriov=N which logs nothing; blocking on open VFs) and driver binding
+(override, EBUSY already bound, "Cannot bind to PF with SR-IOV enabled", denylist EINVAL,
+no IOMMU group, autoprobe off).
+
+Whether a given token is the right one cannot be seen in sysfs (the kernel never reveals it):
+use 'vfioctl token verify'.
+
+  ✗ applies now   ? possible (sysfs cannot tell)   · would apply for the input shown
+
+Options:
+  --token-file F, --token-stdin, --with-token   predict for an open that passes a token
+  --errno E      rank the causes of errno E (what you saw) on this host
+  --numvfs N     predict a write of N to sriov_numvfs
+  --driver D     predict a bind to D (default vfio-pci)
+  --all          also list the rows that do not apply
+
+Exit codes: 0 the open should succeed, 1 it would fail (or may fail), 2 bad input.
+
+Examples:
+  vfioctl --sim explain 0000:af:10.0
+  vfioctl --sim explain 0000:af:10.0 --errno EACCES
+  vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE
+  vfioctl explain 0000:3b:00.0 --errno ENOENT`,
+  async run(ctx, args) {
+    return guarded(ctx, "explain", async () => {
+      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver"], ["token-stdin", "with-token", "all"]);
+      if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `explain: expected one BDF, got ${p.positional.length}`);
+      const t = await tokenFrom(ctx, p);
+      const o: ExplainOptions = {};
+      if (t) o.token = true; // the value is never needed: sysfs cannot check it
+      else if (p.flags.has("with-token")) o.token = true;
+      const e = flagStr(p, "errno");
+      if (e !== undefined) o.errno = e;
+      const n = flagStr(p, "numvfs");
+      if (n !== undefined) {
+        if (!/^\d+$/.test(n)) throw new VfioctlError("BAD_INPUT", `--numvfs: expected a count 0..65535, got ${JSON.stringify(n)}`);
+        o.numvfs = Number(n);
+      }
+      const d = flagStr(p, "driver");
+      if (d !== undefined) o.driver = d;
+      const x = await explainOpen(ctx.sys, p.positional[0]!, o);
+      const code = x.open.verdict === "ok" ? EXIT.OK : EXIT.NO;
+      if (ctx.opts.json) {
+        ctx.io.out(JSON.stringify(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }, null, 2));
+        return code;
+      }
+      const out: string[] = [];
+      out.push(`${x.bdf} (${x.role === "pf" ? "SR-IOV PF" : x.role === "vf" ? `VF of ${x.pf?.bdf}` : "not an SR-IOV PF or VF"}, ${x.device.driver ?? "no driver"}${x.device.iommuGroup !== null ? `, group ${x.device.iommuGroup}` : ""})`);
+      out.push(`token: ${x.token.reason}`);
+      out.push("");
+      out.push(`open: ${x.open.verdict === "ok" ? "✓" : x.open.verdict === "fails" ? "✗" : "?"} ${x.open.summary}`);
+      if (x.ranked) {
+        out.push("");
+        out.push(`Causes of ${o.errno!.toUpperCase()} for ${x.bdf}, most likely first:`);
+        if (!x.ranked.length) out.push(`  none known for ${o.errno!.toUpperCase()} on this device`);
+        else if (!x.ranked.some((c) => c.status === "applies" || c.status === "possible")) out.push("  (none applies to this host's state now; these are what would produce it)");
+        x.ranked.forEach((c, i) => out.push(...causeLines(c, true).map((l, j) => (j === 0 ? `${String(i + 1).padStart(2)}. ${l}` : `    ${l}`))));
+      } else {
+        for (const op of ["open", "sriov_numvfs", "bind"] as const) {
+          const rows = x.causes.filter((c) => c.operation === op && (p.flags.has("all") || c.status !== "no"));
+          if (!rows.length) continue;
+          out.push("");
+          out.push(op === "open" ? "Opening it through vfio:" : op === "sriov_numvfs" ? `Writing sriov_numvfs${o.numvfs !== undefined ? ` = ${o.numvfs}` : ""}:` : `Binding ${o.driver ?? "vfio-pci"}:`);
+          for (const c of rows) out.push(...causeLines(c, true).map((l) => `  ${l}`));
+        }
+      }
+      ctx.io.out(out.join("\n"));
+      return code;
+    });
+  },
+});
