@@ -92,8 +92,11 @@ export class ContainerFile implements OpenFile {
       case VFIO.SET_IOMMU: {
         const type = argInt(arg);
         if (c.groups.length === 0 || c.iommuType !== null) return -ERRNO.EINVAL;
-        if (checkExtension({ groups: [], iommuType: null } as unknown as Container, type) <= 0 || (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_TYPE1_NESTING_IOMMU))
-          return -ERRNO.ENODEV;
+        // vfio_ioctl_set_iommu: a backend whose check_extension(type) <= 0 is skipped (ret stays
+        // -ENODEV); type1 reports UNMAP_ALL but its open() refuses anything but TYPE1/TYPE1v2
+        // (and NESTING while it existed) with -EINVAL, which becomes the result.
+        if (checkExtension({ groups: [], iommuType: null } as unknown as Container, type) <= 0) return -ERRNO.ENODEV;
+        if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_TYPE1_NESTING_IOMMU) return -ERRNO.EINVAL;
         c.iommuType = type;
         return 0;
       }
@@ -108,10 +111,14 @@ export class ContainerFile implements OpenFile {
   }
 }
 
-/** container.c vfio_container_ioctl_check_extension with vfio_iommu_type1 loaded, no noiommu. */
+/**
+ * container.c vfio_container_ioctl_check_extension with vfio_iommu_type1 loaded, no noiommu.
+ * type1: TYPE1, TYPE1v2, UNMAP_ALL → 1; DMA_CC and UPDATE_VADDR → 1 only once the container has
+ * an IOMMU instance (no emulated/mdev devices are modelled, so UPDATE_VADDR is then 1).
+ */
 function checkExtension(c: Container, ext: number): number {
   const type1 = (e: number, hasIommu: boolean) =>
-    e === VFIO_TYPE1_IOMMU || e === VFIO_TYPE1v2_IOMMU || e === VFIO_UNMAP_ALL ? 1 : e === 4 /* DMA_CC */ ? (hasIommu ? 1 : 0) : 0;
+    e === VFIO_TYPE1_IOMMU || e === VFIO_TYPE1v2_IOMMU || e === VFIO_UNMAP_ALL ? 1 : e === 4 /* DMA_CC */ || e === 10 /* UPDATE_VADDR */ ? (hasIommu ? 1 : 0) : 0;
   return type1(ext, c.iommuType !== null);
 }
 
