@@ -52,6 +52,9 @@ export const NATIVE_PF = "0000:07:00.0";
 export const BRIDGE = "0000:00:1c.0";
 /** a device behind no IOMMU (no group) */
 export const NOIOMMU = "0000:09:00.0";
+/** two functions sharing IOMMU group 30: function 0 on vfio-pci, function 1 on nvme (group not viable) */
+export const SHARED_VFIO = "0000:08:00.0";
+export const SHARED_HOST = "0000:08:00.1";
 
 export const dev = (bdf: string) => `/sys/bus/pci/devices/${bdf}`;
 export const drv = (name: string) => `/sys/bus/pci/drivers/${name}`;
@@ -80,6 +83,8 @@ export function specHost(over: { enableSriov?: boolean; disableDenylist?: boolea
     },
     { bdf: BRIDGE, vendor: 0x8086, device: 0xa110, class: 0x060400, header_type: 1, driver: "none" },
     { bdf: NOIOMMU, vendor: 0x1af4, device: 0x1041, iommu_group: null, driver: "none" },
+    { bdf: SHARED_VFIO, vendor: 0x1af4, device: 0x1042, iommu_group: 30, driver: "vfio-pci" },
+    { bdf: SHARED_HOST, vendor: 0x144d, device: 0xa808, class: 0x010802, iommu_group: 30 },
   ];
   return {
     name: "spec-fixture",
