@@ -267,15 +267,19 @@ export class VfioCore {
   async unregister(task: Task, d: VfioDevice): Promise<void> {
     d.registered = false;
     let i = 0;
-    let warned = false;
+    let interrupted = false;
     while (d.openCount > 0) {
       d.ops.request(task, i++);
       const woken = d.released.wait();
       const timeout = this.k.clock.sleep(10_000);
-      const sig = task.signalled();
-      const r = await this.k.block(task, `vfio: ${d.pdev.name} held open by userspace`, Promise.race([woken.then(() => "released"), timeout.then(() => "timeout"), sig.then(() => "signal")]));
-      if (r === "signal" && !warned) {
-        warned = true;
+      // Only the waits before the first signal are interruptible
+      // (wait_for_completion_interruptible_timeout); afterwards the task waits uninterruptibly
+      // (wait_for_completion_timeout). Racing the already-delivered signal again would spin.
+      const waits: Promise<string>[] = [woken.then(() => "released"), timeout.then(() => "timeout")];
+      if (!interrupted) waits.push(task.signalled().then(() => "signal"));
+      const r = await this.k.block(task, `vfio: ${d.pdev.name} held open by userspace`, Promise.race(waits));
+      if (r === "signal") {
+        interrupted = true;
         this.k.log.dev(4, d.pdev, `Device is currently in use, task "${task.comm}" (${task.pid}) blocked until device is released`);
       }
     }
