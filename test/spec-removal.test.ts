@@ -1,0 +1,266 @@
+/**
+ * kernel-spec §5 (vfio-pci's bus notifier: capture and the BOUND_DRIVER warning) and §7
+ * (removal and unbind while userspace holds a VF open: the blocking loop, the request channel,
+ * signals, 6.1's blocking sriov_numvfs read). Errno and exact log text in every row.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { EFD_NONBLOCK } from "../src/sys/syscalls.js";
+import { VFIO, reqEventfdBuf } from "../src/uapi/vfio.js";
+import {
+  NATIVE_PF,
+  PF,
+  PROFILES,
+  STUB_PF,
+  U1,
+  VF0,
+  VF1,
+  advance,
+  boot,
+  bootWithVfs,
+  dev,
+  driverOf,
+  drv,
+  getDeviceFd,
+  openDevice,
+  r,
+  run,
+  settle,
+  since,
+  usersOf,
+  w,
+  withoutEnumeration,
+} from "../testlib/spec/index.js";
+import type { KernelVersion } from "../src/kernel/profile.js";
+
+const NO_CHANNEL = "No device request channel registered, blocked until released by user";
+const NUMVFS = `${dev(PF)}/sriov_numvfs`;
+
+/** VFs enabled, PF token U1, VF0 held open by process "qemu". */
+async function heldOpen(profile: KernelVersion, vfs = 2) {
+  const wd = await bootWithVfs(profile, vfs);
+  const pfo = await openDevice(wd.sh, PF, `${PF} vf_token=${U1}`);
+  await wd.sh.close(pfo.device as number);
+  await wd.sh.close(pfo.group);
+  await wd.sh.close(pfo.container);
+  const qemu = wd.k.spawn("qemu");
+  const vf = await openDevice(qemu, VF0, `${VF0} vf_token=${U1}`);
+  assert.equal(typeof vf.device, "number");
+  return { ...wd, qemu, vf };
+}
+
+for (const profile of PROFILES) {
+  describe(`§5 bus notifier [${profile}]`, () => {
+    test("ADD_DEVICE of a VF of a vfio-pci PF: 'Captured SR-IOV VF <vf> driver_override' (info, on the PF) and the override is vfio-pci", async () => {
+      const { k, sh } = await boot(profile);
+      const [rc, lines] = await run(k, () => w(sh, NUMVFS, "1"));
+      assert.equal(rc, 1);
+      assert.deepEqual(withoutEnumeration(lines), [`vfio-pci ${PF}: Captured SR-IOV VF ${VF0} driver_override`]);
+      const rec = k.log.records.find((x) => x.text.includes("Captured"))!;
+      assert.equal(rec.level, 6);
+      assert.equal(rec.device, `+pci:${PF}`);
+      assert.equal(await r(sh, `${dev(VF0)}/driver_override`), "vfio-pci\n");
+    });
+
+    test("a captured VF cannot be bound directly to another driver: ENODEV, no log (scenario 16)", async () => {
+      const { k, sh } = await bootWithVfs(profile, 1);
+      assert.equal(await w(sh, `${drv("vfio-pci")}/unbind`, VF0), VF0.length);
+      const [rc, lines] = await run(k, () => w(sh, `${drv("ixgbevf")}/bind`, VF0));
+      assert.equal(rc, "ENODEV");
+      assert.deepEqual(lines, []);
+    });
+
+    test("after clearing the override, binding elsewhere works and warns 'VF … bound to driver … while PF bound to driver …' on the PF", async () => {
+      const { k, sh } = await bootWithVfs(profile, 1);
+      await w(sh, `${drv("vfio-pci")}/unbind`, VF0);
+      assert.equal(await w(sh, `${dev(VF0)}/driver_override`, "\n"), 1);
+      const [rc, lines] = await run(k, () => w(sh, `${drv("ixgbevf")}/bind`, VF0));
+      assert.equal(rc, VF0.length);
+      assert.deepEqual(lines, [`vfio-pci ${PF}: VF ${VF0} bound to driver ixgbevf while PF bound to driver vfio-pci`]);
+      assert.equal(k.log.records.at(-1)!.level, 4);
+      assert.equal(await driverOf(sh, VF0), "ixgbevf");
+    });
+
+    test("a VF rebound to vfio-pci (the PF's driver) gives no warning", async () => {
+      const { k, sh } = await bootWithVfs(profile, 1);
+      await w(sh, `${drv("vfio-pci")}/unbind`, VF0);
+      const [rc, lines] = await run(k, () => w(sh, `${drv("vfio-pci")}/bind`, VF0));
+      assert.equal(rc, VF0.length);
+      assert.deepEqual(lines, []);
+    });
+
+    test("VFs of a PF on a native driver or on pci-pf-stub are never captured", async () => {
+      const { k, sh } = await boot(profile);
+      const [, a] = await run(k, () => w(sh, `${dev(NATIVE_PF)}/sriov_numvfs`, "1"));
+      const [, b] = await run(k, () => w(sh, `${dev(STUB_PF)}/sriov_numvfs`, "1"));
+      assert.deepEqual(withoutEnumeration([...a, ...b]), []);
+      assert.equal(await r(sh, `${dev("0000:07:10.0")}/driver_override`), "(null)\n");
+      assert.equal(await r(sh, `${dev("0000:06:00.1")}/driver_override`), "(null)\n");
+    });
+
+    test("the notifier goes away with the PF's vfio-pci binding: after moving the PF to ixgbe its VFs probe ixgbevf", async () => {
+      const { k, sh } = await boot(profile);
+      await w(sh, `${drv("vfio-pci")}/unbind`, PF);
+      await w(sh, `${dev(PF)}/driver_override`, "\n");
+      assert.equal(await w(sh, `${drv("ixgbe")}/bind`, PF), PF.length);
+      const [, lines] = await run(k, () => w(sh, NUMVFS, "1"));
+      assert.deepEqual(withoutEnumeration(lines), []);
+      assert.equal(await driverOf(sh, VF0), "ixgbevf");
+    });
+  });
+
+  describe(`§7 removal while a VF is held open [${profile}]`, () => {
+    test("sriov_numvfs=0 blocks, shows in k.blocked(), removes the higher VF at once and logs 'No device request channel…' on the held VF", async () => {
+      const { k, sh, qemu, vf } = await heldOpen(profile);
+      const from = k.log.nextSeq;
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      const b = k.blocked();
+      assert.equal(b.length, 1);
+      assert.deepEqual([b[0]!.pid, b[0]!.comm, b[0]!.syscall, b[0]!.path], [sh.pid, "bash", "write", NUMVFS]);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: ${NO_CHANNEL}`]);
+      assert.equal(k.log.records.at(-1)!.level, 4);
+      assert.equal(await driverOf(qemu, VF1), null, "VF1 (not open) is already gone");
+      assert.equal(await driverOf(qemu, VF0), "vfio-pci");
+      await qemu.close(vf.device as number);
+      assert.equal(await pending, 1);
+      assert.deepEqual(k.blocked(), []);
+      assert.equal(await r(sh, NUMVFS), "0\n");
+    });
+
+    test("the write completes when the holder's process exits", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      assert.equal(k.blocked().length, 1);
+      await qemu.exit();
+      assert.equal(await pending, 1);
+      assert.equal(usersOf(k), 0);
+    });
+
+    test("while removal waits, new opens of the VF fail with ENODEV", async () => {
+      const { sh, qemu, vf } = await heldOpen(profile);
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      assert.equal(await getDeviceFd(qemu, vf.group, `${VF0} vf_token=${U1}`), "ENODEV");
+      await qemu.exit();
+      await pending;
+    });
+
+    test(profile === "6.1" ? "6.1: a concurrent read of sriov_numvfs blocks until the write finishes" : "6.12: a concurrent read of sriov_numvfs does not block", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      const reader = k.spawn("cat");
+      const read = r(reader, NUMVFS);
+      await settle();
+      if (profile === "6.1") {
+        const b = k.blocked().find((x) => x.pid === reader.pid);
+        assert.ok(b, "the reader is blocked");
+        assert.equal(b.syscall, "read");
+        await qemu.exit();
+        assert.equal(await pending, 1);
+        assert.equal(await read, "0\n");
+      } else {
+        assert.equal(await read, "2\n", "num_VFs becomes 0 only when the disable finishes");
+        await qemu.exit();
+        await pending;
+      }
+    });
+
+    test("with a REQ eventfd: 'Relaying device request to user (#0)' at once, '#10' after 100 s, the eventfd fires each 10 s", async () => {
+      const { k, sh, qemu, vf } = await heldOpen(profile);
+      const ev = await qemu.eventfd(0, EFD_NONBLOCK);
+      assert.equal(await qemu.ioctl(vf.device as number, VFIO.DEVICE_SET_IRQS, reqEventfdBuf(ev)), 0);
+      const from = k.log.nextSeq;
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: Relaying device request to user (#0)`]);
+      assert.equal(k.log.records.at(-1)!.level, 5);
+      assert.equal((await qemu.read(ev, 8)).readBigUInt64LE(0), 1n);
+      await advance(k, 100_000);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: Relaying device request to user (#0)`, `vfio-pci ${VF0}: Relaying device request to user (#10)`]);
+      assert.equal((await qemu.read(ev, 8)).readBigUInt64LE(0), 10n, "requests #1..#10 each signalled it once");
+      assert.equal(k.blocked().length, 1);
+      await qemu.exit();
+      assert.equal(await pending, 1);
+    });
+
+    test("a signal to the writer logs 'Device is currently in use, task \"bash\" (<pid>) blocked until device is released' once and it keeps blocking", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      const from = k.log.nextSeq;
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      k.signal(sh.pid);
+      await settle();
+      k.signal(sh.pid);
+      await settle();
+      await advance(k, 30_000, 10_000);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [
+        `vfio-pci ${VF0}: ${NO_CHANNEL}`,
+        `vfio-pci ${VF0}: Device is currently in use, task "bash" (${sh.pid}) blocked until device is released`,
+      ]);
+      assert.equal(k.blocked().length, 1, "still blocked after the signal");
+      await qemu.exit();
+      assert.equal(await pending, 1);
+    });
+
+    test("unbinding the PF while a VF is open blocks the same way, then removes the PF's device and VFs", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      const from = k.log.nextSeq;
+      const pending = w(sh, `${drv("vfio-pci")}/unbind`, PF);
+      await settle();
+      assert.equal(k.blocked()[0]!.path, `${drv("vfio-pci")}/unbind`);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: ${NO_CHANNEL}`]);
+      await qemu.exit();
+      assert.equal(await pending, PF.length);
+      assert.equal(await driverOf(sh, PF), null);
+      assert.equal(await r(sh, NUMVFS), "0\n");
+    });
+
+    test("unbinding the PF with both a VF and the PF open: after the VF is released the PF's own unregister waits on the PF", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      const pfHolder = k.spawn("dpdk");
+      const pfo = await openDevice(pfHolder, PF, `${PF} vf_token=${U1}`);
+      assert.equal(typeof pfo.device, "number");
+      const from = k.log.nextSeq;
+      const pending = w(sh, `${drv("vfio-pci")}/unbind`, PF);
+      await settle();
+      await qemu.exit();
+      await settle();
+      assert.equal(k.blocked().length, 1);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: ${NO_CHANNEL}`, `vfio-pci ${PF}: ${NO_CHANNEL}`]);
+      await pfHolder.exit();
+      assert.equal(await pending, PF.length);
+    });
+
+    test("unbinding an open VF from vfio-pci blocks until it is closed; users drops at the close", async () => {
+      const { k, sh, qemu } = await heldOpen(profile);
+      assert.equal(usersOf(k), 1);
+      const pending = w(sh, `${drv("vfio-pci")}/unbind`, VF0);
+      await settle();
+      assert.equal(k.blocked().length, 1);
+      await qemu.exit();
+      assert.equal(await pending, VF0.length);
+      assert.equal(usersOf(k), 0);
+      assert.equal(await driverOf(sh, VF0), null);
+    });
+
+    test("a pci-pf-stub PF with a vfio-pci VF open: writing 0 blocks on the VF (the VF is not 'assigned')", async () => {
+      const { k, sh } = await boot(profile);
+      const vf = "0000:06:00.1";
+      await w(sh, `${dev(STUB_PF)}/sriov_numvfs`, "1");
+      await w(sh, `${dev(vf)}/driver_override`, "vfio-pci");
+      await w(sh, "/sys/bus/pci/drivers_probe", vf);
+      const qemu = k.spawn("qemu");
+      assert.equal(typeof (await openDevice(qemu, vf)).device, "number");
+      const from = k.log.nextSeq;
+      const pending = w(sh, `${dev(STUB_PF)}/sriov_numvfs`, "0");
+      await settle();
+      assert.equal(k.blocked().length, 1);
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${vf}: ${NO_CHANNEL}`]);
+      await qemu.exit();
+      assert.equal(await pending, 1);
+    });
+  });
+}
