@@ -145,10 +145,10 @@ export class SysfsTrees {
     const sub = () => [...(this.children.get(path)?.keys() ?? [])];
     const attrs = dev ? this.deviceAttrs(dev) : null;
     return lazyDir(
-      () => [...(attrs ? Object.keys(attrs()) : []), ...sub()],
+      () => [...(attrs ? Object.keys(attrs()) : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
       (name) => {
         if (attrs) {
-          const a = attrs()[name];
+          const a = attrs()[name] ?? virtfnLink(dev!, name);
           if (a) return a;
         }
         if (this.children.get(path)?.has(name)) return this.devicesDir(`${path}/${name}`);
@@ -201,9 +201,6 @@ export class SysfsTrees {
             return c;
           },
         );
-        iov.vfs.forEach((vf, i) => {
-          if (vf && vf.present) a[`virtfn${i}`] = link(relLink(d.sysfsDir, vf.sysfsDir));
-        });
       }
       return a;
     };
@@ -270,6 +267,24 @@ export class SysfsTrees {
 }
 
 /** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */
+/**
+ * The PF's virtfn<N> links (iov.c pci_iov_sysfs_link), looked up by index: building all of them
+ * on every lookup in the PF's directory made reading N links cost O(N²).
+ */
+function virtfnNames(d: PciDev): string[] {
+  const out: string[] = [];
+  d.sriov?.vfs.forEach((vf, i) => {
+    if (vf && vf.present) out.push(`virtfn${i}`);
+  });
+  return out;
+}
+
+function virtfnLink(d: PciDev, name: string): Node | undefined {
+  const m = /^virtfn(0|[1-9][0-9]*)$/.exec(name);
+  const vf = m ? d.sriov?.vfs[Number(m[1])] : undefined;
+  return vf && vf.present ? link(relLink(d.sysfsDir, vf.sysfsDir)) : undefined;
+}
+
 export class SysfsFile implements OpenFile {
   refs = 0;
   private buf: Buffer | null = null;
