@@ -5,6 +5,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { parseHost } from "../src/kernel/host/host-file.js";
 import {
   BRIDGE,
   NATIVE_PF,
@@ -292,6 +293,17 @@ for (const profile of PROFILES) {
       assert.equal(await w(sh, P, "off"), 3);
       assert.equal(await r(sh, P), "N\n");
       assert.equal(await w(sh, P, "x"), "EINVAL");
+    });
+
+    test("ids= is not modelled: a host file may not set it (gap: no 'vfio_pci: add [vvvv:dddd[…]] class …' lines)", () => {
+      // kernel-spec §6.4: ids= adds dynamic ids at module init and logs per entry. The model has no
+      // module-init ids; host files give vfio-pci devices with driver/driver_override instead.
+      assert.throws(() => parseHost("modules:\n  vfio_pci:\n    ids: true\ndevices: []\n", "h.yaml"), /modules\.vfio_pci\.ids: expected one of/);
+    });
+
+    test("noiommu is not modelled: /sys/module/vfio/parameters has no enable_unsafe_noiommu_mode (neither Debian kernel builds CONFIG_VFIO_NOIOMMU)", async () => {
+      const { sh } = await boot(profile);
+      assert.deepEqual(await sh.readdir("/sys/module/vfio/parameters"), []);
     });
 
     test("disable_denylist is read-only at runtime (0444): opening it for writing is EACCES", async () => {
