@@ -36,7 +36,16 @@ export class Clock {
   }
   /** A kernel-side sleep: resolves when model time has advanced by `ms`. */
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.timers.push({ due: this.nowMs() + ms, resolve }));
+    return this.sleepUntil(this.nowMs() + ms);
+  }
+  /**
+   * Sleep until an absolute model time (ms). A deadline already reached resolves at once, so a
+   * loop that re-arms itself from its own schedule (start + 10 s·k) catches up after one big
+   * `advance` instead of seeing only the first of its timeouts.
+   */
+  sleepUntil(dueMs: number): Promise<void> {
+    if (dueMs <= this.nowMs()) return Promise.resolve();
+    return new Promise((resolve) => this.timers.push({ due: dueMs, resolve }));
   }
   /** Drop a pending timer's promise (used when a waiter is woken early). */
   pendingTimers(): number {

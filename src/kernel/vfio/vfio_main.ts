@@ -269,10 +269,15 @@ export class VfioCore {
     d.registered = false;
     let i = 0;
     let interrupted = false;
+    // Each wait starts when the previous one timed out, so the waits end at start + 10 s·k.
+    // Arming them from that schedule (not from "now") keeps the count right when the model
+    // clock jumps over several of them at once: k.advance(100_000) gives request #1 … #10.
+    let deadline = this.k.clock.nowMs();
     while (d.openCount > 0) {
       d.ops.request(task, i++);
       const woken = d.released.wait();
-      const timeout = this.k.clock.sleep(10_000);
+      deadline += 10_000;
+      const timeout = this.k.clock.sleepUntil(deadline);
       // Only the waits before the first signal are interruptible
       // (wait_for_completion_interruptible_timeout); afterwards the task waits uninterruptibly
       // (wait_for_completion_timeout). Racing the already-delivered signal again would spin.
@@ -281,6 +286,7 @@ export class VfioCore {
       const r = await this.k.block(task, `vfio: ${d.pdev.name} held open by userspace`, Promise.race(waits));
       if (r === "signal") {
         interrupted = true;
+        deadline = this.k.clock.nowMs(); // the next wait starts now, right after request(i)
         this.k.log.dev(4, d.pdev, `Device is currently in use, task "${task.comm}" (${task.pid}) blocked until device is released`);
       }
     }
