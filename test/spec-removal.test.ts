@@ -186,6 +186,27 @@ for (const profile of PROFILES) {
       assert.equal(await pending, 1);
     });
 
+    test("one jump of the model clock by 100 s (a scenario's sleep) also reaches request #10", async () => {
+      const { k, sh, qemu, vf } = await heldOpen(profile);
+      const ev = await qemu.eventfd(0, EFD_NONBLOCK);
+      await qemu.ioctl(vf.device as number, VFIO.DEVICE_SET_IRQS, reqEventfdBuf(ev));
+      const from = k.log.nextSeq;
+      const pending = w(sh, NUMVFS, "0");
+      await settle();
+      k.advance(100_000);
+      await settle();
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${VF0}: Relaying device request to user (#0)`, `vfio-pci ${VF0}: Relaying device request to user (#10)`]);
+      assert.equal((await qemu.read(ev, 8)).readBigUInt64LE(0), 11n);
+      k.advance(9_999);
+      await settle();
+      assert.equal(await qemu.read(ev, 8).then(() => "signalled", (e) => e.code), "EAGAIN", "#11 is due only at 110 s");
+      k.advance(1);
+      await settle();
+      assert.equal((await qemu.read(ev, 8)).readBigUInt64LE(0), 1n);
+      await qemu.exit();
+      assert.equal(await pending, 1);
+    });
+
     test("a signal to the writer logs 'Device is currently in use, task \"bash\" (<pid>) blocked until device is released' once and it keeps blocking", async () => {
       const { k, sh, qemu } = await heldOpen(profile);
       const from = k.log.nextSeq;
