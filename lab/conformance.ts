@@ -1,8 +1,232 @@
-/** Conformance: scenarios/*.yaml on real kernels vs the model (filled in once src/scenario's runner lands). */
-export async function runGuestScenarios(_kernel: string, _files: string[], _out: string): Promise<unknown> {
-  throw new Error("conformance runner not available yet");
+/**
+ * Conformance: every scenario file runs on a real kernel (a lab guest, through LinuxSyscalls) and
+ * on the kernel model with the matching profile; the two transcripts are compared per operation.
+ *
+ * Compared per op (matched by name, setup + ops + teardown): blocked or not, return value, errno,
+ * the value read back (read/readlink/exists), ioctl output fields, and the kernel log lines
+ * (level + text, after the runner's normalisation of IOMMU group numbers, pids and tokens).
+ *
+ * The filter (lines that are not the model's business), see docs/lab.md:
+ *   {@link LAB_LOG_FILTER} — lines logged by the network drivers igb/igbvf about their netdev
+ *   (MAC address, link, queue and interrupt set-up, "Intel(R) … Network Driver" banners), and
+ *   netdev renames. Nothing from vfio, vfio-pci, pci, pci-pf-stub, iommu, or any SR-IOV line of
+ *   igb/igbvf is filtered. Timestamps and sequence numbers are never compared.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+
+/** igb/igbvf netdev chatter that the model does not produce (see the file comment). */
+export const LAB_LOG_FILTER: RegExp[] = [
+  // driver banners at module load
+  /^(igb|igbvf): Intel\(R\) Gigabit (Virtual Function )?Network Driver/,
+  /^(igb|igbvf): Copyright \(c\)/,
+  // netdev set-up of a probed igb/igbvf device (the PCI address prefix stays, the text is netdev's)
+  /^(igb|igbvf) [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]( \S+)?: (Intel\(R\) (82576|PRO)|eth\d+: |Address: |MAC: |(PBA|Part) [Nn]o|Using (MSI-X|MSI|legacy) interrupts|\d+ (rx|tx) queue\(s\)|added PHC on|Adding to|renamed from|PF still resetting|Link is|Invalid MAC Address|Assigning random MAC|mailbox|PF still in reset)/,
+  /^(igb|igbvf) [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] (eth|enp)\w*: renamed from/,
+];
+
+export function labFiltered(text: string): boolean {
+  return LAB_LOG_FILTER.some((re) => re.test(text));
 }
-export async function report(_o: { kernels: string[]; jobs: number; files: string[]; t0: number }): Promise<number> {
-  console.error("lab: --report is not available yet");
-  return 2;
+
+// ------------------------------------------------------------------ guest side
+
+/** Modules the model's lab host has loaded (scenarios/hosts/lab-igb.yaml): load them the same way. */
+export const GUEST_MODULES: [string, ...string[]][] = [["vfio-pci", "enable_sriov=1"], ["pci-pf-stub"], ["igb"], ["igbvf"]];
+
+/** In the guest: load the modules, run each scenario file through LinuxSyscalls, write its transcript. */
+export async function runGuestScenarios(kernel: string, files: string[], out: string): Promise<unknown> {
+  const { loadScenario, runScenario, linuxBackend } = await import("../src/scenario/index.js");
+  const loaded: string[] = [];
+  for (const [m, ...params] of GUEST_MODULES) {
+    execFileSync("modprobe", ["-d", "/mnt", m, ...params], { stdio: "inherit" });
+    loaded.push(m);
+  }
+  mkdirSync(path.join(out, "scn"), { recursive: true });
+  const res: Record<string, unknown> = {};
+  for (const f of files) {
+    const t0 = performance.now();
+    const sc = loadScenario(f);
+    const tr = await runScenario(sc, await linuxBackend({ profile: kernel }), { profile: kernel });
+    const ms = Math.round(performance.now() - t0);
+    writeFileSync(path.join(out, "scn", `${path.basename(f).replace(/\.ya?ml$/, "")}.json`), JSON.stringify({ ms, transcript: tr }, null, 1));
+    res[path.basename(f)] = { ok: tr.ok, ms };
+    process.stdout.write(`scenario ${path.basename(f)}: ${tr.ok ? "ok" : "expectations failed"} (${ms} ms)\n`);
+  }
+  return { loaded, scenarios: res };
+}
+
+// ------------------------------------------------------------------ comparison
+
+interface OpLike {
+  name: string;
+  call?: string;
+  ret?: number | "fd";
+  errno?: string;
+  blocked?: boolean;
+  value?: string | boolean;
+  out?: Record<string, number>;
+  log: { level: string; text: string }[];
+}
+
+interface TranscriptLike {
+  setup: OpLike[];
+  ops: OpLike[];
+  teardown: OpLike[];
+  unfinished: string[];
+  failures: { op: string; message: string }[];
+  ok: boolean;
+}
+
+export interface OpDiff {
+  op: string;
+  field: string;
+  real: unknown;
+  model: unknown;
+}
+
+const show = (l: { level: string; text: string }) => `<${l.level}> ${l.text}`;
+
+/** Per-op differences between a real-kernel transcript and the model's (real wins). */
+export function diffTranscripts(real: TranscriptLike, model: TranscriptLike): OpDiff[] {
+  const d: OpDiff[] = [];
+  const sections: [string, OpLike[], OpLike[]][] = [
+    ["setup", real.setup, model.setup],
+    ["ops", real.ops, model.ops],
+    ["teardown", real.teardown, model.teardown],
+  ];
+  for (const [sec, ra, ma] of sections) {
+    const mm = new Map(ma.map((o) => [o.name, o]));
+    const seen = new Set<string>();
+    for (const r of ra) {
+      const m = mm.get(r.name);
+      const id = sec === "ops" ? r.name : `${sec}:${r.name}`;
+      seen.add(r.name);
+      if (!m) {
+        d.push({ op: id, field: "presence", real: r.call ?? "ran", model: "absent" });
+        continue;
+      }
+      const cmp = (field: string, a: unknown, b: unknown) => {
+        if (JSON.stringify(a ?? null) !== JSON.stringify(b ?? null)) d.push({ op: id, field, real: a ?? null, model: b ?? null });
+      };
+      cmp("blocked", !!r.blocked, !!m.blocked);
+      if (!r.blocked && !m.blocked) {
+        cmp("errno", r.errno, m.errno);
+        cmp("ret", r.ret, m.ret);
+        cmp("value", r.value, m.value);
+        cmp("out", r.out, m.out);
+      }
+      const rl = r.log.filter((l) => !labFiltered(l.text)).map(show);
+      const ml = m.log.filter((l) => !labFiltered(l.text)).map(show);
+      cmp("log", rl, ml);
+    }
+    for (const m of ma) if (!seen.has(m.name)) d.push({ op: sec === "ops" ? m.name : `${sec}:${m.name}`, field: "presence", real: "absent", model: m.call ?? "ran" });
+  }
+  const ru = [...real.unfinished].sort();
+  const mu = [...model.unfinished].sort();
+  if (JSON.stringify(ru) !== JSON.stringify(mu)) d.push({ op: "(end)", field: "unfinished", real: ru, model: mu });
+  return d;
+}
+
+// ------------------------------------------------------------------ host side
+
+export interface Cell {
+  scenario: string;
+  kernel: string;
+  status: "match" | "diff" | "error";
+  diffs: OpDiff[];
+  realOk?: boolean;
+  modelOk?: boolean;
+  error?: string;
+  bootS?: number | null;
+  guestMs?: number;
+  wallMs?: number;
+}
+
+function scenarioFiles(project: string, given: string[]): string[] {
+  if (given.length) return given.map((f) => path.resolve(f));
+  const dir = path.join(project, "scenarios");
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+/** `npm run lab -- --report`: scenarios × kernels on real kernels and on the model. Exit code 1 on any diff. */
+export async function report(o: { kernels: string[]; jobs: number; files: string[]; t0: number }): Promise<number> {
+  const { PROJECT, runInGuest, dropRun } = await import("./vm.js");
+  const { pool } = await import("./cli.js");
+  const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
+  const files = scenarioFiles(PROJECT, o.files);
+  const outDir = path.join(PROJECT, "lab/transcripts/conformance");
+  mkdirSync(outDir, { recursive: true });
+  const tasks: (() => Promise<Cell>)[] = [];
+  for (const k of o.kernels) {
+    for (const f of files) {
+      tasks.push(async () => {
+        const name = path.basename(f).replace(/\.ya?ml$/, "");
+        const cell: Cell = { scenario: name, kernel: k, status: "error", diffs: [] };
+        try {
+          const sc = loadScenario(f);
+          if (sc.profiles.length && !sc.profiles.includes(k)) {
+            cell.status = "match";
+            cell.error = "not for this kernel";
+            return cell;
+          }
+          const g = await runInGuest(k, { kind: "scenarios", files: [f] }, 600);
+          cell.bootS = g.bootS;
+          cell.wallMs = g.wallMs;
+          let real: { ms: number; transcript: TranscriptLike } | undefined;
+          try {
+            real = JSON.parse(readFileSync(path.join(g.runDir, "scn", `${name}.json`), "utf8"));
+          } catch {
+            cell.error = `guest produced no transcript (rc=${g.rc}): ${String((g.result as { error?: string } | null)?.error ?? g.console.slice(-1500))}`;
+            return cell;
+          }
+          dropRun(g);
+          cell.guestMs = real!.ms;
+          const model = (await runScenario(sc, await modelBackend(sc, { profile: k }), { profile: k })) as unknown as TranscriptLike;
+          cell.realOk = real!.transcript.ok;
+          cell.modelOk = model.ok;
+          cell.diffs = diffTranscripts(real!.transcript, model);
+          cell.status = cell.diffs.length ? "diff" : "match";
+          writeFileSync(path.join(outDir, `${k}-${name}.json`), JSON.stringify({ real: real!.transcript, model, diffs: cell.diffs }, null, 1) + "\n");
+        } catch (e) {
+          cell.error = (e as Error).stack ?? String(e);
+        }
+        return cell;
+      });
+    }
+  }
+  const cells = await pool(tasks, o.jobs);
+  printReport(cells, o.kernels, Date.now() - o.t0);
+  writeFileSync(path.join(outDir, "report.json"), JSON.stringify(cells, null, 1) + "\n");
+  return cells.some((c) => c.status !== "match") ? 1 : 0;
+}
+
+function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
+  const names = [...new Set(cells.map((c) => c.scenario))];
+  const w = Math.max(10, ...names.map((n) => n.length));
+  const head = `${"scenario".padEnd(w)}  ${kernels.map((k) => k.padEnd(26)).join("")}`;
+  console.log(head);
+  for (const n of names) {
+    const row = kernels.map((k) => {
+      const c = cells.find((x) => x.scenario === n && x.kernel === k);
+      if (!c) return "-".padEnd(26);
+      const t = c.wallMs ? ` ${(c.wallMs / 1000).toFixed(1)}s` : "";
+      const s = c.status === "diff" ? `DIFF(${c.diffs.length})` : c.status === "error" ? "ERROR" : c.error ? "n/a" : "match";
+      return `${s}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
+    });
+    console.log(`${n.padEnd(w)}  ${row.join("")}`);
+  }
+  const boots = cells.map((c) => c.bootS).filter((x): x is number => typeof x === "number");
+  if (boots.length) console.log(`boot (guest uptime at share mount): min ${Math.min(...boots).toFixed(1)} s, max ${Math.max(...boots).toFixed(1)} s`);
+  console.log(`total ${(totalMs / 1000).toFixed(1)} s for ${cells.length} runs`);
+  for (const c of cells) {
+    if (c.status === "match") continue;
+    console.log(`\n--- ${c.kernel} ${c.scenario}: ${c.status}`);
+    if (c.error) console.log(c.error.split("\n").slice(0, 15).join("\n"));
+    for (const d of c.diffs) console.log(`  ${d.op} ${d.field}: real ${JSON.stringify(d.real)} | model ${JSON.stringify(d.model)}`);
+  }
 }

@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     } else if (job.kind === "raw") {
       const sys = new LinuxSyscalls();
       const r = new Recorder(sys, job.kernel, job.sequence!);
+      r.saveDir = out;
       const boot = await r.start(job.sequence === "boot");
       if (job.sequence === "boot") await seqBoot(r, boot);
       else {

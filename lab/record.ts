@@ -65,14 +65,24 @@ export class Recorder {
     this.push({ op: "note", desc: s, outcome: { ok: true }, ms: 0, kmsg: [] });
   }
 
+  /** where the transcript is saved after every op (so a guest that hangs still leaves it) */
+  saveDir: string | undefined;
+
   private push(r: Omit<OpRecord, "i">): OpRecord {
     const rec = { i: this.t.ops.length, ...r };
     this.t.ops.push(rec);
+    if (this.saveDir) this.save(this.saveDir);
     return rec;
+  }
+
+  /** Print an op on the console before it runs (the serial console shows where a guest hangs). */
+  private trace(desc: string): void {
+    if (process.env.VFIOCTL_LAB_TRACE !== "0") process.stdout.write(`op[${this.t.ops.length}] ${desc}\n`);
   }
 
   /** Run one operation, record its outcome and the kernel log records it produced. */
   async op<T>(op: string, desc: string, f: () => Promise<T>, show?: (v: T) => { ret?: number; value?: unknown; out?: Record<string, unknown> }): Promise<T | undefined> {
+    this.trace(desc);
     const t0 = performance.now();
     let outcome: Outcome;
     let v: T | undefined;
@@ -102,13 +112,16 @@ export class Recorder {
 
   // ---- the operations ----
 
-  read(path: string): Promise<string | undefined> {
+  read(path: string, blockMs = 20000): Promise<string | undefined> {
     return this.op("read", `cat ${path}`, async () => {
       const fd = await this.sys.open(path, O_RDONLY);
+      const p = this.sys.read(fd, 65536);
+      p.catch(() => undefined);
       try {
-        return (await this.sys.read(fd, 65536)).toString("utf8");
+        return (await withTimeout(p, blockMs, `read ${path}`)).toString("utf8");
       } finally {
-        await this.sys.close(fd);
+        // a read still blocked keeps its fd until it returns
+        void p.finally(() => this.sys.close(fd).catch(() => undefined));
       }
     });
   }

@@ -309,11 +309,10 @@ export async function seqD(r: Recorder): Promise<void> {
   const v0 = await getFd(r, g0!, `${vf0} vf_token=${U1}`);
   r.note("token syntax variants on VF 1");
   const g1 = await openGroup(r, vf1!, c, false);
-  await getFd(r, g1!, `${vf1} vf_token=${U1.toUpperCase()}`);
-  await getFd(r, g1!, `${vf1} vf_token=not-a-uuid`);
-  await getFd(r, g1!, `${vf1}  vf_token=${U1}`);
-  await getFd(r, g1!, `${vf1} vf_token=${U1} extra`);
-  await getFd(r, g1!, `${vf1} token=${U1}`);
+  for (const name of [`${vf1} vf_token=${U1.toUpperCase()}`, `${vf1} vf_token=not-a-uuid`, `${vf1}  vf_token=${U1}`, `${vf1} vf_token=${U1} extra`, `${vf1} token=${U1}`, `${vf1}vf_token=${U1}`]) {
+    const fd = await getFd(r, g1!, name);
+    if (fd !== undefined) await r.close(fd, "VF 1 device");
+  }
   r.note("PF open again while a VF is open: without token, wrong token, right token");
   await getFd(r, gpf!, PF);
   await getFd(r, gpf!, `${PF} vf_token=${U2}`);
@@ -372,8 +371,10 @@ export async function seqE(r: Recorder): Promise<void> {
   r.note("hold VF 0's device fd; write 0 to sriov_numvfs in the threadpool");
   const w = await r.startWrite(`${P}/sriov_numvfs`, "0");
   await r.settle(w, 2000);
-  await r.read(`${P}/sriov_numvfs`);
+  await r.read(`${P}/sriov_numvfs`, 1000);
+  await r.read(`${P}/sriov_totalvfs`, 1000);
   await r.exists(DEV(vf0!));
+  await r.ls("/dev/vfio");
   r.note("close VF 0's device fd: the write completes");
   await r.close(v0!, "VF 0 device");
   let done = await r.settle(w, 5000);

@@ -52,7 +52,7 @@ export function runInGuest(kernel: string, job: Record<string, unknown>, timeout
   writeFileSync(
     path.join(runDir, "run.sh"),
     [
-      "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root",
+      "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root UV_THREADPOOL_SIZE=16",
       `cd ${JSON.stringify(PROJECT)} || exit 3`,
       `exec node dist/lab/guest.js /tmp/job.json`,
       "",

@@ -6,7 +6,9 @@
  * - `write()` is one write(2) run in libuv's threadpool, so a write Linux blocks (`sriov_numvfs`,
  *   driver `unbind`, `remove` while a VF is held open) leaves the event loop free: the caller can
  *   race it with a timer (`withTimeout`) and close the VF fd meanwhile to let it finish.
- * - opens, reads, ioctls and the rest are synchronous system calls (they do not block on Linux).
+ * - `read()` is one read(2) in the threadpool as well: a read of `sriov_numvfs` blocks while a
+ *   write to it is blocked (seen on 6.1 and 6.12: both take the device lock).
+ * - opens, ioctls and the rest are synchronous system calls (they do not block on Linux).
  * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
  *   `readlink` returns the target exactly as stored (as the kernel gives it).
  * - Errors are {@link SysError}s with the errno, the syscall and the caller's path.
@@ -101,10 +103,14 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   read(fd: number, length: number): Promise<Buffer> {
-    return this.sync("read", this.fds.get(fd), () => {
-      const buf = Buffer.alloc(length);
-      const n = fs.readSync(fd, buf, 0, length, null);
-      return n === length ? buf : buf.subarray(0, n);
+    // In the threadpool too: Linux blocks a read of sriov_numvfs while a write to it is blocked
+    // (both take the device lock), and that must not stop the event loop either.
+    const path = this.fds.get(fd);
+    const buf = Buffer.alloc(length);
+    return new Promise((resolve, reject) => {
+      fs.read(fd, buf, 0, length, null, (err, n) =>
+        err ? reject(toSysError(err, "read", path)) : resolve(n === length ? buf : buf.subarray(0, n)),
+      );
     });
   }
 
