@@ -6,7 +6,7 @@
 import type { Kernel, Task } from "../kernel.js";
 import { KERN_INFO } from "../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
-import { pciClassId, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
+import { pciClassId, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 
 export interface HostDriverSpec {
   name: string;
@@ -17,7 +17,12 @@ export interface HostDriverSpec {
   sriovConfigure?: boolean;
   /** .remove disables SR-IOV (igb, ixgbe, ice …); pci-pf-stub-like drivers leave it enabled */
   disablesSriovOnRemove?: boolean;
-  /** lines logged on probe / remove / VF enable / VF disable; {n} is the VF count */
+  /** pci_sriov_set_totalvfs at probe: the driver's own VF limit (igb: 7 on an 82576) */
+  maxVfs?: number;
+  /**
+   * lines logged on probe / remove / VF enable (before pci_enable_sriov, as igb does) / VF
+   * disable (after); {n} is the VF count, {mac} a random MAC address
+   */
   probeLog?: string[];
   removeLog?: string[];
   sriovEnableLog?: string[];
@@ -54,37 +59,57 @@ export class HostDriver implements PciDriver {
           for (const l of spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
           return 0;
         }
+        for (const l of spec.sriovEnableLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{n}", String(nr)));
         const r = await pciEnableSriov(k, task, dev, nr);
         if (r < 0) return r;
-        for (const l of spec.sriovEnableLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{n}", String(nr)));
         return nr;
       };
     }
   }
 
   async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
-    for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    // NIC/storage drivers call pci_enable_device(_mem) first thing in probe
+    pciEnableDevice(k, dev);
+    if (this.spec.maxVfs !== undefined && dev.sriov) dev.sriov.driverMaxVFs = Math.min(this.spec.maxVfs, dev.sriov.totalVFs);
+    for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{mac}", () => randomMac(k)));
     return 0;
   }
 
+  /** igb_remove order: PTP stop ("removed PHC …") first, then igb_disable_sriov. */
   async remove(k: Kernel, task: Task, dev: PciDev): Promise<void> {
-    if (this.spec.disablesSriovOnRemove && dev.numVFs) await pciDisableSriov(k, task, dev);
     for (const l of this.spec.removeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    if (this.spec.disablesSriovOnRemove && dev.numVFs) {
+      await pciDisableSriov(k, task, dev);
+      for (const l of this.spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    }
   }
 }
 
 /** The modelled drivers of the built-in default host, in registration (probe) order. */
 export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
   {
+    // wording as read from the lab's QEMU 82576 (igb) on 6.1 and 6.12
     name: "igb",
     ids: ["8086:10c9", "8086:10e6", "8086:10e7", "8086:10e8", "8086:1521", "8086:1533"],
     sriovConfigure: true,
     disablesSriovOnRemove: true,
-    probeLog: ["Intel(R) Gigabit Ethernet Network Connection"],
+    maxVfs: 7,
+    probeLog: [
+      "added PHC on eth0",
+      "Intel(R) Gigabit Ethernet Network Connection",
+      "eth0: (PCIe:2.5Gb/s:Width x1) 52:54:00:12:34:56",
+      "eth0: PBA No: 1040FF-0FF",
+      "Using MSI-X interrupts. 2 rx queue(s), 2 tx queue(s)",
+    ],
+    removeLog: ["removed PHC on eth0"],
     sriovEnableLog: ["{n} VFs allocated"],
     sriovDisableLog: ["IOV Disabled"],
   },
-  { name: "igbvf", ids: ["8086:10ca", "8086:1520"], probeLog: ["Intel(R) Gigabit Virtual Function Network Driver"] },
+  {
+    name: "igbvf",
+    ids: ["8086:10ca", "8086:1520"],
+    probeLog: ["PF still in reset state. Is the PF interface up?", "Assigning random MAC address.", "PF still resetting", "Intel(R) 82576 Virtual Function", "Address: {mac}"],
+  },
   {
     name: "ice",
     ids: ["8086:159b", "8086:1592", "8086:1593"],
@@ -102,3 +127,10 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
   { name: "nvme", ids: ["class:010802/ffffff"] },
   { name: "qat_c62x", ids: ["8086:37c8"], sriovConfigure: true, disablesSriovOnRemove: true },
 ];
+
+/** A locally administered unicast MAC from the kernel's RNG (eth_random_addr). */
+function randomMac(k: Kernel): string {
+  const b = k.rng.bytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+}

@@ -3,7 +3,7 @@
  * bus notifiers), attaching drivers (pci_bus_add_device), and stop-and-remove.
  */
 import type { Kernel, Task } from "../kernel.js";
-import { KERN_DEBUG, KERN_INFO } from "../printk.js";
+import { KERN_INFO } from "../printk.js";
 import type { PciDev } from "./pci.js";
 
 export class PciCore {
@@ -22,7 +22,8 @@ export class PciCore {
   addDevice(task: Task, dev: PciDev, opts: { quiet?: boolean } = {}): void {
     if (!opts.quiet) {
       const p = this.k.profile;
-      this.k.log.dev(p.version === "6.1" ? KERN_DEBUG : KERN_INFO, dev, p.enumLine(dev.vendor, dev.device, dev.headerType, dev.class, dev.pcie));
+      // pci_setup_device: pci_info on both 6.1 and 6.12 (the lab read level 6 on both)
+      this.k.log.dev(KERN_INFO, dev, p.enumLine(dev.vendor, dev.device, dev.headerType, dev.class, dev.pcie));
     }
     this.devices.set(dev.name, dev);
     dev.present = true;

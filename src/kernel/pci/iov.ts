@@ -146,6 +146,7 @@ export async function pciIovAddVirtfn(k: Kernel, task: Task, pf: PciDev, i: numb
   vf.numaNode = pf.numaNode;
   vf.bars = iov.vfBars.slice();
   vf.irqPin = 0;
+  vf.command = 0;
   vf.msiVectors = 0;
   vf.msixVectors = 3;
   vf.physfn = pf;
@@ -157,17 +158,22 @@ export async function pciIovAddVirtfn(k: Kernel, task: Task, pf: PciDev, i: numb
   return vf;
 }
 
-/** pci_disable_sriov → sriov_disable: remove VFs highest index first (each may block). */
+/**
+ * pci_disable_sriov → sriov_disable → sriov_del_vfs: VFs are removed in index order, VF0 first
+ * (each may block). The spec said highest index first; the lab showed 6.1 logging
+ * "Removing from iommu group" for VF0 before VF1, and VF1 still present while VF0 blocks.
+ */
 export async function pciDisableSriov(k: Kernel, task: Task, pf: PciDev): Promise<void> {
   const iov = pf.sriov;
   if (!iov || !iov.numVFs) return;
-  for (let i = iov.numVFs - 1; i >= 0; i--) {
+  const n = iov.numVFs;
+  for (let i = 0; i < n; i++) {
     const vf = iov.vfs[i];
     if (!vf) continue;
     // pci_iov_remove_virtfn: the virtfnN and physfn links go first, then the device.
     vf.present = false;
     await k.pci.stopAndRemove(task, vf);
-    iov.vfs.length = i;
+    iov.vfs[i] = undefined as unknown as PciDev;
   }
   iov.vfs.length = 0;
   iov.numVFs = 0;

@@ -93,6 +93,8 @@ export class PciDev implements PrintkDevice {
   irqPin = 1;
   msiVectors = 1;
   msixVectors = 0;
+  /** PCI_COMMAND: firmware leaves boot devices decoding (IO|MEMORY); a new VF starts at 0 */
+  command = 0x0003;
   /** function-level reset works (vfio reports VFIO_DEVICE_FLAGS_RESET) */
   resetWorks = true;
   sriov: SriovState | null = null;
@@ -161,4 +163,23 @@ export function pciMatchDevice(drv: PciDriver, dev: PciDev): PciDeviceId | null 
 /** drivers/pci/pci-driver.c pci_device_can_probe (CONFIG_PCI_IOV). */
 export function pciDeviceCanProbe(dev: PciDev): boolean {
   return !dev.isVirtfn || dev.physfn!.sriov!.driversAutoprobe || dev.driverOverride !== null;
+}
+
+export const PCI_COMMAND_IO = 0x1;
+export const PCI_COMMAND_MEMORY = 0x2;
+
+/**
+ * drivers/pci/setup-res.c pci_enable_resources (via pci_enable_device): turn on decoding for
+ * the BARs the device has and log "enabling device (old -> new)" when PCI_COMMAND changes.
+ * The lab shows it on the first vfio-pci open of a new VF ("enabling device (0000 -> 0002)") and
+ * not on later opens (vfio-pci restores the state it saved after enabling).
+ */
+export function pciEnableDevice(k: Kernel, dev: PciDev): void {
+  const old = dev.command;
+  const cmd = old | (dev.bars.some((b) => b > 0) ? PCI_COMMAND_MEMORY : 0);
+  if (cmd !== old) {
+    const h = (n: number) => n.toString(16).padStart(4, "0");
+    k.log.dev(6, dev, `enabling device (${h(old)} -> ${h(cmd)})`);
+    dev.command = cmd;
+  }
 }

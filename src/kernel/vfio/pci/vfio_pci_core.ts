@@ -43,7 +43,7 @@ import type { Kernel, Task } from "../../kernel.js";
 import type { KernelVersion } from "../../profile.js";
 import { KERN_INFO, KERN_NOTICE, KERN_WARNING } from "../../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../../pci/iov.js";
-import { pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
+import { pciEnableDevice, pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
 import type { ModelProcess } from "../../process.js";
 import { EventFdFile } from "../../eventfd.js";
 import { vfioCheckFeature, type VfioDevice, type VfioDeviceOps } from "../vfio_main.js";
@@ -159,6 +159,8 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
 
   /** vfio_pci_open_device → vfio_pci_core_finish_enable: a PF-linked VF counts as a token user. */
   openDevice(_task: Task): number {
+    // vfio_pci_core_enable → pci_enable_device
+    pciEnableDevice(this.k, this.pdev);
     const pf = this.sriovPfCoreDev;
     if (pf?.vfToken) pf.vfToken.users++;
     return 0;
