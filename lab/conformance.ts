@@ -15,6 +15,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import type { Syscalls } from "../src/sys/syscalls.js";
 
 /** igb/igbvf netdev chatter that the model does not produce (see the file comment). */
 export const LAB_LOG_FILTER: RegExp[] = [
@@ -22,7 +23,7 @@ export const LAB_LOG_FILTER: RegExp[] = [
   /^(igb|igbvf): Intel\(R\) Gigabit (Virtual Function )?Network Driver/,
   /^(igb|igbvf): Copyright \(c\)/,
   // netdev set-up of a probed igb/igbvf device (the PCI address prefix stays, the text is netdev's)
-  /^(igb|igbvf) [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]( \S+)?: (Intel\(R\) (82576|PRO)|eth\d+: |Address: |MAC: |(PBA|Part) [Nn]o|Using (MSI-X|MSI|legacy) interrupts|\d+ (rx|tx) queue\(s\)|added PHC on|Adding to|renamed from|PF still resetting|Link is|Invalid MAC Address|Assigning random MAC|mailbox|PF still in reset)/,
+  /^(igb|igbvf) [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]( \S+)?: (Intel\(R\) (82576|PRO)|eth\d+: |Address: |MAC: |(PBA|Part) [Nn]o|Using (MSI-X|MSI|legacy) interrupts|\d+ (rx|tx) queue\(s\)|(added|removed) PHC on|Adding to|renamed from|PF still resetting|Link is|Invalid MAC Address|Assigning random MAC|mailbox|PF still in reset)/,
   /^(igb|igbvf) [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7] (eth|enp)\w*: renamed from/,
 ];
 
@@ -48,13 +49,54 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
   for (const f of files) {
     const t0 = performance.now();
     const sc = loadScenario(f);
-    const tr = await runScenario(sc, await linuxBackend({ profile: kernel }), { profile: kernel });
+    // TCG is slow: a VF removal takes ~1 s after its holder closes, so "blocked" means still
+    // pending after 3 s here (VFIOCTL_LAB_BLOCK_MS), not the runner's 1.5 s default.
+    const be = await linuxBackend({ profile: kernel, blockWindowMs: Number(process.env.VFIOCTL_LAB_BLOCK_MS ?? 3000) });
+    const spawn = be.spawn.bind(be);
+    be.spawn = async (comm: string) => traced(await spawn(comm), comm);
+    const tr = await runScenario(sc, be, { profile: kernel });
     const ms = Math.round(performance.now() - t0);
     writeFileSync(path.join(out, "scn", `${path.basename(f).replace(/\.ya?ml$/, "")}.json`), JSON.stringify({ ms, transcript: tr }, null, 1));
     res[path.basename(f)] = { ok: tr.ok, ms };
     process.stdout.write(`scenario ${path.basename(f)}: ${tr.ok ? "ok" : "expectations failed"} (${ms} ms)\n`);
   }
   return { loaded, scenarios: res };
+}
+
+/** A Syscalls that prints each call on the console before making it (to see where a guest hangs). */
+function traced(sys: Syscalls, comm: string): Syscalls {
+  if (process.env.VFIOCTL_LAB_TRACE === "0") return sys;
+  const say = (s: string) => process.stdout.write(`sys[${comm}] ${s}\n`);
+  const fdPath = new Map<number, string>();
+  const t = Object.create(sys) as Syscalls;
+  return Object.assign(t, {
+    open: async (p: string, f: number) => {
+      say(`open ${p}`);
+      const fd = await sys.open(p, f);
+      fdPath.set(fd, p);
+      return fd;
+    },
+    write: (fd: number, d: Buffer | string) => {
+      say(`write ${fdPath.get(fd) ?? fd} ${JSON.stringify(d.toString())}`);
+      return sys.write(fd, d);
+    },
+    read: (fd: number, n: number) => {
+      if (fdPath.get(fd) !== "/dev/kmsg") say(`read ${fdPath.get(fd) ?? fd}`);
+      return sys.read(fd, n);
+    },
+    ioctl: (fd: number, req: number, arg?: Buffer | number) => {
+      say(`ioctl ${fdPath.get(fd) ?? fd} 0x${req.toString(16)}`);
+      return sys.ioctl(fd, req, arg);
+    },
+    close: (fd: number) => {
+      if (fdPath.get(fd) !== "/dev/kmsg") say(`close ${fdPath.get(fd) ?? fd}`);
+      return sys.close(fd);
+    },
+    exit: () => {
+      say("exit");
+      return sys.exit();
+    },
+  });
 }
 
 // ------------------------------------------------------------------ comparison

@@ -3,7 +3,7 @@
  * what the guest wrote to its run folder and the serial console.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, writeSync, closeSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -64,12 +64,17 @@ export function runInGuest(kernel: string, job: Record<string, unknown>, timeout
       stdio: ["ignore", "pipe", "pipe"],
     });
     const chunks: Buffer[] = [];
-    p.stdout.on("data", (b: Buffer) => chunks.push(b));
-    p.stderr.on("data", (b: Buffer) => chunks.push(b));
+    const live = openSync(path.join(runDir, "console.log"), "w"); // readable while the guest runs
+    const onData = (b: Buffer) => {
+      chunks.push(b);
+      writeSync(live, b);
+    };
+    p.stdout.on("data", onData);
+    p.stderr.on("data", onData);
     p.on("error", reject);
     p.on("close", () => {
       const cons = Buffer.concat(chunks).toString("utf8");
-      writeFileSync(path.join(runDir, "console.log"), cons);
+      closeSync(live);
       const done = /VFIOCTL-LAB-DONE rc=(\d+) uptime=([\d.]+)/.exec(cons);
       const mounted = /VFIOCTL-LAB: mounted ([\d.]+)/.exec(cons);
       let result: Record<string, unknown> | null = null;

@@ -187,3 +187,14 @@ test("a write the kernel blocks leaves the event loop free until the reader drai
   await sys.exit();
   fs.rmSync(d, { recursive: true });
 });
+
+test("exit also closes the device fds that VFIO_GROUP_GET_DEVICE_FD returned", { skip: !ffi && "no FFI" }, async () => {
+  // On a host without VFIO the ioctl fails, so nothing is tracked; this checks the failure path
+  // leaves the table unchanged and that a tracked fd of any origin is closed by exit.
+  const sys = new LinuxSyscalls();
+  const f = await sys.open(os.tmpdir(), O_RDONLY);
+  await assert.rejects(sys.ioctl(f, VFIO.GROUP_GET_DEVICE_FD, Buffer.from("0000:01:00.0\0")), (e) => isErrno(e, "ENOTTY"));
+  assert.deepEqual(sys.openFds(), [f]);
+  await sys.exit();
+  assert.deepEqual(sys.openFds(), []);
+});

@@ -28,6 +28,7 @@ import { SysError } from "../errno.js";
 import type { FileKind, Stat, Syscalls } from "../syscalls.js";
 import { eventfd as ffiEventfd, ioctl as ffiIoctl, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
 import { constants as osConstants } from "node:os";
+import { VFIO } from "../../uapi/vfio.js";
 
 export interface LinuxSyscallsOptions {
   /** Look every absolute path up under this folder (default: the real root). */
@@ -128,7 +129,12 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
-    return this.sync("ioctl", this.fds.get(fd), () => ffiIoctl(fd, request, arg ?? 0, this.fds.get(fd)));
+    return this.sync("ioctl", this.fds.get(fd), () => {
+      const ret = ffiIoctl(fd, request, arg ?? 0, this.fds.get(fd));
+      // VFIO_GROUP_GET_DEVICE_FD returns a new fd: it belongs to this process like an opened one
+      if (request === VFIO.GROUP_GET_DEVICE_FD && ret >= 0) this.fds.set(ret, `vfio-device:${Buffer.isBuffer(arg) ? arg.toString("latin1").replace(/\0.*$/s, "").split(" ")[0] : "?"}`);
+      return ret;
+    });
   }
 
   eventfd(initval: number, flags: number): Promise<number> {
