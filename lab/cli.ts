@@ -6,6 +6,7 @@
  *                      lab/transcripts/raw/<kernel>-<seq>.{txt,json}
  *   --report           (default) run scenarios/*.yaml on both kernels and on the model, print
  *                      scenarios × kernels match/diff; exit 1 on any diff
+ *   --rediff           compare again the transcripts the last --report saved (no guest)
  *   --kernel K         only this kernel (6.1 or 6.12); repeatable
  *   --jobs N           guests run at once (default 2)
  *   --no-prepare       do not run lab/prepare.sh first
@@ -16,7 +17,7 @@ import { KERNELS, PROJECT, prepare, runInGuest, dropRun, type GuestRun } from ".
 import { SEQUENCES } from "./sequences.js";
 
 interface Args {
-  mode: "probe" | "raw" | "report";
+  mode: "probe" | "raw" | "report" | "rediff";
   kernels: string[];
   names: string[];
   jobs: number;
@@ -31,6 +32,7 @@ function parseArgs(argv: string[]): Args {
     if (x === "--probe") a.mode = "probe";
     else if (x === "--raw") a.mode = "raw";
     else if (x === "--report") a.mode = "report";
+    else if (x === "--rediff") a.mode = "rediff";
     else if (x === "--kernel") a.kernels.push(argv[++i]!);
     else if (x === "--jobs") a.jobs = Number(argv[++i]);
     else if (x === "--no-prepare") a.prepare = false;
@@ -62,6 +64,7 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 async function main(): Promise<number> {
   const a = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
+  if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0 });
   if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
   if (a.mode === "probe") {
     const runs = await pool(a.kernels.map((k) => () => runInGuest(k, { kind: "probe" }, 300)), a.jobs);

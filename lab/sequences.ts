@@ -371,6 +371,10 @@ export async function seqE(r: Recorder): Promise<void> {
   r.note("hold VF 0's device fd; write 0 to sriov_numvfs in the threadpool");
   const w = await r.startWrite(`${P}/sriov_numvfs`, "0");
   await r.settle(w, 2000);
+  r.note("while the removal of VF 0 is blocked: open VF 0 again, VF 1, the PF");
+  const again = await getFd(r, g0!, `${vf0} vf_token=${U1}`);
+  if (again !== undefined) await r.close(again, "VF 0 device, second fd");
+  await r.settle(w, 2000);
   await r.read(`${P}/sriov_numvfs`, 1000);
   await r.read(`${P}/sriov_totalvfs`, 1000);
   await r.exists(DEV(vf0!));
