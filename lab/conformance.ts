@@ -20,7 +20,7 @@ import type { Syscalls } from "../src/sys/syscalls.js";
 /** igb/igbvf netdev chatter that the model does not produce (see the file comment). */
 export const LAB_LOG_FILTER: RegExp[] = [
   // driver banners at module load
-  /^(igb|igbvf): Intel\(R\) Gigabit (Virtual Function )?Network Driver/,
+  /^(igb|igbvf): Intel\(R\) Gigabit (Ethernet |Virtual Function )?Network Driver/,
   /^(igb|igbvf): Copyright \(c\)/,
   /^dca service started, version /,
   // netdev set-up of a probed igb/igbvf device (the PCI address prefix stays, the text is netdev's)

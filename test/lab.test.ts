@@ -1,0 +1,77 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseKmsg } from "../lab/kmsg.js";
+import { diffTranscripts, labFiltered, modelOnlyOps } from "../lab/conformance.js";
+
+test("a /dev/kmsg record is split into facility, level, sequence, time, text and dictionary", () => {
+  const r = parseKmsg("4,438,13645353,-;vfio-pci 0000:01:10.0: No device request channel registered, blocked until released by user\n SUBSYSTEM=pci\n DEVICE=+pci:0000:01:10.0\n");
+  assert.equal(r.facility, 0);
+  assert.equal(r.level, 4);
+  assert.equal(r.seq, 438);
+  assert.equal(r.tsUs, 13645353);
+  assert.equal(r.text, "vfio-pci 0000:01:10.0: No device request channel registered, blocked until released by user");
+  assert.deepEqual(r.dict, { SUBSYSTEM: "pci", DEVICE: "+pci:0000:01:10.0" });
+  assert.equal(parseKmsg("14,1,2,-;user text\n").facility, 1);
+});
+
+test("the filter drops igb and igbvf netdev lines and keeps every SR-IOV, PCI and VFIO line", () => {
+  for (const t of [
+    "igbvf 0000:01:10.2: Address: f2:89:9f:83:f1:5b",
+    "igbvf 0000:01:10.2: Assigning random MAC address.",
+    "igbvf 0000:01:10.2: PF still in reset state. Is the PF interface up?",
+    "igbvf 0000:01:10.2: Intel(R) 82576 Virtual Function",
+    "igb 0000:01:00.0: eth0: (PCIe:2.5Gb/s:Width x1) 52:54:00:12:34:56",
+    "igb 0000:01:00.0: eth0: PBA No: 1040FF-0FF",
+    "igb 0000:01:00.0: removed PHC on eth0",
+    "igb 0000:01:00.0: Intel(R) Gigabit Ethernet Network Connection",
+    "igb 0000:01:00.0: Using MSI-X interrupts. 2 rx queue(s), 2 tx queue(s)",
+    "igb: Intel(R) Gigabit Ethernet Network Driver",
+    "dca service started, version 1.12.1",
+  ])
+    assert.ok(labFiltered(t), t);
+  for (const t of [
+    "igb 0000:01:00.0: 2 VFs allocated",
+    "igb 0000:01:00.0: IOV Disabled",
+    "igb 0000:01:00.0: 2 VFs already enabled. Disable before enabling 3 VFs",
+    "igbvf 0000:01:10.0: enabling device (0000 -> 0002)",
+    "vfio-pci 0000:01:00.0: VF 0000:01:10.2 bound to driver igbvf while PF bound to driver vfio-pci",
+    "pci 0000:01:10.0: [8086:10ca] type 00 class 0x020000 PCIe Endpoint",
+    "pci 0000:01:10.0: Adding to iommu group @group_of(0000:01:10.0)",
+    "pci-pf-stub 0000:01:00.0: driver left SR-IOV enabled after remove",
+  ])
+    assert.ok(!labFiltered(t), t);
+});
+
+const op = (name: string, o: Record<string, unknown> = {}) => ({ name, log: [], ...o }) as { name: string; log: { level: string; text: string }[] };
+const tr = (ops: ReturnType<typeof op>[], unfinished: string[] = []) => ({ setup: [], ops, teardown: [], unfinished, failures: [], ok: true });
+
+test("transcripts that agree on every op give no difference", () => {
+  const a = tr([op("w", { ret: 1, log: [{ level: "info", text: "x" }] }), op("r", { value: "2\n" })]);
+  assert.deepEqual(diffTranscripts(a, structuredClone(a)), []);
+});
+
+test("a different errno, value or log line is one difference each, named by op and field", () => {
+  const real = tr([op("w", { errno: "EBUSY", log: [{ level: "warn", text: "a" }] }), op("r", { value: "2\n" })]);
+  const model = tr([op("w", { errno: "EINVAL", log: [{ level: "info", text: "a" }] }), op("r", { value: "0\n" })]);
+  const d = diffTranscripts(real, model);
+  assert.deepEqual(
+    d.map((x) => `${x.op}.${x.field}`),
+    ["w.errno", "w.log", "r.value"],
+  );
+});
+
+test("a blocked op is compared on being blocked and its log, not on a result it does not have yet", () => {
+  const real = tr([op("disable", { blocked: true, log: [{ level: "warn", text: "No device request channel registered, blocked until released by user" }] })], ["disable"]);
+  const model = tr([op("disable", { ret: 1 })]);
+  const fields = diffTranscripts(real, model).map((x) => x.field);
+  assert.deepEqual(fields, ["blocked", "log", "unfinished"]);
+});
+
+test("filtered netdev lines do not make a difference and model-only ops are not missed", () => {
+  const real = tr([op("bind", { ret: 12, log: [{ level: "info", text: "igbvf 0000:01:10.2: Address: f2:89:9f:83:f1:5b" }] })]);
+  const model = tr([op("bind", { ret: 12 }), op("sigint")]);
+  const only = modelOnlyOps({ setup: [], ops: [{ name: "bind" }, { name: "sigint", only: ["model"] }] });
+  assert.deepEqual([...only], ["sigint"]);
+  assert.deepEqual(diffTranscripts(real, model, only), []);
+  assert.equal(diffTranscripts(real, model).length, 1);
+});
