@@ -119,8 +119,10 @@ EOF
   sed -n 's#^.*/\([^/]*\)\.ko\(\.xz\)\?$#\1#p' "$stage/modlist" | tr - _ >"$stage/modnames"
   cp "$HERE/guest-init.sh" "$stage/init"
   chmod +x "$stage/init"
-  (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz"
-  cp "$root/boot/vmlinuz-$ver" "$out/vmlinuz"
+  # written aside and renamed, so a guest booting meanwhile never reads a half-written file
+  (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz.tmp"
+  mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+  cp "$root/boot/vmlinuz-$ver" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
   echo "$ver" >"$out/version"
   rm -rf "$stage"
 }
@@ -128,7 +130,7 @@ EOF
 k61_initramfs() { initramfs 6.1 "$CACHE/k61/root"; }
 k612_initramfs() { initramfs 6.12 "$CACHE/trixie"; }
 # the initramfs depends on guest-init.sh: rebuild when it changes
-INIT_SUM=$(sha256sum "$HERE/guest-init.sh" "$0" | sha256sum | cut -c1-16)
+INIT_SUM=$(cat "$HERE/guest-init.sh" "$HERE/prepare.sh" | sha256sum | cut -c1-16)
 for n in 6.1 6.12; do
   if [ "$(cat "$CACHE/.initsum-$n" 2>/dev/null)" != "$INIT_SUM" ]; then rm -f "$CACHE/.done-initramfs-$n"; fi
 done
