@@ -24,6 +24,12 @@ export interface KernelProfile {
   enumLine(vendor: number, device: number, headerType: number, cls: number, pcie: boolean): string;
   /** sizeof(struct vfio_device_info) copied back (20 in both 6.1 and 6.12 headers). */
   readonly deviceInfoSize: number;
+  /**
+   * vfio_unregister_group_dev hides the device from GET_DEVICE_FD name lookups at once (6.12:
+   * ENODEV). On 6.1 the lab opened a second fd of a VF whose removal was already waiting for
+   * userspace; the removal then waits for that fd too.
+   */
+  readonly unregisterHidesDevice: boolean;
 }
 
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
@@ -37,6 +43,7 @@ export const PROFILES: Record<KernelVersion, KernelProfile> = {
     numvfsShowTakesLock: true,
     enumLine: (v, d, ht, cls) => `[${hex4(v)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}`,
     deviceInfoSize: 20,
+    unregisterHidesDevice: false,
   },
   "6.12": {
     version: "6.12",
@@ -50,6 +57,7 @@ export const PROFILES: Record<KernelVersion, KernelProfile> = {
     enumLine: (v, d, ht, cls, pcie) =>
       `[${hex4(v)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}${pcie ? " PCIe Endpoint" : " conventional PCI endpoint"}`,
     deviceInfoSize: 20,
+    unregisterHidesDevice: true,
   },
 };
 

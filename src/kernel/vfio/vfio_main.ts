@@ -301,8 +301,12 @@ export class VfioCore {
     }
   }
 
-  /** Devices still registered in a group (what /dev/vfio/<N> and name lookups see). */
+  /**
+   * Devices name lookups see: registered ones, plus (6.1, as the lab showed) ones whose
+   * unregister is still waiting for userspace.
+   */
   liveDevices(g: VfioGroup): VfioDevice[] {
+    if (!this.k.profile.unregisterHidesDevice) return g.devices;
     return g.devices.filter((d) => d.registered);
   }
 
