@@ -13,6 +13,7 @@
  */
 import { copyFileSync, mkdirSync, existsSync } from "node:fs";
 import * as path from "node:path";
+import { pathToFileURL } from "node:url";
 import { KERNELS, PROJECT, prepare, runInGuest, dropRun, type GuestRun } from "./vm.js";
 import { SEQUENCES } from "./sequences.js";
 
@@ -61,8 +62,9 @@ export async function pool<T>(tasks: (() => Promise<T>)[], n: number): Promise<T
 
 const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-async function main(): Promise<number> {
-  const a = parseArgs(process.argv.slice(2));
+/** The lab's entry point, also reached as `vfioctl lab …`; resolves to the exit status. */
+export async function labMain(argv: string[]): Promise<number> {
+  const a = parseArgs(argv);
   const t0 = Date.now();
   if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0 });
   if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
@@ -108,10 +110,12 @@ async function main(): Promise<number> {
   return report({ kernels: a.kernels, jobs: a.jobs, files: a.files, t0 });
 }
 
-main().then(
-  (rc) => process.exit(rc),
-  (e) => {
-    console.error(e);
-    process.exit(2);
-  },
-);
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  labMain(process.argv.slice(2)).then(
+    (rc) => process.exit(rc),
+    (e) => {
+      console.error(e);
+      process.exit(2);
+    },
+  );
+}

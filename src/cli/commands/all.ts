@@ -9,3 +9,4 @@ import "./token.js";
 import "./explain.js";
 import "./audit.js";
 import "./args.js";
+import "./lab.js";
