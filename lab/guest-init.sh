@@ -16,6 +16,16 @@ for m in $(cat /modnames); do
 done
 if mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose host /host; then
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /host/tmp
+  # the project checkout at its own path (mkdir works where the run folder overlays the path)
+  P=
+  for w in $(cat /proc/cmdline); do
+    case $w in vfioctl_project=*) P=${w#vfioctl_project=} ;; esac
+  done
+  if [ -n "$P" ]; then
+    mkdir -p "/host$P" 2>/dev/null
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose proj "/host$P" ||
+      echo "VFIOCTL-LAB: cannot mount the project at $P"
+  fi
   mount -o bind /proc /host/proc
   mount -o bind /sys /host/sys
   mount -o bind /dev /host/dev
