@@ -161,13 +161,24 @@ for (const profile of PROFILES) {
       assert.equal(usersOf(k), 0);
     });
 
-    test("while removal waits, new opens of the VF fail with ENODEV", async () => {
-      const { sh, qemu, vf } = await heldOpen(profile);
-      const pending = w(sh, NUMVFS, "0");
+    // 6.12 hides a device from name lookup once its unregister starts (ENODEV). The lab showed
+    // 6.1 still finding it: a second fd opens, and the removal then waits for that fd as well.
+    test(`${profile}: while removal waits, a new open of the VF ${profile === "6.1" ? "still gets an fd and keeps the removal waiting" : "fails with ENODEV"}`, async () => {
+      const { k, sh, qemu, vf } = await heldOpen(profile);
+      let done = false;
+      const pending = w(sh, NUMVFS, "0").finally(() => (done = true));
       await settle();
-      assert.equal(await getDeviceFd(qemu, vf.group, `${VF0} vf_token=${U1}`), "ENODEV");
+      const r2 = await getDeviceFd(qemu, vf.group, `${VF0} vf_token=${U1}`);
+      if (profile === "6.1") {
+        assert.equal(typeof r2, "number", "6.1 opens a second fd of the VF being removed");
+        await qemu.close(vf.device as number);
+        await settle();
+        assert.equal(done, false, "closing the first fd is not enough: the second one holds the VF");
+        assert.ok(k.blocked().some((b) => b.pid === sh.pid), "the writer is still blocked");
+      } else assert.equal(r2, "ENODEV");
       await qemu.exit();
       await pending;
+      assert.equal(done, true);
     });
 
     // The spec expected 6.12 to have the revert of sriov_numvfs_show's device_lock; the lab showed
