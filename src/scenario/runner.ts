@@ -120,9 +120,16 @@ const BDF_RE = /^(\S+) ([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]): /;
 const idle = () => new Promise<void>((r) => setImmediate(r));
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function runScenario(sc: Scenario, backend: ScenarioBackend, opts: { profile?: string } = {}): Promise<Transcript> {
+export interface RunOptions {
+  profile?: string;
+  /** called after each op of `ops:` (not setup) has been recorded, before the next one starts:
+   *  a caller can look at the state the scenario reached (e.g. run read-only commands) */
+  afterOp?: (name: string) => Promise<void>;
+}
+
+export async function runScenario(sc: Scenario, backend: ScenarioBackend, opts: RunOptions = {}): Promise<Transcript> {
   const profile = opts.profile ?? backend.profile ?? backend.kernel?.profile.version ?? "6.1";
-  return new Runner(sc, backend, profile).run();
+  return new Runner(sc, backend, profile, opts.afterOp).run();
 }
 
 class Runner {
@@ -139,6 +146,7 @@ class Runner {
     private readonly sc: Scenario,
     private readonly be: ScenarioBackend,
     private readonly profile: string,
+    private readonly afterOp?: (name: string) => Promise<void>,
   ) {
     this.ignore = [...DEFAULT_LOG_IGNORE, ...sc.logIgnore.map((r) => new RegExp(r))];
   }
@@ -161,6 +169,7 @@ class Runner {
           const r = await this.step(op);
           t.ops.push(r);
           for (const f of r.failures ?? []) t.failures.push({ op: op.name, message: f });
+          if (this.afterOp) await this.afterOp(op.name);
         }
       }
     } finally {
