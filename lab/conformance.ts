@@ -43,12 +43,8 @@ export const GUEST_MODULES: [string, ...string[]][] = [["vfio-pci", "enable_srio
 
 /** In the guest: load the modules, run each scenario file through LinuxSyscalls, write its transcript. */
 export async function runGuestScenarios(kernel: string, files: string[], out: string): Promise<unknown> {
-  const { loadScenario, runScenario, linuxBackend } = await import("../src/scenario/index.js");
-  const loaded: string[] = [];
-  for (const [m, ...params] of GUEST_MODULES) {
-    execFileSync("modprobe", ["-d", "/mnt", m, ...params], { stdio: "inherit" });
-    loaded.push(m);
-  }
+  const { loadScenario, runScenario } = await import("../src/scenario/index.js");
+  const loaded = loadGuestModules();
   mkdirSync(path.join(out, "scn"), { recursive: true });
   const res: Record<string, unknown> = {};
   for (const f of files) {
@@ -58,13 +54,7 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
     // pending after 3 s here (VFIOCTL_LAB_BLOCK_MS), not the runner's 1.5 s default.
     // settleMs: while an op is blocked, each later op waits this long for it, so that what its
     // completion logs is attributed to the op that released it, as on the model (TCG is slow).
-    const be = await linuxBackend({
-      profile: kernel,
-      blockWindowMs: Number(process.env.VFIOCTL_LAB_BLOCK_MS ?? 3000),
-      settleMs: Number(process.env.VFIOCTL_LAB_SETTLE_MS ?? 2000),
-    });
-    const spawn = be.spawn.bind(be);
-    be.spawn = async (comm: string) => traced(await spawn(comm), comm);
+    const be = await guestBackend(kernel);
     const tr = await runScenario(sc, be, { profile: kernel });
     const ms = Math.round(performance.now() - t0);
     writeFileSync(path.join(out, "scn", `${path.basename(f).replace(/\.ya?ml$/, "")}.json`), JSON.stringify({ ms, transcript: tr }, null, 1));
@@ -72,6 +62,38 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
     process.stdout.write(`scenario ${path.basename(f)}: ${tr.ok ? "ok" : "expectations failed"} (${ms} ms)\n`);
   }
   return { loaded, scenarios: res };
+}
+
+function loadGuestModules(): string[] {
+  const loaded: string[] = [];
+  for (const [m, ...params] of GUEST_MODULES) {
+    execFileSync("modprobe", ["-d", "/mnt", m, ...params], { stdio: "inherit" });
+    loaded.push(m);
+  }
+  return loaded;
+}
+
+/** The scenario runner's backend in the guest (LinuxSyscalls, lab timings, traced processes). */
+async function guestBackend(kernel: string) {
+  const { linuxBackend } = await import("../src/scenario/index.js");
+  const be = await linuxBackend({
+    profile: kernel,
+    blockWindowMs: Number(process.env.VFIOCTL_LAB_BLOCK_MS ?? 3000),
+    settleMs: Number(process.env.VFIOCTL_LAB_SETTLE_MS ?? 2000),
+  });
+  const spawn = be.spawn.bind(be);
+  be.spawn = async (comm: string) => traced(await spawn(comm), comm);
+  return be;
+}
+
+/** In the guest: load the modules, run the CLI conformance state scenario and snapshots (lab/cli-check.ts) → out/cli.json. */
+export async function runGuestCliJob(kernel: string, project: string, out: string): Promise<unknown> {
+  const { runGuestCli } = await import("./cli-check.js");
+  const loaded = loadGuestModules();
+  const run = await runGuestCli(kernel, project, await guestBackend(kernel));
+  writeFileSync(path.join(out, "cli.json"), JSON.stringify(run, null, 1));
+  process.stdout.write(`cli: ${Object.keys(run.snapshots).length} states (${run.ms} ms)\n`);
+  return { loaded, ms: run.ms, states: Object.keys(run.snapshots) };
 }
 
 /** A Syscalls that prints each call on the console before making it (to see where a guest hangs). */
@@ -218,11 +240,16 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   const { PROJECT, runInGuest, dropRun } = await import("./vm.js");
   const { pool } = await import("./cli.js");
   const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
-  const files = scenarioFiles(PROJECT, o.files);
+  const { CLI_SCENARIO } = await import("./cli-check.js");
+  const cliFile = path.join(PROJECT, CLI_SCENARIO);
+  // the CLI rows run with the whole report, or when the CLI state file is named
+  const withCli = o.files.length === 0 || o.files.some((f) => path.resolve(f) === cliFile);
+  const files = scenarioFiles(PROJECT, o.files).filter((f) => f !== cliFile);
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
-  const tasks: (() => Promise<Cell>)[] = [];
+  const tasks: (() => Promise<Cell | Cell[]>)[] = [];
   for (const k of o.kernels) {
+    if (withCli) tasks.push(() => cliCells(k, outDir));
     for (const f of files) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
@@ -259,10 +286,46 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
       });
     }
   }
-  const cells = await pool(tasks, o.jobs);
+  const cells = (await pool(tasks, o.jobs)).flat();
   printReport(cells, o.kernels, Date.now() - o.t0);
   writeFileSync(path.join(outDir, "report.json"), JSON.stringify(cells, null, 1) + "\n");
   return cells.some((c) => c.status !== "match") ? 1 : 0;
+}
+
+/** The CLI conformance rows of one kernel (lab/cli-check.ts): one guest run, then the model. */
+async function cliCells(k: string, outDir: string): Promise<Cell[]> {
+  const { PROJECT, runInGuest, dropRun } = await import("./vm.js");
+  const { CLI_ROWS, CLI_SCENARIO, runModelCli, diffCli } = await import("./cli-check.js");
+  const { loadScenario } = await import("../src/scenario/index.js");
+  const rows = ["cli:setup", ...Object.keys(CLI_ROWS)];
+  const cells: Cell[] = rows.map((r) => ({ scenario: r, kernel: k, status: "error", diffs: [] }));
+  try {
+    const g = await runInGuest(k, { kind: "cli" }, 600);
+    for (const c of cells) Object.assign(c, { bootS: g.bootS, wallMs: g.wallMs });
+    let real: import("./cli-check.js").CliRun;
+    try {
+      real = JSON.parse(readFileSync(path.join(g.runDir, "cli.json"), "utf8"));
+    } catch {
+      const err = `guest produced no cli.json (rc=${g.rc}): ${String((g.result as { error?: string } | null)?.error ?? g.console.slice(-1500))}`;
+      for (const c of cells) c.error = err;
+      return cells;
+    }
+    dropRun(g);
+    const model = await runModelCli(k, PROJECT);
+    const sc = loadScenario(path.join(PROJECT, CLI_SCENARIO));
+    const byRow: Record<string, OpDiff[]> = { "cli:setup": diffTranscripts(real.transcript as TranscriptLike, model.transcript as TranscriptLike, modelOnlyOps(sc)), ...diffCli(real, model) };
+    for (const c of cells) {
+      c.guestMs = real.ms;
+      c.realOk = (real.transcript as TranscriptLike).ok;
+      c.modelOk = (model.transcript as TranscriptLike).ok;
+      c.diffs = byRow[c.scenario] ?? [];
+      c.status = c.diffs.length ? "diff" : "match";
+    }
+    writeFileSync(path.join(outDir, `${k}-cli.json`), JSON.stringify({ real, model, diffs: byRow }, null, 1) + "\n");
+  } catch (e) {
+    for (const c of cells) c.error = (e as Error).stack ?? String(e);
+  }
+  return cells;
 }
 
 /** Compare again the transcripts a previous --report saved (after a change of the filter). */
@@ -274,6 +337,15 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
   for (const c of old) {
     if (!o.kernels.includes(c.kernel)) continue;
     try {
+      if (c.scenario.startsWith("cli:")) {
+        const { CLI_SCENARIO, diffCli } = await import("./cli-check.js");
+        const { loadScenario } = await import("../src/scenario/index.js");
+        const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-cli.json`), "utf8"));
+        const diffs =
+          c.scenario === "cli:setup" ? diffTranscripts(saved.real.transcript, saved.model.transcript, modelOnlyOps(loadScenario(path.join(PROJECT, CLI_SCENARIO)))) : (diffCli(saved.real, saved.model)[c.scenario] ?? []);
+        cells.push({ ...c, diffs, status: diffs.length ? "diff" : "match" });
+        continue;
+      }
       const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), "utf8"));
       const { loadScenario } = await import("../src/scenario/index.js");
       const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(loadScenario(path.join(PROJECT, "scenarios", `${c.scenario}.yaml`))));

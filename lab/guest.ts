@@ -4,6 +4,7 @@
  * Jobs: { kind: "raw", kernel, sequence }     one raw sequence (or "boot") → /tmp/<kernel>-<seq>.{txt,json}
  *       { kind: "probe", kernel }             prove node, LinuxSyscalls and the ioctl work on /dev/vfio
  *       { kind: "scenarios", kernel, files }  conformance: each scenario file → /tmp/scn/<name>.json
+ *       { kind: "cli", kernel }               CLI conformance (lab/cli-check.ts) → /tmp/cli.json
  * Writes /tmp/result.json { ok, ms, error? } last.
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -15,7 +16,7 @@ import { SEQUENCES, seqBoot } from "./sequences.js";
 import { Kmsg } from "./kmsg.js";
 
 interface Job {
-  kind: "raw" | "probe" | "scenarios";
+  kind: "raw" | "probe" | "scenarios" | "cli";
   kernel: string;
   sequence?: string;
   files?: string[];
@@ -58,6 +59,9 @@ async function main(): Promise<void> {
     } else if (job.kind === "scenarios") {
       const { runGuestScenarios } = await import("./conformance.js");
       result.scenarios = await runGuestScenarios(job.kernel, job.files ?? [], out);
+    } else if (job.kind === "cli") {
+      const { runGuestCliJob } = await import("./conformance.js");
+      result.cli = await runGuestCliJob(job.kernel, process.cwd(), out);
     }
   } catch (e) {
     result.ok = false;

@@ -76,3 +76,36 @@ test("filtered netdev lines do not make a difference and model-only ops are not 
   assert.deepEqual(diffTranscripts(real, model, only), []);
   assert.equal(diffTranscripts(real, model).length, 1);
 });
+
+test("CLI conformance: the state scenario reaches both states on the model, and the normalisation hides only pids, fds, comms, group numbers and guest-only drivers", async () => {
+  const { runModelCli, diffCli, normaliseCli, CLI_STATES } = await import("../lab/cli-check.js");
+  const { PROJECT } = await import("../lab/vm.js");
+  const run = await runModelCli("6.12", PROJECT);
+  assert.equal((run.transcript as { ok: boolean }).ok, true);
+  assert.deepEqual(Object.keys(run.snapshots), [...CLI_STATES]);
+  for (const rows of Object.values(diffCli(run, run))) assert.deepEqual(rows, []);
+  const snap = run.snapshots["state-vfio"]!;
+  // as the guest sees it: every holder is one process, the groups are numbered differently, the root port is on pcieport
+  const guest = JSON.parse(
+    JSON.stringify(snap)
+      .replace(/"pid":\d+/g, '"pid":4242')
+      .replace(/"comm":"[^"]*"/g, '"comm":"node"')
+      .replace(/pid \d+ \([^)]*\)/g, "pid 4242 (node)")
+      .replace(/"(iommuGroup|group)":(\d+)/g, (_, k: string, n: string) => `"${k}":${Number(n) + 100}`)
+      .replace(/\/dev\/vfio\/(\d+)/g, (_, n: string) => `/dev/vfio/${Number(n) + 100}`)
+      .replace(/\/iommu_groups\/(\d+)/g, (_, n: string) => `/iommu_groups/${Number(n) + 100}`)
+      .replace(/(IOMMU group|iommu_group|group) (\d+)/g, (_, w: string, n: string) => `${w} ${Number(n) + 100}`),
+  );
+  const inv = guest.list.out as { others: { bdf: string; driver: string | null }[] };
+  inv.others.find((d) => d.bdf === "0000:00:02.0")!.driver = "pcieport";
+  assert.deepEqual(normaliseCli(guest), normaliseCli(snap));
+  // a real difference stays one
+  const audit = guest.audit.out as { findings: unknown[] };
+  audit.findings = [];
+  assert.notDeepEqual(normaliseCli(guest), normaliseCli(snap));
+  const vf = (guest.list.out as { pfs: { vfDevices: { driver: string }[] }[] }).pfs[0]!.vfDevices[0]!;
+  vf.driver = "igbvf";
+  const d = diffCli({ ms: 0, transcript: null, snapshots: { ...run.snapshots, "state-vfio": guest } }, run);
+  assert.ok(d["cli:list"]!.some((x) => x.field.endsWith("[0000:01:10.0].driver")));
+  assert.ok(d["cli:audit"]!.length > 0);
+});
