@@ -34,7 +34,7 @@ exec unshare -m --propagation private bash -c '
     -accel tcg -cpu max -m ${VFIOCTL_LAB_MEM:-2048} -smp ${VFIOCTL_LAB_SMP:-2} -nographic -no-reboot -net none \
     -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on \
     -kernel /lab/$K/vmlinuz -initrd /lab/$K/initramfs.cpio.gz \
-    -append "console=ttyS0 intel_iommu=on panic=-1 quiet loglevel=3 vfioctl_project=$PROJ ${VFIOCTL_LAB_APPEND:-}" \
+    -append "console=ttyS0 intel_iommu=on panic=-1 quiet loglevel=3 no_timer_check vfioctl_project=$PROJ ${VFIOCTL_LAB_APPEND:-}" \
     -device pcie-root-port,id=rp1,chassis=1,slot=1 -device igb,bus=rp1 \
     -virtfs local,path=/host,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path=/out,mount_tag=out,security_model=none \
