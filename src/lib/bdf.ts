@@ -9,10 +9,11 @@
  * checkBdf("../../etc");    // throws VfioctlError BAD_BDF
  * ```
  */
+import { BDF_RE } from "../kernel/pci/bdf.js";
 import { VfioctlError, shown } from "./errors.js";
 
 /** Lowercase hex, 4:2:2 digits (slot 00–1f) and one function digit 0–7: exactly what pci_name() prints. */
-export const STRICT_BDF_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/;
+export const STRICT_BDF_RE = BDF_RE;
 
 /** True when `s` is a canonical BDF. */
 export function isBdf(s: unknown): s is string {

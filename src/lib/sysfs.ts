@@ -14,6 +14,7 @@ import { readAttr, linkBase, exists, withTimeout, TimeoutError } from "../sys/fs
 import { isErrno } from "../sys/errno.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
+import { parseBdf } from "../kernel/pci/bdf.js";
 import { VfioctlError } from "./errors.js";
 
 export const PCI_DEVICES = "/sys/bus/pci/devices";
@@ -140,21 +141,32 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     }
     facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await tryAttr(sys, `${p}/sriov_drivers_autoprobe`)), vfs };
   }
-  if (facts.physfn) {
-    // the VF index is the virtfn<N> link of the PF that points back to this VF
-    const pp = devPath(facts.physfn);
-    try {
-      for (const n of await sys.readdir(pp)) {
-        if (/^virtfn\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf) {
-          facts.vfIndex = Number(n.slice(6));
-          break;
-        }
-      }
-    } catch {
-      /* PF directory unreadable: index unknown */
-    }
-  }
+  if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf);
   return facts;
+}
+
+/**
+ * The index N of the PF's virtfn<N> link that points back to this VF. The routing-ID arithmetic
+ * (iov.c pci_iov_virtfn_bus/devfn: VF rid = PF rid + offset + stride·N, with the PF's current
+ * sriov_offset and sriov_stride) names the candidate, so one readlink confirms it; only when it
+ * does not (an unusual tree) are all the PF's virtfn links searched. Reading every VF of a PF is
+ * then linear in the number of VFs, not quadratic.
+ */
+async function vfIndexOf(sys: Syscalls, pf: string, bdf: string): Promise<number | null> {
+  const pp = devPath(pf);
+  try {
+    const a = parseBdf(pf)!;
+    const v = parseBdf(bdf)!;
+    const [offset, stride] = [num(await tryAttr(sys, `${pp}/sriov_offset`)), num(await tryAttr(sys, `${pp}/sriov_stride`))];
+    const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
+    if (offset !== null && stride && delta >= 0 && delta % stride === 0 && (await linkBase(sys, `${pp}/virtfn${delta / stride}`)) === bdf) return delta / stride;
+    for (const n of await sys.readdir(pp)) {
+      if (/^virtfn\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf) return Number(n.slice(6));
+    }
+  } catch {
+    /* PF directory unreadable: index unknown */
+  }
+  return null;
 }
 
 /** The vfio-pci module's state as /sys shows it. */
