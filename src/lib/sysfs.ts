@@ -15,6 +15,7 @@ import { isErrno } from "../sys/errno.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
 import { parseBdf } from "../kernel/pci/bdf.js";
+import { DENYLIST } from "../kernel/vfio/pci/denylist.js";
 import { VfioctlError } from "./errors.js";
 
 export const PCI_DEVICES = "/sys/bus/pci/devices";
@@ -196,11 +197,11 @@ export async function listDrivers(sys: Syscalls): Promise<string[]> {
   }
 }
 
-/** vfio_pci.c denylist (5.9+): Intel QAT PFs and VFs that vfio-pci refuses with EINVAL. */
-export const VFIO_PCI_DENYLIST: ReadonlyArray<readonly [number, number]> = [
-  [0x8086, 0x0435], [0x8086, 0x37c8], [0x8086, 0x19e2], [0x8086, 0x6f54],
-  [0x8086, 0x0443], [0x8086, 0x37c9], [0x8086, 0x19e3],
-];
+/**
+ * vfio_pci.c denylist (5.9+): Intel QAT PFs and VFs that vfio-pci refuses with EINVAL — the same
+ * list the kernel model's vfio-pci uses (src/kernel/vfio/pci/denylist.ts).
+ */
+export const VFIO_PCI_DENYLIST = DENYLIST;
 
 export function denylisted(d: Pick<DeviceFacts, "vendor" | "device">): boolean {
   return VFIO_PCI_DENYLIST.some(([v, id]) => v === d.vendor && id === d.device);

@@ -64,15 +64,8 @@ export interface VfioPciParams {
   disable_vga: boolean;
 }
 
-/** vfio_pci.c vfio_pci_dev_in_denylist: Intel QAT C3xxx, C62x and DH895xCC, each PF and VF. */
-export const DENYLIST: [number, number][] = [
-  [0x8086, 0x19e2], [0x8086, 0x19e3], [0x8086, 0x37c8], [0x8086, 0x37c9], [0x8086, 0x0435], [0x8086, 0x0443],
-];
-/**
- * Intel DSA and IAX on Sapphire Rapids (0x0b25, 0x0cfe), added by upstream 95feb3160eef (v6.10).
- * The 6.12 profile has them; whether Debian's 6.1.y carries the stable backport is unverified.
- */
-export const DENYLIST_V6_10: [number, number][] = [[0x8086, 0x0b25], [0x8086, 0x0cfe]];
+export { DENYLIST, DENYLIST_V6_10 } from "./denylist.js";
+import { DENYLIST, DENYLIST_V6_10 } from "./denylist.js";
 
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
 
@@ -373,7 +366,7 @@ export class VfioPciDriver implements PciDriver {
   }
 
   isDenylisted(dev: PciDev, version: KernelVersion = "6.1"): boolean {
-    const hit = ([v, d]: [number, number]) => v === dev.vendor && d === dev.device;
+    const hit = ([v, d]: readonly [number, number]) => v === dev.vendor && d === dev.device;
     return DENYLIST.some(hit) || (version !== "6.1" && DENYLIST_V6_10.some(hit));
   }
 
