@@ -18,7 +18,7 @@ import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
 import { watchKmsg } from "./kmsg.js";
-import { timed, denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
+import { denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
 
 export interface BindOptions {
   /** allow replacing the driver_override vfio-pci captured on a VF of a vfio-pci PF */
@@ -41,7 +41,7 @@ export interface BindResult {
 }
 
 async function write(sys: Syscalls, path: string, text: string, timeoutMs: number): Promise<void> {
-  await timed(writeText(sys, path, text), timeoutMs, `write ${path}`);
+  await withTimeout(writeText(sys, path, text), timeoutMs, `write ${path}`);
 }
 
 async function refuseIfHeld(sys: Syscalls, d: DeviceFacts, vfs: DeviceFacts[], action: string): Promise<void> {

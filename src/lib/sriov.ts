@@ -18,7 +18,7 @@ import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
 import { watchKmsg } from "./kmsg.js";
-import { timed, devPath, hasSriovConfigure, readDevice, readVfioPciModule, requireDevice } from "./sysfs.js";
+import { devPath, hasSriovConfigure, readDevice, readVfioPciModule, requireDevice } from "./sysfs.js";
 
 export interface SriovOptions {
   /** allow a non-zero → different non-zero change by writing 0 first (destroys every VF) */
@@ -92,7 +92,7 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
   const kmsg = await watchKmsg(sys);
   const step = async (v: number) => {
     try {
-      await timed(writeText(sys, path, String(v)), timeoutMs, `write ${path}`);
+      await withTimeout(writeText(sys, path, String(v)), timeoutMs, `write ${path}`);
     } catch (e) {
       const log = await kmsg.drain();
       if (e instanceof TimeoutError) {

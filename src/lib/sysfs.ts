@@ -226,16 +226,3 @@ export const SRIOV_CONFIGURE: Readonly<Record<string, boolean>> = {
 };
 
 export const hasSriovConfigure = (driver: string | null): boolean | undefined => (driver === null ? undefined : SRIOV_CONFIGURE[driver]);
-
-/**
- * Like withTimeout, but keeps the event loop alive until the timer fires: a write the kernel
- * model blocks is a promise that nothing else keeps alive, and the timeout must still happen.
- */
-export async function timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  const keep = setTimeout(() => {}, ms + 50);
-  try {
-    return await withTimeout(p, ms, what);
-  } finally {
-    clearTimeout(keep);
-  }
-}

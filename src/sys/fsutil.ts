@@ -65,12 +65,15 @@ export class TimeoutError extends Error {
   }
 }
 
-/** Race a pending operation against a timer; the operation keeps running if the timer wins. */
+/**
+ * Race a pending operation against a timer; the operation keeps running if the timer wins.
+ * The timer keeps the event loop alive: a write the kernel model blocks is a promise nothing
+ * else keeps alive, and the timeout must still fire. It is cleared as soon as the race settles.
+ */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   const timer = new Promise<never>((_, rej) => {
     t = setTimeout(() => rej(new TimeoutError(what, ms)), ms);
-    t.unref?.();
   });
   return Promise.race([p, timer]).finally(() => clearTimeout(t));
 }
