@@ -13,7 +13,7 @@ import { O_RDWR } from "../src/sys/syscalls.js";
 import { VFIO } from "../src/uapi/vfio.js";
 import { Recorder } from "./record.js";
 import { SEQUENCES, seqBoot } from "./sequences.js";
-import { Kmsg } from "./kmsg.js";
+import { KmsgReader as Kmsg } from "../src/sys/kmsg.js";
 
 interface Job {
   kind: "raw" | "probe" | "scenarios" | "cli";

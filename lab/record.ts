@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { O_RDONLY, O_RDWR, O_WRONLY, type Syscalls } from "../src/sys/syscalls.js";
 import { withTimeout, TimeoutError } from "../src/sys/fsutil.js";
 import { VFIO_IOCTL_NAMES } from "../src/uapi/vfio.js";
-import { Kmsg, type KmsgRecord } from "./kmsg.js";
+import { KmsgReader as Kmsg, type KmsgRecord } from "../src/sys/kmsg.js";
 
 export type Outcome = { ok: true; ret?: number; value?: unknown } | { ok: false; errno: string; message: string } | { ok: false; blocked: true; afterMs: number };
 

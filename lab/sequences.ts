@@ -115,7 +115,7 @@ async function bindPfVfio(r: Recorder, viaIgb = true): Promise<void> {
   await r.ls("/dev/vfio");
 }
 
-export async function seqBoot(r: Recorder, bootLog: import("./kmsg.js").KmsgRecord[]): Promise<void> {
+export async function seqBoot(r: Recorder, bootLog: import("../src/sys/kmsg.js").KmsgRecord[]): Promise<void> {
   r.note("kernel log since boot (all records, unfiltered)");
   r.t.ops.push({ i: r.t.ops.length, op: "log", desc: "boot log", outcome: { ok: true }, ms: 0, kmsg: bootLog });
   r.note("PCI devices after boot (no driver for the igb loaded)");

@@ -16,6 +16,7 @@
 export * from "./sys/errno.js";
 export * from "./sys/syscalls.js";
 export * from "./sys/fsutil.js";
+export { KmsgReader, parseKmsg, KMSG_LEVELS, type KmsgRecord } from "./sys/kmsg.js";
 export * from "./uapi/vfio.js";
 export { Kernel, type Task, type BlockedTask, type KernelOptions } from "./kernel/kernel.js";
 export { ModelProcess } from "./kernel/process.js";

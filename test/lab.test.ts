@@ -1,17 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseKmsg } from "../lab/kmsg.js";
+import { parseKmsg } from "../src/sys/kmsg.js";
 import { diffTranscripts, labFiltered, modelOnlyOps } from "../lab/conformance.js";
 
 test("a /dev/kmsg record is split into facility, level, sequence, time, text and dictionary", () => {
   const r = parseKmsg("4,438,13645353,-;vfio-pci 0000:01:10.0: No device request channel registered, blocked until released by user\n SUBSYSTEM=pci\n DEVICE=+pci:0000:01:10.0\n");
+  assert.ok(r);
   assert.equal(r.facility, 0);
   assert.equal(r.level, 4);
   assert.equal(r.seq, 438);
   assert.equal(r.tsUs, 13645353);
   assert.equal(r.text, "vfio-pci 0000:01:10.0: No device request channel registered, blocked until released by user");
   assert.deepEqual(r.dict, { SUBSYSTEM: "pci", DEVICE: "+pci:0000:01:10.0" });
-  assert.equal(parseKmsg("14,1,2,-;user text\n").facility, 1);
+  assert.equal(parseKmsg("14,1,2,-;user text\n")?.facility, 1);
 });
 
 test("the filter drops igb and igbvf netdev lines and keeps every SR-IOV, PCI and VFIO line", () => {

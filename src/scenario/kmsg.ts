@@ -1,13 +1,11 @@
 /**
- * Reading the kernel log per operation through the seam: /dev/kmsg opened O_RDONLY|O_NONBLOCK,
- * `lseek(fd, 0, SEEK_END)` before the run, then drained until EAGAIN after each operation.
- * Each read returns one record, "prio,seq,usec,flags;text\n", followed by dictionary lines that
- * start with a space (SUBSYSTEM=…, DEVICE=…), which are ignored. Works the same on a real host and
- * on the model.
+ * The kernel log of each scenario operation, as level name + text, from the shared /dev/kmsg
+ * reader (src/sys/kmsg.ts): opened and moved to the end before the run, drained after each op.
  */
-import { O_NONBLOCK, O_RDONLY, SEEK_END, type Syscalls } from "../sys/syscalls.js";
+import { KMSG_LEVELS, KmsgReader as Reader, parseKmsg } from "../sys/kmsg.js";
+import type { Syscalls } from "../sys/syscalls.js";
 
-export const LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
+export const LEVELS = KMSG_LEVELS;
 
 export interface LogLine {
   /** "err", "warn", "notice", "info", "debug" … */
@@ -17,59 +15,31 @@ export interface LogLine {
 
 /** Parse one /dev/kmsg record; null for continuation-only input. */
 export function parseKmsgRecord(rec: string): (LogLine & { seq: number; usec: number }) | null {
-  const first = rec.split("\n").find((l) => l.length > 0 && !l.startsWith(" "));
-  if (!first) return null;
-  const semi = first.indexOf(";");
-  if (semi < 0) return null;
-  const [prio, seq, usec] = first.slice(0, semi).split(",");
-  const p = Number(prio);
-  return {
-    level: LEVELS[(Number.isFinite(p) ? p : 6) & 7]!,
-    seq: Number(seq),
-    usec: Number(usec),
-    // /dev/kmsg escapes non-printable bytes as \xNN; a real newline inside a record is \x0a
-    text: first.slice(semi + 1),
-  };
+  const r = parseKmsg(rec);
+  return r && { level: KMSG_LEVELS[r.level]!, seq: r.seq, usec: r.tsUs, text: r.text };
 }
 
 export class KmsgReader {
-  private fd = -1;
-  /** records lost because the ring overwrote them (EPIPE) */
-  lost = 0;
+  private r: Reader | null = null;
   constructor(private readonly sys: Syscalls) {}
+
+  /** records lost because the ring overwrote them (EPIPE) */
+  get lost(): number {
+    return this.r?.lost ?? 0;
+  }
 
   /** Open /dev/kmsg and skip everything logged so far. */
   async start(): Promise<void> {
-    this.fd = await this.sys.open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
-    await this.sys.lseek(this.fd, 0, SEEK_END);
+    this.r = await Reader.open(this.sys);
   }
 
   /** Every record logged since the last drain. */
   async drain(): Promise<LogLine[]> {
-    const out: LogLine[] = [];
-    if (this.fd < 0) return out;
-    for (;;) {
-      let b: Buffer;
-      try {
-        b = await this.sys.read(this.fd, 8192);
-      } catch (e) {
-        const code = (e as { code?: string }).code;
-        if (code === "EAGAIN") break;
-        if (code === "EPIPE") {
-          this.lost++;
-          continue;
-        }
-        throw e;
-      }
-      if (b.length === 0) break;
-      const r = parseKmsgRecord(b.toString("utf8"));
-      if (r) out.push({ level: r.level, text: r.text });
-    }
-    return out;
+    return this.r ? (await this.r.drain()).map((x) => ({ level: KMSG_LEVELS[x.level]!, text: x.text })) : [];
   }
 
   async stop(): Promise<void> {
-    if (this.fd >= 0) await this.sys.close(this.fd).catch(() => {});
-    this.fd = -1;
+    await this.r?.close();
+    this.r = null;
   }
 }
