@@ -47,10 +47,6 @@ export class Clock {
     if (dueMs <= this.nowMs()) return Promise.resolve();
     return new Promise((resolve) => this.timers.push({ due: dueMs, resolve }));
   }
-  /** Drop a pending timer's promise (used when a waiter is woken early). */
-  pendingTimers(): number {
-    return this.timers.length;
-  }
 }
 
 /** Source of random bytes (the kernel's get_random_bytes / uuid_gen). */

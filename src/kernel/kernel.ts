@@ -180,7 +180,7 @@ export class Kernel {
   }
 
   /** device_lock(dev) around fn; a task that has to wait shows up in blocked(). */
-  async withDeviceLock<T>(task: Task, dev: PciDev, _what: string, fn: () => Promise<T> | T): Promise<T> {
+  async withDeviceLock<T>(task: Task, dev: PciDev, fn: () => Promise<T> | T): Promise<T> {
     if (dev.lock.wouldBlock()) await this.block(task, `device_lock ${dev.name} (held by ${dev.lock.owner})`, dev.lock.lock(`${task.comm}[${task.pid}] ${task.syscall}`));
     else await dev.lock.lock(`${task.comm}[${task.pid}] ${task.syscall}`);
     try {

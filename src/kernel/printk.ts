@@ -10,7 +10,6 @@ export const KERN_NOTICE = 5;
 export const KERN_INFO = 6;
 export const KERN_DEBUG = 7;
 
-export const LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
 
 export interface LogRecord {
   seq: number;

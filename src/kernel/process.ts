@@ -3,7 +3,7 @@
  * (exit) closes every fd, which is how the kernel releases vfio devices of a killed program.
  */
 import { ERRNO, SysError, errnoName } from "../sys/errno.js";
-import { O_ACCMODE_MASK, type Stat, type Syscalls } from "./seam-consts.js";
+import { O_ACCMODE, O_RDWR, O_WRONLY, type Stat, type Syscalls } from "../sys/syscalls.js";
 import { EventFdFile } from "./eventfd.js";
 import { SysErrorCode } from "./errors.js";
 import type { OpenFile } from "./fs/file.js";
@@ -11,8 +11,6 @@ import { getFile, putFile } from "./fs/file.js";
 import { SysfsFile } from "./fs/sysfs.js";
 import type { Kernel, Task } from "./kernel.js";
 
-const O_WRONLY = 1;
-const O_RDWR = 2;
 
 export class ModelProcess implements Syscalls {
   readonly backend = "model" as const;
@@ -76,7 +74,7 @@ export class ModelProcess implements Syscalls {
   open(path: string, flags: number): Promise<number> {
     return this.run("open", path, (task) => {
       const { node } = this.k.vfs.resolve(task, path);
-      const acc = flags & O_ACCMODE_MASK;
+      const acc = flags & O_ACCMODE;
       const wantW = acc === O_WRONLY || acc === O_RDWR;
       const wantR = acc !== O_WRONLY;
       let f: OpenFile;
@@ -113,7 +111,7 @@ export class ModelProcess implements Syscalls {
   read(fd: number, length: number): Promise<Buffer> {
     return this.run("read", undefined, async (task) => {
       const f = this.file(fd);
-      if ((f.flags & O_ACCMODE_MASK) === O_WRONLY) throw new SysErrorCode(ERRNO.EBADF);
+      if ((f.flags & O_ACCMODE) === O_WRONLY) throw new SysErrorCode(ERRNO.EBADF);
       if (!f.read) throw new SysErrorCode(ERRNO.EINVAL);
       return f.read(task, length);
     });
@@ -123,7 +121,7 @@ export class ModelProcess implements Syscalls {
     const f0 = this.fds.get(fd);
     return this.run("write", f0?.procLink, async (task) => {
       const f = this.file(fd);
-      if ((f.flags & O_ACCMODE_MASK) === 0) throw new SysErrorCode(ERRNO.EBADF);
+      if ((f.flags & O_ACCMODE) === 0) throw new SysErrorCode(ERRNO.EBADF);
       if (!f.write) throw new SysErrorCode(ERRNO.EINVAL);
       return f.write(task, typeof data === "string" ? Buffer.from(data, "latin1") : data);
     });

@@ -49,12 +49,4 @@ export class Mutex {
       this.owner = null;
     }
   }
-  async with<T>(owner: string, fn: () => Promise<T> | T): Promise<T> {
-    await this.lock(owner);
-    try {
-      return await fn();
-    } finally {
-      this.unlock();
-    }
-  }
 }

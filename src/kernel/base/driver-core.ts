@@ -88,7 +88,7 @@ export class DriverCore {
     for (const dev of [...this.k.pci.devices.values()]) {
       if (dev.driver || !dev.present) continue;
       if (!pciMatchDevice(drv, dev)) continue;
-      await this.k.withDeviceLock(task, dev, `new_id probe ${dev.name}`, async () => {
+      await this.k.withDeviceLock(task, dev, async () => {
         if (!dev.driver && dev.present) await this.probe(task, drv, dev);
       });
     }
@@ -100,7 +100,7 @@ export class DriverCore {
   async bindStore(task: Task, drv: PciDriver, buf: string, count: number): Promise<number> {
     const dev = this.k.pci.findByName(buf);
     if (!dev || !pciMatchDevice(drv, dev)) return -ERRNO.ENODEV;
-    return this.k.withDeviceLock(task, dev, `bind ${dev.name} to ${drv.name}`, async () => {
+    return this.k.withDeviceLock(task, dev, async () => {
       if (dev.driver) return -ERRNO.EBUSY;
       const r = await this.probe(task, drv, dev);
       if (r === -ERRNO.EPROBE_DEFER) return -ERRNO.EAGAIN;
@@ -112,7 +112,7 @@ export class DriverCore {
   async unbindStore(task: Task, drv: PciDriver, buf: string, count: number): Promise<number> {
     const dev = this.k.pci.findByName(buf);
     if (!dev || dev.driver !== drv) return -ERRNO.ENODEV;
-    await this.k.withDeviceLock(task, dev, `unbind ${dev.name} from ${drv.name}`, async () => {
+    await this.k.withDeviceLock(task, dev, async () => {
       if (dev.driver === drv) await this.release(task, dev);
     });
     return count;
@@ -122,7 +122,7 @@ export class DriverCore {
   async driversProbeStore(task: Task, buf: string, count: number): Promise<number> {
     const dev = this.k.pci.findByName(buf);
     if (!dev) return -ERRNO.ENODEV;
-    const r = await this.k.withDeviceLock(task, dev, `drivers_probe ${dev.name}`, () => this.attach(task, dev));
+    const r = await this.k.withDeviceLock(task, dev, () => this.attach(task, dev));
     return r < 0 ? r : count;
   }
 

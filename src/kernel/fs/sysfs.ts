@@ -266,7 +266,6 @@ export class SysfsTrees {
   }
 }
 
-/** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */
 /**
  * The PF's virtfn<N> links (iov.c pci_iov_sysfs_link), looked up by index: building all of them
  * on every lookup in the PF's directory made reading N links cost O(N²).
@@ -285,6 +284,7 @@ function virtfnLink(d: PciDev, name: string): Node | undefined {
   return vf && vf.present ? link(relLink(d.sysfsDir, vf.sysfsDir)) : undefined;
 }
 
+/** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */
 export class SysfsFile implements OpenFile {
   refs = 0;
   private buf: Buffer | null = null;

@@ -32,17 +32,6 @@ export interface CharNode {
 }
 export type Node = AttrNode | DirNode | LinkNode | CharNode;
 
-export function dir(entries: () => Record<string, Node | (() => Node | undefined) | undefined>): DirNode {
-  return {
-    t: "dir",
-    list: () => Object.keys(entries()).filter((k) => entries()[k] !== undefined),
-    get: (name) => {
-      const e = entries()[name];
-      return typeof e === "function" ? e() : e;
-    },
-  };
-}
-
 export function staticDir(entries: Record<string, Node>): DirNode {
   return { t: "dir", list: () => Object.keys(entries), get: (n) => entries[n] };
 }

@@ -83,7 +83,7 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     if (d.driver !== undefined) {
       const drv = k.drivers.driver(d.driver);
       if (!drv) throw new HostFileError(file, `devices[${i}].driver`, `a registered driver (${k.drivers.drivers.map((x) => x.name).join(", ")})`, d.driver);
-      const r = await k.withDeviceLock(task, dev, "boot", () => k.drivers.probe(task, drv, dev));
+      const r = await k.withDeviceLock(task, dev, () => k.drivers.probe(task, drv, dev));
       if (r < 0) throw new HostFileError(file, `devices[${i}].driver`, `a driver whose probe accepts ${d.bdf}`, `${d.driver} (probe failed: ${errnoName(r)})`);
     } else {
       await k.pci.busAddDevice(task, dev);

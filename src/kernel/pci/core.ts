@@ -32,13 +32,13 @@ export class PciCore {
 
   /** pci_bus_add_device → device_attach. */
   async busAddDevice(task: Task, dev: PciDev): Promise<void> {
-    await this.k.withDeviceLock(task, dev, `probe ${dev.name}`, () => this.k.drivers.attach(task, dev));
+    await this.k.withDeviceLock(task, dev, () => this.k.drivers.attach(task, dev));
   }
 
   /** pci_stop_and_remove_bus_device: release the driver (may block), then device_del. */
   async stopAndRemove(task: Task, dev: PciDev): Promise<void> {
     dev.present = false;
-    await this.k.withDeviceLock(task, dev, `remove ${dev.name}`, () => this.k.drivers.release(task, dev));
+    await this.k.withDeviceLock(task, dev, () => this.k.drivers.release(task, dev));
     this.k.drivers.notify(task, "del_device", dev);
     this.devices.delete(dev.name);
   }

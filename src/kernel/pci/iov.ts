@@ -77,7 +77,7 @@ export async function sriovNumvfsStore(k: Kernel, task: Task, pf: PciDev, buf: s
   // including a value over 65535 (kstrtou16's ERANGE), is reported as EINVAL.
   if (n < 0) return -ERRNO.EINVAL;
   if (n > sriovGetTotalVFs(pf)) return -ERRNO.ERANGE;
-  return k.withDeviceLock(task, pf, `sriov_numvfs ${pf.name}`, async () => {
+  return k.withDeviceLock(task, pf, async () => {
     const iov = pf.sriov!;
     if (n === iov.numVFs) return count;
     const drv = pf.driver;
@@ -107,7 +107,7 @@ export async function sriovNumvfsStore(k: Kernel, task: Task, pf: PciDev, buf: s
 /** iov.c sriov_numvfs_show: 6.1 takes device_lock (blocks behind a blocked disable); 6.12 does not. */
 export async function sriovNumvfsShow(k: Kernel, task: Task, pf: PciDev): Promise<string> {
   if (k.profile.numvfsShowTakesLock) {
-    return k.withDeviceLock(task, pf, `read sriov_numvfs ${pf.name}`, () => `${pf.sriov!.numVFs}\n`);
+    return k.withDeviceLock(task, pf, () => `${pf.sriov!.numVFs}\n`);
   }
   return `${pf.sriov!.numVFs}\n`;
 }
@@ -169,11 +169,9 @@ export async function pciDisableSriov(k: Kernel, task: Task, pf: PciDev): Promis
   const n = iov.numVFs;
   for (let i = 0; i < n; i++) {
     const vf = iov.vfs[i];
-    if (!vf) continue;
-    // pci_iov_remove_virtfn: the virtfnN and physfn links go first, then the device.
-    vf.present = false;
-    await k.pci.stopAndRemove(task, vf);
-    iov.vfs[i] = undefined as unknown as PciDev;
+    // pci_iov_remove_virtfn: the virtfnN and physfn links go first (stopAndRemove clears
+    // `present` before it may block), then the device.
+    if (vf) await k.pci.stopAndRemove(task, vf);
   }
   iov.vfs.length = 0;
   iov.numVFs = 0;
@@ -200,11 +198,4 @@ export async function pciSriovConfigureSimple(k: Kernel, task: Task, dev: PciDev
   }
   const rc = await pciEnableSriov(k, task, dev, nr);
   return rc < 0 ? rc : nr;
-}
-
-/** BDF of VF i of a PF (for tools that want it without enabling anything). */
-export function vfName(pf: PciDev, i: number): string {
-  const iov = pf.sriov!;
-  const r = virtfnRid(pf.bus, pf.devfn, iov.offset, iov.stride, i);
-  return formatBdf(pf.domain, r.bus, r.devfn);
 }

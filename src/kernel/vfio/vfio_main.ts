@@ -89,14 +89,14 @@ export class ContainerFile implements OpenFile {
       case VFIO.GET_API_VERSION:
         return VFIO_API_VERSION;
       case VFIO.CHECK_EXTENSION:
-        return checkExtension(c, argInt(arg));
+        return checkExtension(argInt(arg), c.iommuType !== null);
       case VFIO.SET_IOMMU: {
         const type = argInt(arg);
         if (c.groups.size === 0 || c.iommuType !== null) return -ERRNO.EINVAL;
         // vfio_ioctl_set_iommu: a backend whose check_extension(type) <= 0 is skipped (ret stays
         // -ENODEV); type1 reports UNMAP_ALL but its open() refuses anything but TYPE1/TYPE1v2
         // (and NESTING while it existed) with -EINVAL, which becomes the result.
-        if (checkExtension({ groups: new Set(), iommuType: null } as unknown as Container, type) <= 0) return -ERRNO.ENODEV;
+        if (checkExtension(type, false) <= 0) return -ERRNO.ENODEV;
         if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU && type !== VFIO_TYPE1_NESTING_IOMMU) return -ERRNO.EINVAL;
         c.iommuType = type;
         return 0;
@@ -107,8 +107,8 @@ export class ContainerFile implements OpenFile {
     }
   }
 
-  release(): void {
-    for (const g of [...this.container.groups]) this.k.vfio.detachContainer(g);
+  release(task: Task): void {
+    for (const g of [...this.container.groups]) this.k.vfio.detachContainer(g, task);
   }
 }
 
@@ -117,10 +117,10 @@ export class ContainerFile implements OpenFile {
  * type1: TYPE1, TYPE1v2, UNMAP_ALL → 1; DMA_CC and UPDATE_VADDR → 1 only once the container has
  * an IOMMU instance (no emulated/mdev devices are modelled, so UPDATE_VADDR is then 1).
  */
-function checkExtension(c: Container, ext: number): number {
-  const type1 = (e: number, hasIommu: boolean) =>
-    e === VFIO_TYPE1_IOMMU || e === VFIO_TYPE1v2_IOMMU || e === VFIO_UNMAP_ALL ? 1 : e === 4 /* DMA_CC */ || e === 10 /* UPDATE_VADDR */ ? (hasIommu ? 1 : 0) : 0;
-  return type1(ext, c.iommuType !== null);
+function checkExtension(ext: number, hasIommu: boolean): number {
+  if (ext === VFIO_TYPE1_IOMMU || ext === VFIO_TYPE1v2_IOMMU || ext === VFIO_UNMAP_ALL) return 1;
+  if (ext === 4 /* DMA_CC */ || ext === 10 /* UPDATE_VADDR */) return hasIommu ? 1 : 0;
+  return 0;
 }
 
 function argInt(arg: Buffer | number | undefined): number {
@@ -325,7 +325,8 @@ export class VfioCore {
     return f;
   }
 
-  detachContainer(g: VfioGroup, _task?: Task): void {
+  /** Detach a group from its container; the group file's pin on the container file is put. */
+  detachContainer(g: VfioGroup, task: Task): void {
     const c = g.container;
     if (!c) return;
     c.groups.delete(g);
@@ -335,7 +336,7 @@ export class VfioCore {
     if (gf?.containerFile) {
       const cf = gf.containerFile;
       gf.containerFile = null;
-      if (--cf.refs === 0) cf.release?.();
+      putFile(task, cf);
     }
   }
 
@@ -359,9 +360,7 @@ export class VfioCore {
     if (!dev) return -ERRNO.ENODEV;
     // vfio_df_group_open: only now the container is required
     if (!g.container) return -ERRNO.EINVAL;
-    if (dev.openCount === 0) {
-      if (g.container.iommuType === null) return -ERRNO.EINVAL;
-    }
+    if (dev.openCount === 0 && g.container.iommuType === null) return -ERRNO.EINVAL;
     dev.openCount++;
     if (dev.openCount === 1) {
       const r = dev.ops.openDevice(task);

@@ -1,2 +1,0 @@
-export type { Stat, Syscalls } from "../sys/syscalls.js";
-export const O_ACCMODE_MASK = 3;
