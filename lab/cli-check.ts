@@ -68,6 +68,7 @@ export type CliSnapshot = Record<string, CliOutput>;
 export async function runCliCommands(sys: Syscalls, opts: { log?: (s: string) => void } = {}): Promise<CliSnapshot> {
   await import("../src/cli/commands/all.js");
   const { COMMANDS } = await import("../src/cli/commands/index.js");
+  const { hostFiles } = await import("../src/sys/hostfs.js");
   const snap: CliSnapshot = {};
   for (const [name, argv] of Object.entries(CLI_COMMANDS)) {
     const out: string[] = [];
@@ -76,7 +77,7 @@ export async function runCliCommands(sys: Syscalls, opts: { log?: (s: string) =>
     if (!cmd) throw new Error(`no command ${argv[0]}`);
     const t0 = performance.now();
     const exit = await cmd.run(
-      { opts: { sim: false, json: true, timeoutMs: 5000 }, sys, io: { out: (s) => out.push(s), err: (s) => err.push(s) }, env: {}, stdin: async () => "" },
+      { opts: { sim: false, json: true, timeoutMs: 5000 }, sys, files: hostFiles("/"), io: { out: (s) => out.push(s), err: (s) => err.push(s) }, env: {}, stdin: async () => "" },
       argv.slice(1),
     );
     const text = out.join("\n");

@@ -10,6 +10,7 @@ import "../src/cli/commands/all.js";
 import { main } from "../src/cli/main.js";
 import { EXIT, type Context } from "../src/cli/context.js";
 import { inventory } from "../src/lib/index.js";
+import { hostFiles } from "../src/sys/hostfs.js";
 
 interface Run {
   code: number;
@@ -28,6 +29,7 @@ async function run(k: Kernel, argv: string[], o: { json?: boolean; env?: Record<
     opts: { sim: true, json: o.json ?? false, timeoutMs: 200 },
     sys,
     kernel: k,
+    files: hostFiles(fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-cli-test-"))),
     io: { out: (s) => (out += s + "\n"), err: (s) => (err += s + "\n") },
     env: o.env ?? {},
     stdin: async () => o.stdin ?? "",

@@ -4,6 +4,7 @@
  */
 import type { Syscalls } from "../sys/syscalls.js";
 import type { Kernel } from "../kernel/kernel.js";
+import type { HostFiles } from "../sys/hostfs.js";
 
 export interface GlobalOptions {
   /** --sim [FILE]: run on the kernel model; FILE is a host description (default host if absent) */
@@ -16,6 +17,8 @@ export interface GlobalOptions {
   json: boolean;
   /** --timeout MS for writes Linux may block */
   timeoutMs: number;
+  /** --state DIR with --sim: the simulated host persists in DIR between invocations */
+  state?: string;
 }
 
 export interface Output {
@@ -28,6 +31,8 @@ export interface Context {
   sys: Syscalls;
   /** present only with --sim */
   kernel?: Kernel;
+  /** the host's regular files (config, token store, journal, units): real paths, or under the simulated host's root */
+  files: HostFiles;
   io: Output;
   /** process.env (injectable for tests) */
   env: Record<string, string | undefined>;

@@ -8,8 +8,9 @@ import "./commands/all.js";
 import { EXIT, type Context, type GlobalOptions, type Output } from "./context.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { hostFiles, type HostFiles } from "../sys/hostfs.js";
 
-const USAGE = `usage: vfioctl [--sim [HOSTFILE]] [--profile 6.1|6.12] [--root DIR] [--json] [--timeout MS] <command> [args]
+const USAGE = `usage: vfioctl [--sim [HOSTFILE] [--state DIR]] [--profile 6.1|6.12] [--root DIR] [--json] [--timeout MS] <command> [args]
 
 Inspect and manage vfio-pci SR-IOV physical functions, their virtual functions and VF tokens,
 on this Linux host or on the built-in kernel model (--sim).
@@ -17,6 +18,8 @@ on this Linux host or on the built-in kernel model (--sim).
 Global options:
   --sim [HOSTFILE]   run on the kernel model; HOSTFILE is a YAML/JSON host description
                      (the built-in default host when omitted)
+  --state DIR        with --sim: keep the simulated host in DIR between invocations (its
+                     kernel, long-lived holders, and its files under DIR/root)
   --profile V        kernel profile for --sim: 6.1 (default) or 6.12
   --root DIR         real backend against a directory tree (e.g. a copied /sys)
   --json             machine-readable output
@@ -75,6 +78,10 @@ export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string
       const v = a.includes("=") ? a.slice(7) : argv[++i];
       if (!v) return { opts, rest, error: "--root: expected a directory" };
       opts.root = v;
+    } else if (a === "--state" || a.startsWith("--state=")) {
+      const v = a.includes("=") ? a.slice(8) : argv[++i];
+      if (!v) return { opts, rest, error: "--state: expected a directory (the simulated host's state)" };
+      opts.state = v;
     } else if (a === "--json") opts.json = true;
     else if (a === "--timeout" || a.startsWith("--timeout=")) {
       const v = a.includes("=") ? a.slice(10) : argv[++i];
@@ -86,16 +93,45 @@ export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string
   return { opts, rest };
 }
 
+export interface Backend {
+  sys: Syscalls;
+  kernel?: Kernel;
+  files: HostFiles;
+  /** end the command: the process exits; a simulated host saves its state or drops its temporary root */
+  close(): Promise<void>;
+}
+
 /** Open the backend the options ask for. */
-export async function openBackend(opts: GlobalOptions): Promise<{ sys: Syscalls; kernel?: Kernel }> {
+export async function openBackend(opts: GlobalOptions): Promise<Backend> {
+  if (opts.state && !opts.sim) throw new Error("--state: only with --sim (a real host keeps its own state)");
   if (opts.sim) {
+    if (opts.state) {
+      const { openSimState } = await import("../sim/state.js");
+      return openSimState(opts.state, opts);
+    }
     const { bootKernel, bootHostFile } = await import("../kernel/host/boot.js");
     const kopts = opts.profile ? { profile: opts.profile } : {};
     const kernel = opts.simFile ? await bootHostFile(opts.simFile, kopts) : await bootKernel(undefined, kopts);
-    return { sys: kernel.spawn("vfioctl"), kernel };
+    const sys = kernel.spawn("vfioctl");
+    // an ephemeral simulated host still never writes the real file system: its files live in a
+    // temporary root that goes away with the command
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const root = mkdtempSync(join(tmpdir(), "vfioctl-sim-"));
+    return {
+      sys,
+      kernel,
+      files: hostFiles(root),
+      close: async () => {
+        await sys.exit().catch(() => {});
+        rmSync(root, { recursive: true, force: true });
+      },
+    };
   }
   const { LinuxSyscalls } = await import("../sys/linux/host.js");
-  return { sys: new LinuxSyscalls(opts.root ? { root: opts.root } : {}) };
+  const sys = new LinuxSyscalls(opts.root ? { root: opts.root } : {});
+  return { sys, files: hostFiles("/"), close: () => sys.exit().catch(() => {}) };
 }
 
 export async function main(argv: string[], io: MainIo = stdIo): Promise<number> {
@@ -128,7 +164,7 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
     io.out(cmd.help);
     return EXIT.OK;
   }
-  let backend: { sys: Syscalls; kernel?: Kernel };
+  let backend: Backend;
   try {
     backend = await openBackend(opts);
   } catch (e) {
@@ -139,6 +175,7 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
     opts,
     sys: backend.sys,
     ...(backend.kernel ? { kernel: backend.kernel } : {}),
+    files: backend.files,
     io,
     env: io.env ?? process.env,
     stdin: io.stdin ?? readStdin,
@@ -146,6 +183,6 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
   try {
     return await cmd.run(ctx, args);
   } finally {
-    await backend.sys.exit().catch(() => {});
+    await backend.close();
   }
 }
