@@ -3,8 +3,8 @@
  * core and sysfs, VFIO container/group/device, vfio-pci with the VF token, pci-pf-stub and the
  * kernel log, behind the same syscalls seam as a real host.
  *
- * Model-only controls (spawn a process, advance the clock, send a signal, list blocked tasks)
- * are methods here, never part of the shared `Syscalls` interface.
+ * Model-only controls (spawn a process, advance the clock, send a signal, list blocked tasks,
+ * inject faults) are methods here, never part of the shared `Syscalls` interface.
  *
  * @example
  * ```ts
@@ -16,6 +16,7 @@
  */
 import { Clock, SeededRng, type Rng } from "./clock.js";
 import { DriverCore } from "./base/driver-core.js";
+import { Faults } from "./faults.js";
 import { HostDriver, BUILTIN_HOST_DRIVERS, type HostDriverSpec } from "./drivers/host-driver.js";
 import { SysfsTrees } from "./fs/sysfs.js";
 import { Vfs } from "./fs/vfs.js";
@@ -78,6 +79,8 @@ export class Kernel {
   readonly sysfs: SysfsTrees;
   readonly vfs: Vfs;
   readonly processes = new Map<number, ModelProcess>();
+  /** model-only fault injection: `faults.add({ syscall: "write", path, errno: "EIO" })` */
+  readonly faults = new Faults();
   private nextPid = 1000;
   private tasks = new Set<TaskImpl>();
 

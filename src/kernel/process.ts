@@ -54,6 +54,9 @@ export class ModelProcess implements Syscalls {
     if (this.exited) throw new SysError("ESRCH", syscall, path, "process has exited");
     const task = this.k.beginTask(this, syscall, path);
     try {
+      // model-only fault injection: the call fails before it runs, so it changes nothing
+      const injected = this.k.faults.take(syscall, path);
+      if (injected !== undefined) throw new SysErrorCode(injected);
       const r = await fn(task);
       if (typeof r === "number" && r < 0) throw new SysErrorCode(-r);
       return r;
