@@ -60,6 +60,26 @@ export interface KernelOptions {
   rng?: Rng;
 }
 
+/**
+ * A kobject uevent of a PCI device (lib/kobject_uevent.c), as udevd would receive it: `add` and
+ * `remove` from device_add/device_del, `bind` and `unbind` from the driver core (dd.c). `driver`
+ * is the driver bound (bind) or just unbound (unbind); like Linux, an unbind event carries no
+ * DRIVER= property, so udev's DRIVER== does not see it there.
+ */
+export interface Uevent {
+  seq: number;
+  action: "add" | "remove" | "bind" | "unbind";
+  /** DEVPATH: the device's sysfs path without "/sys" */
+  devpath: string;
+  subsystem: "pci";
+  /** the device name (udev's KERNEL / %k) */
+  kernel: string;
+  driver?: string;
+}
+
+/** How many uevents the model keeps until `takeUevents()`; older ones are dropped (and counted). */
+export const UEVENT_QUEUE_MAX = 8192;
+
 interface TaskImpl extends Task {
   sig: Promise<void>;
   fire: () => void;
@@ -83,6 +103,12 @@ export class Kernel {
   readonly faults = new Faults();
   private nextPid = 1000;
   private tasks = new Set<TaskImpl>();
+  private ueventQueue: Uevent[] = [];
+  private ueventSeqnum = 0;
+  /** uevents dropped because the queue was full (model-only) */
+  ueventsDropped = 0;
+  /** /proc/stat btime: the wall-clock time of boot in seconds since the epoch (model-only, settable) */
+  btime = 1_700_000_000;
 
   constructor(opts: KernelOptions = {}) {
     this.profile = profileOf(opts.profile ?? "6.1");
@@ -196,6 +222,20 @@ export class Kernel {
   /** A task for work the kernel does on its own (boot). */
   kernelTask(): Task {
     return { pid: 0, comm: "swapper/0", syscall: "boot", waiting: null, since: 0, signalled: () => new Promise(() => {}) };
+  }
+
+  /** Queue a uevent for `dev` (called by the driver core). Bounded: the oldest is dropped when full. */
+  uevent(action: Uevent["action"], dev: PciDev, driver?: string): void {
+    this.ueventQueue.push({ seq: ++this.ueventSeqnum, action, devpath: dev.sysfsDir.replace(/^\/sys/, ""), subsystem: "pci", kernel: dev.name, ...(driver !== undefined ? { driver } : {}) });
+    if (this.ueventQueue.length > UEVENT_QUEUE_MAX) {
+      this.ueventQueue.shift();
+      this.ueventsDropped++;
+    }
+  }
+
+  /** Model-only: every uevent queued since the last call, oldest first (what a udevd would read). */
+  takeUevents(): Uevent[] {
+    return this.ueventQueue.splice(0);
   }
 
   /** The PCI device with this name, if present. */

@@ -16,12 +16,16 @@ export class ModelProcess implements Syscalls {
   readonly backend = "model" as const;
   private fds = new Map<number, OpenFile>();
   exited = false;
+  /** model time (ns since boot) when the process was spawned: /proc/<pid>/stat starttime */
+  readonly startNs: bigint;
 
   constructor(
     private readonly k: Kernel,
     readonly pid: number,
     readonly comm: string,
-  ) {}
+  ) {
+    this.startNs = k.clock.now();
+  }
 
   fileOf(fd: number): OpenFile | undefined {
     return this.fds.get(fd);

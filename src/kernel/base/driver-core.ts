@@ -38,6 +38,9 @@ export class DriverCore {
   }
   notify(task: Task, ev: BusEvent, dev: PciDev): void {
     for (const n of [...this.notifiers]) n(this.k, task, ev, dev);
+    // core.c device_add / device_del: KOBJ_ADD after the bus notifier, KOBJ_REMOVE on removal
+    if (ev === "add_device") this.k.uevent("add", dev);
+    else if (ev === "del_device") this.k.uevent("remove", dev);
   }
 
   /** dd.c really_probe (with pci_device_probe's can-probe check). Caller holds device_lock. */
@@ -57,6 +60,7 @@ export class DriverCore {
       return ret;
     }
     this.notify(task, "bound_driver", dev);
+    this.k.uevent("bind", dev, drv.name); // dd.c driver_bound: KOBJ_BIND
     return 0;
   }
 
@@ -70,6 +74,7 @@ export class DriverCore {
     dev.driver = null;
     dev.drvdata = null;
     this.notify(task, "unbound_driver", dev);
+    this.k.uevent("unbind", dev, drv.name); // dd.c __device_release_driver: KOBJ_UNBIND
   }
 
   /** dd.c __device_attach: try drivers in registration order; the first successful probe wins. */

@@ -14,6 +14,40 @@ import { ContainerFile } from "../vfio/vfio_main.js";
 import type { OpenFile } from "./file.js";
 import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
 
+/** USER_HZ: the clock-tick unit of /proc (jiffies_to_clock_t). */
+const USER_HZ = 100;
+
+/**
+ * fs/proc/array.c do_task_stat: the 52 fields of /proc/<pid>/stat. The model has no scheduler or
+ * memory accounting, so the counters are 0; state is D while one of the process's syscalls sleeps
+ * in the kernel, else S; starttime is the spawn time in clock ticks since boot.
+ */
+function procPidStat(k: Kernel, pid: number, comm: string, startNs: bigint): string {
+  const blocked = k.blocked().some((t) => t.pid === pid);
+  const starttime = (startNs * BigInt(USER_HZ)) / 1_000_000_000n;
+  const f: (string | number | bigint)[] = [
+    pid, `(${comm.slice(0, 15)})`, blocked ? "D" : "S",
+    1, pid, pid, 0, -1, 0x400000, // ppid pgrp session tty_nr tpgid flags
+    0, 0, 0, 0, 0, 0, 0, 0, // minflt cminflt majflt cmajflt utime stime cutime cstime
+    20, 0, 1, 0, starttime, // priority nice num_threads itrealvalue starttime
+    0, 0, "18446744073709551615", // vsize rss rsslim
+  ];
+  while (f.length < 52) f.push(0);
+  return f.join(" ") + "\n";
+}
+
+/** fs/proc/stat.c show_stat: the lines tools read (btime: boot time in seconds since the epoch). */
+function procStat(k: Kernel): string {
+  const blocked = new Set(k.blocked().map((t) => t.pid)).size;
+  return ["cpu  0 0 0 0 0 0 0 0 0 0", "cpu0 0 0 0 0 0 0 0 0 0 0", "intr 0", "ctxt 0", `btime ${k.btime}`, `processes ${k.processes.size}`, "procs_running 1", `procs_blocked ${blocked}`, "softirq 0 0 0 0 0 0 0 0 0 0 0"].join("\n") + "\n";
+}
+
+/** fs/proc/uptime.c: seconds since boot and idle seconds (the model never idles: 0.00). */
+function procUptime(k: Kernel): string {
+  const cs = Number(k.clock.now() / 10_000_000n);
+  return `${Math.floor(cs / 100)}.${String(cs % 100).padStart(2, "0")} 0.00\n`;
+}
+
 const hex = (n: number, w: number) => `0x${n.toString(16).padStart(w, "0")}`;
 const str = (b: Buffer, count: number) => b.subarray(0, count).toString("latin1");
 
@@ -69,13 +103,16 @@ export class SysfsTrees {
         kmsg: { t: "char", mode: 0o644, open: (_t, flags) => new KmsgFile(k, flags) },
       }),
       proc: lazyDir(
-        () => ["self", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", ...[...k.processes.keys()].map(String)],
         (name) => {
           if (name === "self") return link(String(task.pid));
+          if (name === "stat") return ro(() => procStat(k));
+          if (name === "uptime") return ro(() => procUptime(k));
           const p = k.processes.get(Number(name));
           if (!p || !/^\d+$/.test(name)) return undefined;
           return staticDir({
             comm: ro(() => `${p.comm}\n`),
+            stat: ro(() => procPidStat(k, p.pid, p.comm, p.startNs)),
             fd: lazyDir(
               () => p.fdNumbers().map(String),
               (n) => {

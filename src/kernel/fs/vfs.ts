@@ -1,7 +1,8 @@
 /**
  * The model's file system: /sys (bus/pci, devices, kernel/iommu_groups, module), /dev (vfio,
- * kmsg) and /proc/<pid>/{fd,comm}. Nodes are computed from kernel state on lookup, so what
- * userspace reads is always what the model holds. Symbolic links resolve like namei.
+ * kmsg) and /proc (/proc/<pid>/{fd,comm,stat}, /proc/stat, /proc/uptime). Nodes are computed
+ * from kernel state on lookup, so what userspace reads is always what the model holds.
+ * Symbolic links resolve like namei.
  */
 import { ERRNO } from "../../sys/errno.js";
 import type { FileKind, Stat } from "../../sys/syscalls.js";
