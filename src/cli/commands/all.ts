@@ -10,3 +10,5 @@ import "./explain.js";
 import "./audit.js";
 import "./args.js";
 import "./lab.js";
+import "./host.js";
+import "./config.js";

@@ -1,0 +1,76 @@
+/** `vfioctl config check|install|show`: the host config file itself. */
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { randomBytes } from "node:crypto";
+import { DEFAULT_CONFIG, parseConfig } from "../../host/config.js";
+import { loadConfig } from "../../host/host.js";
+import { VfioctlError } from "../../lib/errors.js";
+import { EXIT } from "../context.js";
+import { register } from "./index.js";
+import { flagStr, guarded, parseArgs } from "./common.js";
+
+register({
+  name: "config",
+  summary: "check a host config, or install it as this host's config (config check|install|show)",
+  help: `usage: vfioctl config check [FILE]
+       vfioctl config install FILE [--to PATH]
+       vfioctl config show
+
+check    validate a host config (default ${DEFAULT_CONFIG}); errors name the field, what was
+         expected and what was found (exit 2)
+install  validate FILE (a file of yours; relative paths are not mapped) and write it atomically
+         as the host's config (default ${DEFAULT_CONFIG}; with --sim under the simulated host's root)
+show     print the host's config file
+
+Examples:
+  vfioctl config check examples/lab-igb.yaml
+  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
+  vfioctl --sim --state /tmp/h config show`,
+  async run(ctx, args) {
+    return guarded(ctx, "config", async () => {
+      const [sub, ...rest] = args;
+      const p = parseArgs(rest, ["to"], []);
+      if (sub === "check") {
+        const file = p.positional[0] ?? DEFAULT_CONFIG;
+        const cfg = loadConfig(ctx.files, file);
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.config/1", ok: true, config: cfg }, null, 2));
+        else ctx.io.out(`${file}: valid (${cfg.pfs.length} PF${cfg.pfs.length === 1 ? "" : "s"}: ${cfg.pfs.map((x) => `${x.name} → ${x.driver}, ${x.vfs} VFs${x.token.policy !== "none" ? `, token ${x.token.policy}` : ""}`).join("; ")})`);
+        return EXIT.OK;
+      }
+      if (sub === "install") {
+        const src = p.positional[0];
+        if (!src || p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `config install: expected one FILE, got ${p.positional.length}`);
+        const to = flagStr(p, "to") ?? DEFAULT_CONFIG;
+        if (!to.startsWith("/")) throw new VfioctlError("BAD_INPUT", `--to: expected an absolute host path, got ${JSON.stringify(to)}`);
+        let text: string;
+        try {
+          text = fs.readFileSync(src, "utf8");
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? "EIO";
+          throw new VfioctlError("BAD_INPUT", `config ${src}: ${code}`, { subject: src, errno: code });
+        }
+        parseConfig(text, src);
+        const real = ctx.files.real(to);
+        fs.mkdirSync(nodePath.dirname(real), { recursive: true, mode: 0o755 });
+        const tmp = `${real}.${randomBytes(3).toString("hex")}.tmp`;
+        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+        try {
+          fs.writeSync(fd, text);
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, real);
+        ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
+        return EXIT.OK;
+      }
+      if (sub === "show") {
+        const to = flagStr(p, "to") ?? DEFAULT_CONFIG;
+        loadConfig(ctx.files, to);
+        ctx.io.out(fs.readFileSync(ctx.files.real(to), "utf8"));
+        return EXIT.OK;
+      }
+      throw new VfioctlError("BAD_INPUT", `config: expected check, install or show, got ${JSON.stringify(sub ?? "")}`);
+    });
+  },
+});
