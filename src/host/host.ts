@@ -27,10 +27,10 @@ import { surveyTokens, type TokenSurvey } from "./tokens.js";
 export function loadConfig(files: HostFiles, path = DEFAULT_CONFIG): HostConfig {
   let text: string;
   try {
-    const st = fs.statSync(files.real(path));
+    const st = fs.statSync(files.input(path));
     if (!st.isFile()) throw Object.assign(new Error("not a regular file"), { code: st.isDirectory() ? "EISDIR" : "EINVAL" });
     if (st.size > 1 << 20) throw Object.assign(new Error("too large"), { code: "EFBIG" });
-    text = fs.readFileSync(files.real(path), "utf8");
+    text = fs.readFileSync(files.input(path), "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "EIO";
     throw new VfioctlError("BAD_INPUT", `config ${files.show(path)}: ${code} (${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "a directory" : code === "EFBIG" ? "larger than 1 MiB" : "cannot read"})`, {

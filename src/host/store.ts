@@ -102,13 +102,23 @@ export function readTokenFileSafe(real: string, shown: string, opts: { missingOk
   }
 }
 
+/** The file-system calls a store write makes (injectable, so tests can make a disk fill up or fsync fail). */
+export interface StoreIo {
+  writeSync: typeof fs.writeSync;
+  fsyncSync: typeof fs.fsyncSync;
+  renameSync: typeof fs.renameSync;
+}
+
 export class TokenStore {
   readonly dir: string;
+  private readonly io: StoreIo;
   constructor(
     readonly files: HostFiles,
     dir: string = DEFAULT_STORE,
+    io: Partial<StoreIo> = {},
   ) {
     this.dir = dir;
+    this.io = { writeSync: fs.writeSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, ...io };
   }
 
   /** Host path of a PF's slot file. */
@@ -195,8 +205,8 @@ export class TokenStore {
       fs.fchmodSync(fd, mode);
       const b = Buffer.from(content);
       let off = 0;
-      while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
-      fs.fsyncSync(fd);
+      while (off < b.length) off += this.io.writeSync(fd, b, off, b.length - off);
+      this.io.fsyncSync(fd);
     } catch (e) {
       fs.closeSync(fd);
       fs.rmSync(tmpReal, { force: true });
@@ -204,7 +214,7 @@ export class TokenStore {
     }
     fs.closeSync(fd);
     try {
-      fs.renameSync(tmpReal, real);
+      this.io.renameSync(tmpReal, real);
     } catch (e) {
       fs.rmSync(tmpReal, { force: true });
       throw this.err("UNSAFE_FILE", hp, `cannot rename into place: ${errnoOf(e)}`, errnoOf(e));

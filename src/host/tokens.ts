@@ -23,7 +23,7 @@ import type { TokenFacts } from "./plan.js";
 /** The token a configured PF should have (store or file), or null when none is there yet. */
 export function wantedToken(files: HostFiles, store: TokenStore, pc: PfConfig): string | null {
   if (pc.token.policy === "generate") return store.read(pc.name, "current");
-  if (pc.token.policy === "file") return readTokenFileSafe(files.real(pc.token.file), files.show(pc.token.file), { what: `${pc.field}.token.file` });
+  if (pc.token.policy === "file") return readTokenFileSafe(files.input(pc.token.file), files.show(pc.token.file), { what: `${pc.field}.token.file` });
   return null;
 }
 

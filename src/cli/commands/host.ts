@@ -46,7 +46,8 @@ ${CONFIG_HELP}
 
 Exit codes: 0 nothing to do, 1 there are steps, 2 bad config, 3 something blocks.
 
-Examples (one story on one state directory):
+Examples:
+  # one story on one state directory
   vfioctl --sim --state /tmp/h install-config examples/lab-igb.yaml
   vfioctl --sim --state /tmp/h plan`,
   async run(ctx, args) {

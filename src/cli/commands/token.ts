@@ -1,7 +1,17 @@
-/** `vfioctl token set PF` and `vfioctl token verify VF`. */
+/**
+ * `vfioctl token set|rotate|retire|show|path PF` and `vfioctl token verify VF`. Every token a
+ * command sets goes through the token store first (src/host/store.ts): stored, then set.
+ */
+import * as fs from "node:fs";
 import { VfioctlError } from "../../lib/errors.js";
-import { checkKeepFile, keepToken, newToken, resolveToken, TOKEN_ENV, type ResolvedToken } from "../../lib/token.js";
-import { setToken, verifyToken } from "../../lib/tokenops.js";
+import { resolveToken, TOKEN_ENV, type ResolvedToken } from "../../lib/token.js";
+import { verifyToken } from "../../lib/tokenops.js";
+import { checkBdf } from "../../lib/bdf.js";
+import { DEFAULT_CONFIG, DEFAULT_STORE, parseConfig, type HostConfig, type PfConfig } from "../../host/config.js";
+import { matchSelector } from "../../host/observe.js";
+import { readTokenFileSafe, TokenStore } from "../../host/store.js";
+import { readerGid, storeAndSet } from "../../host/tokens.js";
+import { readText } from "../../sys/fsutil.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { ARGV_TOKEN_WARNING, flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
@@ -11,8 +21,12 @@ export async function tokenFrom(ctx: Context, p: ParsedArgs, prefix = "token"): 
   const argv = flagStr(p, prefix);
   if (argv !== undefined) ctx.io.err(ARGV_TOKEN_WARNING);
   const file = flagStr(p, `${prefix}-file`);
+  if (file !== undefined) {
+    // a token file is read with the store's rules: no links, regular, bounded, not readable by others
+    const t = readTokenFileSafe(ctx.files.input(file), file, { allowGroup: true });
+    return { token: t!, source: `file ${file}`, warnings: [] };
+  }
   const r = await resolveToken({
-    ...(file !== undefined ? { file } : {}),
     useStdin: p.flags.has(`${prefix}-stdin`),
     stdin: ctx.stdin,
     ...(prefix === "token" ? { env: ctx.env } : {}),
@@ -22,67 +36,169 @@ export async function tokenFrom(ctx: Context, p: ParsedArgs, prefix = "token"): 
   return r;
 }
 
-const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--keep FILE] [--current-token-file F] [--show-token]
-       vfioctl token verify <vf> [--token-file F | --token-stdin]
+/** The host config, when there is one (token commands work without it). */
+function optionalConfig(ctx: Context, file: string | undefined): HostConfig | null {
+  const path = file ?? DEFAULT_CONFIG;
+  let text: string;
+  try {
+    text = fs.readFileSync(ctx.files.real(path), "utf8");
+  } catch (e) {
+    if (file !== undefined) throw new VfioctlError("BAD_INPUT", `config ${ctx.files.show(path)}: ${(e as NodeJS.ErrnoException).code ?? "EIO"}`, { subject: path });
+    return null;
+  }
+  return parseConfig(text, path);
+}
 
-set     Set the VF token of a PF bound to vfio-pci. Without a source, a new random token is
-        generated (crypto.randomUUID). Sources: --token-file F, --token-stdin, the
-        ${TOKEN_ENV} environment variable, or --token UUID (warned: visible in /proc/PID/cmdline).
-        How: while no VF is open, the PF is opened through its group with
-        "<PF> vf_token=<uuid>" (the kernel takes it silently) and closed again. While a VF is
-        open that open needs the current token (--current-token-file F); the new token is then
-        set with VFIO_DEVICE_FEATURE. Open VFs keep running; later VF opens need the new token.
-        If the PF's userspace driver holds the group, only that program can set it.
-        The token is never printed unless --show-token; --keep FILE stores it with mode 0600
-        (an existing file with broader permissions is refused).
+/** The store name of a PF: its config entry's name, else pci-DDDD-BB-SS.F. */
+export async function storeNameOf(ctx: Context, cfg: HostConfig | null, bdf: string): Promise<{ name: string; pc: PfConfig | null }> {
+  for (const pc of cfg?.pfs ?? []) {
+    const m = await matchSelector(ctx.sys, pc.match);
+    if (m.bdf === bdf) return { name: pc.name, pc };
+  }
+  return { name: `pci-${bdf.replace(/:/g, "-")}`, pc: null };
+}
+
+async function bootId(ctx: Context): Promise<string | null> {
+  try {
+    return (await readText(ctx.sys, "/proc/sys/kernel/random/boot_id")).trim() || null;
+  } catch {
+    try {
+      const m = /^btime (\d+)$/m.exec(await readText(ctx.sys, "/proc/stat"));
+      return m ? `btime-${m[1]}` : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--current-token-file F] [--show-token] [--config F]
+       vfioctl token rotate <pf> [--show-token] [--config F]
+       vfioctl token retire <pf> [--config F]
+       vfioctl token show <pf> [--previous] [--config F]
+       vfioctl token path <pf> [--config F]
+       vfioctl token verify <vf> [--token-file F | --token-stdin | --from-store]
+
+set     Set the VF token of a PF bound to vfio-pci: the token given (--token-file F,
+        --token-stdin, $${TOKEN_ENV}, or --token UUID, warned: visible in /proc/PID/cmdline) or a
+        new random one. The token is written to the store first (fsynced; default
+        ${DEFAULT_STORE}/<name>/, 0700 directories, 0600 files; <name> is the PF's name in the
+        host config, else pci-DDDD-BB-SS.F), then given to the kernel: while no VF is open the
+        PF is opened through its group with "<PF> vf_token=<uuid>"; while a VF is open the
+        current token is needed (the stored one, or --current-token-file F) and the new one is
+        set with VFIO_DEVICE_FEATURE. If the kernel refuses, the store keeps the old token as
+        current. The token is never printed unless --show-token.
+rotate  A new random token for a PF whose token is in the store, set with VFIO_DEVICE_FEATURE
+        while VFs stay open: open VFs keep working, later VF opens need the new token. The
+        previous token is kept (slot "previous") until \`token retire\`; \`status\` and \`audit\`
+        name the VF users that started before the rotation.
+retire  Remove the previous token after every VF user moved to the new one.
+show    Print the stored token (you asked for it: it is printed). path: where it is stored.
 verify  Open the VF with the token and close it at once: match (exit 0), mismatch (EACCES
         "Incorrect VF token", exit 1), not needed (PF not on vfio-pci / not a VF, exit 0).
+        --from-store uses the VF's PF's stored token.
 
 Examples:
-  vfioctl --sim token set 0000:af:00.0 --keep /run/acc100.token
-  uuidgen | vfioctl token set 0000:af:00.0 --token-stdin
-  vfioctl --sim token verify 0000:af:10.0 --token-file /run/acc100.token`;
+  # one story on one state directory
+  vfioctl --sim --state /tmp/h token set 0000:af:00.0
+  vfioctl --sim --state /tmp/h token verify 0000:af:10.0 --from-store
+  vfioctl --sim --state /tmp/h sim hold 0000:af:10.0 --token-file /etc/vfioctl/tokens/pci-0000-af-00.0/current
+  vfioctl --sim --state /tmp/h token rotate 0000:af:00.0
+  vfioctl --sim --state /tmp/h status
+  vfioctl --sim --state /tmp/h token retire 0000:af:00.0`;
 
 register({
   name: "token",
-  summary: "set a PF's VF token (generated or given; never echoed) or verify one on a VF",
+  summary: "set, rotate, retire or verify a PF's VF token (stored before it is set; never echoed)",
   help: HELP,
   async run(ctx, args) {
     return guarded(ctx, "token", async () => {
       const [sub, ...rest] = args;
-      if (sub === "set") {
-        const p = parseArgs(rest, ["token-file", "token", "keep", "current-token-file"], ["token-stdin", "show-token"]);
-        if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token set: expected one PF address, got ${p.positional.length}`);
-        const given = await tokenFrom(ctx, p);
-        const current = await tokenFrom(ctx, p, "current-token");
-        const token = given?.token ?? newToken();
-        const keep = flagStr(p, "keep");
-        if (keep !== undefined) checkKeepFile(keep); // an unsafe file is refused before anything is set
-        const r = await setToken(ctx.sys, p.positional[0]!, token, current ? { current: current.token } : {});
-        if (keep !== undefined) keepToken(keep, token);
+      if (sub === "set" || sub === "rotate") {
+        const p = sub === "set" ? parseArgs(rest, ["token-file", "token", "current-token-file", "config", "keep"], ["token-stdin", "show-token"]) : parseArgs(rest, ["config"], ["show-token"]);
+        if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
+        if (p.flags.has("keep")) {
+          throw new VfioctlError("BAD_INPUT", "--keep: tokens are written only to the token store (and never elsewhere); consumers read it from there", { fix: `drop --keep; \`vfioctl token path ${p.positional[0]}\` prints where the token is stored` });
+        }
+        const pf = checkBdf(p.positional[0], "pf");
+        const cfg = optionalConfig(ctx, flagStr(p, "config"));
+        const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
+        const { name, pc } = await storeNameOf(ctx, cfg, pf);
+        if (pc && pc.token.policy === "external") throw new VfioctlError("REFUSED", `${pf} (${name}): the host config says token: external (${pc.token.owner ?? "its userspace PF driver"} sets it); vfioctl sets none`, { subject: pf, fix: `change ${pc.field}.token to generate if vfioctl should own it` });
+        const given = sub === "set" ? await tokenFrom(ctx, p) : null;
+        const current = sub === "set" ? await tokenFrom(ctx, p, "current-token") : null;
+        const stored = store.read(name, "current");
+        if (sub === "rotate" && !stored) throw new VfioctlError("TOKEN_SOURCE", `token rotate ${pf}: no token for ${name} in the store (${ctx.files.show(store.path(name, "current"))}), so the kernel's current token is unknown`, { subject: pf, fix: `vfioctl token set ${pf} (while no VF is open) puts one there` });
+        const r = await storeAndSet(ctx.sys, store, {
+          name,
+          pf,
+          ...(given ? { token: given.token } : {}),
+          ...(current ? { current: current.token } : {}),
+          gid: readerGid(ctx.files, pc),
+          bootId: await bootId(ctx),
+          source: sub === "rotate" ? "rotated" : (given?.source ?? "generated"),
+        });
         const show = p.flags.has("show-token");
-        const out = { ...r, source: given?.source ?? "generated", ...(keep ? { kept: keep } : {}), ...(show ? { token } : {}) };
+        const out = { schema: "vfioctl.token/1", pf, name, method: r.method, vfsHeld: r.vfsHeld, rotated: r.rotated, source: sub === "rotate" ? "rotated" : (given?.source ?? "generated"), stored: store.path(name, "current"), ...(r.rotated ? { previous: store.path(name, "previous") } : {}), ...(show ? { token: r.token } : {}) };
         if (ctx.opts.json) ctx.io.out(JSON.stringify(out, null, 2));
         else {
-          ctx.io.out(`${r.pf}: VF token set (${out.source}; ${r.method === "open" ? "PF opened with vf_token= while no VF was open" : "VFIO_DEVICE_FEATURE SET with the current token"})`);
+          ctx.io.out(`${pf}: VF token ${sub === "rotate" ? "rotated" : "set"} (${out.source}; ${r.method === "open" ? "PF opened with vf_token= while no VF was open" : "VFIO_DEVICE_FEATURE SET with the current token"})`);
+          ctx.io.out(`  stored in ${ctx.files.show(out.stored)}${r.rotated ? `; the previous token is kept in ${ctx.files.show(store.path(name, "previous"))} until \`vfioctl token retire ${pf}\`` : ""}`);
           if (r.vfsHeld.length) ctx.io.out(`  open VFs keep running with the old token: ${r.vfsHeld.join(", ")}; their next open needs the new one`);
-          if (keep) ctx.io.out(`  stored in ${keep} (mode 0600)`);
-          if (show) ctx.io.out(token);
-          else if (!keep && !given) ctx.io.err("note: the generated token was not printed and not stored: nobody can open the VFs with it. Use --keep FILE or --show-token");
+          if (show) ctx.io.out(r.token);
         }
         return EXIT.OK;
       }
+      if (sub === "retire" || sub === "show" || sub === "path") {
+        const p = parseArgs(rest, ["config"], sub === "show" ? ["previous"] : []);
+        if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
+        const pf = checkBdf(p.positional[0], "pf");
+        const cfg = optionalConfig(ctx, flagStr(p, "config"));
+        const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
+        const { name } = await storeNameOf(ctx, cfg, pf);
+        if (sub === "path") {
+          ctx.io.out(ctx.opts.json ? JSON.stringify({ schema: "vfioctl.token/1", pf, name, current: store.path(name, "current"), real: ctx.files.real(store.path(name, "current")) }, null, 2) : store.path(name, "current"));
+          return EXIT.OK;
+        }
+        if (sub === "show") {
+          const slot = p.flags.has("previous") ? "previous" : "current";
+          const t = store.read(name, slot);
+          if (!t) throw new VfioctlError("TOKEN_SOURCE", `token show ${pf}: no ${slot} token for ${name} in the store`, { subject: pf, fix: `vfioctl token set ${pf}` });
+          ctx.io.out(ctx.opts.json ? JSON.stringify({ schema: "vfioctl.token/1", pf, name, slot, token: t }, null, 2) : t);
+          return EXIT.OK;
+        }
+        const prev = store.read(name, "previous");
+        if (!prev) {
+          ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
+          return EXIT.OK;
+        }
+        store.remove(name, "previous");
+        const m = store.meta(name);
+        store.writeMeta(name, { ...m, updated: new Date().toISOString() });
+        ctx.io.out(`${pf} (${name}): previous token retired (VF users that still hold it keep running; they cannot reopen with it)`);
+        return EXIT.OK;
+      }
       if (sub === "verify") {
-        const p = parseArgs(rest, ["token-file", "token"], ["token-stdin"]);
+        const p = parseArgs(rest, ["token-file", "token", "config"], ["token-stdin", "from-store"]);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token verify: expected one VF address, got ${p.positional.length}`);
-        const t = await tokenFrom(ctx, p);
-        if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin or $${TOKEN_ENV}), got none`);
+        let t = p.flags.has("from-store") ? null : await tokenFrom(ctx, p);
+        if (p.flags.has("from-store")) {
+          const vf = checkBdf(p.positional[0], "vf");
+          const physfn = await ctx.sys.readlink(`/sys/bus/pci/devices/${vf}/physfn`).then((l) => l.slice(l.lastIndexOf("/") + 1)).catch(() => null);
+          if (!physfn) throw new VfioctlError("BAD_INPUT", `token verify --from-store: ${vf} is not a VF (no physfn link)`, { subject: vf });
+          const cfg = optionalConfig(ctx, flagStr(p, "config"));
+          const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
+          const { name } = await storeNameOf(ctx, cfg, physfn);
+          const s = store.read(name, "current");
+          if (!s) throw new VfioctlError("TOKEN_SOURCE", `token verify --from-store: no token for ${physfn} (${name}) in the store`, { subject: physfn });
+          t = { token: s, source: "store", warnings: [] };
+        }
+        if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin, --from-store or $${TOKEN_ENV}), got none`);
         const r = await verifyToken(ctx.sys, p.positional[0]!, t.token);
         if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
         else ctx.io.out(`${r.vf}: ${r.result} — ${r.detail}`);
         return r.result === "mismatch" ? EXIT.NO : EXIT.OK;
       }
-      throw new VfioctlError("BAD_INPUT", `token: expected "set" or "verify", got ${JSON.stringify(sub ?? "")}`);
+      throw new VfioctlError("BAD_INPUT", `token: expected set, rotate, retire, show, path or verify, got ${JSON.stringify(sub ?? "")}`);
     });
   },
 });
