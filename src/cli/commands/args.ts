@@ -16,8 +16,12 @@ Prints the exact pieces each consumer needs for the given VFs:
   dpdk   -a BDF ... --vfio-vf-token=UUID      (one token per process: all VFs must share it)
   qemu   -device vfio-pci,host=BDF,vf-token=UUID   (group path only; iommufd ignores vf-token)
   spdk   -A BDF ... --env-context=--vfio-vf-token=UUID   (passed through to DPDK's EAL)
-The token is shown as ${TOKEN_PLACEHOLDER} unless --show-token; with --token-file the
-by-reference form reads it from the file at launch. Each consumer's caveats are listed.
+The token is shown as ${TOKEN_PLACEHOLDER} unless --show-token. Without a token source, the
+token is the one vfioctl keeps in its store for the VFs' PF (the PF's name in the host config,
+--config F), and the by-reference form reads it from the store at launch; with --token-file it
+reads that file. DPDK and QEMU take the token only on argv, where every local user can read it
+(/proc/PID/cmdline): for QEMU, hot-adding the VF over QMP keeps it off argv. Each consumer's
+caveats are listed.
 
 Examples:
   vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token
@@ -25,13 +29,42 @@ Examples:
   vfioctl args dpdk 0000:3b:01.0 --json`,
   async run(ctx, args) {
     return guarded(ctx, "args", async () => {
-      const p = parseArgs(args, ["token-file", "token"], ["token-stdin", "show-token"]);
+      const p = parseArgs(args, ["token-file", "token", "config"], ["token-stdin", "show-token"]);
       const [consumer, ...bdfs] = p.positional;
       if (!consumer) throw new VfioctlError("BAD_INPUT", "args: expected dpdk, qemu or spdk and at least one BDF, got nothing");
-      const t = await tokenFrom(ctx, p);
-      const file = flagStr(p, "token-file");
+      let t = await tokenFrom(ctx, p);
+      let file = flagStr(p, "token-file");
+      let fromStore: string | null = null;
+      if (!t && !file) {
+        // no source given: refer to the token store of the VFs' PF, where vfioctl keeps it
+        for (const b of bdfs) {
+          const pf = await ctx.sys.readlink(`/sys/bus/pci/devices/${b}/physfn`).then((l) => l.slice(l.lastIndexOf("/") + 1)).catch(() => null);
+          if (!pf || !/^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/.test(pf)) continue;
+          const { DEFAULT_STORE } = await import("../../host/config.js");
+          const { TokenStore } = await import("../../host/store.js");
+          const { storeNameOf } = await import("./token.js");
+          const cfgPath = flagStr(p, "config");
+          let cfg = null;
+          try {
+            const { loadConfig } = await import("../../host/host.js");
+            cfg = loadConfig(ctx.files, cfgPath ?? "/etc/vfioctl/host.yaml");
+          } catch (e) {
+            if (cfgPath) throw e;
+          }
+          const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
+          const { name } = await storeNameOf(ctx, cfg, pf);
+          const tok = store.read(name, "current");
+          if (tok) {
+            fromStore = store.path(name, "current");
+            file = fromStore;
+            t = { token: tok, source: "store", warnings: [] };
+          }
+          break;
+        }
+      }
       const r = await consumerArgs(ctx.sys, consumer, bdfs, { ...(t ? { token: t.token } : {}), ...(file ? { tokenFile: file } : {}), showToken: p.flags.has("show-token") });
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (fromStore) r.caveats.unshift(`the token is the one vfioctl keeps in its store (${fromStore}); the launching script must run as root or as the PF's reader group (token: { readers: { group: … } } in the host config)`);
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.args/1", ...r, ...(fromStore ? { tokenStore: fromStore } : {}) }, null, 2));
       else {
         const out = [r.argv.join(" ")];
         if (r.byReference) out.push("", `by reference (token read from the file at launch):`, `  ${r.byReference}`);
