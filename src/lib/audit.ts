@@ -16,7 +16,7 @@ import { inventory, type InventoryDevice } from "./inventory.js";
 import { DMA_SAFE_DRIVERS, isVfioDriver } from "./sysfs.js";
 
 export interface Finding {
-  id: "vf-on-host-driver" | "vf-override-cleared" | "vfs-while-enable-sriov-off" | "group-not-viable";
+  id: "vf-on-host-driver" | "vf-override-cleared" | "vfs-while-enable-sriov-off" | "group-not-viable" | "old-token-user" | "token-drift";
   severity: "warning" | "error";
   subject: string;
   message: string;

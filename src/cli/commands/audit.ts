@@ -3,12 +3,14 @@ import { audit } from "../../lib/audit.js";
 import { VfioctlError } from "../../lib/errors.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
-import { guarded, parseArgs } from "./common.js";
+import { flagStr, guarded, parseArgs } from "./common.js";
+import { loadConfig, statusHost } from "../../host/host.js";
+import { DEFAULT_CONFIG } from "../../host/config.js";
 
 register({
   name: "audit",
   summary: "trust audit: VFs leaked to host drivers, cleared overrides, enable_sriov, groups, holders",
-  help: `usage: vfioctl audit
+  help: `usage: vfioctl audit [--config FILE]
 
 Reports (read-only):
   - VFs of a vfio-pci PF bound to host drivers (the PF's userspace driver lost trust)
@@ -16,6 +18,9 @@ Reports (read-only):
   - vfio-pci PFs with VFs while vfio-pci's enable_sriov is off (sriov_numvfs then fails ENOENT)
   - IOMMU groups mixing vfio-pci devices with devices on host drivers (not viable)
   - which processes hold /dev/vfio nodes, and the devices of those groups (/proc/*/fd)
+  - with a host config (--config F, default /etc/vfioctl/host.yaml when present): VF users whose
+    process started before the PF's last token rotation (they may hold the old token), and PFs
+    whose kernel token is not the stored one
 
 Exit codes: 0 no findings, 1 findings.
 
@@ -24,9 +29,34 @@ Examples:
   vfioctl audit --json | jq '.findings[] | .id'`,
   async run(ctx, args) {
     return guarded(ctx, "audit", async () => {
-      const p = parseArgs(args, [], []);
+      const p = parseArgs(args, ["config"], []);
       if (p.positional.length) throw new VfioctlError("BAD_INPUT", `audit: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
       const r = await audit(ctx.sys);
+      // with a host config: the token's lifecycle findings (VF users that may hold a rotated-out token)
+      const cfgPath = flagStr(p, "config");
+      let cfg = null;
+      try {
+        cfg = loadConfig(ctx.files, cfgPath ?? DEFAULT_CONFIG);
+      } catch (e) {
+        if (cfgPath) throw e;
+      }
+      if (cfg) {
+        const s = await statusHost({ sys: ctx.sys, files: ctx.files, cfg, timeoutMs: ctx.opts.timeoutMs });
+        for (const pf of s.pfs) {
+          for (const u of pf.token.oldTokenUsers) {
+            r.findings.push({
+              id: "old-token-user",
+              severity: "warning",
+              subject: u.bdf,
+              message: `pid ${u.pid} (${u.comm}) started ${u.startedAt ?? "at an unknown time"}, before ${pf.name}'s token was rotated (${pf.token.previous.rotatedAt}): it may hold the previous token and cannot reopen the VF with it`,
+              fix: `restart it with the current token (vfioctl args … reads the store), then vfioctl token retire ${pf.matched.bdf ?? pf.name}`,
+            });
+          }
+          if (pf.token.state === "mismatch") {
+            r.findings.push({ id: "token-drift", severity: "error", subject: pf.matched.bdf ?? pf.name, message: `the kernel's VF token is not the one in the store for ${pf.name}: VF users given the stored token get EACCES`, fix: "vfioctl apply (sets it from the store while no VF is open)" });
+          }
+        }
+      }
       if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
       else {
         const out: string[] = [];

@@ -1,10 +1,12 @@
 /** `vfioctl explain BDF`: predict opens, sriov_numvfs writes and binds without side effects. */
 import { VfioctlError } from "../../lib/errors.js";
 import { explainOpen, type Cause, type ExplainOptions } from "../../lib/explain.js";
-import { EXIT } from "../context.js";
+import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
-import { tokenFrom } from "./token.js";
+import { storeNameOf, tokenFrom } from "./token.js";
+import { loadConfig } from "../../host/host.js";
+import { DEFAULT_CONFIG } from "../../host/config.js";
 
 const MARK: Record<Cause["status"], string> = { applies: "✗", possible: "?", would: "·", no: " " };
 
@@ -14,6 +16,30 @@ function causeLines(c: Cause, verbose: boolean): string[] {
   if (verbose && c.log) out.push(`    kernel log: ${c.log}`);
   if (verbose && c.log === "") out.push("    kernel log: (nothing)");
   return out;
+}
+
+/** Who the host config says sets this PF's token (none without a config naming the PF). */
+async function tokenOwner(ctx: Context, pf: string | null, cfgPath: string | undefined): Promise<{ policy: string; name: string; text: string } | null> {
+  if (!pf) return null;
+  let cfg;
+  try {
+    cfg = loadConfig(ctx.files, cfgPath ?? DEFAULT_CONFIG);
+  } catch (e) {
+    if (cfgPath) throw e;
+    return null;
+  }
+  const { name, pc } = await storeNameOf(ctx, cfg, pf);
+  if (!pc) return null;
+  const t = pc.token;
+  const text =
+    t.policy === "external"
+      ? `${t.owner ?? "the PF's userspace driver"} is expected to set ${pf}'s token (host config ${pc.field}: token external); vfioctl sets none — VF users get the token from it`
+      : t.policy === "generate"
+        ? `vfioctl (host config ${pc.field}: token generate): stored in ${cfg.store}/${name}/current and set after every probe of ${pf}; \`vfioctl status\` says whether the kernel holds it`
+        : t.policy === "file"
+          ? `vfioctl sets it from ${t.file} (host config ${pc.field}) after every probe of ${pf}`
+          : `no VF token: the config puts ${pf} on ${pc.driver}`;
+  return { policy: t.policy, name, text };
 }
 
 register({
@@ -52,7 +78,7 @@ Examples:
   vfioctl explain 0000:3b:00.0 --errno ENOENT`,
   async run(ctx, args) {
     return guarded(ctx, "explain", async () => {
-      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver"], ["token-stdin", "with-token", "all"]);
+      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver", "config"], ["token-stdin", "with-token", "all"]);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `explain: expected one BDF, got ${p.positional.length}`);
       const t = await tokenFrom(ctx, p);
       const o: ExplainOptions = {};
@@ -68,14 +94,16 @@ Examples:
       const d = flagStr(p, "driver");
       if (d !== undefined) o.driver = d;
       const x = await explainOpen(ctx.sys, p.positional[0]!, o);
+      const owner = await tokenOwner(ctx, x.role === "vf" ? (x.pf?.bdf ?? null) : x.role === "pf" ? x.bdf : null, flagStr(p, "config"));
       const code = x.open.verdict === "ok" ? EXIT.OK : EXIT.NO;
       if (ctx.opts.json) {
-        ctx.io.out(JSON.stringify(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }, null, 2));
+        ctx.io.out(JSON.stringify({ ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
         return code;
       }
       const out: string[] = [];
       out.push(`${x.bdf} (${x.role === "pf" ? "SR-IOV PF" : x.role === "vf" ? `VF of ${x.pf?.bdf}` : "not an SR-IOV PF or VF"}, ${x.device.driver ?? "no driver"}${x.device.iommuGroup !== null ? `, group ${x.device.iommuGroup}` : ""})`);
       out.push(`token: ${x.token.reason}`);
+      if (owner) out.push(`token owner: ${owner.text}`);
       out.push("");
       out.push(`open: ${x.open.verdict === "ok" ? "✓" : x.open.verdict === "fails" ? "✗" : "?"} ${x.open.summary}`);
       if (x.ranked) {
