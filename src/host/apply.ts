@@ -27,6 +27,7 @@ import { readerGid, storeAndSet, wantedToken } from "./tokens.js";
 
 /** What undoes one step, computed before it runs. */
 export type Undo =
+  | { kind: "modprobe-r"; module: string }
   | { kind: "param"; param: string; value: string }
   | { kind: "sriov"; pf: string; to: number; vfs: Binding[] }
   | { kind: "binding"; binding: Binding }
@@ -221,6 +222,8 @@ export interface ApplyContext {
 async function computeUndo(ax: ApplyContext, s: Step): Promise<Undo> {
   const { sys } = ax;
   switch (s.kind) {
+    case "modprobe":
+      return { kind: "modprobe-r", module: s.module };
     case "param":
       return { kind: "param", param: s.param, value: await readAttr(sys, `${VFIO_PCI_PARAMS}/${s.param}`).catch(() => "N") };
     case "sriov": {
@@ -241,6 +244,17 @@ async function computeUndo(ax: ApplyContext, s: Step): Promise<Undo> {
     case "token-set":
       return { kind: "none", why: "Linux never reveals a PF's previous token, so it cannot be put back; the stored token stays set" };
   }
+}
+
+/** modprobe on a real host (the model registers its drivers at boot and has no modules to load). */
+async function modprobe(sys: Syscalls, args: string[]): Promise<void> {
+  if (sys.backend !== "linux") throw new VfioctlError("REFUSED", `modprobe ${args.join(" ")}: the kernel model has no loadable modules (its drivers are registered at boot)`, { fix: "describe the driver in the host file's drivers:" });
+  const { execFile } = await import("node:child_process");
+  await new Promise<void>((resolve, reject) =>
+    execFile("modprobe", args, { timeout: 30_000 }, (err, _out, stderr) =>
+      err ? reject(new VfioctlError("KERNEL", `modprobe ${args.join(" ")}: ${(stderr || err.message).trim()}`, { subject: args[args.length - 1]!, fix: "check that the module exists for this kernel (modinfo vfio-pci)" })) : resolve(),
+    ),
+  );
 }
 
 async function write(sys: Syscalls, path: string, text: string, ms: number): Promise<void> {
@@ -269,6 +283,9 @@ async function runUndo(ax: ApplyContext, u: Undo): Promise<void> {
   switch (u.kind) {
     case "none":
       return;
+    case "modprobe-r":
+      await modprobe(sys, ["-r", u.module]);
+      return;
     case "param":
       await write(sys, `${VFIO_PCI_PARAMS}/${u.param}`, u.value, timeoutMs);
       return;
@@ -295,6 +312,9 @@ async function runUndo(ax: ApplyContext, u: Undo): Promise<void> {
 async function runStep(ax: ApplyContext, s: Step): Promise<string[]> {
   const { sys, timeoutMs, store, files, cfg } = ax;
   switch (s.kind) {
+    case "modprobe":
+      await modprobe(sys, [s.module]);
+      return [];
     case "param":
       await write(sys, `${VFIO_PCI_PARAMS}/${s.param}`, s.value, timeoutMs);
       return [];

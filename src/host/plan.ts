@@ -23,7 +23,7 @@ import { denylisted, devPath, hasSriovConfigure, VFIO_PCI_PARAMS, type DeviceFac
 import { vfDriverOf, type HostConfig, type PfConfig } from "./config.js";
 import type { HostState, PfState } from "./observe.js";
 
-export type StepKind = "param" | "sriov" | "bind" | "token-generate" | "token-set";
+export type StepKind = "modprobe" | "param" | "sriov" | "bind" | "token-generate" | "token-set";
 
 interface StepBase {
   kind: StepKind;
@@ -39,6 +39,10 @@ interface StepBase {
   writes: string[];
 }
 
+export interface ModprobeStep extends StepBase {
+  kind: "modprobe";
+  module: "vfio-pci";
+}
 export interface ParamStep extends StepBase {
   kind: "param";
   param: "enable_sriov";
@@ -70,7 +74,7 @@ export interface TokenSetStep extends StepBase {
   why: string;
 }
 
-export type Step = ParamStep | SriovStep | BindStep | TokenGenerateStep | TokenSetStep;
+export type Step = ModprobeStep | ParamStep | SriovStep | BindStep | TokenGenerateStep | TokenSetStep;
 
 export interface Blocker {
   pf: string | null;
@@ -158,13 +162,21 @@ export function makePlan(cfg: HostConfig, host: HostState, tokens: TokenFacts): 
   const matched = host.pfs.map((p) => ({ pf: p.cfg.name, bdf: p.match.bdf, how: p.match.how, problem: p.match.problem }));
   const paramNeeded = cfg.pfs.some((p) => p.driver === "vfio-pci" && p.vfs > 0);
   let paramPlanned = false;
-  const needParam = (pfName: string) => {
-    if (paramPlanned || host.module.enableSriov === true) return;
-    if (host.module.enableSriov === null && !host.module.loaded) {
-      blockers.push({ pf: pfName, device: null, reason: "vfio-pci is not loaded (no /sys/module/vfio_pci/parameters)", fix: "modprobe vfio-pci enable_sriov=1 (vfioctl install places /etc/modprobe.d/vfioctl.conf for boot)" });
-      paramPlanned = true;
-      return;
-    }
+  // vfio-pci is not loaded (a real host at boot): load it first; its enable_sriov is then unknown
+  const loadVfio = !host.module.loaded && cfg.pfs.some((p) => p.driver === "vfio-pci" && host.pfs.some((st) => st.cfg === p && st.pf && st.pf.driver !== "vfio-pci"));
+  if (loadVfio) {
+    steps.push({
+      kind: "modprobe",
+      pf: null,
+      device: null,
+      module: "vfio-pci",
+      text: "load vfio-pci (modprobe vfio-pci, with the options of /etc/modprobe.d)",
+      linux: "vfio-pci registers its PCI driver; it binds only devices whose driver_override names it",
+      writes: ["run modprobe vfio-pci"],
+    });
+  }
+  const needParam = (_pfName: string) => {
+    if (paramPlanned || (host.module.enableSriov === true && !loadVfio)) return;
     paramPlanned = true;
     steps.push({
       kind: "param",
@@ -316,7 +328,8 @@ export function makePlan(cfg: HostConfig, host: HostState, tokens: TokenFacts): 
   if (paramNeeded && !paramPlanned && host.module.enableSriov !== true && host.module.loaded) {
     notes.push({ pf: null, text: "vfio-pci's enable_sriov is N; the config's VFs exist already, so nothing is written now — `vfioctl install` makes it Y at boot" });
   }
-  // the param step runs first: move it to the front
-  steps.sort((a, b) => (a.kind === "param" ? -1 : 0) - (b.kind === "param" ? -1 : 0));
+  // module steps run first: modprobe, then the parameter
+  const rank = (x: Step) => (x.kind === "modprobe" ? 0 : x.kind === "param" ? 1 : 2);
+  steps.sort((a, b) => rank(a) - rank(b));
   return { config: cfg.file, steps, blockers, notes, matched };
 }
