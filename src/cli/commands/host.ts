@@ -94,7 +94,9 @@ function renderApply(r: HostApplyReport): string {
   j.steps.forEach((s, i) => {
     const mark = s.status === "done" ? "✓" : s.status === "undone" ? "↶" : s.status === "failed" ? "✗" : s.status === "undo-failed" ? "!" : "·";
     out.push(`${mark} ${String(i + 1).padStart(2)}. ${s.step.text}${s.status === "undone" ? " (undone)" : s.status === "undo-failed" ? " (UNDO FAILED)" : s.status === "pending" ? " (not run)" : ""}`);
-    for (const l of s.log ?? []) out.push(`       kernel: ${l}`);
+    const log = s.log ?? [];
+    for (const l of log.slice(0, 3)) out.push(`       kernel: ${l}`);
+    if (log.length > 3) out.push(`       kernel: … ${log.length - 3} more lines (--json has them all)`);
     if (s.error) out.push(`       error: ${s.error.message}${s.error.errno ? ` [${s.error.errno}]` : ""}${s.error.fix ? `\n       fix: ${s.error.fix}` : ""}`);
   });
   if (r.status === "done") out.push(`applied ${j.steps.length} steps (journal ${j.id})`);
