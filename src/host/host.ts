@@ -78,6 +78,11 @@ export async function planHost(hc: HostCtx, opts: { device?: string; forceToken?
   const plan = makePlan(cfg, host, { ...tokens, ...(force ? { force } : {}) });
   for (const p of tokens.problems) plan.blockers.push({ pf: p.pf, device: null, reason: p.message, fix: p.fix ?? "fix the token source" });
   for (const r of tokens.resolved) plan.notes.push({ pf: null, text: r });
+  const prev = new StateDir(hc.files, hc.cfg.stateDir).readJson<Journal>("current.json");
+  if (prev && prev.status === "running") {
+    const at = prev.steps.find((s) => s.status === "running");
+    plan.notes.push({ pf: null, text: `an apply started ${prev.started} (pid ${prev.pid}) did not finish${at ? ` (it was in "${at.step.text}")` : ""}: the next apply finishes it with the steps above, or undoes it with --undo-interrupted` });
+  }
   return { plan, host, tokens };
 }
 
