@@ -38,6 +38,8 @@ export interface ActiveFault extends Required<Omit<FaultSpec, "path">> {
 
 export class Faults {
   private rules: ActiveFault[] = [];
+  /** how many syscalls have failed by injection so far (lets a recorder notice a consumed rule) */
+  taken = 0;
 
   /** Add a rule; throws on an unknown syscall, errno or a count below 1. */
   add(spec: FaultSpec): void {
@@ -71,6 +73,7 @@ export class Faults {
     if (i < 0) return undefined;
     const r = this.rules[i]!;
     if (--r.remaining <= 0) this.rules.splice(i, 1);
+    this.taken++;
     return errnoNumber(r.errno)!;
   }
 }

@@ -1,78 +1,343 @@
 /**
- * `vfioctl sim run FILE`: play a scenario file on the kernel model and print its transcript.
- * Exits 1 when an expectation of the file did not hold, 2 on a bad file or bad usage.
+ * `vfioctl sim …`: the kernel model's own controls.
+ *   sim run FILE            play a scenario file and print its transcript (exit 1 when an
+ *                           expectation did not hold, 2 on a bad file or bad usage)
+ * and, on a simulated host that keeps its state (`--sim --state DIR`, src/sim/state.ts):
+ *   sim hold / release / holders   long-lived model processes that hold a device open
+ *   sim reboot                     a new boot (new tokens, no holders), then the boot units
+ *   sim fault / sim status         fault injection, and what the state dir holds
  */
 import { register } from "./index.js";
 import { EXIT, type Command, type Context } from "../context.js";
 import { formatTranscript, loadScenario, modelBackend, runScenario, ScenarioError, type Transcript } from "../../scenario/index.js";
 import { HostFileError } from "../../kernel/host/host-file.js";
+import { simSessionOf, type SimSession } from "../../sim/state.js";
+import { VfioctlError } from "../../lib/errors.js";
+import { checkBdf } from "../../lib/bdf.js";
+import { openGroupSession } from "../../lib/vfio.js";
+import { explainOpen } from "../../lib/explain.js";
+import { watchKmsg } from "../../lib/kmsg.js";
+import { errnoNumber, isErrno } from "../../sys/errno.js";
+import { readAttr } from "../../sys/fsutil.js";
+import { flagStr, guarded, parseArgs } from "./common.js";
+import { tokenFrom } from "./token.js";
+import type { FaultSyscall } from "../../kernel/faults.js";
 
 const HELP = `usage: vfioctl sim run FILE [--profile 6.1|6.12] [--host HOSTFILE] [--json]
+       vfioctl --sim [HOSTFILE] --state DIR sim hold <bdf> [--token-file F | --token-stdin] [--as NAME]
+       vfioctl --sim --state DIR sim release <bdf|NAME|pid>
+       vfioctl --sim --state DIR sim holders
+       vfioctl --sim --state DIR sim reboot
+       vfioctl --sim --state DIR sim fault write|open|ioctl PATH ERRNO [--count N]
+       vfioctl --sim --state DIR sim fault clear|list
+       vfioctl --sim --state DIR sim status
 
-Play a scenario file (YAML or JSON, see docs/scenarios.md) on the kernel model and print, per
-operation, the return value, the errno and the kernel log lines it produced. The file's
-expectations are checked: the exit code is 1 when one did not hold.
+run      Play a scenario file (YAML or JSON, see docs/scenarios.md) on the kernel model and
+         print, per operation, the return value, the errno and the kernel log lines it
+         produced. The file's expectations are checked: the exit code is 1 when one did not
+         hold.
+           --profile V   run only this kernel profile (default: every profile the file declares)
+           --host FILE   model host description (default: the file's host:, else
+                         hosts/lab-igb.yaml next to the scenario)
+           --json        print the transcript(s) as JSON
 
-  --profile V      run only this kernel profile (default: every profile the file declares)
-  --host FILE      model host description (default: the file's host:, else hosts/lab-igb.yaml
-                   next to the scenario)
-  --json           print the transcript(s) as JSON
+The other subcommands work on a simulated host that keeps its state in DIR (docs/sim-state.md):
+hold     Start a model process (comm NAME, default "holder") that opens /dev/vfio/vfio and the
+         device's group, sets the container and a type1 IOMMU, and gets the device fd with
+         "<bdf>" or "<bdf> vf_token=<uuid>". It stays alive across invocations, holding the
+         device, until 'sim release'. A failed open prints the errno and the likely reason;
+         nothing is left held then (exit 3).
+release  End the holder(s) with that pid, comm or held device: their files close, and a write
+         that Linux blocked while they held a VF (sriov_numvfs, unbind) completes now.
+holders  List the holder processes: pid, comm, device, start time, open files.
+reboot   A new boot: new RNG seed (vfio-pci makes new VF tokens at probe), boot count + 1,
+         empty log, no holders; vfio_pci options from DIR/root/etc/modprobe.d/*.conf; then
+         every enabled unit of DIR/root/etc/systemd/system whose ExecStart runs vfioctl.
+fault    Make the next N (default 1) matching syscalls fail with ERRNO before they run
+         (PATH: exact, or a prefix ending in *). Kept in the log until 'sim fault clear'.
+status   The state dir: host, profile, boot, records, holders, faults, blocked calls.
 
 Examples:
   vfioctl sim run scenarios/token-decision-table.yaml
   vfioctl sim run scenarios/blocking-removal.yaml --profile 6.12 --json
+  vfioctl --sim --state /tmp/h bind 0000:01:10.0 vfio-pci
+  vfioctl --sim --state /tmp/h sim hold 0000:01:10.0 --as qemu
+  vfioctl --sim --state /tmp/h --timeout 500 sriov 0000:01:00.0 0     # blocked (exit 4)
+  vfioctl --sim --state /tmp/h sim release qemu                       # the write completes
+  vfioctl --sim --state /tmp/h sim fault write /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs EIO
+  vfioctl --sim --state /tmp/h sim reboot
 `;
+
+function needState(ctx: Context, sub: string): SimSession {
+  const s = simSessionOf(ctx.kernel);
+  if (!s) throw new VfioctlError("BAD_INPUT", `sim ${sub}: needs a simulated host that keeps its state: vfioctl --sim [HOSTFILE] --state DIR sim ${sub} …`);
+  return s;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
+  const p = parseArgs(rest, ["token-file", "token", "as"], ["token-stdin"]);
+  if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `sim hold: expected one device address, got ${p.positional.length}`);
+  const bdf = checkBdf(p.positional[0]);
+  const comm = flagStr(p, "as") ?? "holder";
+  if (!/^[A-Za-z0-9_.:+-]{1,15}$/.test(comm)) throw new VfioctlError("BAD_INPUT", `--as: expected a process name of 1-15 characters [A-Za-z0-9_.:+-], got ${JSON.stringify(comm)}`);
+  const t = await tokenFrom(ctx, p);
+  let group: number;
+  try {
+    const link = await ctx.sys.readlink(`/sys/bus/pci/devices/${bdf}/iommu_group`);
+    group = Number(link.slice(link.lastIndexOf("/") + 1));
+  } catch (e) {
+    if (!isErrno(e)) throw e;
+    try {
+      await ctx.sys.lstat(`/sys/bus/pci/devices/${bdf}`);
+    } catch {
+      throw new VfioctlError("NO_DEVICE", `sim hold: no device ${bdf} on this host`, { subject: bdf, fix: "vfioctl --sim --state DIR list --all" });
+    }
+    throw new VfioctlError("REFUSED", `sim hold: ${bdf} has no IOMMU group: there is no /dev/vfio node to open`, { subject: bdf, errno: "ENOENT" });
+  }
+  const kmsg = await watchKmsg(ctx.sys);
+  const h = s.spawn(comm, "holder", bdf);
+  try {
+    const vs = await openGroupSession(h, group);
+    const dfd = await vs.deviceFd(t ? `${bdf} vf_token=${t.token}` : bdf);
+    await kmsg.drain();
+    const files = [`/dev/vfio/vfio`, `/dev/vfio/${group}`, `${bdf} (device fd ${dfd})`];
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ pid: h.pid, comm, holds: bdf, group, deviceFd: dfd, token: t ? "given" : "none" }, null, 2));
+    else ctx.io.out(`pid ${h.pid} (${comm}) holds ${bdf}: ${files.join(", ")}${t ? " — opened with a VF token" : ""}\n  it stays open across invocations; end it with: vfioctl --sim --state ${s.dir} sim release ${h.pid}`);
+    return EXIT.OK;
+  } catch (e) {
+    await s.exitProcess(h.pid);
+    if (!isErrno(e)) throw e;
+    const lines = await kmsg.drain();
+    let reason = "";
+    let fix = "";
+    try {
+      const x = await explainOpen(ctx.sys, bdf, { token: t ? true : false, errno: e.code });
+      const c = x.ranked?.find((r) => r.operation === "open" && r.status !== "no");
+      if (c) {
+        reason = c.cause;
+        fix = c.fix;
+      }
+    } catch {
+      /* no explanation */
+    }
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "KERNEL", errno: e.code, syscall: e.syscall, path: e.path, message: e.message, kernel: lines, reason, fix, held: false }, null, 2));
+    ctx.io.err(`vfioctl sim hold: ${bdf}: ${e.message}`);
+    for (const l of lines) ctx.io.err(`  kernel: ${l}`);
+    if (reason) ctx.io.err(`  reason: ${reason}`);
+    if (fix) ctx.io.err(`  fix: ${fix}`);
+    ctx.io.err(`  nothing is held (pid ${h.pid} exited)`);
+    return EXIT.KERNEL;
+  }
+}
+
+async function holderRows(ctx: Context, s: SimSession) {
+  let btime = s.kernel.btime;
+  try {
+    const m = /^btime (\d+)$/m.exec(await readAttr(ctx.sys, "/proc/stat"));
+    if (m) btime = Number(m[1]);
+  } catch {
+    /* keep the kernel's */
+  }
+  const rows = [];
+  for (const h of s.holders()) {
+    let startMs = btime * 1000;
+    try {
+      const f = (await readAttr(ctx.sys, `/proc/${h.pid}/stat`)).replace(/^.*\) /, "").split(" ");
+      startMs += Number(f[19]) * 10; // field 22 (starttime) in clock ticks, USER_HZ 100
+    } catch {
+      /* gone */
+    }
+    const files: string[] = [];
+    try {
+      for (const fd of (await ctx.sys.readdir(`/proc/${h.pid}/fd`)).sort((a, b) => Number(a) - Number(b))) files.push(`${fd} → ${await ctx.sys.readlink(`/proc/${h.pid}/fd/${fd}`)}`);
+    } catch {
+      /* gone */
+    }
+    rows.push({ pid: h.pid, comm: h.comm, holds: h.holds ?? null, started: iso(startMs), files });
+  }
+  return rows;
+}
+
+async function release(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
+  const p = parseArgs(rest, [], []);
+  if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `sim release: expected a holder's device, name or pid, got ${p.positional.length} arguments`);
+  const what = p.positional[0]!;
+  const hs = s.holders().filter((h) => String(h.pid) === what || h.comm === what || h.holds === what);
+  if (!hs.length) {
+    const all = s.holders().map((h) => `${h.pid} (${h.comm}) ${h.holds ?? ""}`.trim());
+    throw new VfioctlError("BAD_INPUT", `sim release: no holder matches ${JSON.stringify(what)} (${all.length ? `holders: ${all.join("; ")}` : "there are no holders"})`);
+  }
+  const before = s.late.length;
+  for (const h of hs) await s.exitProcess(h.pid);
+  const done = s.late.slice(before);
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ released: hs.map((h) => ({ pid: h.pid, comm: h.comm, holds: h.holds ?? null })), completed: done }, null, 2));
+  else {
+    for (const h of hs) ctx.io.out(`released pid ${h.pid} (${h.comm})${h.holds ? ` holding ${h.holds}` : ""}: its files are closed`);
+    for (const d of done) ctx.io.out(`  pending call of pid ${d.pid} completed: ${d.what} → ${d.result}`);
+  }
+  return EXIT.OK;
+}
+
+async function reboot(ctx: Context, s: SimSession): Promise<number> {
+  const r = await s.reboot();
+  if (ctx.opts.json) {
+    ctx.io.out(JSON.stringify(r, null, 2));
+  } else {
+    const mods = Object.entries(r.modules).map(([k, v]) => `${k}=${v ? "Y" : "N"}`);
+    ctx.io.out(`rebooted ${s.dir}: boot ${r.boot} (new RNG seed: vfio-pci made new VF tokens at probe; no holders; the log starts empty)`);
+    ctx.io.out(`  vfio_pci options from /etc/modprobe.d: ${mods.length ? mods.join(" ") : "none"}`);
+    for (const w of r.warnings) ctx.io.err(`  warning: ${w}`);
+    if (!r.units.length) ctx.io.out("  boot units: none enabled (links in /etc/systemd/system/*.wants/)");
+    for (const u of r.units) {
+      if (!u.lines.length) ctx.io.out(`  unit ${u.unit}: nothing to run`);
+      for (const l of u.lines) ctx.io.out(`  unit ${u.unit}: ${l.line || "(no file)"} → ${l.code === null ? `skipped: ${l.skipped}` : `exit ${l.code}`}`);
+      for (const o of u.output) ctx.io.out(`    | ${o}`);
+    }
+  }
+  return r.units.every((u) => u.ok) ? EXIT.OK : EXIT.NO;
+}
+
+const FAULT_SYSCALLS = ["write", "open", "ioctl"];
+
+async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
+  const p = parseArgs(rest, ["count"], []);
+  const [op, path, errno] = p.positional;
+  if (op === "clear" && p.positional.length === 1) {
+    s.clearFaults();
+    ctx.io.out("every injected fault cleared");
+    return EXIT.OK;
+  }
+  if (op === "list" && p.positional.length === 1) {
+    const l = s.kernel.faults.list();
+    if (ctx.opts.json) ctx.io.out(JSON.stringify(l, null, 2));
+    else if (!l.length) ctx.io.out("no injected faults");
+    else for (const f of l) ctx.io.out(`${f.syscall} ${f.path ?? "(any path)"} → ${f.errno} (${f.remaining} of ${f.count} left)`);
+    return EXIT.OK;
+  }
+  if (!op || !FAULT_SYSCALLS.includes(op) || p.positional.length !== 3 || !path || !errno) {
+    throw new VfioctlError("BAD_INPUT", `sim fault: expected "write|open|ioctl PATH ERRNO [--count N]", "clear" or "list", got ${JSON.stringify(p.positional.join(" "))}`);
+  }
+  if (!path.startsWith("/")) throw new VfioctlError("BAD_INPUT", `sim fault: PATH: expected an absolute path (or a prefix ending in *), got ${JSON.stringify(path)}`);
+  if (errnoNumber(errno) === undefined) throw new VfioctlError("BAD_INPUT", `sim fault: ERRNO: expected an errno name like EIO, EBUSY or ENOSPC, got ${JSON.stringify(errno)}`);
+  const cs = flagStr(p, "count");
+  const count = cs === undefined ? 1 : Number(cs);
+  if (!Number.isInteger(count) || count < 1) throw new VfioctlError("BAD_INPUT", `--count: expected a positive integer, got ${JSON.stringify(cs)}`);
+  s.addFault({ syscall: op as FaultSyscall, path, errno: errno.toUpperCase(), count });
+  ctx.io.out(`the next ${count === 1 ? "" : `${count} `}${op}${count === 1 ? "" : "s"} on ${path} fail${count === 1 ? "s" : ""} with ${errno.toUpperCase()} (kept until used or 'sim fault clear')`);
+  return EXIT.OK;
+}
+
+async function status(ctx: Context, s: SimSession): Promise<number> {
+  const holders = await holderRows(ctx, s);
+  const blocked = s.kernel.blocked();
+  const out = {
+    dir: s.dir,
+    source: s.host.source,
+    profile: s.host.profile,
+    boot: s.bootRec.boot,
+    bootedAt: iso(s.bootRec.wallMs),
+    records: s.records,
+    holders,
+    faults: s.kernel.faults.list(),
+    blocked,
+  };
+  if (ctx.opts.json) ctx.io.out(JSON.stringify(out, null, 2));
+  else {
+    ctx.io.out(`${s.dir}: ${s.host.source}, profile ${s.host.profile}, boot ${out.boot} since ${out.bootedAt}, ${out.records} log records`);
+    ctx.io.out(`  holders: ${holders.length ? holders.map((h) => `${h.pid} (${h.comm}) ${h.holds ?? ""}`).join("; ") : "none"}`);
+    ctx.io.out(`  faults: ${out.faults.length ? out.faults.map((f) => `${f.syscall} ${f.path ?? "*"} ${f.errno} ×${f.remaining}`).join("; ") : "none"}`);
+    for (const b of blocked) ctx.io.out(`  blocked: pid ${b.pid} (${b.comm}) ${b.syscall}${b.path ? ` ${b.path}` : ""}: ${b.waitingOn}`);
+  }
+  return EXIT.OK;
+}
+
+async function runFile(ctx: Context, rest: string[]): Promise<number> {
+  let file: string | undefined;
+  let profile = ctx.opts.profile as string | undefined;
+  let host: string | undefined;
+  let json = ctx.opts.json;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === "--profile") profile = rest[++i];
+    else if (a.startsWith("--profile=")) profile = a.slice(10);
+    else if (a === "--host") host = rest[++i];
+    else if (a.startsWith("--host=")) host = a.slice(7);
+    else if (a === "--json") json = true;
+    else if (!file && !a.startsWith("-")) file = a;
+    else {
+      ctx.io.err(`vfioctl sim run: unexpected argument ${JSON.stringify(a)}\n${HELP}`);
+      return EXIT.USAGE;
+    }
+  }
+  if (!file) {
+    ctx.io.err(`vfioctl sim run: expected a scenario FILE\n${HELP}`);
+    return EXIT.USAGE;
+  }
+  if (profile !== undefined && profile !== "6.1" && profile !== "6.12") {
+    ctx.io.err(`vfioctl sim run: --profile: expected 6.1 or 6.12, got ${JSON.stringify(profile)}`);
+    return EXIT.USAGE;
+  }
+  const runs: Transcript[] = [];
+  try {
+    const sc = loadScenario(file);
+    const profiles = profile ? [profile] : sc.profiles.filter((p) => p === "6.1" || p === "6.12");
+    for (const p of profiles) runs.push(await runScenario(sc, await modelBackend(sc, { profile: p, ...(host ? { host } : {}) })));
+  } catch (e) {
+    if (e instanceof ScenarioError || e instanceof HostFileError) {
+      ctx.io.err(`vfioctl sim run: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+  if (json) ctx.io.out(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2));
+  else ctx.io.out(runs.map(formatTranscript).join("\n\n"));
+  return runs.every((t) => t.ok) ? EXIT.OK : EXIT.NO;
+}
+
+const SUBS = ["run", "hold", "release", "holders", "reboot", "fault", "status"];
 
 export const sim: Command = {
   name: "sim",
-  summary: "run a scenario file on the kernel model (sim run FILE)",
+  summary: "the kernel model: run a scenario file; with --state DIR: hold/release, reboot, faults",
   help: HELP,
   async run(ctx: Context, args: string[]): Promise<number> {
     const [sub, ...rest] = args;
-    if (sub !== "run") {
-      ctx.io.err(sub ? `vfioctl sim: unknown subcommand ${JSON.stringify(sub)}\n${HELP}` : HELP);
+    if (!sub || !SUBS.includes(sub)) {
+      ctx.io.err(sub ? `vfioctl sim: unknown subcommand ${JSON.stringify(sub)} (expected ${SUBS.join(", ")})\n${HELP}` : HELP);
       return EXIT.USAGE;
     }
-    let file: string | undefined;
-    let profile = ctx.opts.profile as string | undefined;
-    let host: string | undefined;
-    let json = ctx.opts.json;
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i]!;
-      if (a === "--profile") profile = rest[++i];
-      else if (a.startsWith("--profile=")) profile = a.slice(10);
-      else if (a === "--host") host = rest[++i];
-      else if (a.startsWith("--host=")) host = a.slice(7);
-      else if (a === "--json") json = true;
-      else if (!file && !a.startsWith("-")) file = a;
-      else {
-        ctx.io.err(`vfioctl sim run: unexpected argument ${JSON.stringify(a)}\n${HELP}`);
-        return EXIT.USAGE;
+    if (sub === "run") return runFile(ctx, rest);
+    return guarded(ctx, `sim ${sub}`, async () => {
+      const s = needState(ctx, sub);
+      switch (sub) {
+        case "hold":
+          return hold(ctx, s, rest);
+        case "release":
+          return release(ctx, s, rest);
+        case "holders": {
+          parseArgs(rest, [], []);
+          const rows = await holderRows(ctx, s);
+          if (ctx.opts.json) ctx.io.out(JSON.stringify(rows, null, 2));
+          else if (!rows.length) ctx.io.out("no holders");
+          else
+            for (const r of rows) {
+              ctx.io.out(`pid ${r.pid} (${r.comm}) holds ${r.holds ?? "?"} since ${r.started}`);
+              for (const f of r.files) ctx.io.out(`  fd ${f}`);
+            }
+          return EXIT.OK;
+        }
+        case "reboot":
+          parseArgs(rest, [], []);
+          return reboot(ctx, s);
+        case "fault":
+          return fault(ctx, s, rest);
+        default:
+          parseArgs(rest, [], []);
+          return status(ctx, s);
       }
-    }
-    if (!file) {
-      ctx.io.err(`vfioctl sim run: expected a scenario FILE\n${HELP}`);
-      return EXIT.USAGE;
-    }
-    if (profile !== undefined && profile !== "6.1" && profile !== "6.12") {
-      ctx.io.err(`vfioctl sim run: --profile: expected 6.1 or 6.12, got ${JSON.stringify(profile)}`);
-      return EXIT.USAGE;
-    }
-    const runs: Transcript[] = [];
-    try {
-      const sc = loadScenario(file);
-      const profiles = profile ? [profile] : sc.profiles.filter((p) => p === "6.1" || p === "6.12");
-      for (const p of profiles) runs.push(await runScenario(sc, await modelBackend(sc, { profile: p, ...(host ? { host } : {}) })));
-    } catch (e) {
-      if (e instanceof ScenarioError || e instanceof HostFileError) {
-        ctx.io.err(`vfioctl sim run: ${e.message}`);
-        return EXIT.USAGE;
-      }
-      throw e;
-    }
-    if (json) ctx.io.out(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2));
-    else ctx.io.out(runs.map(formatTranscript).join("\n\n"));
-    return runs.every((t) => t.ok) ? EXIT.OK : EXIT.NO;
+    });
   },
 };
 
