@@ -440,7 +440,6 @@ export function install(files: HostFiles, needs: BootNeeds, opts: InstallOptions
   steps.unshift(...[...created].map((d): Step => ({ path: d, kind: "dir", action: "create" })));
   const changed = steps.some((s) => s.action !== "unchanged" && s.action !== "kept") || manifestChanged;
 
-  if (!files.simulated && !fs.existsSync(needs.configPath)) notes.push(`${needs.configPath} does not exist yet: vfioctl.service is skipped at boot until it does (ConditionPathExists=)`);
   if (!needs.enableSriov && !needs.disableDenylist) notes.push("no vfio_pci module options written: pass --enable-sriov when a PF on vfio-pci gets VFs");
   const report: InstallReport = { root: files.root, simulated: files.simulated, dryRun: opts.dryRun ?? false, changed, manifest: MANIFEST, steps, reload: [], notes };
   if (opts.dryRun) return report;

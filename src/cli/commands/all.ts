@@ -12,3 +12,4 @@ import "./args.js";
 import "./lab.js";
 import "./host.js";
 import "./config.js";
+import "./install.js";
