@@ -163,7 +163,7 @@ test("every generated file starts with a comment naming vfioctl, its config and 
 test("the udev rule starts vfioctl-pf@<BDF>.service when vfio-pci binds an SR-IOV PF, through systemctl --no-block, and says why not SYSTEMD_WANTS", () => {
   const r = udevRule(needs());
   const rules = r.split("\n").filter((l) => l && !l.startsWith("#"));
-  assert.deepEqual(rules, ['ACTION=="bind", SUBSYSTEM=="pci", DRIVER=="vfio-pci", TEST=="sriov_totalvfs", RUN+="/usr/bin/systemctl --no-block start vfioctl-pf@$kernel.service"']);
+  assert.deepEqual(rules, ['ACTION=="bind", SUBSYSTEM=="pci", DRIVER=="vfio-pci", ATTR{sriov_totalvfs}=="[1-9]*", RUN+="/usr/bin/systemctl --no-block start vfioctl-pf@$kernel.service"']);
   assert.match(r, /# Why RUN\+="systemctl --no-block start" and not ENV\{SYSTEMD_WANTS\}/);
   assert.match(r, /re-probe is an unbind and a bind of a device that\n# stays present/);
   assert.equal(bootFiles(needs()).files.find((f) => f.path === UDEV_RULE)?.mode, 0o644);
@@ -293,6 +293,19 @@ test("uninstall leaves a file edited by hand in place and reports it; --force re
   const f = uninstall(files, { force: true });
   assert.deepEqual(f.removed.includes(UDEV_RULE), true);
   assert.deepEqual(Object.keys(tree(root)), [], "the root is empty again: every directory install created is gone");
+});
+
+test("uninstall refuses a manifest that lists a file vfioctl never places, and removes nothing", () => {
+  const root = tmp("tamper");
+  const files = hostFiles(root);
+  install(files, needs());
+  fs.writeFileSync(files.real("/etc/passwd"), "root:x:0:0::/root:/bin/sh\n");
+  const m = readManifest(files)!;
+  m.entries.push({ path: "/etc/passwd", kind: "file", sha256: "0".repeat(64) });
+  fs.writeFileSync(files.real(MANIFEST), JSON.stringify(m));
+  const before = tree(root);
+  assert.throws(() => uninstall(files), (e: unknown) => code("UNSAFE_FILE")(e) && /found "\/etc\/passwd", which vfioctl install never places/.test((e as Error).message));
+  assert.deepEqual(tree(root), before);
 });
 
 test("install refuses to overwrite a hand-edited file or a file it did not install, names each, changes nothing; --force overwrites", () => {

@@ -31,7 +31,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import type { HostFiles } from "../sys/hostfs.js";
 import { VfioctlError } from "../lib/errors.js";
-import { bootFiles, STATE_DIR, type BootNeeds } from "./units.js";
+import { bootFiles, MAIN_UNIT, MODPROBE_CONF, PF_TEMPLATE, STATE_DIR, UNIT_DIR, type BootNeeds } from "./units.js";
 
 export const MANIFEST = `${STATE_DIR}/installed.json`;
 /** Largest file read back for comparison (the generated files are a few KiB). */
@@ -273,6 +273,27 @@ function removeOne(files: HostFiles, hostPath: string): void {
   }
 }
 
+/**
+ * Whether `e` names something install can place: its units, a `.wants/` link to vfioctl.service,
+ * a vfioctl rules file, its modprobe file, or a directory on the way to one of those (or to the
+ * manifest). A manifest naming anything else is refused, so uninstall never removes another file.
+ */
+function placeable(e: ManifestEntry): boolean {
+  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const U = esc(UNIT_DIR);
+  if (e.kind === "dir") {
+    const tops = [UNIT_DIR, "/etc/udev/rules.d", "/etc/modprobe.d", STATE_DIR];
+    return new RegExp(`^${U}/[^/]+\\.wants$`).test(e.path) || tops.some((t) => t === e.path || t.startsWith(e.path + "/"));
+  }
+  return (
+    e.path === `${UNIT_DIR}/${MAIN_UNIT}` ||
+    e.path === `${UNIT_DIR}/${PF_TEMPLATE}` ||
+    e.path === MODPROBE_CONF ||
+    new RegExp(`^${U}/[^/]+\\.wants/${esc(MAIN_UNIT)}$`).test(e.path) ||
+    /^\/etc\/udev\/rules\.d\/[0-9]*-?vfioctl\.rules$/.test(e.path)
+  );
+}
+
 /** Read and check the manifest; null when there is none. */
 export function readManifest(files: HostFiles): Manifest | null {
   const st = lstat(files.real(MANIFEST));
@@ -294,6 +315,7 @@ export function readManifest(files: HostFiles): Manifest | null {
   for (const e of o.entries) {
     if (!e || typeof e.path !== "string" || !e.path.startsWith("/") || !["file", "symlink", "dir"].includes(e.kind)) throw bad(`found an entry ${JSON.stringify(e)}`);
     if (nodePath.normalize(e.path) !== e.path) throw bad(`found a path that is not normal: ${JSON.stringify(e.path)}`);
+    if (!placeable(e)) throw bad(`found ${JSON.stringify(e.path)}, which vfioctl install never places`);
   }
   return { version: 1, tool: "vfioctl", config: typeof o.config === "string" ? o.config : "", entries: o.entries };
 }

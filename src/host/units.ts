@@ -285,7 +285,7 @@ export function pfTemplate(needs: BootNeeds): string {
 export function udevRule(needs: BootNeeds): string {
   return [
     header(needs, [
-      "When vfio-pci binds a PCI device that has SR-IOV (sriov_totalvfs), at boot or after an",
+      "When vfio-pci binds an SR-IOV PF (sriov_totalvfs of 1 or more), at boot or after an",
       "unbind and re-probe, start vfioctl-pf@<BDF>.service: the kernel generated a new random VF",
       "token at the probe, and the VFs are gone.",
       "",
@@ -301,7 +301,7 @@ export function udevRule(needs: BootNeeds): string {
       "held (udev(7): RUN is for short tasks) and the apply runs as a unit, with its own",
       "ordering, timeout and journal.",
     ]),
-    `ACTION=="bind", SUBSYSTEM=="pci", DRIVER=="vfio-pci", TEST=="sriov_totalvfs", RUN+="${SYSTEMCTL} --no-block start vfioctl-pf@$kernel.service"`,
+    `ACTION=="bind", SUBSYSTEM=="pci", DRIVER=="vfio-pci", ATTR{sriov_totalvfs}=="[1-9]*", RUN+="${SYSTEMCTL} --no-block start vfioctl-pf@$kernel.service"`,
     "",
   ].join("\n");
 }
