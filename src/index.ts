@@ -28,3 +28,13 @@ export { parseHost, validateHost, HostFileError, type HostDesc, type DeviceDesc,
 export { DEFAULT_HOST } from "./kernel/host/default-host.js";
 export { parseBdf, formatBdf, virtfnRid } from "./kernel/pci/bdf.js";
 export * from "./lib/index.js";
+export { hostFiles, type HostFiles } from "./sys/hostfs.js";
+export { parseConfig, validateConfig, ConfigError, DEFAULT_CONFIG, DEFAULT_STORE, DEFAULT_STATE_DIR, type HostConfig, type PfConfig, type Selector, type TokenPolicy } from "./host/config.js";
+export { TokenStore, readTokenFileSafe, type Slot, type TokenMeta } from "./host/store.js";
+export { observe, matchSelector, pciPath, dsnFromConfig, type HostState, type PfState } from "./host/observe.js";
+export { makePlan, predictVfs, type Plan, type Step, type Blocker } from "./host/plan.js";
+export { snapshot, diffSnapshots, type Journal, type ApplyReport } from "./host/apply.js";
+export { loadConfig, planHost, applyHost, statusHost, type HostApplyReport, type HostStatus, type PfStatus } from "./host/host.js";
+export { storeAndSet, surveyTokens, checkKernelToken, processStartMs } from "./host/tokens.js";
+export { install, uninstall, readManifest } from "./host/install.js";
+export { bootFiles, bootNeedsFrom, type BootNeeds } from "./host/units.js";
