@@ -43,7 +43,7 @@ export interface ArgsResult {
 
 const shq = (s: string) => (/^[A-Za-z0-9_=,.:/@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string[], opts: { token?: string; tokenFile?: string; showToken?: boolean }): Promise<ArgsResult> {
+export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string[], opts: { token?: string; tokenFile?: string; showToken?: boolean; qmpSocket?: string }): Promise<ArgsResult> {
   if (!(CONSUMERS as string[]).includes(consumer)) throw new VfioctlError("BAD_INPUT", `consumer: expected one of ${CONSUMERS.join(", ")}, got ${JSON.stringify(consumer)}`);
   const c = consumer as Consumer;
   if (bdfs.length === 0) throw new VfioctlError("BAD_INPUT", "devices: expected at least one BDF, got none");
@@ -99,6 +99,18 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
       return ["-device", `vfio-pci,host=${b}${need && tok ? `,vf-token=${tok}` : ""}`];
     });
     if (tok && file) byReference = `-device vfio-pci,host=${bdfs[0]},vf-token="$(cat ${shq(file)})"`;
+    if (tok && opts.qmpSocket) {
+      // bash's printf is a builtin: the token never becomes another process's argv
+      const cmds = bdfs.map((b, i) => {
+        const need = [...needing.values()].some((l) => l.includes(b));
+        return `{"execute":"device_add","arguments":{"driver":"vfio-pci","id":"vf${i}","host":"${b}"${need ? `,"vf-token":"%s"` : ""}}}`;
+      });
+      const n = bdfs.filter((b) => [...needing.values()].some((l) => l.includes(b))).length;
+      const src = file ? `"$(cat ${shq(file)})"` : tok === TOKEN_PLACEHOLDER ? TOKEN_PLACEHOLDER : shq(tok);
+      byReference = `printf '{"execute":"qmp_capabilities"}${cmds.join("")}' ${Array(n).fill(src).join(" ")} | socat - UNIX-CONNECT:${shq(opts.qmpSocket)}`;
+      argv = [];
+      caveats.unshift(`start QEMU with -qmp unix:${opts.qmpSocket},server=on,wait=off and without these -device options; the line below hot-adds the VFs over QMP, so the token never appears in QEMU's /proc/PID/cmdline (run it from bash: its printf is a builtin)`);
+    }
     if (tok) {
       caveats.push("QEMU uses vf-token only on the VFIO group path; a device attached through iommufd (-object iommufd,id=… and iommufd=…) ignores it");
       caveats.push("when the token is wrong, QEMU's error hint suggests checking the device's group binding; the real cause is EACCES from the VF token check (vfioctl explain BDF)");

@@ -10,7 +10,7 @@ import { tokenFrom } from "./token.js";
 register({
   name: "args",
   summary: "command-line pieces for DPDK, QEMU or SPDK to use VFs, with the token by reference",
-  help: `usage: vfioctl args dpdk|qemu|spdk <bdf>... [--token-file F | --token-stdin] [--show-token]
+  help: `usage: vfioctl args dpdk|qemu|spdk <bdf>... [--token-file F | --token-stdin] [--show-token] [--config F] [--qmp SOCKET]
 
 Prints the exact pieces each consumer needs for the given VFs:
   dpdk   -a BDF ... --vfio-vf-token=UUID      (one token per process: all VFs must share it)
@@ -20,16 +20,17 @@ The token is shown as ${TOKEN_PLACEHOLDER} unless --show-token. Without a token 
 token is the one vfioctl keeps in its store for the VFs' PF (the PF's name in the host config,
 --config F), and the by-reference form reads it from the store at launch; with --token-file it
 reads that file. DPDK and QEMU take the token only on argv, where every local user can read it
-(/proc/PID/cmdline): for QEMU, hot-adding the VF over QMP keeps it off argv. Each consumer's
-caveats are listed.
+(/proc/PID/cmdline): for QEMU, --qmp SOCKET prints the QMP device_add line that hot-adds the
+VFs after start, keeping the token off argv. Each consumer's caveats are listed.
 
 Examples:
   vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token
   vfioctl --sim args qemu 0000:af:10.0
+  vfioctl --sim --state /tmp/h args qemu 0000:01:10.0 --qmp /run/vm1.qmp
   vfioctl args dpdk 0000:3b:01.0 --json`,
   async run(ctx, args) {
     return guarded(ctx, "args", async () => {
-      const p = parseArgs(args, ["token-file", "token", "config"], ["token-stdin", "show-token"]);
+      const p = parseArgs(args, ["token-file", "token", "config", "qmp"], ["token-stdin", "show-token"]);
       const [consumer, ...bdfs] = p.positional;
       if (!consumer) throw new VfioctlError("BAD_INPUT", "args: expected dpdk, qemu or spdk and at least one BDF, got nothing");
       let t = await tokenFrom(ctx, p);
@@ -62,12 +63,12 @@ Examples:
           break;
         }
       }
-      const r = await consumerArgs(ctx.sys, consumer, bdfs, { ...(t ? { token: t.token } : {}), ...(file ? { tokenFile: file } : {}), showToken: p.flags.has("show-token") });
+      const r = await consumerArgs(ctx.sys, consumer, bdfs, { ...(t ? { token: t.token } : {}), ...(file ? { tokenFile: file } : {}), showToken: p.flags.has("show-token"), ...(flagStr(p, "qmp") ? { qmpSocket: flagStr(p, "qmp")! } : {}) });
       if (fromStore) r.caveats.unshift(`the token is the one vfioctl keeps in its store (${fromStore}); the launching script must run as root or as the PF's reader group (token: { readers: { group: … } } in the host config)`);
       if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.args/1", ...r, ...(fromStore ? { tokenStore: fromStore } : {}) }, null, 2));
       else {
-        const out = [r.argv.join(" ")];
-        if (r.byReference) out.push("", `by reference (token read from the file at launch):`, `  ${r.byReference}`);
+        const out = r.argv.length ? [r.argv.join(" ")] : [];
+        if (r.byReference) out.push(...(out.length ? [""] : []), flagStr(p, "qmp") ? "after QEMU started (token read from the file at launch, sent over QMP):" : `by reference (token read from the file at launch):`, `  ${r.byReference}`);
         if (r.caveats.length) out.push("", ...r.caveats.map((c) => `- ${c}`));
         ctx.io.out(out.join("\n"));
       }
