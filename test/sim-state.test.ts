@@ -336,6 +336,26 @@ describe("vfioctl --sim --state DIR", () => {
     }
   });
 
+  test("a udev RUN of systemctl start runs that unit of the simulated host, unless its ConditionPathExists fails", async () => {
+    const dir = stateDir();
+    try {
+      await ok(dir, "list");
+      const root = join(dir, "root");
+      mkdirSync(join(root, "etc", "udev", "rules.d"), { recursive: true });
+      mkdirSync(join(root, "etc", "systemd", "system"), { recursive: true });
+      writeFileSync(join(root, "etc", "udev", "rules.d", "90-x.rules"), 'ACTION=="bind", SUBSYSTEM=="pci", DRIVER=="vfio-pci", ATTR{sriov_totalvfs}=="[1-9]*", RUN+="/usr/bin/systemctl --no-block start pf@$kernel.service"\n');
+      writeFileSync(join(root, "etc", "systemd", "system", "pf@.service"), "[Unit]\nConditionPathExists=/etc/go\n[Service]\nType=oneshot\nExecStart=/usr/bin/vfioctl sriov %I 1\n");
+      await ok(dir, "bind", PF, "vfio-pci");
+      assert.equal((await pfOf(dir, PF)).sriov?.numVfs, 0); // condition not met: skipped
+      writeFileSync(join(root, "etc", "go"), "");
+      await ok(dir, "unbind", PF);
+      await ok(dir, "bind", PF, "vfio-pci");
+      assert.equal((await pfOf(dir, PF)).sriov?.numVfs, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("two invocations on one state dir never interleave, and a lock left by a dead process is taken over", async () => {
     const dir = stateDir();
     try {

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { applyRules, globMatch, parseRule, type UdevRule } from "../src/sim/udev.js";
-import { loadUnit, readModprobe, splitArgv, vfioctlArgs } from "../src/sim/units.js";
+import { failedCondition, loadUnit, readModprobe, splitArgv, systemctlStart, vfioctlArgs } from "../src/sim/units.js";
 import { SimLog } from "../src/sim/log.js";
 import { hostFiles } from "../src/sys/hostfs.js";
 import type { Uevent } from "../src/kernel/kernel.js";
@@ -77,6 +77,28 @@ describe("host files of the simulated host", () => {
       assert.equal(loadUnit(hostFiles(root), "y.service"), null);
       assert.deepEqual(splitArgv(`a "b c" 'd' e\\ f`), ["a", "b c", "d", "e f"]);
       assert.equal(vfioctlArgs(["/usr/bin/vfioctld", "x"]), null);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("systemctl start lines name the units they start, and ConditionPathExists is checked in the simulated root", () => {
+    assert.deepEqual(systemctlStart(["/usr/bin/systemctl", "--no-block", "start", "vfioctl-pf@0000:01:00.0.service", "x"]), ["vfioctl-pf@0000:01:00.0.service", "x.service"]);
+    assert.equal(systemctlStart(["/usr/bin/systemctl", "stop", "x.service"]), null);
+    assert.equal(systemctlStart(["/usr/bin/vfioctl", "start"]), null);
+    const root = mkdtempSync(join(tmpdir(), "vfioctl-cond-"));
+    try {
+      mkdirSync(join(root, "etc", "systemd", "system"), { recursive: true });
+      writeFileSync(join(root, "etc", "systemd", "system", "c.service"), "[Unit]\nConditionPathExists=/etc/vfioctl/host.yaml\nConditionPathExists=!/run/off\n[Service]\nExecStart=/usr/bin/vfioctl list\n");
+      const f = hostFiles(root);
+      const u = loadUnit(f, "c.service")!;
+      assert.match(String(failedCondition(f, u)), /ConditionPathExists=\/etc\/vfioctl\/host\.yaml/);
+      mkdirSync(join(root, "etc", "vfioctl"));
+      writeFileSync(join(root, "etc", "vfioctl", "host.yaml"), "version: 1\n");
+      assert.equal(failedCondition(f, u), null);
+      mkdirSync(join(root, "run"));
+      writeFileSync(join(root, "run", "off"), "");
+      assert.match(String(failedCondition(f, u)), /!\/run\/off/);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

@@ -59,7 +59,7 @@ import { decodeData, describeCall, SimLog, SimStateError, type BootRec, type Cal
 import { failureOf, RecordingProcess, type RecorderHost } from "./recorder.js";
 import { restoreSecrets, TokenStore, TOKEN_STORE } from "./secrets.js";
 import { applyRules, readRules } from "./udev.js";
-import { enabledUnits, loadUnit, readModprobe, splitArgv, vfioctlArgs } from "./units.js";
+import { enabledUnits, failedCondition, loadUnit, readModprobe, splitArgv, systemctlStart, vfioctlArgs } from "./units.js";
 
 export { SimStateError } from "./log.js";
 
@@ -607,7 +607,10 @@ export class SimSession implements RecorderHost {
     appendFileSync(f, `${new Date().toISOString()} boot ${this.bootRec.boot} ${unit}: ${line}\n`);
   }
 
-  /** Run one unit's ExecStart lines (vfioctl ones in-process; others are skipped). */
+  /** Units running now (a unit that starts itself, directly or through others, is not started again). */
+  private running = new Set<string>();
+
+  /** Run one unit's ExecStart lines (vfioctl ones in-process, `systemctl start` ones as units; others are skipped). */
   async runUnit(name: string, why: string): Promise<UnitRun> {
     const run: UnitRun = { unit: name, why, lines: [], ok: true, output: [] };
     const u = loadUnit(this.files, name);
@@ -617,21 +620,50 @@ export class SimSession implements RecorderHost {
       this.journal(name, `not found (${why})`);
       return run;
     }
-    this.journal(name, `starting (${why})`);
-    for (const x of u.execs) {
-      if (!x.vfioctl) {
-        run.lines.push({ line: x.line, code: null, skipped: "not a vfioctl command (only vfioctl runs on the simulated host)" });
-        this.journal(name, `skipped: ${x.line}`);
-        continue;
+    const cond = failedCondition(this.files, u);
+    if (cond) {
+      run.lines.push({ line: "", code: null, skipped: `${cond} does not hold: the unit is skipped` });
+      this.journal(name, `skipped: ${cond} (${why})`);
+      return run;
+    }
+    if (this.running.has(name)) {
+      run.lines.push({ line: "", code: null, skipped: "already running" });
+      return run;
+    }
+    this.running.add(name);
+    try {
+      this.journal(name, `starting (${why})`);
+      for (const x of u.execs) {
+        if (x.starts) {
+          let code = 0;
+          for (const sub of x.starts) {
+            const r = await this.runUnit(sub, `${name}: ${x.line}`);
+            run.output.push(...r.lines.map((l) => `${sub}: ${l.line || "(no file)"} → ${l.code === null ? `skipped: ${l.skipped}` : `exit ${l.code}`}`), ...r.output.map((o) => `${sub}: ${o}`));
+            if (!r.ok) code = 1;
+          }
+          run.lines.push({ line: x.line, code });
+          if (code !== 0 && !x.ignoreFailure) {
+            run.ok = false;
+            break;
+          }
+          continue;
+        }
+        if (!x.vfioctl) {
+          run.lines.push({ line: x.line, code: null, skipped: "not a vfioctl command (only vfioctl runs on the simulated host)" });
+          this.journal(name, `skipped: ${x.line}`);
+          continue;
+        }
+        const io = this.captureIo(name, run.output);
+        const code = await this.runVfioctl(x.vfioctl, io);
+        run.lines.push({ line: x.line, code });
+        this.journal(name, `${x.line}: exit ${code}`);
+        if (code !== 0 && !x.ignoreFailure) {
+          run.ok = false;
+          break;
+        }
       }
-      const io = this.captureIo(name, run.output);
-      const code = await this.runVfioctl(x.vfioctl, io);
-      run.lines.push({ line: x.line, code });
-      this.journal(name, `${x.line}: exit ${code}`);
-      if (code !== 0 && !x.ignoreFailure) {
-        run.ok = false;
-        break;
-      }
+    } finally {
+      this.running.delete(name);
     }
     return run;
   }
@@ -683,17 +715,30 @@ export class SimSession implements RecorderHost {
       for (const ev of evs) {
         const o = await applyRules(rules, ev, (n) => this.attrOf(ev.devpath, n));
         const why = `${ev.action} ${ev.kernel}${ev.driver ? ` (${ev.driver})` : ""}`;
+        const startUnit = async (unit: string, how: string) => {
+          const r = await this.runUnit(unit, `udev: ${why}`);
+          const codes = r.lines.map((l) => (l.code === null ? `skipped (${l.skipped})` : `exit ${l.code}`)).join(", ");
+          this.io.err(`udev: ${why} → ${how}${how.includes(unit) ? "" : ` → ${unit}`}: ${codes || "nothing to run"}  (output: ${this.files.show(SIM_JOURNAL)})`);
+        };
         for (const unit of o.wants) {
           if (ran.has(`unit ${unit}`)) continue;
           ran.add(`unit ${unit}`);
-          const r = await this.runUnit(unit, `udev: ${why}`);
-          const codes = r.lines.map((l) => (l.code === null ? `skipped (${l.skipped})` : `exit ${l.code}`)).join(", ");
-          this.io.err(`udev: ${why} → ${unit}: ${codes || "nothing to run"}  (output: ${this.files.show(SIM_JOURNAL)})`);
+          await startUnit(unit, unit);
         }
         for (const cmd of o.run) {
           if (ran.has(`run ${cmd}`)) continue;
           ran.add(`run ${cmd}`);
-          const args = vfioctlArgs(splitArgv(cmd));
+          const argv = splitArgv(cmd);
+          const starts = systemctlStart(argv);
+          if (starts) {
+            for (const unit of starts) {
+              if (ran.has(`unit ${unit}`)) continue;
+              ran.add(`unit ${unit}`);
+              await startUnit(unit, `RUN ${cmd}`);
+            }
+            continue;
+          }
+          const args = vfioctlArgs(argv);
           if (!args) {
             this.journal("udev", `RUN skipped (not vfioctl): ${cmd}`);
             this.io.err(`udev: ${why} → RUN ${cmd}: skipped (only vfioctl runs on the simulated host)`);

@@ -5,7 +5,8 @@
  *
  * Only vfioctl itself runs on the simulated host: an ExecStart or udev RUN whose argv contains
  * `vfioctl` (any path ending in /vfioctl) or `bin/vfioctl.js` runs in-process with the arguments
- * after it; anything else is reported as skipped.
+ * after it; `systemctl [--no-block] start|restart UNIT…` starts those units of the simulated
+ * host; anything else is reported as skipped.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -89,6 +90,15 @@ export function vfioctlArgs(argv: string[]): string[] | null {
   return i < 0 ? null : argv.slice(i + 1);
 }
 
+/** The units of `systemctl [options] start|restart UNIT…`, or null for any other command line. */
+export function systemctlStart(argv: string[]): string[] | null {
+  if (!argv.length || basename(argv[0]!) !== "systemctl") return null;
+  const words = argv.slice(1).filter((a) => !a.startsWith("-"));
+  if (words[0] !== "start" && words[0] !== "restart") return null;
+  const units = words.slice(1).map((u) => (/\.[a-z]+$/.test(u) ? u : `${u}.service`));
+  return units.length ? units : null;
+}
+
 export interface UnitExec {
   /** the command line as written (after specifier substitution) */
   line: string;
@@ -97,6 +107,8 @@ export interface UnitExec {
   ignoreFailure: boolean;
   /** vfioctl's arguments, or null when the line does not run vfioctl */
   vfioctl: string[] | null;
+  /** the units a `systemctl start` line starts, or null */
+  starts: string[] | null;
 }
 
 export interface Unit {
@@ -104,6 +116,18 @@ export interface Unit {
   /** host path of the unit file that was read */
   file: string;
   execs: UnitExec[];
+  /** ConditionPathExists= of [Unit] (a leading ! negates), checked on the simulated host */
+  conditions: string[];
+}
+
+/** The first ConditionPathExists= that does not hold, or null when the unit may start. */
+export function failedCondition(files: HostFiles, u: Unit): string | null {
+  for (const c of u.conditions) {
+    const neg = c.startsWith("!");
+    const p = neg ? c.slice(1) : c;
+    if (existsSync(files.real(p)) === neg) return `ConditionPathExists=${c}`;
+  }
+  return null;
 }
 
 const UNIT_DIR = "/etc/systemd/system";
@@ -126,12 +150,20 @@ export function loadUnit(files: HostFiles, name: string): Unit | null {
   const text = readFileSync(files.real(file), "utf8").replace(/\\\n/g, " ");
   let section = "";
   let execs: UnitExec[] = [];
+  const conditions: string[] = [];
+  const spec = (v: string) => v.replace(/%([%iInN])/g, (_m, c: string) => (c === "%" ? "%" : c === "i" ? inst : c === "I" ? unescapeInstance(inst) : name));
   for (const raw of text.split("\n")) {
     const line = raw.trim();
     if (!line || line.startsWith("#") || line.startsWith(";")) continue;
     const sec = /^\[(.+)\]$/.exec(line);
     if (sec) {
       section = sec[1]!;
+      continue;
+    }
+    const cond = /^ConditionPathExists\s*=\s*(.*)$/.exec(line);
+    if (section === "Unit" && cond) {
+      if (cond[1] === "") conditions.length = 0;
+      else conditions.push(spec(cond[1]!.replace(/^\|/, "")));
       continue;
     }
     if (section !== "Service") continue;
@@ -147,11 +179,12 @@ export function loadUnit(files: HostFiles, name: string): Unit | null {
       if (v[0] === "-") ignoreFailure = true;
       v = v.slice(1);
     }
-    v = v.replace(/%([%iInN])/g, (_m, c: string) => (c === "%" ? "%" : c === "i" ? inst : c === "I" ? unescapeInstance(inst) : name));
-    const argv = splitArgv(v);
-    execs.push({ line: v, argv, ignoreFailure, vfioctl: vfioctlArgs(argv) });
+    v = spec(v);
+    // $$ is a literal $ (environment variables are not modelled)
+    const argv = splitArgv(v).map((a) => a.replace(/\$\$/g, "$"));
+    execs.push({ line: v, argv, ignoreFailure, vfioctl: vfioctlArgs(argv), starts: systemctlStart(argv) });
   }
-  return { name, file, execs };
+  return { name, file, execs, conditions };
 }
 
 /**

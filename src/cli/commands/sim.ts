@@ -192,7 +192,7 @@ async function reboot(ctx: Context, s: SimSession): Promise<number> {
     if (!r.units.length) ctx.io.out("  boot units: none enabled (links in /etc/systemd/system/*.wants/)");
     for (const u of r.units) {
       if (!u.lines.length) ctx.io.out(`  unit ${u.unit}: nothing to run`);
-      for (const l of u.lines) ctx.io.out(`  unit ${u.unit}: ${l.line || "(no file)"} → ${l.code === null ? `skipped: ${l.skipped}` : `exit ${l.code}`}`);
+      for (const l of u.lines) ctx.io.out(`  unit ${u.unit}: ${l.line ? `${l.line} → ` : ""}${l.code === null ? `skipped: ${l.skipped}` : `exit ${l.code}`}`);
       for (const o of u.output) ctx.io.out(`    | ${o}`);
     }
   }
