@@ -311,6 +311,8 @@ export const sim: Command = {
     if (sub === "run") return runFile(ctx, rest);
     return guarded(ctx, `sim ${sub}`, async () => {
       const s = needState(ctx, sub);
+      // what the session prints after the command (udev runs) goes where the command's output goes
+      if (!s.nested()) s.io = ctx.io;
       switch (sub) {
         case "hold":
           return hold(ctx, s, rest);
