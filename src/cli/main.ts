@@ -102,12 +102,12 @@ export interface Backend {
 }
 
 /** Open the backend the options ask for. */
-export async function openBackend(opts: GlobalOptions): Promise<Backend> {
+export async function openBackend(opts: GlobalOptions, io?: Output): Promise<Backend> {
   if (opts.state && !opts.sim) throw new Error("--state: only with --sim (a real host keeps its own state)");
   if (opts.sim) {
     if (opts.state) {
       const { openSimState } = await import("../sim/state.js");
-      return openSimState(opts.state, opts);
+      return openSimState(opts.state, opts, io);
     }
     const { bootKernel, bootHostFile } = await import("../kernel/host/boot.js");
     const kopts = opts.profile ? { profile: opts.profile } : {};
@@ -166,7 +166,7 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
   }
   let backend: Backend;
   try {
-    backend = await openBackend(opts);
+    backend = await openBackend(opts, io);
   } catch (e) {
     io.err(`vfioctl: ${(e as Error).message}`);
     return EXIT.USAGE;
