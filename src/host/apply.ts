@@ -110,6 +110,47 @@ export function diffSnapshots(a: Snapshot, b: Snapshot): string[] {
   return out;
 }
 
+/** Each journal step's serialized form, with the field values it was made from. */
+const stepJson = new WeakMap<JournalStep, { keys: string[]; values: unknown[]; bytes: Buffer }>();
+const STEPS_MARK = "\u0000journal steps\u0000";
+
+function stepBytes(js: JournalStep): Buffer {
+  const rec = js as unknown as Record<string, unknown>;
+  const keys = Object.keys(rec);
+  const c = stepJson.get(js);
+  if (c && c.keys.length === keys.length && keys.every((k, i) => k === c.keys[i] && rec[k] === c.values[i])) return c.bytes;
+  // a step inside the journal's "steps" array is indented by 4 more spaces than on its own
+  const bytes = Buffer.from(JSON.stringify(js, null, 2).replace(/\n/g, "\n    "));
+  stepJson.set(js, { keys, values: keys.map((k) => rec[k]), bytes });
+  return bytes;
+}
+
+/**
+ * A journal as `JSON.stringify(j, null, 2) + "\n"`, byte for byte, from per-step pieces: a
+ * step's serialized form is reused while none of its fields has been reassigned (runPlan and
+ * undoJournal change a step only by assigning its fields). The journal is written before and
+ * after every step and the sriov steps' kernel log holds lines for every VF, so serializing it
+ * whole each time cost O(steps × VFs) of JSON.stringify; the bytes written (a whole-file atomic
+ * rewrite each time) still are O(steps × VFs).
+ */
+export function journalBytes(j: Journal): Buffer {
+  const top = JSON.stringify({ ...j, steps: STEPS_MARK }, null, 2) + "\n";
+  const mark = JSON.stringify(STEPS_MARK);
+  const at = top.indexOf(mark);
+  if (!Array.isArray(j.steps) || at < 0 || top.indexOf(mark, at + 1) >= 0) return Buffer.from(JSON.stringify(j, null, 2) + "\n");
+  const head = top.slice(0, at);
+  const tail = top.slice(at + mark.length);
+  if (!j.steps.length) return Buffer.from(`${head}[]${tail}`);
+  const sep = Buffer.from(",\n    ");
+  const parts: Buffer[] = [Buffer.from(`${head}[\n    `)];
+  j.steps.forEach((js, i) => {
+    if (i) parts.push(sep);
+    parts.push(stepBytes(js));
+  });
+  parts.push(Buffer.from(`\n  ]${tail}`));
+  return Buffer.concat(parts);
+}
+
 /** The state directory (journal and lock), under the host root. */
 export class StateDir {
   constructor(
@@ -127,12 +168,19 @@ export class StateDir {
   }
   /** Atomic JSON write (temporary file, fsync, rename). */
   writeJson(name: string, v: unknown): void {
+    this.write(name, JSON.stringify(v, null, 2) + "\n");
+  }
+  /** Atomic write of a journal: the same bytes as `writeJson(name, j)`, serialized step by step (see {@link journalBytes}). */
+  writeJournal(name: string, j: Journal): void {
+    this.write(name, journalBytes(j));
+  }
+  private write(name: string, data: string | Buffer): void {
     this.ensure();
     const target = this.real(name);
     const tmp = `${target}.${process.pid}.${randomBytes(3).toString("hex")}.tmp`;
     const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
-      fs.writeSync(fd, JSON.stringify(v, null, 2) + "\n");
+      fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
@@ -378,14 +426,14 @@ export async function runPlan(ax: ApplyContext, state: StateDir, steps: Step[], 
   };
   const bdfs = steps.map((s) => s.device).filter((d): d is string => d !== null);
   const before = await snapshot(ax.sys, bdfs);
-  state.writeJson("current.json", j);
+  state.writeJournal("current.json", j);
   let failed: JournalStep | null = null;
   for (let i = 0; i < j.steps.length; i++) {
     const js = j.steps[i]!;
     js.undo = await computeUndo(ax, js.step);
     js.status = "running";
     js.startedAt = new Date().toISOString();
-    state.writeJson("current.json", j);
+    state.writeJournal("current.json", j);
     try {
       await ax.beforeStep?.(i, js.step);
       js.log = await runStep(ax, js.step);
@@ -396,12 +444,12 @@ export async function runPlan(ax: ApplyContext, state: StateDir, steps: Step[], 
       failed = js;
     }
     js.endedAt = new Date().toISOString();
-    state.writeJson("current.json", j);
+    state.writeJournal("current.json", j);
     if (failed) break;
   }
   if (!failed) {
     j.status = "done";
-    state.writeJson("last.json", j);
+    state.writeJournal("last.json", j);
     state.remove("current.json");
     return { status: "done", journal: j, failed: null, leftBehind: [], interrupted: null };
   }
@@ -409,7 +457,7 @@ export async function runPlan(ax: ApplyContext, state: StateDir, steps: Step[], 
   const after = await snapshot(ax.sys, bdfs.concat(Object.keys(before.devices)));
   j.leftBehind = diffSnapshots(before, after);
   j.status = j.leftBehind.length ? "rollback-incomplete" : "rolled-back";
-  state.writeJson("last.json", j);
+  state.writeJournal("last.json", j);
   state.remove("current.json");
   return { status: j.status, journal: j, failed, leftBehind: j.leftBehind, interrupted: null };
 }
@@ -427,7 +475,7 @@ export async function undoJournal(ax: ApplyContext, state: StateDir, j: Journal)
       js.status = "undo-failed";
       js.error = { message: `${js.error ? js.error.message + "; " : ""}undo: ${(e as Error).message}` };
     }
-    state.writeJson("current.json", j);
+    state.writeJournal("current.json", j);
   }
 }
 
