@@ -26,6 +26,9 @@ VFs after start, keeping the token off argv. Each consumer's caveats are listed.
 Examples:
   vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token
   vfioctl --sim args qemu 0000:af:10.0
+  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
+  vfioctl --sim --state /tmp/h apply
+  vfioctl --sim --state /tmp/h args dpdk 0000:01:10.0 0000:01:10.2     # the token read from the store at launch
   vfioctl --sim --state /tmp/h args qemu 0000:01:10.0 --qmp /run/vm1.qmp
   vfioctl args dpdk 0000:3b:01.0 --json`,
   async run(ctx, args) {

@@ -48,8 +48,9 @@ Exit codes: 0 nothing to do, 1 there are steps, 2 bad config, 3 something blocks
 
 Examples:
   # one story on one state directory
-  vfioctl --sim --state /tmp/h install-config examples/lab-igb.yaml
-  vfioctl --sim --state /tmp/h plan`,
+  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
+  vfioctl --sim --state /tmp/h plan                       # steps to take (exit 1)
+  vfioctl --sim --state /tmp/h plan --json`,
   async run(ctx, args) {
     return guarded(ctx, "plan", async () => {
       const p = parseArgs(args, ["config"], []);
@@ -136,6 +137,7 @@ Exit codes: 0 done or nothing to do, 2 bad config, 3 blocked or a step failed (r
 4 a write stayed blocked, 5 the rollback left something behind (listed).
 
 Examples:
+  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
   vfioctl --sim --state /tmp/h apply --dry-run
   vfioctl --sim --state /tmp/h apply
   vfioctl --sim --state /tmp/h apply          # again: nothing to do`,
@@ -178,7 +180,9 @@ ${CONFIG_HELP}
 Exit codes: 0 in sync, 1 drift (listed), 2 bad config.
 
 Examples:
-  vfioctl --sim --state /tmp/h status
+  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
+  vfioctl --sim --state /tmp/h status                     # drift before apply (exit 1)
+  vfioctl --sim --state /tmp/h apply
   vfioctl --sim --state /tmp/h status --json`,
   async run(ctx, args) {
     return guarded(ctx, "status", async () => {

@@ -60,6 +60,7 @@ status   The state dir: host, profile, boot, records, holders, faults, blocked c
 Examples:
   vfioctl sim run scenarios/token-decision-table.yaml
   vfioctl sim run scenarios/blocking-removal.yaml --profile 6.12 --json
+  vfioctl --sim --state /tmp/h sriov 0000:01:00.0 2
   vfioctl --sim --state /tmp/h bind 0000:01:10.0 vfio-pci
   vfioctl --sim --state /tmp/h sim hold 0000:01:10.0 --as qemu
   vfioctl --sim --state /tmp/h --timeout 500 sriov 0000:01:00.0 0     # blocked (exit 4)

@@ -101,10 +101,12 @@ Examples:
   # one story on one state directory
   vfioctl --sim --state /tmp/h token set 0000:af:00.0
   vfioctl --sim --state /tmp/h token verify 0000:af:10.0 --from-store
-  vfioctl --sim --state /tmp/h sim hold 0000:af:10.0 --token-file /etc/vfioctl/tokens/pci-0000-af-00.0/current
-  vfioctl --sim --state /tmp/h token rotate 0000:af:00.0
-  vfioctl --sim --state /tmp/h status
-  vfioctl --sim --state /tmp/h token retire 0000:af:00.0`;
+  vfioctl --sim --state /tmp/h sim hold 0000:af:10.0 --token-file /etc/vfioctl/tokens/pci-0000-af-00.0/current --as dpdk
+  vfioctl --sim --state /tmp/h token rotate 0000:af:00.0   # dpdk keeps running with the old token
+  vfioctl --sim --state /tmp/h token verify 0000:af:10.1 --from-store
+  vfioctl --sim --state /tmp/h sim release dpdk
+  vfioctl --sim --state /tmp/h token retire 0000:af:00.0
+  vfioctl --sim --state /tmp/h token path 0000:af:00.0`;
 
 register({
   name: "token",
