@@ -27,7 +27,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import { isBdf } from "../lib/bdf.js";
-import { VfioctlError } from "../lib/errors.js";
+import { shown, VfioctlError } from "../lib/errors.js";
 
 export const DEFAULT_CONFIG = "/etc/vfioctl/host.yaml";
 export const DEFAULT_STORE = "/etc/vfioctl/tokens";
@@ -86,17 +86,7 @@ export class ConfigError extends VfioctlError {
     expected: string,
     found: unknown,
   ) {
-    super("BAD_INPUT", `${file}: ${field}: expected ${expected}, got ${show(found)}`, { subject: file, fix: `edit ${file} (see docs/host-config.md)` });
-  }
-}
-
-function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  try {
-    const s = JSON.stringify(v);
-    return s.length > 60 ? s.slice(0, 57) + "..." : s;
-  } catch {
-    return String(v);
+    super("BAD_INPUT", `${file}: ${field}: expected ${expected}, got ${shown(found)}`, { subject: file, fix: `edit ${file} (see docs/host-config.md)` });
   }
 }
 

@@ -122,7 +122,8 @@ export async function matchSelector(sys: Syscalls, sel: Selector, bdfs?: string[
   return { bdf: null, how, problem: `${hits.length} devices match (${hits.join(", ")}): the selector must name one` };
 }
 
-async function bootId(sys: Syscalls): Promise<string | null> {
+/** The kernel's boot id (/proc/sys/kernel/random/boot_id, else /proc/stat's btime), or null. */
+export async function bootId(sys: Syscalls): Promise<string | null> {
   try {
     return (await readText(sys, "/proc/sys/kernel/random/boot_id")).trim() || null;
   } catch {

@@ -8,10 +8,9 @@ import { resolveToken, TOKEN_ENV, type ResolvedToken } from "../../lib/token.js"
 import { verifyToken } from "../../lib/tokenops.js";
 import { checkBdf } from "../../lib/bdf.js";
 import { DEFAULT_CONFIG, DEFAULT_STORE, parseConfig, type HostConfig, type PfConfig } from "../../host/config.js";
-import { matchSelector } from "../../host/observe.js";
+import { bootId, matchSelector } from "../../host/observe.js";
 import { readTokenFileSafe, TokenStore } from "../../host/store.js";
 import { readerGid, storeAndSet } from "../../host/tokens.js";
-import { readText } from "../../sys/fsutil.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { ARGV_TOKEN_WARNING, flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
@@ -56,19 +55,6 @@ export async function storeNameOf(ctx: Context, cfg: HostConfig | null, bdf: str
     if (m.bdf === bdf) return { name: pc.name, pc };
   }
   return { name: `pci-${bdf.replace(/:/g, "-")}`, pc: null };
-}
-
-async function bootId(ctx: Context): Promise<string | null> {
-  try {
-    return (await readText(ctx.sys, "/proc/sys/kernel/random/boot_id")).trim() || null;
-  } catch {
-    try {
-      const m = /^btime (\d+)$/m.exec(await readText(ctx.sys, "/proc/stat"));
-      return m ? `btime-${m[1]}` : null;
-    } catch {
-      return null;
-    }
-  }
 }
 
 const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--current-token-file F] [--show-token] [--config F]
@@ -136,7 +122,7 @@ register({
           ...(given ? { token: given.token } : {}),
           ...(current ? { current: current.token } : {}),
           gid: readerGid(ctx.files, pc),
-          bootId: await bootId(ctx),
+          bootId: await bootId(ctx.sys),
           source: sub === "rotate" ? "rotated" : (given?.source ?? "generated"),
         });
         const show = p.flags.has("show-token");
