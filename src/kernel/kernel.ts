@@ -108,7 +108,7 @@ export class Kernel {
   /** uevents dropped because the queue was full (model-only) */
   ueventsDropped = 0;
   /** /proc/stat btime: the wall-clock time of boot in seconds since the epoch (model-only, settable) */
-  btime = 1_700_000_000;
+  btime = Math.floor(Date.now() / 1000);
 
   constructor(opts: KernelOptions = {}) {
     this.profile = profileOf(opts.profile ?? "6.1");
