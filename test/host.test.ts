@@ -363,3 +363,26 @@ test("an external token policy sets nothing and says who is expected to; a file 
   assert.equal((await applyHost({ sys, files, cfg: cfgF })).status, "nothing-to-do");
   await sys.exit();
 });
+
+test("plan refuses to take a PF away from the host while its network interface is up (a copied tree through the real backend)", async () => {
+  const { materialize } = await import("../src/sim/materialize.js");
+  const { LinuxSyscalls } = await import("../src/sys/linux/host.js");
+  const k = await bootHostFile(LAB_HOST);
+  const tree = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-tree-"));
+  await materialize(k.spawn("m"), tree);
+  const dev = fs.realpathSync(path.join(tree, "sys/bus/pci/devices/0000:01:00.0"));
+  fs.mkdirSync(path.join(dev, "net/eth0"), { recursive: true });
+  fs.writeFileSync(path.join(dev, "net/eth0/operstate"), "up\n");
+  const sys = new LinuxSyscalls({ root: tree });
+  const cfg = parseConfig(LAB_CFG, "h.yaml");
+  let p = (await planHost({ sys, files: tmpRoot(), cfg })).plan;
+  const b = p.blockers.find((x) => /eth0/.test(x.reason));
+  assert.ok(b, JSON.stringify(p.blockers));
+  assert.match(b.reason, /moving 0000:01:00\.0 from igb to vfio-pci takes eth0 \(0000:01:00\.0, operstate up\) away from the host while it is up/);
+  assert.match(b.fix, /ip link set IF down/);
+  fs.writeFileSync(path.join(dev, "net/eth0/operstate"), "down\n");
+  p = (await planHost({ sys, files: tmpRoot(), cfg })).plan;
+  assert.ok(!p.blockers.some((x) => /eth0/.test(x.reason)));
+  await sys.exit();
+  fs.rmSync(tree, { recursive: true, force: true });
+});

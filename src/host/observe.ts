@@ -30,6 +30,8 @@ export interface PfState {
   holders: Map<string, VfioHolder[]>;
   /** other devices in the PF's IOMMU group and their drivers */
   groupPeers: { bdf: string; driver: string | null }[];
+  /** network interfaces of the PF and its VFs that are up (taking the device away takes them down) */
+  netUp: { bdf: string; ifname: string; operstate: string }[];
 }
 
 export interface HostState {
@@ -136,6 +138,28 @@ export async function bootId(sys: Syscalls): Promise<string | null> {
   }
 }
 
+/** The device's network interfaces whose operstate is not "down" (/sys/bus/pci/devices/BDF/net/IF/operstate). */
+export async function netUp(sys: Syscalls, bdf: string): Promise<{ bdf: string; ifname: string; operstate: string }[]> {
+  let names: string[];
+  try {
+    names = await sys.readdir(devPath(bdf, "net"));
+  } catch {
+    return [];
+  }
+  const out: { bdf: string; ifname: string; operstate: string }[] = [];
+  for (const n of names) {
+    if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(n)) continue;
+    let op = "unknown";
+    try {
+      op = (await readText(sys, `${devPath(bdf, "net")}/${n}/operstate`)).trim();
+    } catch {
+      /* unreadable: treat as unknown (not down) */
+    }
+    if (op !== "down" && op !== "notpresent" && op !== "lowerlayerdown") out.push({ bdf, ifname: n, operstate: op });
+  }
+  return out;
+}
+
 /** Observe the host for a config (read-only). */
 export async function observe(sys: Syscalls, cfg: HostConfig, opts: { numvfsTimeoutMs?: number } = {}): Promise<HostState> {
   const [module, allHolders, bdfs, boot] = await Promise.all([readVfioPciModule(sys), vfioHolders(sys), listBdfs(sys), bootId(sys)]);
@@ -148,7 +172,7 @@ export async function observe(sys: Syscalls, cfg: HostConfig, opts: { numvfsTime
       match.problem = `${match.bdf} is also matched by ${claimed.get(match.bdf)}`;
       match.bdf = null;
     }
-    const st: PfState = { cfg: pc, match, pf: null, vfs: [], holders: new Map(), groupPeers: [] };
+    const st: PfState = { cfg: pc, match, pf: null, vfs: [], holders: new Map(), groupPeers: [], netUp: [] };
     if (match.bdf) {
       claimed.set(match.bdf, pc.field);
       const pf = await readDevice(sys, match.bdf, opts.numvfsTimeoutMs !== undefined ? { numvfsTimeoutMs: opts.numvfsTimeoutMs } : {});
@@ -166,6 +190,7 @@ export async function observe(sys: Syscalls, cfg: HostConfig, opts: { numvfsTime
         for (const d of [pf, ...st.vfs]) {
           const h = holdersOf(allHolders, d.iommuGroup);
           if (h.length) st.holders.set(d.bdf, h);
+          if (d.driver && d.driver !== "vfio-pci") st.netUp.push(...(await netUp(sys, d.bdf)));
         }
         if (pf.iommuGroup !== null) {
           try {

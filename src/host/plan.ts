@@ -208,6 +208,13 @@ export function makePlan(cfg: HostConfig, host: HostState, tokens: TokenFacts): 
       continue;
     }
     const rebind = pf.driver !== pc.driver;
+    // a device the host is using: its network interface is up (dpdk-devbind refuses these too)
+    const inUse = (bdfs: string[], what: string) => {
+      const up = st.netUp.filter((n) => bdfs.includes(n.bdf));
+      if (up.length) blockers.push({ pf: pc.name, device: up[0]!.bdf, reason: `${what} takes ${up.map((n) => `${n.ifname} (${n.bdf}, operstate ${n.operstate})`).join(", ")} away from the host while ${up.length === 1 ? "it is" : "they are"} up`, fix: `bring ${up.map((n) => n.ifname).join(", ")} down first (ip link set IF down) if nothing depends on ${up.length === 1 ? "it" : "them"} — check you are not logged in through it` });
+    };
+    if (rebind && pf.driver) inUse([pf.bdf], `moving ${pf.bdf} from ${pf.driver} to ${pc.driver}`);
+    if ((rebind || pc.vfs !== curN) && curN > 0) inUse(sr.vfs, `removing ${pf.bdf}'s VFs`);
     let nowN = curN;
     let nowDriver = pf.driver;
     // 1. VFs go away before the PF changes driver
@@ -318,6 +325,7 @@ export function makePlan(cfg: HostConfig, host: HostState, tokens: TokenFacts): 
         const idx = vf.vfIndex ?? i;
         const rule = vfDriverOf(pc, idx);
         if (!rule || vf.driver === rule.driver) return;
+        if (vf.driver) inUse([vf.bdf], `moving ${vf.bdf} from ${vf.driver} to ${rule.driver}`);
         const held = heldText(st, [vf.bdf]);
         if (held.length && vf.driver) blockers.push({ pf: pc.name, device: vf.bdf, reason: `${vf.bdf} is open through vfio: unbinding it blocks until its user closes it`, fix: "stop that process first", holders: held });
         const linux = pf.driver === "vfio-pci" && rule.driver !== "vfio-pci" ? `the VF leaves vfio; the kernel logs "VF ${vf.bdf} bound to driver ${rule.driver} while PF bound to driver vfio-pci"` : `${rule.driver} probes ${vf.bdf}`;
