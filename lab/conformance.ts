@@ -43,6 +43,8 @@ export const GUEST_MODULES: [string, ...string[]][] = [["vfio-pci", "enable_srio
 
 /** In the guest: load the modules, run each scenario file through LinuxSyscalls, write its transcript. */
 export async function runGuestScenarios(kernel: string, files: string[], out: string): Promise<unknown> {
+  const host = await import("./host-check.js");
+  if (files.length === 1 && files[0] === host.HOST_JOB) return host.runGuestHostJob(kernel, out);
   const { loadScenario, runScenario } = await import("../src/scenario/index.js");
   const loaded = loadGuestModules();
   mkdirSync(path.join(out, "scn"), { recursive: true });
@@ -224,6 +226,8 @@ export interface Cell {
   bootS?: number | null;
   guestMs?: number;
   wallMs?: number;
+  /** expectations of the host rows that did not hold (lab/host-check.ts) */
+  expectations?: string[];
 }
 
 function scenarioFiles(project: string, given: string[]): string[] {
@@ -241,15 +245,20 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   const { pool } = await import("./cli.js");
   const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
   const { CLI_SCENARIO } = await import("./cli-check.js");
+  const { isHostSelector, hostCells } = await import("./host-check.js");
   const cliFile = path.join(PROJECT, CLI_SCENARIO);
-  // the CLI rows run with the whole report, or when the CLI state file is named
-  const withCli = o.files.length === 0 || o.files.some((f) => path.resolve(f) === cliFile);
-  const files = scenarioFiles(PROJECT, o.files).filter((f) => f !== cliFile);
+  // the CLI rows run with the whole report, or when the CLI state file is named; the host rows
+  // (lab/host-check.ts) with the whole report, or when "host" (or one of their names) is given
+  const given = o.files.filter((f) => !isHostSelector(f));
+  const withCli = o.files.length === 0 || given.some((f) => path.resolve(f) === cliFile);
+  const withHost = o.files.length === 0 || given.length < o.files.length;
+  const files = o.files.length && !given.length ? [] : scenarioFiles(PROJECT, given).filter((f) => f !== cliFile);
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
   const tasks: (() => Promise<Cell | Cell[]>)[] = [];
   for (const k of o.kernels) {
     if (withCli) tasks.push(() => cliCells(k, outDir));
+    if (withHost) tasks.push(() => hostCells(k, outDir));
     for (const f of files) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
@@ -337,6 +346,12 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
   for (const c of old) {
     if (!o.kernels.includes(c.kernel)) continue;
     try {
+      if (c.scenario.startsWith("host:")) {
+        const { rediffHost } = await import("./host-check.js");
+        const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-host.json`), "utf8"));
+        cells.push(rediffHost(c.kernel, saved, labFiltered, [c]).find((x) => x.scenario === c.scenario)!);
+        continue;
+      }
       if (c.scenario.startsWith("cli:")) {
         const { CLI_SCENARIO, diffCli } = await import("./cli-check.js");
         const { loadScenario } = await import("../src/scenario/index.js");
@@ -377,8 +392,9 @@ function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
   if (boots.length) console.log(`boot (guest uptime at share mount): min ${Math.min(...boots).toFixed(1)} s, max ${Math.max(...boots).toFixed(1)} s`);
   console.log(`total ${(totalMs / 1000).toFixed(1)} s for ${cells.length} runs`);
   for (const c of cells) {
-    if (c.status === "match") continue;
+    if (c.status === "match" && !c.expectations?.length) continue;
     console.log(`\n--- ${c.kernel} ${c.scenario}: ${c.status}`);
+    for (const x of c.expectations ?? []) console.log(`  expectation: ${x}`);
     if (c.error) console.log(c.error.split("\n").slice(0, 15).join("\n"));
     for (const d of c.diffs) console.log(`  ${d.op} ${d.field}: real ${JSON.stringify(d.real)} | model ${JSON.stringify(d.model)}`);
   }
