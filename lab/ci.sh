@@ -1,7 +1,8 @@
 #!/bin/bash
 # The real-kernel conformance check for CI: prepare the lab if needed (cached under
 # ${VFIOCTL_LAB_CACHE:-/var/cache/vfioctl-lab}), build, then run every scenarios/*.yaml on Linux 6.1
-# and 6.12 guests and on the model, and compare per operation (docs/lab.md).
+# and 6.12 guests and on the model, and compare per operation; and the CLI rows (cli:*) and the
+# host lifecycle rows (host:*, three guest runs per kernel, ~60-80 s each kernel) (docs/lab.md).
 #
 #   bash lab/ci.sh [--kernel 6.1] [scenario files…]
 #

@@ -5,7 +5,10 @@
  *   --raw [SEQ…]       record raw transcripts (all sequences, or the named ones) into
  *                      lab/transcripts/raw/<kernel>-<seq>.{txt,json}
  *   --report           (default) run scenarios/*.yaml on both kernels and on the model, print
- *                      scenarios × kernels match/diff; exit 1 on any diff
+ *                      scenarios × kernels match/diff; exit 1 on any diff. With files, only
+ *                      those; `host` (or host:apply, host:reboot, host:killed) runs the host
+ *                      lifecycle rows (lab/host-check.ts); the CLI rows with
+ *                      scenarios/cli/cli-state.yaml
  *   --rediff           compare again the transcripts the last --report saved (no guest)
  *   --kernel K         only this kernel (6.1 or 6.12); repeatable
  *   --jobs N           guests run at once (default 2)
