@@ -386,3 +386,30 @@ test("plan refuses to take a PF away from the host while its network interface i
   await sys.exit();
   fs.rmSync(tree, { recursive: true, force: true });
 });
+
+test("after a re-probe that leaves no VF to check against, status says unknown and plan sets the stored token before it creates VFs", async () => {
+  const k = await bootHostFile(LAB_HOST);
+  const sys = k.spawn("t");
+  const files = tmpRoot();
+  const cfg = parseConfig(LAB_CFG, "h.yaml");
+  assert.equal((await applyHost({ sys, files, cfg })).status, "done");
+  const { setNumVfs } = await import("../src/lib/sriov.js");
+  const { writeText } = await import("../src/sys/fsutil.js");
+  await setNumVfs(sys, "0000:01:00.0", 0);
+  await writeText(sys, "/sys/bus/pci/drivers/vfio-pci/unbind", "0000:01:00.0");
+  await writeText(sys, "/sys/bus/pci/drivers/vfio-pci/bind", "0000:01:00.0");
+  const s = await statusHost({ sys, files, cfg });
+  assert.equal(s.pfs[0]!.token.state, "unknown");
+  const kinds = s.plan.steps.map((x) => x.kind);
+  assert.ok(kinds.indexOf("token-set") >= 0 && kinds.indexOf("token-set") < kinds.indexOf("sriov"), kinds.join(","));
+  assert.equal((await applyHost({ sys, files, cfg })).status, "done");
+  assert.equal((await verifyToken(sys, "0000:01:10.0", new TokenStore(files, cfg.store).read("lab-igb")!)).result, "match");
+  // a PF back on its host driver has no token to judge
+  const { bindDriver } = await import("../src/lib/bind.js");
+  await setNumVfs(sys, "0000:01:00.0", 0);
+  await bindDriver(sys, "0000:01:00.0", "igb");
+  const s2 = await statusHost({ sys, files, cfg });
+  assert.equal(s2.pfs[0]!.token.state, "none");
+  assert.ok(s2.pfs[0]!.drift.some((d) => /driver: igb, config says vfio-pci/.test(d)));
+  await sys.exit();
+});

@@ -204,7 +204,9 @@ export async function statusHost(hc: HostCtx): Promise<HostStatus> {
       const k = pr.tokens.kernelToken?.get(pc.name);
       if (!pr.tokens.storedTokens.has(pc.name)) state = tk.policy === "file" ? "unreadable" : "not stored";
       else if (k) state = k;
-      if (state !== "match") drift.push(`token: ${state} (${how})`);
+      else if (pf && pf.driver !== "vfio-pci") state = "none";
+      const idle = pf?.driver === "vfio-pci" && (pf.sriov?.numVfs ?? 0) === 0 && pc.vfs === 0;
+      if (state !== "match" && state !== "none" && !idle) drift.push(`token: ${state} (${how})`);
     }
     const meta = tk.policy === "generate" ? store.meta(pc.name) : {};
     const rotatedAt = meta.rotatedAt ?? null;

@@ -270,7 +270,9 @@ export function makePlan(cfg: HostConfig, host: HostState, tokens: TokenFacts): 
         }
         const known = tokens.kernelToken?.get(pc.name);
         const force = tokens.force?.has(pc.name) ?? false;
-        if (rebind || force || known !== "match") {
+        // with no VFs now and none wanted, the token guards nothing yet: set it when VFs are made
+        const idle = !rebind && curN === 0 && pc.vfs === 0;
+        if (!idle && (rebind || force || known !== "match")) {
           const heldPf = heldText(st, [pf.bdf]);
           const heldVfs = heldText(st, rebind ? [] : sr.vfs);
           if (!rebind && heldPf.length) {

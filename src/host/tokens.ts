@@ -88,9 +88,16 @@ export async function surveyTokens(sys: Syscalls, files: HostFiles, store: Token
       continue;
     }
     const meta = store.meta(pc.name);
-    if (st.pf && meta.setOn && meta.setOn.bdf === st.pf.bdf && host.bootId && meta.setOn.bootId === host.bootId && pc.token.policy === "generate") {
+    const numVfs = st.pf?.sriov?.numVfs ?? 0;
+    if (!st.pf || st.pf.driver !== "vfio-pci") {
+      out.how.set(pc.name, `no VF token now: the PF is ${st.pf?.driver ? `on ${st.pf.driver}` : "unbound"}, not vfio-pci`);
+    } else if (numVfs === 0) {
+      // a PF without VFs may have been re-probed (which needs its VFs gone) since vfioctl set the
+      // token: the kernel then holds a new random one; apply sets it before creating VFs
+      out.how.set(pc.name, "unknown: the PF has no VFs to check it against (a re-probe since it was set would have replaced it); apply sets it before it creates VFs");
+    } else if (meta.setOn && meta.setOn.bdf === st.pf.bdf && host.bootId && meta.setOn.bootId === host.bootId) {
       out.kernelToken!.set(pc.name, "match");
-      out.how.set(pc.name, `set by vfioctl at ${meta.setOn.at} during this boot (no free VF to check it against)`);
+      out.how.set(pc.name, `set by vfioctl at ${meta.setOn.at} during this boot, and every VF is held (none free to check it against)`);
     } else out.how.set(pc.name, "unknown: no free VF to check it against, and vfioctl has not set it during this boot");
   }
   return out;
