@@ -22,9 +22,29 @@ export { Kernel, type Task, type BlockedTask, type KernelOptions } from "./kerne
 export { ModelProcess } from "./kernel/process.js";
 export { Clock, SeededRng, CryptoRng, type Rng } from "./kernel/clock.js";
 export { KernelLog, type LogRecord } from "./kernel/printk.js";
-export { PROFILES, profileOf, type KernelProfile, type KernelVersion } from "./kernel/profile.js";
+export { PROFILES, profileOf, defaultConfig, CONFIG_NAMES, KernelConfigError, type KernelProfile, type KernelVersion, type KernelConfig, type CdevTokenRule } from "./kernel/profile.js";
+export {
+  BEHAVIOUR_CHANGES,
+  DEBIAN_ABI,
+  identifyKernel,
+  isKernelVersion,
+  resolveBehaviour,
+  parseRelease,
+  formatRelease,
+  compareRelease,
+  carries,
+  changeOf,
+  KernelVersionError,
+  type Behaviour,
+  type BehaviourFlag,
+  type BehaviourChange,
+  type KernelIdent,
+  type KernelProfileName,
+  type Release,
+  type Distro,
+} from "./kernel/versions.js";
 export { bootKernel, bootHostFile } from "./kernel/host/boot.js";
-export { parseHost, validateHost, HostFileError, type HostDesc, type DeviceDesc, type SriovDesc } from "./kernel/host/host-file.js";
+export { parseHost, validateHost, HostFileError, type HostDesc, type DeviceDesc, type SriovDesc, type KernelDesc } from "./kernel/host/host-file.js";
 export { DEFAULT_HOST } from "./kernel/host/default-host.js";
 export { parseBdf, formatBdf, virtfnRid } from "./kernel/pci/bdf.js";
 export * from "./lib/index.js";

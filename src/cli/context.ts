@@ -10,8 +10,8 @@ export interface GlobalOptions {
   /** --sim [FILE]: run on the kernel model; FILE is a host description (default host if absent) */
   sim: boolean;
   simFile?: string;
-  /** --profile 6.1|6.12 for --sim */
-  profile?: "6.1" | "6.12";
+  /** --profile VERSION for --sim (any version string; 6.1 and 6.12 are the lab's Debian kernels) */
+  profile?: string;
   /** --root DIR: real backend against a directory tree */
   root?: string;
   json: boolean;

@@ -9,8 +9,9 @@ import { EXIT, type Context, type GlobalOptions, type Output } from "./context.j
 import type { Syscalls } from "../sys/syscalls.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { hostFiles, type HostFiles } from "../sys/hostfs.js";
+import { isKernelVersion } from "../kernel/versions.js";
 
-const USAGE = `usage: vfioctl [--sim [HOSTFILE] [--state DIR]] [--profile 6.1|6.12] [--root DIR] [--json] [--timeout MS] <command> [args]
+const USAGE = `usage: vfioctl [--sim [HOSTFILE] [--state DIR]] [--profile VERSION] [--root DIR] [--json] [--timeout MS] <command> [args]
 
 Inspect and manage vfio-pci SR-IOV physical functions, their virtual functions and VF tokens,
 on this Linux host or on the built-in kernel model (--sim).
@@ -20,7 +21,8 @@ Global options:
                      (the built-in default host when omitted)
   --state DIR        with --sim: keep the simulated host in DIR between invocations (its
                      kernel, long-lived holders, and its files under DIR/root)
-  --profile V        kernel profile for --sim: 6.1 (default) or 6.12
+  --profile V        kernel for --sim: any version (6.17.1, 6.12.117+deb13-amd64,
+                     6.8.0-51-generic) or the lab's Debian kernels 6.1 (default) / 6.12
   --root DIR         real backend against a directory tree (e.g. a copied /sys)
   --json             machine-readable output
   --timeout MS       how long to wait for writes Linux may block (default 5000)
@@ -72,7 +74,7 @@ export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string
       opts.simFile = a.slice(6);
     } else if (a === "--profile" || a.startsWith("--profile=")) {
       const v = a.includes("=") ? a.slice(10) : argv[++i];
-      if (v !== "6.1" && v !== "6.12") return { opts, rest, error: `--profile: expected 6.1 or 6.12, got ${JSON.stringify(v ?? "")}` };
+      if (v === undefined || !isKernelVersion(v)) return { opts, rest, error: `--profile: expected a kernel version (6.1, 6.12, 6.17.1, 6.12.117+deb13-amd64, 6.8.0-51-generic …), got ${JSON.stringify(v ?? "")}` };
       opts.profile = v;
     } else if (a === "--root" || a.startsWith("--root=")) {
       const v = a.includes("=") ? a.slice(7) : argv[++i];

@@ -22,7 +22,7 @@ import { SysfsTrees } from "./fs/sysfs.js";
 import { Vfs } from "./fs/vfs.js";
 import { IommuCore } from "./iommu.js";
 import { KernelLog } from "./printk.js";
-import { profileOf, type KernelProfile, type KernelVersion } from "./profile.js";
+import { profileOf, type KernelConfig, type KernelProfile, type KernelVersion } from "./profile.js";
 import { PciCore } from "./pci/core.js";
 import { PciPfStubDriver } from "./pci/pci-pf-stub.js";
 import type { PciDev } from "./pci/pci.js";
@@ -55,7 +55,10 @@ export interface BlockedTask {
 }
 
 export interface KernelOptions {
+  /** any version string (src/kernel/versions.ts); "6.1" (default) and "6.12" are the lab's Debian kernels */
   profile?: KernelVersion;
+  /** build options; absent fields take the version's default (profile.ts defaultConfig) */
+  config?: Partial<KernelConfig>;
   clock?: Clock;
   rng?: Rng;
 }
@@ -111,7 +114,7 @@ export class Kernel {
   btime = Math.floor(Date.now() / 1000);
 
   constructor(opts: KernelOptions = {}) {
-    this.profile = profileOf(opts.profile ?? "6.1");
+    this.profile = profileOf(opts.profile ?? "6.1", opts.config);
     this.clock = opts.clock ?? new Clock();
     this.rng = opts.rng ?? new SeededRng();
     this.log = new KernelLog(this.clock);

@@ -68,7 +68,7 @@ export interface HostJson {
   /** the host file given at first use, or "(built-in default host)" */
   source: string;
   host: HostDesc;
-  profile: "6.1" | "6.12";
+  profile: string;
   boot: number;
   seed: number;
   bootWallMs: number;
@@ -284,8 +284,8 @@ export class SimSession implements RecorderHost {
   }
 
   /** The description and profile this invocation asks for (undefined: whatever is stored). */
-  private wanted(opts: GlobalOptions): { source?: string; host?: HostDesc; profile?: "6.1" | "6.12" } {
-    const out: { source?: string; host?: HostDesc; profile?: "6.1" | "6.12" } = {};
+  private wanted(opts: GlobalOptions): { source?: string; host?: HostDesc; profile?: string } {
+    const out: { source?: string; host?: HostDesc; profile?: string } = {};
     if (opts.simFile) {
       let text: string;
       try {
@@ -325,7 +325,7 @@ export class SimSession implements RecorderHost {
       const boot: BootRec = { t: "boot", v: 1, boot: 1, seed: randomInt(1, 2 ** 31), wallMs: now, modules: mod.params };
       mkdirSync(join(this.dir, "root"), { recursive: true });
       this.writeLogHeader(boot);
-      this.host = { v: 1, source: w.source ?? DEFAULT_SOURCE, host, profile: w.profile ?? host.profile ?? "6.1", boot: 1, seed: boot.seed, bootWallMs: now, lastWallMs: now, createdMs: now };
+      this.host = { v: 1, source: w.source ?? DEFAULT_SOURCE, host, profile: w.profile ?? host.profile ?? host.kernel?.version ?? "6.1", boot: 1, seed: boot.seed, bootWallMs: now, lastWallMs: now, createdMs: now };
       writeJsonAtomic(this.hostPath(), this.host);
     } else {
       try {

@@ -4,7 +4,7 @@
  * pci_enable_sriov/pci_disable_sriov, and (if the real driver does) disable SR-IOV on remove.
  */
 import type { Kernel, Task } from "../kernel.js";
-import type { KernelVersion } from "../profile.js";
+import type { BehaviourFlag } from "../versions.js";
 import { KERN_INFO } from "../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
 import { pciClassId, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
@@ -21,18 +21,20 @@ export interface HostDriverSpec {
   /** pci_sriov_set_totalvfs at probe: the driver's own VF limit (igb: 7 on an 82576) */
   maxVfs?: number;
   /**
-   * lines logged on probe / remove / VF enable (after pci_enable_sriov unless the profile is in
-   * sriovEnableLogFirstOn) / VF disable (after); {n} is the VF count, {mac} a random MAC address
+   * lines logged on probe / remove / VF enable (after pci_enable_sriov unless the kernel has the
+   * sriovEnableLogFirstWhen behaviour) / VF disable (after); {n} is the VF count, {mac} a random MAC address
    */
   probeLog?: string[];
   removeLog?: string[];
   sriovEnableLog?: string[];
   /**
-   * kernels on which sriovEnableLog comes before pci_enable_sriov. igb: the lab read
-   * "2 VFs allocated" before the VFs' enumeration on 6.12, and after the VFs (and igbvf's probe
-   * lines) on 6.1.
+   * the behaviour flag (src/kernel/versions.ts) under which sriovEnableLog comes before
+   * pci_enable_sriov. igb: "igbSriovAfterReinit" — the lab read "2 VFs allocated" before the VFs'
+   * enumeration on 6.12, and after the VFs (and igbvf's probe lines) on 6.1.
    */
-  sriovEnableLogFirstOn?: readonly KernelVersion[];
+  sriovEnableLogFirstWhen?: BehaviourFlag;
+  /** older form: kernel version strings (as given to --profile) on which the log comes first */
+  sriovEnableLogFirstOn?: readonly string[];
   sriovDisableLog?: string[];
   /** iommu: the driver does not claim DMA ownership */
   driverManagedDma?: boolean;
@@ -69,7 +71,7 @@ export class HostDriver implements PciDriver {
         const logEnable = () => {
           for (const l of spec.sriovEnableLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{n}", String(nr)));
         };
-        const first = spec.sriovEnableLogFirstOn?.includes(k.profile.version) ?? false;
+        const first = spec.sriovEnableLogFirstWhen ? k.profile.behaviour[spec.sriovEnableLogFirstWhen] : (spec.sriovEnableLogFirstOn?.includes(k.profile.version) ?? false);
         if (first) logEnable();
         const r = await pciEnableSriov(k, task, dev, nr);
         if (r < 0) return r;
@@ -115,7 +117,7 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
     ],
     removeLog: ["removed PHC on eth0"],
     sriovEnableLog: ["{n} VFs allocated"],
-    sriovEnableLogFirstOn: ["6.12"],
+    sriovEnableLogFirstWhen: "igbSriovAfterReinit",
     sriovDisableLog: ["IOV Disabled"],
   },
   {

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Kernel, type KernelOptions } from "../kernel.js";
+import { KernelConfigError } from "../profile.js";
 import { KERN_WARNING } from "../printk.js";
 import { PciDev } from "../pci/pci.js";
 import { parseBdf } from "../pci/bdf.js";
@@ -19,7 +20,16 @@ export interface BootOptions extends KernelOptions {
 /** Boot a kernel model for a host description. */
 export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOptions = {}): Promise<Kernel> {
   const file = opts.file ?? desc.name ?? "<host>";
-  const k = new Kernel({ ...opts, profile: opts.profile ?? desc.profile ?? "6.1" });
+  // the kernel: --profile (opts) wins over the file's kernel.version / profile; the file's
+  // kernel.config applies to whichever version runs (checked against it)
+  const version = opts.profile ?? desc.kernel?.version ?? desc.profile ?? "6.1";
+  let k: Kernel;
+  try {
+    k = new Kernel({ ...opts, profile: version, config: { ...(desc.kernel?.config ?? {}), ...(opts.config ?? {}) } });
+  } catch (e) {
+    if (e instanceof KernelConfigError) throw new HostFileError(file, `kernel.config.${e.field}`, e.expected, e.found);
+    throw e;
+  }
   try {
     k.registerDrivers(desc.drivers);
   } catch (e) {

@@ -11,7 +11,7 @@
  * ```
  */
 import { parse as parseYaml } from "yaml";
-import type { KernelVersion } from "../profile.js";
+import { CONFIG_NAMES, KernelConfigError, profileOf, type KernelConfig, type KernelVersion } from "../profile.js";
 import type { HostDriverSpec } from "../drivers/host-driver.js";
 import { parseIdSpec } from "../drivers/host-driver.js";
 import { parseBdf } from "../pci/bdf.js";
@@ -57,9 +57,18 @@ export interface DeviceDesc {
   label?: string;
 }
 
+/** The modelled kernel: its version and build options (the version's default where absent). */
+export interface KernelDesc {
+  version?: KernelVersion;
+  config?: Partial<KernelConfig>;
+}
+
 export interface HostDesc {
   name?: string;
+  /** the kernel version (any version string; "6.1" and "6.12" are the lab's Debian kernels) */
   profile?: KernelVersion;
+  /** the kernel as a version and a configuration, e.g. { version: "6.17.1", config: { VFIO_DEVICE_CDEV: true } } */
+  kernel?: KernelDesc;
   /** module parameters, e.g. { vfio_pci: { enable_sriov: true } } */
   modules?: { vfio_pci?: Partial<Record<"enable_sriov" | "disable_denylist" | "disable_idle_d3" | "nointxmask" | "disable_vga", boolean>> };
   /** drivers in registration order: names of modelled drivers or full specs */
@@ -104,7 +113,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
   const err = (field: string, expected: string, found: unknown) => new HostFileError(file, field, expected, found);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw err("(top level)", "a mapping with a devices list", raw);
   const r = raw as Record<string, unknown>;
-  const known = new Set(["name", "profile", "modules", "drivers", "devices"]);
+  const known = new Set(["name", "profile", "kernel", "modules", "drivers", "devices"]);
   for (const k of Object.keys(r)) if (!known.has(k)) throw err(k, `one of ${[...known].join(", ")}`, k);
   const int = (v: unknown, field: string, lo: number, hi: number): number => {
     if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) throw err(field, `an integer ${lo}..${hi}`, v);
@@ -119,10 +128,50 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     if (typeof r.name !== "string") throw err("name", "a string", r.name);
     out.name = r.name;
   }
+  const versionOk = (v: string, field: string) => {
+    try {
+      profileOf(v);
+    } catch (e) {
+      throw err(field, 'a kernel version ("6.1", "6.12", "6.17.1", "6.12.117+deb13-amd64", "6.8.0-51-generic" …)', `${v} (${(e as Error).message})`);
+    }
+  };
   if (r.profile !== undefined) {
     const p = String(r.profile);
-    if (p !== "6.1" && p !== "6.12") throw err("profile", '"6.1" or "6.12"', r.profile);
+    versionOk(p, "profile");
     out.profile = p;
+  }
+  if (r.kernel !== undefined) {
+    if (typeof r.kernel !== "object" || r.kernel === null || Array.isArray(r.kernel)) throw err("kernel", "a mapping (version, config)", r.kernel);
+    const kr = r.kernel as Record<string, unknown>;
+    for (const k of Object.keys(kr)) if (k !== "version" && k !== "config") throw err(`kernel.${k}`, "version or config", k);
+    const kd: KernelDesc = {};
+    if (kr.version !== undefined) {
+      const v = String(kr.version);
+      versionOk(v, "kernel.version");
+      kd.version = v;
+    }
+    if (out.profile !== undefined && kd.version !== undefined) throw err("kernel.version", "one kernel version (profile and kernel.version both given)", kd.version);
+    if (kr.config !== undefined) {
+      if (typeof kr.config !== "object" || kr.config === null || Array.isArray(kr.config)) throw err("kernel.config", `a mapping of ${CONFIG_NAMES.join(", ")} to true/false`, kr.config);
+      const c: Partial<KernelConfig> = {};
+      for (const [k, v] of Object.entries(kr.config as Record<string, unknown>)) {
+        const name = k.replace(/^CONFIG_/, "") as keyof KernelConfig;
+        if (!CONFIG_NAMES.includes(name)) throw err(`kernel.config.${k}`, `one of ${CONFIG_NAMES.join(", ")}`, k);
+        c[name] = bool(v, `kernel.config.${k}`);
+      }
+      kd.config = c;
+    }
+    // checked against the file's own version; without one, at boot against the version that runs
+    const v = kd.version ?? out.profile;
+    if (v !== undefined) {
+      try {
+        profileOf(v, kd.config ?? {});
+      } catch (e) {
+        if (e instanceof KernelConfigError) throw err(`kernel.config.${e.field}`, e.expected, e.found);
+        throw e;
+      }
+    }
+    out.kernel = kd;
   }
   if (r.modules !== undefined) {
     if (typeof r.modules !== "object" || r.modules === null) throw err("modules", "a mapping", r.modules);

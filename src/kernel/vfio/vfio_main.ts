@@ -342,6 +342,12 @@ export class VfioCore {
 
   /** group.c vfio_group_ioctl_get_device_fd (6.1 order: match + token first, then container). */
   getDeviceFd(task: Task, proc: ModelProcess, gf: GroupFile, arg: Buffer | number | undefined): number {
+    if (!this.k.profile.behaviour.tokenBeforeContainer) {
+      // 5.7–5.18 vfio_group_get_device_fd: a container with an IOMMU driver and a viable group
+      // come first (EINVAL), before the string is even copied: the token is not looked at
+      const c = gf.group.container;
+      if (!c || c.iommuType === null || !this.k.iommu.viable(gf.group.iommuGroup)) return -ERRNO.EINVAL;
+    }
     if (!(arg instanceof Buffer)) return -ERRNO.EFAULT;
     const nul = arg.indexOf(0);
     if (nul < 0) return arg.length >= 4096 ? -ERRNO.EINVAL : -ERRNO.EFAULT;

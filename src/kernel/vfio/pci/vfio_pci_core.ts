@@ -40,7 +40,7 @@ import {
 import { uuidGen } from "../../clock.js";
 import type { BusEvent, BusNotifier } from "../../base/driver-core.js";
 import type { Kernel, Task } from "../../kernel.js";
-import type { KernelVersion } from "../../profile.js";
+import { profileOf, type KernelProfile, type KernelVersion } from "../../profile.js";
 import { KERN_INFO, KERN_NOTICE, KERN_WARNING } from "../../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../../pci/iov.js";
 import { pciEnableDevice, pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
@@ -365,14 +365,16 @@ export class VfioPciDriver implements PciDriver {
     return dev.driver === this && dev.drvdata instanceof VfioPciCoreDevice ? dev.drvdata : null;
   }
 
-  isDenylisted(dev: PciDev, version: KernelVersion = "6.1"): boolean {
+  /** vfio_pci_dev_in_denylist on a kernel (a profile, or a version string resolved against the table). */
+  isDenylisted(dev: PciDev, kernel: KernelProfile | KernelVersion = "6.1"): boolean {
     const hit = ([v, d]: readonly [number, number]) => v === dev.vendor && d === dev.device;
-    return DENYLIST.some(hit) || (version !== "6.1" && DENYLIST_V6_10.some(hit));
+    const b = typeof kernel === "string" ? profileOf(kernel).behaviour : kernel.behaviour;
+    return DENYLIST.some(hit) || (b.denylistDsaIax && DENYLIST_V6_10.some(hit));
   }
 
   /** vfio_pci_probe → vfio_pci_core_register_device */
   async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
-    if (this.isDenylisted(dev, k.profile.version)) {
+    if (this.isDenylisted(dev, k.profile)) {
       if (!this.params.disable_denylist) {
         k.log.dev(KERN_WARNING, dev, `${hex4(dev.vendor)}:${hex4(dev.device)} exists in vfio-pci device denylist, driver probing disallowed.`);
         return -ERRNO.EINVAL;

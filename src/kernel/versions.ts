@@ -1,0 +1,390 @@
+/**
+ * Linux's behaviour over many versions, as data: one entry per upstream change that userspace
+ * can see (an errno, an order of checks, a log line, a node that appears), with the commit, the
+ * mainline release that first carries it and the stable releases it was backported to. A kernel
+ * is a version string (`6.12.58`, `7.3.4`, `6.12.117+deb13-amd64`, `6.8.0-51-generic`); its
+ * behaviour is whatever this table resolves for it. The named profiles "6.1" and "6.12" are
+ * aliases of the two Debian kernels the lab boots (6.1.192 and 6.12.117).
+ *
+ * Confidence of each entry (`confidence`): "source" — read in kernel source at a named commit;
+ * "patch" — read in the patch or pull-request text (the merge release is inferred from the
+ * merge window); "lab" — seen on a real kernel in the lab; "inferred" — neither, follow it but
+ * let the lab confirm it. docs/kernel-versions.md lists the table with its sources.
+ *
+ * @example
+ * ```ts
+ * import { identifyKernel, resolveBehaviour } from "vfioctl";
+ * const k = identifyKernel("6.16.3");
+ * resolveBehaviour(k.release).bindIommufdToken; // true (backported to 6.16.y)
+ * resolveBehaviour(identifyKernel("6.12.117+deb13-amd64").release).bindIommufdToken; // false
+ * ```
+ */
+
+/** An upstream release: major.minor.patch (an -rc counts as patch 0 of its release). */
+export interface Release {
+  major: number;
+  minor: number;
+  patch: number;
+}
+
+export type BehaviourFlag =
+  | "tokenBeforeContainer"
+  | "vfioDeviceSysfs"
+  | "iommufd"
+  | "igbSriovAfterReinit"
+  | "iommuRemoveSilent"
+  | "unregisterHidesDevice"
+  | "deviceDelBeforeWait"
+  | "vfioDeviceCdev"
+  | "pciEnumDeviceType"
+  | "probeFailedDevErr"
+  | "denylistDsaIax"
+  | "bindIommufdToken"
+  | "vfDevSetSeparate"
+  | "deviceFeatureEnotty"
+  | "bindIommufdFullStruct";
+
+export type Behaviour = Readonly<Record<BehaviourFlag, boolean>>;
+
+export interface BehaviourChange {
+  /** the behaviour flag this change turns on */
+  flag: BehaviourFlag;
+  /** upstream commit (12 hex digits), or null when the commit was not located */
+  commit: string | null;
+  /** the commit's one-line title */
+  title: string;
+  /** first mainline release that carries it ("6.17") */
+  mainline: string;
+  /** first stable release of each older branch that carries a backport ("6.15.10") */
+  stable: readonly string[];
+  confidence: "source" | "patch" | "lab" | "inferred";
+  /** what userspace sees once it is in */
+  effect: string;
+  /** where it was read */
+  source: string;
+}
+
+/**
+ * The table, oldest first. Keep one entry per change; a behaviour that two commits made is two
+ * entries with two flags. Boundaries are tested on both sides (test/kernel-versions.test.ts).
+ */
+export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
+  {
+    flag: "tokenBeforeContainer",
+    commit: null,
+    title: "vfio: split vfio_group_get_device_fd() (match + VF token before the container check)",
+    mainline: "5.19",
+    stable: [],
+    confidence: "inferred",
+    effect: "VFIO_GROUP_GET_DEVICE_FD parses the match string and validates the VF token (which may set the PF token) before it requires a container with an IOMMU; before, a group without a container failed EINVAL first and the token was untouched",
+    source: "kernel-spec §2.7 (5.7 vfio.c order [C], ≈5.19 reorder [P]); 6.1 and 6.12 order confirmed in the lab",
+  },
+  {
+    flag: "vfioDeviceSysfs",
+    commit: null,
+    title: "vfio: Add struct device to vfio_device",
+    mainline: "6.1",
+    stable: [],
+    confidence: "inferred",
+    effect: "each vfio device is a class device: /sys/bus/pci/devices/<BDF>/vfio-dev/vfio<N> (N from one IDA over all vfio devices)",
+    source: "vfio_main.c __vfio_register_dev device_add(&device->device) with class vfio-dev, parent = the PCI device [C: main62 037dd1308c6d]; release inferred",
+  },
+  {
+    flag: "iommufd",
+    commit: null,
+    title: "iommufd: File descriptor, context, kconfig and makefiles",
+    mainline: "6.2",
+    stable: [],
+    confidence: "inferred",
+    effect: "CONFIG_IOMMUFD exists: /dev/iommu, IOMMU_IOAS_ALLOC, IOMMU_DESTROY",
+    source: "kernel-spec §9 (iommufd arrives in 6.2)",
+  },
+  {
+    flag: "igbSriovAfterReinit",
+    commit: null,
+    title: "igb: Enable SR-IOV after reinit",
+    mainline: "6.2",
+    stable: [],
+    confidence: "patch",
+    effect: 'igb logs "N VFs allocated" before pci_enable_sriov creates the VFs (before their enumeration lines); before, after them',
+    source: "Akihiko Odaki, netdev 2022-11-22 <20221122092803.31083-1-akihiko.odaki@daynix.com>; lab: 6.1.192 after, 6.12.117 before",
+  },
+  {
+    flag: "iommuRemoveSilent",
+    commit: null,
+    title: "iommu: Simplify the __iommu_group_remove_device() flow (iommu_probe series)",
+    mainline: "6.5",
+    stable: [],
+    confidence: "patch",
+    effect: 'a device leaving its IOMMU group (VF removal) no longer logs "Removing from iommu group N" (only iommu_group_remove_device, which drivers call, still does)',
+    source: "Jason Gunthorpe, v3 04/10 <4-v3-328044aa278c+45e49-iommu_probe_jgg@nvidia.com> (2023-06-05); lab: 6.1 logs it, 6.12 does not",
+  },
+  {
+    flag: "unregisterHidesDevice",
+    commit: "291872a533a2",
+    title: "vfio: Move vfio_device_group_unregister() to be the first operation in unregister",
+    mainline: "6.6",
+    stable: [],
+    confidence: "patch",
+    effect: "a device whose removal waits for userspace is off its group's list at once: VFIO_GROUP_GET_DEVICE_FD finds it no more (ENODEV); before, a second fd could still be opened and the removal waited for it too",
+    source: "v15 16/26 <20230718135551.6592-17-yi.l.liu@intel.com>, vfio cdev merge for 6.6; lab: 6.1 reopens, 6.12 ENODEV",
+  },
+  {
+    flag: "deviceDelBeforeWait",
+    commit: "38c24544e10a",
+    title: "vfio: Move device_del() before waiting for the last vfio_device registration refcount",
+    mainline: "6.6",
+    stable: [],
+    confidence: "patch",
+    effect: "the vfio-dev/vfio<N> class device (and its /dev/vfio/devices node) goes away when removal starts, not after the last fd closed",
+    source: "vfio cdev merge for 6.6 (merge log)",
+  },
+  {
+    flag: "vfioDeviceCdev",
+    commit: "5fcc26969a16",
+    title: "vfio: Add VFIO_DEVICE_BIND_IOMMUFD",
+    mainline: "6.6",
+    stable: [],
+    confidence: "source",
+    effect: "CONFIG_VFIO_DEVICE_CDEV exists: /dev/vfio/devices/vfio<N>, VFIO_DEVICE_BIND_IOMMUFD (16-byte struct, flags must be 0, no VF-token check), ATTACH/DETACH_IOMMUFD_PT, group and cdev paths exclude each other (EBUSY)",
+    source: "device_cdev.c @a23e19669324 and @1260ed777985, group.c vfio_device_block_group, vfio_main.c vfio_device_fops_unl_ioctl",
+  },
+  {
+    flag: "pciEnumDeviceType",
+    commit: "24d7d693d999",
+    title: "PCI: Log device type during enumeration",
+    mainline: "6.8",
+    stable: [],
+    confidence: "patch",
+    effect: 'the enumeration line ends with the device type: "… class 0x020000 PCIe Endpoint" ("conventional PCI endpoint", "PCIe Root Port" …)',
+    source: "Bjorn Helgaas, [PATCH 1/7] 2023-12-05, pci tree (id from the pci next branch); lab: 6.12 appends it, 6.1 does not",
+  },
+  {
+    flag: "probeFailedDevErr",
+    commit: "32de4b4f9dfa",
+    title: "driver: core: Log probe failure as error and with device metadata",
+    mainline: "6.9",
+    stable: [],
+    confidence: "patch",
+    effect: 'a failed probe logs "<drv> <dev>: probe with driver <drv> failed with error -N" at level 3; before, "<drv>: probe of <dev> failed with error -N" at level 4',
+    source: "driver-core pull for 6.9 (Nícolas F. R. A. Prado); lab: 6.1 pr_warn, 6.12 dev_err",
+  },
+  {
+    flag: "denylistDsaIax",
+    commit: "95feb3160eef",
+    title: "(title not read) Intel DSA and IAX added to vfio-pci's device denylist",
+    mainline: "6.10",
+    stable: [],
+    confidence: "inferred",
+    effect: "vfio-pci refuses Intel DSA and IAX (8086:0b25, 8086:0cfe) with EINVAL unless disable_denylist=Y",
+    source: "src/kernel/vfio/pci/denylist.ts (upstream 95feb3160eef, v6.10); whether 6.1.y carries a backport is not known",
+  },
+  {
+    flag: "bindIommufdToken",
+    commit: "86624ba3b522",
+    title: "vfio/pci: Do vf_token checks for VFIO_DEVICE_BIND_IOMMUFD",
+    mainline: "6.17",
+    stable: ["6.15.10", "6.16.1"],
+    confidence: "patch",
+    effect: "BIND_IOMMUFD checks the VF token (same table and log lines as the group path, function vfio_pci_core_match_token_uuid); struct grows to 24 bytes with VFIO_DEVICE_BIND_FLAG_TOKEN and token_uuid_ptr; the check runs after the group block and before the iommufd fd is looked up",
+    source: "v3 <0-v3-bdd8716e85fe+3978a-vfio_token_jgg@nvidia.com> with the goto-unlock fix-up applied on merge; 6.15.y stable-rc push 2025-08-12 (3969bf4713a4); 6.16.y per the issue; the first stable release numbers are inferred",
+  },
+  {
+    flag: "vfDevSetSeparate",
+    commit: "e908f58b6beb",
+    title: "vfio/pci: Separate SR-IOV VF dev_set",
+    mainline: "6.17",
+    stable: ["6.1.148", "6.12.42"],
+    confidence: "patch",
+    effect: "VFs get a dev_set of their own (no longer the PF's slot/bus set): parallel VF opens, hot-reset scope; not modelled (the model has no dev_sets)",
+    source: "Alex Williamson 2025-06-26; stable pushes with it in 2025-08 (several branches); stable versions per the issue",
+  },
+  {
+    flag: "deviceFeatureEnotty",
+    commit: "16df67f2189a",
+    title: "vfio: return -ENOTTY for unsupported device feature",
+    mainline: "6.18",
+    stable: ["6.1.159", "6.12.58"],
+    confidence: "patch",
+    effect: "VFIO_DEVICE_FEATURE on a driver without a device_feature op returns ENOTTY, not EINVAL; vfio-pci has the op, so nothing changes for vfio-pci devices",
+    source: "kernel-spec §0 (16df67f2189a, Sept 2025); stable versions per the issue",
+  },
+  {
+    flag: "bindIommufdFullStruct",
+    commit: "2f03f21fe751",
+    title: "vfio: Fix ksize arg while copying user struct in vfio_df_ioctl_bind_iommufd()",
+    mainline: "6.19",
+    stable: ["6.18.3"],
+    confidence: "patch",
+    effect: "BIND_IOMMUFD copies the whole 24-byte struct: a token_uuid_ptr is read instead of failing E2BIG (copy_struct_from_user was given the old 16-byte size, so any non-zero byte past 16 was E2BIG and the pointer field was never filled in)",
+    source: "stable review [PATCH 6.18 404/430] 2025-12-29 (commit 2f03f21fe7516902283b135de272d3c7b10672de upstream); mainline release and 6.18.3 per the issue",
+  },
+];
+
+export class KernelVersionError extends Error {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "KernelVersionError";
+  }
+}
+
+export function parseRelease(s: string): Release {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?$/.exec(s);
+  if (!m) throw new KernelVersionError(s, `kernel release: expected MAJOR.MINOR[.PATCH] like 6.12.58, got ${JSON.stringify(s)}`);
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3] ?? 0) };
+}
+
+export const formatRelease = (r: Release) => `${r.major}.${r.minor}.${r.patch}`;
+
+export function compareRelease(a: Release, b: Release): number {
+  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+}
+
+/** Whether a kernel of release `r` carries the change (mainline, or the stable backport of its branch). */
+export function carries(c: BehaviourChange, r: Release): boolean {
+  if (compareRelease(r, parseRelease(c.mainline)) >= 0) return true;
+  return c.stable.some((s) => {
+    const b = parseRelease(s);
+    return b.major === r.major && b.minor === r.minor && r.patch >= b.patch;
+  });
+}
+
+/** Every behaviour flag for one release. */
+export function resolveBehaviour(r: Release): Behaviour {
+  const out = {} as Record<BehaviourFlag, boolean>;
+  for (const c of BEHAVIOUR_CHANGES) out[c.flag] = carries(c, r);
+  return out;
+}
+
+/** The table entry that sets `flag`. */
+export function changeOf(flag: BehaviourFlag): BehaviourChange {
+  return BEHAVIOUR_CHANGES.find((c) => c.flag === flag)!;
+}
+
+// ------------------------------------------------------------------ version strings
+
+export type Distro = "upstream" | "debian" | "ubuntu" | "rhel";
+
+/** The two kernels the lab boots, by their profile names. */
+export type KernelProfileName = "6.1" | "6.12";
+
+/** What a version string says about a kernel. */
+export interface KernelIdent {
+  /** the string as given */
+  input: string;
+  /** "6.1" / "6.12" when given by profile name */
+  alias?: KernelProfileName;
+  /** the upstream release the table is resolved for */
+  release: Release;
+  /** what uname -r (/proc/sys/kernel/osrelease) says */
+  osrelease: string;
+  /** /proc/version as the kernel would print it */
+  procVersion: string;
+  distro: Distro;
+  /** how `release` was derived from the string */
+  basis: string;
+  /** what the table cannot know about this kernel (distribution backports) */
+  caveat?: string;
+}
+
+/** Debian 12 ABI names (6.1.0-NN-amd64) whose upstream version the lab read in /proc/version. */
+export const DEBIAN_ABI: Readonly<Record<string, { upstream: string; debian: string; date: string }>> = {
+  "6.1.0-56": { upstream: "6.1.192", debian: "6.1.192-2", date: "2026-11-16" },
+};
+
+const ALIASES: Record<KernelProfileName, string> = {
+  "6.1": "6.1.0-56-amd64",
+  "6.12": "6.12.117+deb13-amd64",
+};
+
+const DEBIAN_FLAVOURS = /^(amd64|arm64|cloud-amd64|cloud-arm64|rt-amd64|rt-arm64|686|686-pae|armmp|armmp-lpae|powerpc64le|s390x)$/;
+const UBUNTU_FLAVOURS = /^(generic|lowlatency|generic-hwe|lowlatency-hwe|generic-64k|aws|azure|azure-fde|gcp|gke|gkeop|kvm|oracle|ibm|nvidia|nvidia-lowlatency|raspi|realtime|intel|intel-iotg)(-.*)?$/;
+
+const GCC12 = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40";
+const GCC14 = "x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0, GNU ld (GNU Binutils for Debian) 2.44";
+/** /proc/version of a Debian kernel (the lab's two are byte for byte what they print). */
+const debianProcVersion = (osrelease: string, deb: string, date: string | null, gcc: string) =>
+  `Linux version ${osrelease} (debian-kernel@lists.debian.org) (${gcc}) #1 SMP PREEMPT_DYNAMIC Debian ${deb}${date ? ` (${date})` : ""}`;
+
+/** Debian 13 kernels the lab read /proc/version of. */
+const DEBIAN13_DATES: Readonly<Record<string, string>> = { "6.12.117": "2026-11-12" };
+
+/**
+ * Identify a kernel from a version string: a profile name ("6.1", "6.12"), an upstream release
+ * ("6.17.1", "7.3.4", "6.18-rc2"), Debian's names ("6.12.117+deb13-amd64"; Debian 12's ABI
+ * names "6.1.0-56-amd64", which do not say the upstream version — known ones are mapped, others
+ * need `opts.procVersion` with its "Debian 6.1.NNN-N"), Ubuntu's ("6.8.0-51-generic": resolved as
+ * its base 6.8.0), RHEL's ("5.14.0-427.13.1.el9_4.x86_64": base 5.14.0), a /proc/version line,
+ * or an upstream release with a local suffix ("6.17.1-lab"). Throws KernelVersionError.
+ */
+export function identifyKernel(input: string, opts: { procVersion?: string } = {}): KernelIdent {
+  const s0 = input.trim();
+  if (s0 === "6.1" || s0 === "6.12") {
+    const id = identifyKernel(ALIASES[s0]);
+    return { ...id, input, alias: s0, basis: `profile ${s0}: the lab's Debian kernel ${id.osrelease} (${id.basis})` };
+  }
+  let s = s0;
+  let procVersion = opts.procVersion;
+  const pv = /^Linux version (\S+)/.exec(s);
+  if (pv) {
+    procVersion = s;
+    s = pv[1]!;
+  }
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?(.*)$/.exec(s);
+  if (!m) throw new KernelVersionError(input, `kernel version: expected a release like 6.12.58, 7.3.4, 6.12.117+deb13-amd64 or 6.8.0-51-generic (or the profile 6.1 / 6.12), got ${JSON.stringify(input)}`);
+  const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+  const rest = m[4]!;
+  const base: Release = { major, minor, patch };
+  const mk = (release: Release, distro: Distro, basis: string, pv2: string, caveat?: string): KernelIdent => ({
+    input,
+    release,
+    osrelease: s,
+    procVersion: procVersion ?? pv2,
+    distro,
+    basis,
+    ...(caveat ? { caveat } : {}),
+  });
+  const upstreamPv = `Linux version ${s} (vfioctl model) #1 SMP PREEMPT_DYNAMIC`;
+  if (rest === "" || /^-rc\d+/.test(rest)) return mk(base, "upstream", rest ? `upstream ${major}.${minor} release candidate` : "upstream release", upstreamPv);
+  // Debian 13 and later: the upstream version is in the name
+  const d13 = /^\+deb(\d+)(?:u\d+)?-(.+)$/.exec(rest);
+  if (d13) {
+    const up = formatRelease(base);
+    return mk(base, "debian", `Debian ${d13[1]} kernel of upstream ${up}`, debianProcVersion(s, `${up}-1`, DEBIAN13_DATES[up] ?? null, GCC14));
+  }
+  // Debian 12 and older: 6.1.0-56-amd64, 6.1.0-0.deb11.13-amd64 (an ABI name)
+  const d12 = /^-((?:0\.deb\d+\.)?\d+)-(.+)$/.exec(rest);
+  if (d12 && DEBIAN_FLAVOURS.test(d12[2]!)) {
+    const abi = `${major}.${minor}.${patch}-${d12[1]}`;
+    const fromPv = procVersion ? /Debian (\d+\.\d+\.\d+)-\S+/.exec(procVersion) : null;
+    if (fromPv) return mk(parseRelease(fromPv[1]!), "debian", `Debian ABI ${abi} is upstream ${fromPv[1]} (/proc/version)`, procVersion!);
+    const known = DEBIAN_ABI[abi];
+    if (known) return mk(parseRelease(known.upstream), "debian", `Debian ABI ${abi} is upstream ${known.upstream} (read in the lab's /proc/version: Debian ${known.debian})`, debianProcVersion(s, known.debian, known.date, GCC12));
+    throw new KernelVersionError(
+      input,
+      `kernel version ${JSON.stringify(input)}: Debian's ABI name does not say which ${major}.${minor}.y it is; give the upstream version (e.g. ${major}.${minor}.192) or the /proc/version line, which ends "Debian ${major}.${minor}.NNN-N (date)"`,
+    );
+  }
+  if (d12 && UBUNTU_FLAVOURS.test(d12[2]!)) {
+    return mk(base, "ubuntu", `Ubuntu kernel on upstream base ${formatRelease(base)}`, `Linux version ${s} (buildd@ubuntu) #1-Ubuntu SMP PREEMPT_DYNAMIC`, `Ubuntu picks stable and SAUCE patches of its own into ${major}.${minor}.0-NN; the table knows only upstream stable releases, so ${s} is resolved as ${formatRelease(base)}`);
+  }
+  if (/\.el\d+/.test(rest)) {
+    return mk(base, "rhel", `RHEL kernel on upstream base ${formatRelease(base)}`, upstreamPv, `RHEL backports far more than upstream stable does; ${s} is resolved as ${formatRelease(base)}, which may be older than what it really does`);
+  }
+  // a local version suffix (CONFIG_LOCALVERSION): an upstream release built by someone
+  if (/^[-+~._a-zA-Z0-9]+$/.test(rest)) return mk(base, "upstream", `upstream ${formatRelease(base)} with local version ${JSON.stringify(rest)}`, upstreamPv);
+  throw new KernelVersionError(input, `kernel version: expected a release like 6.12.58 or 6.8.0-51-generic, got ${JSON.stringify(input)}`);
+}
+
+/** Whether a version string can be identified (for option checks). */
+export function isKernelVersion(s: string): boolean {
+  try {
+    identifyKernel(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
