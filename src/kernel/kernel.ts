@@ -14,6 +14,7 @@
  * await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"); // "8"
  * ```
  */
+import { randomUUID } from "node:crypto";
 import { Clock, SeededRng, type Rng } from "./clock.js";
 import { DriverCore } from "./base/driver-core.js";
 import { Faults } from "./faults.js";
@@ -112,6 +113,8 @@ export class Kernel {
   ueventsDropped = 0;
   /** /proc/stat btime: the wall-clock time of boot in seconds since the epoch (model-only, settable) */
   btime = Math.floor(Date.now() / 1000);
+  /** /proc/sys/kernel/random/boot_id: one random UUID per boot (model-only, settable; not drawn from `rng`, so token sequences stay as they are) */
+  bootId: string = randomUUID();
 
   constructor(opts: KernelOptions = {}) {
     this.profile = profileOf(opts.profile ?? "6.1", opts.config);

@@ -41,7 +41,7 @@
  * share the running session (no second lock, no second replay).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { randomInt } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Backend, MainIo } from "../cli/main.js";
@@ -369,6 +369,9 @@ export class SimSession implements RecorderHost {
     const desc: HostDesc = { ...h, modules: { ...(h.modules ?? {}), vfio_pci: { ...(h.modules?.vfio_pci ?? {}), ...boot.modules } } };
     this.kernel = await bootKernel(desc, { profile: this.host.profile, rng: new SeededRng(boot.seed), file: this.host.source });
     this.kernel.btime = Math.floor(boot.wallMs / 1000);
+    // one boot id per simulated boot, the same in every invocation that replays it
+    const bh = createHash("sha256").update(`boot-id:${boot.seed}:${boot.boot}:${boot.wallMs}`).digest("hex");
+    this.kernel.bootId = `${bh.slice(0, 8)}-${bh.slice(8, 12)}-4${bh.slice(13, 16)}-${((parseInt(bh[16]!, 16) & 3) | 8).toString(16)}${bh.slice(17, 20)}-${bh.slice(20, 32)}`;
     this.bootRec = boot;
     this.procs.clear();
     this.nextId = 1;

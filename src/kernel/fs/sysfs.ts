@@ -103,9 +103,11 @@ export class SysfsTrees {
         kmsg: { t: "char", mode: 0o644, open: (_t, flags) => new KmsgFile(k, flags) },
       }),
       proc: lazyDir(
-        () => ["self", "stat", "uptime", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", "sys", ...[...k.processes.keys()].map(String)],
         (name) => {
           if (name === "self") return link(String(task.pid));
+          // drivers/char/random.c proc_do_uuid: boot_id is one random UUID per boot
+          if (name === "sys") return staticDir({ kernel: staticDir({ random: staticDir({ boot_id: ro(() => `${k.bootId}\n`) }) }) });
           if (name === "stat") return ro(() => procStat(k));
           if (name === "uptime") return ro(() => procUptime(k));
           const p = k.processes.get(Number(name));
