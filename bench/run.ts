@@ -1,16 +1,21 @@
 /**
  * `npm run bench`: the kernel-model benchmarks (bench/model.ts) at several sizes, side by side in
- * one run, then the `list` benchmark (bench/list.ts) when present. Prints a table and writes
- * bench/results.json. Growth is judged by ratios between sizes, never by absolute thresholds.
+ * one run, then the `list` benchmark (bench/list.ts) when present, then the host-management
+ * benchmarks (bench/host.ts: plan, apply, status). Prints a table and writes bench/results.json.
+ * Growth is judged by ratios between sizes, never by absolute thresholds.
  *
  * Options (environment): BENCH_RUNS (repeats of the largest size, median kept; smaller sizes are
  * repeated proportionally more, up to 8×; default 3), BENCH_SIZES (VFs per PF, comma-separated;
- * default 32,64,128,256), BENCH_CYCLES (GET_DEVICE_FD + close iterations; default 20000).
+ * default 32,64,128,256), BENCH_CYCLES (GET_DEVICE_FD + close iterations; default 20000),
+ * BENCH_HOST_RUNS (interleaved rounds of the host benchmarks; default 2), BENCH_ONLY (sections to run,
+ * comma-separated: model, list, host; default all — results.json then keeps the other
+ * sections' rows from its previous run).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { MAX_VFS, PFS, cycleOnOneKernel, enableDisable, median, openAll, readVirtfns, tokenCycles, type SizeResult } from "./model.js";
+import { benchHostMgmt } from "./host.js";
 
 interface Row {
   bench: string;
@@ -22,6 +27,13 @@ interface Row {
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const sizes = (process.env.BENCH_SIZES ?? "32,64,128,256").split(",").map(Number).filter((n) => n > 0 && n <= MAX_VFS);
+const SECTIONS = ["model", "list", "host"] as const;
+type Section = (typeof SECTIONS)[number];
+const only = new Set((process.env.BENCH_ONLY ?? SECTIONS.join(",")).split(",").map((s) => s.trim()));
+for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: expected a list of ${SECTIONS.join(", ")}, got ${JSON.stringify(s)}`);
+const runsSection = (s: Section) => only.has(s);
+/** Which section a row of results.json belongs to (to keep the rows of sections not run). */
+const sectionOf = (r: Row): Section => (r.bench.startsWith("host") ? "host" : r.size === "list" || r.bench === "list" ? "list" : "model");
 
 function fmt(n: number): string {
   return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
@@ -46,9 +58,7 @@ async function series(name: string, fn: (n: number) => Promise<SizeResult>, rows
   return { perVf, ratio };
 }
 
-async function main(): Promise<void> {
-  const rows: Row[] = [];
-  const t0 = Date.now();
+async function modelBenchmarks(rows: Row[]): Promise<Record<string, unknown>> {
   // warm up the JIT on a small host
   await enableDisable(16, 4);
   await openAll(16, 4);
@@ -81,7 +91,18 @@ async function main(): Promise<void> {
   rows.push({ bench: C, size: "cycles 2-5 (log ring filling)", value: early, unit: "ms/cycle" });
   rows.push({ bench: C, size: "cycles 7-10 (log ring full)", value: late, unit: "ms/cycle" });
   rows.push({ bench: C, size: "ratio late/early", value: late / early, unit: "×", note: late / early < 1.5 ? "steady" : "SLOWS DOWN" });
+  return {
+    enablePerVfRatio: enable.ratio,
+    disablePerVfRatio: disable.ratio,
+    openPerVfRatio: opened.ratio,
+    closePerVfRatio: closed.ratio,
+    virtfnPerVfRatio: virtfn.ratio,
+    tokenCyclesPerSecond: { small, large },
+    cycleMs: { early, late },
+  };
+}
 
+async function listBenchmark(rows: Row[]): Promise<void> {
   // the list benchmark (another engineer's bench/list.ts), if present
   const here = path.dirname(fileURLToPath(import.meta.url));
   const listJs = path.join(here, "list.js");
@@ -97,6 +118,59 @@ async function main(): Promise<void> {
     }
   } else listNote = "bench/list.ts not present; list benchmark skipped";
   if (listNote) rows.push({ bench: "list", size: "-", value: NaN, unit: "-", note: listNote });
+}
+
+interface Results {
+  date: string;
+  node: string;
+  runs: number;
+  sizes: number[];
+  pfs: number;
+  seconds: number;
+  /** per section: when it was last run and how long it took */
+  sections?: Partial<Record<Section, { date: string; seconds: number }>>;
+  summary: Record<string, unknown>;
+  rows: Row[];
+}
+
+async function main(): Promise<void> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const file = path.join(here, "..", "..", "bench", "results.json");
+  let prev: Results | null = null;
+  try {
+    prev = JSON.parse(fs.readFileSync(file, "utf8")) as Results;
+  } catch {
+    /* no previous results */
+  }
+  const rows: Row[] = [];
+  const t0 = Date.now();
+  const sections: NonNullable<Results["sections"]> = { ...(prev?.sections ?? {}) };
+  let summary: Record<string, unknown> = {};
+  const timed = async (s: Section, fn: () => Promise<void>) => {
+    if (!runsSection(s)) return;
+    const t = Date.now();
+    await fn();
+    sections[s] = { date: new Date().toISOString(), seconds: (Date.now() - t) / 1000 };
+  };
+  await timed("model", async () => {
+    summary = { ...summary, ...(await modelBenchmarks(rows)) };
+  });
+  await timed("list", () => listBenchmark(rows));
+  await timed("host", async () => {
+    const r = await benchHostMgmt({ sizes, rounds: Number(process.env.BENCH_HOST_RUNS ?? 2), log: (s) => console.error(s) });
+    rows.push(...r.rows);
+    summary.host = r.summary;
+  });
+  // sections not run this time keep their previous rows and summary
+  if (prev && SECTIONS.some((s) => !runsSection(s))) {
+    rows.push(...prev.rows.filter((r) => !runsSection(sectionOf(r))));
+    rows.sort((a, b) => SECTIONS.indexOf(sectionOf(a)) - SECTIONS.indexOf(sectionOf(b)));
+    for (const s of SECTIONS) if (!runsSection(s) && !sections[s] && prev.rows.some((r) => sectionOf(r) === s)) sections[s] = { date: prev.date, seconds: prev.seconds };
+    const prevSummary = { ...prev.summary };
+    if (runsSection("model")) for (const k of Object.keys(prevSummary)) if (k !== "host") delete prevSummary[k];
+    if (runsSection("host")) delete prevSummary.host;
+    summary = { ...prevSummary, ...summary };
+  }
 
   const w = [Math.max(...rows.map((r) => r.bench.length)), Math.max(...rows.map((r) => r.size.length)), 12];
   const line = (a: string, b: string, c: string, d: string, e: string) => `${a.padEnd(w[0]!)}  ${b.padEnd(w[1]!)}  ${c.padStart(w[2]!)} ${d.padEnd(8)} ${e}`;
@@ -104,25 +178,17 @@ async function main(): Promise<void> {
   console.log("-".repeat(w[0]! + w[1]! + w[2]! + 30));
   for (const r of rows) console.log(line(r.bench, r.size, Number.isNaN(r.value) ? "-" : fmt(r.value), r.unit, r.note ?? ""));
 
-  const out = {
+  const out: Results = {
     date: new Date().toISOString(),
     node: process.version,
     runs,
     sizes,
     pfs: PFS,
     seconds: (Date.now() - t0) / 1000,
-    summary: {
-      enablePerVfRatio: enable.ratio,
-      disablePerVfRatio: disable.ratio,
-      openPerVfRatio: opened.ratio,
-      closePerVfRatio: closed.ratio,
-      virtfnPerVfRatio: virtfn.ratio,
-      tokenCyclesPerSecond: { small, large },
-      cycleMs: { early, late },
-    },
+    sections,
+    summary,
     rows,
   };
-  const file = path.join(here, "..", "..", "bench", "results.json");
   fs.writeFileSync(file, JSON.stringify(out, null, 2) + "\n");
   console.log(`\nwrote ${path.relative(process.cwd(), file)} (${out.seconds.toFixed(1)} s)`);
 }
