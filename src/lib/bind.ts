@@ -83,7 +83,8 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
     });
   }
   const d = await readDevice(sys, bdf);
-  const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
+  // only the PF's address and driver matter here: one readlink, not the PF's every virtfn link
+  const pf = d.physfn ? { bdf: d.physfn, driver: await linkBase(sys, `${devPath(d.physfn)}/driver`) } : null;
   const previous = { driver: d.driver, driverOverride: d.driverOverride };
   const warnings: string[] = [];
   if (d.driver === driver) return { bdf, driver, previous, changed: false, warnings, log: [] };
