@@ -18,6 +18,8 @@ export * from "./sys/syscalls.js";
 export * from "./sys/fsutil.js";
 export { KmsgReader, parseKmsg, KMSG_LEVELS, type KmsgRecord } from "./sys/kmsg.js";
 export * from "./uapi/vfio.js";
+export * from "./uapi/iommufd.js";
+export { setUserPointer, userPointers, readUserPointer, type UserPointer } from "./sys/userptr.js";
 export { Kernel, type Task, type BlockedTask, type KernelOptions } from "./kernel/kernel.js";
 export { ModelProcess } from "./kernel/process.js";
 export { Clock, SeededRng, CryptoRng, type Rng } from "./kernel/clock.js";

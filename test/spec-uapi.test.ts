@@ -30,6 +30,8 @@ describe("§1.1 ioctl numbers are _IO(';', 100 + n) = 0x3B64 + n", () => {
     ["IOMMU_UNMAP_DMA", 0x3b72, 15218],
     ["DEVICE_FEATURE", 0x3b75, 15221],
     ["DEVICE_BIND_IOMMUFD", 0x3b76, 15222],
+    ["DEVICE_ATTACH_IOMMUFD_PT", 0x3b77, 15223],
+    ["DEVICE_DETACH_IOMMUFD_PT", 0x3b78, 15224],
   ];
   for (const [name, h, d] of rows) {
     test(`VFIO_${name} = 0x${h.toString(16).toUpperCase()} (${d})`, () => {
@@ -76,7 +78,18 @@ describe("§1.2–§1.5 constants", () => {
 
 describe("§1.3 struct sizes and byte offsets (6.1 header)", () => {
   test("struct sizes", () => {
-    assert.deepEqual(U.SIZEOF, { vfio_group_status: 8, vfio_device_info: 20, vfio_region_info: 32, vfio_irq_info: 16, vfio_irq_set: 20, vfio_device_feature: 8 });
+    assert.deepEqual(U.SIZEOF, {
+      vfio_group_status: 8,
+      vfio_device_info: 20,
+      vfio_region_info: 32,
+      vfio_irq_info: 16,
+      vfio_irq_set: 20,
+      vfio_device_feature: 8,
+      vfio_device_bind_iommufd: 24,
+      vfio_device_bind_iommufd_v66: 16,
+      vfio_device_attach_iommufd_pt: 16,
+      vfio_device_detach_iommufd_pt: 12,
+    });
   });
   test("field offsets", () => {
     assert.deepEqual(U.OFFSETS.vfio_group_status, { argsz: 0, flags: 4 });
@@ -139,9 +152,10 @@ describe("§10.1 byte vectors", () => {
     await sh.ioctl(vf.group, 0x3b67, st);
     assert.equal(hex(st), "08 00 00 00 03 00 00 00");
   });
-  test("BIND_IOMMUFD (0x3B76) is not modelled: neither Debian kernel has the cdev path; on a group-path device fd it is ENOTTY", async () => {
-    // Gap: kernel-spec §2.9 / §10.1's 24-byte BIND vector needs CONFIG_VFIO_DEVICE_CDEV + IOMMUFD (6.6+),
-    // which the 6.1 and 6.12 profiles do not have. The model answers like vfio_pci_core_ioctl's default.
+  test("BIND_IOMMUFD (0x3B76) on a group-path device fd of a kernel without the cdev (both Debian kernels) is ENOTTY", async () => {
+    // kernel-spec §2.9 / §10.1's 24-byte BIND vector needs CONFIG_VFIO_DEVICE_CDEV + IOMMUFD (6.6+),
+    // which Debian's 6.1 and 6.12 do not have (the cdev rows are in test/spec-cdev.test.ts). The
+    // model answers like vfio_pci_core_ioctl's default.
     const { sh } = await bootWithVfs("6.12", 1);
     const pf = await openDevice(sh, PF, `${PF} vf_token=${U1}`);
     const b = Buffer.alloc(24);

@@ -39,6 +39,7 @@ export const ERRNO = {
   ENOTEMPTY: 39,
   ELOOP: 40,
   EBADFD: 77,
+  EOPNOTSUPP: 95,
   ETIMEDOUT: 110,
   EPROBE_DEFER: 517,
 } as const;
@@ -79,6 +80,7 @@ const MESSAGES: Partial<Record<ErrnoName, string>> = {
   ERANGE: "Numerical result out of range",
   ENOSYS: "Function not implemented",
   EBADFD: "File descriptor in bad state",
+  EOPNOTSUPP: "Operation not supported",
   ETIMEDOUT: "Connection timed out",
 };
 

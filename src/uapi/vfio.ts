@@ -12,6 +12,8 @@
  * // await sys.ioctl(pfFd, VFIO.DEVICE_FEATURE, buf)
  * ```
  */
+import { setUserPointer } from "../sys/userptr.js";
+
 export const VFIO_TYPE = 0x3b;
 export const VFIO_BASE = 100;
 const io = (n: number) => (VFIO_TYPE << 8) | (VFIO_BASE + n);
@@ -35,7 +37,10 @@ export const VFIO = {
   IOMMU_MAP_DMA: io(13),
   IOMMU_UNMAP_DMA: io(14),
   DEVICE_FEATURE: io(17),
+  /** cdev device fd only (6.6+) */
   DEVICE_BIND_IOMMUFD: io(18),
+  DEVICE_ATTACH_IOMMUFD_PT: io(19),
+  DEVICE_DETACH_IOMMUFD_PT: io(20),
 } as const;
 
 /** Reverse lookup for printing: the device-fd meaning wins where numbers are shared. */
@@ -53,6 +58,9 @@ export const VFIO_IOCTL_NAMES: Record<number, string> = {
   [io(10)]: "VFIO_DEVICE_SET_IRQS",
   [io(11)]: "VFIO_DEVICE_RESET",
   [io(17)]: "VFIO_DEVICE_FEATURE",
+  [io(18)]: "VFIO_DEVICE_BIND_IOMMUFD",
+  [io(19)]: "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+  [io(20)]: "VFIO_DEVICE_DETACH_IOMMUFD_PT",
 };
 
 export const VFIO_API_VERSION = 0;
@@ -99,6 +107,12 @@ export const VFIO_DEVICE_FEATURE_SET = 1 << 17;
 export const VFIO_DEVICE_FEATURE_PROBE = 1 << 18;
 export const VFIO_DEVICE_FEATURE_PCI_VF_TOKEN = 0;
 
+/** vfio_device_bind_iommufd.flags: token_uuid_ptr is valid (6.17+, 86624ba3b522) */
+export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;
+/** vfio_device_attach_iommufd_pt.flags / detach: pasid is valid (newer kernels) */
+export const VFIO_DEVICE_ATTACH_PASID = 1 << 0;
+export const VFIO_DEVICE_DETACH_PASID = 1 << 0;
+
 /** vfio-pci region and irq indices. */
 export const VFIO_PCI_BAR0_REGION_INDEX = 0;
 export const VFIO_PCI_ROM_REGION_INDEX = 6;
@@ -121,6 +135,13 @@ export const SIZEOF = {
   vfio_irq_info: 16,
   vfio_irq_set: 20,
   vfio_device_feature: 8,
+  /** 16 bytes in 6.6–6.16 (minsz: offsetofend out_devid); 24 from 6.17 with token_uuid_ptr */
+  vfio_device_bind_iommufd: 24,
+  vfio_device_bind_iommufd_v66: 16,
+  /** minsz offsetofend pt_id = 12; 16 with pasid */
+  vfio_device_attach_iommufd_pt: 16,
+  /** minsz offsetofend flags = 8; 12 with pasid */
+  vfio_device_detach_iommufd_pt: 12,
 } as const;
 
 /** Byte offsets of struct fields, pinned by tests. */
@@ -131,6 +152,9 @@ export const OFFSETS = {
   vfio_irq_info: { argsz: 0, flags: 4, index: 8, count: 12 },
   vfio_irq_set: { argsz: 0, flags: 4, index: 8, start: 12, count: 16, data: 20 },
   vfio_device_feature: { argsz: 0, flags: 4, data: 8 },
+  vfio_device_bind_iommufd: { argsz: 0, flags: 4, iommufd: 8, out_devid: 12, token_uuid_ptr: 16 },
+  vfio_device_attach_iommufd_pt: { argsz: 0, flags: 4, pt_id: 8, pasid: 12 },
+  vfio_device_detach_iommufd_pt: { argsz: 0, flags: 4, pasid: 8 },
 } as const;
 
 // ---- UUIDs (uuid_t: bytes in string order, RFC 4122; lib/uuid.c) ----
@@ -221,5 +245,54 @@ export function reqEventfdBuf(eventfd: number): Buffer {
   b.writeUInt32LE(0, 12);
   b.writeUInt32LE(1, 16);
   b.writeInt32LE(eventfd, 20);
+  return b;
+}
+
+// ---- the cdev path (6.6+): /dev/vfio/devices/vfio<N> ----
+
+export interface BindIommufdOptions {
+  /** the VF token: sets VFIO_DEVICE_BIND_FLAG_TOKEN and points token_uuid_ptr at its 16 bytes */
+  token?: string | Uint8Array;
+  /** argsz (default 24, the 6.17+ struct; 16 is the 6.6–6.16 struct) */
+  argsz?: number;
+  /** flags as given (default: FLAG_TOKEN when a token is given, else 0) */
+  flags?: number;
+  /** token_uuid_ptr as a raw value instead of a pointer to the token (e.g. 0n) */
+  rawTokenPtr?: bigint;
+}
+
+/**
+ * struct vfio_device_bind_iommufd for VFIO_DEVICE_BIND_IOMMUFD on a cdev device fd, the way the
+ * kernel selftests' __vfio_device_bind_iommufd fills it: argsz = sizeof (24), iommufd, and with
+ * a token flags = VFIO_DEVICE_BIND_FLAG_TOKEN and token_uuid_ptr → the 16 UUID bytes. out_devid
+ * comes back at offset 12. The buffer is max(argsz, 24) bytes so trailing-byte checks can be tried.
+ */
+export function bindIommufdBuf(iommufd: number, opts: BindIommufdOptions = {}): Buffer {
+  const argsz = opts.argsz ?? SIZEOF.vfio_device_bind_iommufd;
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_device_bind_iommufd));
+  b.writeUInt32LE(argsz >>> 0, 0);
+  b.writeUInt32LE((opts.flags ?? (opts.token !== undefined ? VFIO_DEVICE_BIND_FLAG_TOKEN : 0)) >>> 0, 4);
+  b.writeInt32LE(iommufd, 8);
+  if (opts.token !== undefined) setUserPointer(b, 16, Buffer.from(typeof opts.token === "string" ? uuidParse(opts.token) : opts.token));
+  if (opts.rawTokenPtr !== undefined) b.writeBigUInt64LE(opts.rawTokenPtr, 16);
+  return b;
+}
+
+/** struct vfio_device_attach_iommufd_pt (argsz 12: no pasid); the kernel writes the attached pt_id back at offset 8. */
+export function attachIommufdPtBuf(ptId: number, opts: { argsz?: number; flags?: number } = {}): Buffer {
+  const argsz = opts.argsz ?? 12;
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_device_attach_iommufd_pt));
+  b.writeUInt32LE(argsz >>> 0, 0);
+  b.writeUInt32LE((opts.flags ?? 0) >>> 0, 4);
+  b.writeUInt32LE(ptId >>> 0, 8);
+  return b;
+}
+
+/** struct vfio_device_detach_iommufd_pt (argsz 8: no pasid). */
+export function detachIommufdPtBuf(opts: { argsz?: number; flags?: number } = {}): Buffer {
+  const argsz = opts.argsz ?? 8;
+  const b = Buffer.alloc(Math.max(argsz, SIZEOF.vfio_device_detach_iommufd_pt));
+  b.writeUInt32LE(argsz >>> 0, 0);
+  b.writeUInt32LE((opts.flags ?? 0) >>> 0, 4);
   return b;
 }

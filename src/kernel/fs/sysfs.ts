@@ -11,8 +11,15 @@ import { KernelLog } from "../printk.js";
 import { kstrtobool, sriovGetTotalVFs, sriovNumvfsShow, sriovNumvfsStore } from "../pci/iov.js";
 import type { PciDev, PciDriver } from "../pci/pci.js";
 import { ContainerFile } from "../vfio/vfio_main.js";
+import { IommufdFile } from "../iommufd/main.js";
 import type { OpenFile } from "./file.js";
 import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
+
+/**
+ * The major of the "vfio-dev" char region (alloc_chrdev_region, dynamic in Linux; any fixed
+ * number serves the model): vfio-dev/vfio<N>/dev reads "510:N".
+ */
+export const VFIO_DEV_MAJOR = 510;
 
 /** USER_HZ: the clock-tick unit of /proc (jiffies_to_clock_t). */
 const USER_HZ = 100;
@@ -88,26 +95,33 @@ export class SysfsTrees {
       sys: staticDir({
         bus: staticDir({ pci: this.busPci() }),
         devices: this.devicesDir("/sys/devices"),
+        ...(k.profile.behaviour.vfioDeviceSysfs ? { class: staticDir({ "vfio-dev": this.vfioDevClass() }) } : {}),
         kernel: staticDir({ iommu_groups: this.iommuGroups() }),
         module: this.modules(),
       }),
       dev: staticDir({
         vfio: lazyDir(
-          () => ["vfio", ...[...k.vfio.groups.values()].filter((g) => k.vfio.groupNode(g.id)).map((g) => String(g.id))],
+          () => ["vfio", ...[...k.vfio.groups.values()].filter((g) => k.vfio.groupNode(g.id)).map((g) => String(g.id)), ...(this.cdevNodes().length ? ["devices"] : [])],
           (name) => {
             if (name === "vfio") return { t: "char", mode: 0o666, open: (_t, flags) => new ContainerFile(k, flags) };
+            // devtmpfs makes vfio/devices/ with the first node and removes it with the last
+            if (name === "devices") return this.cdevNodes().length ? this.cdevDir() : undefined;
             if (!/^\d+$/.test(name) || !k.vfio.groupNode(Number(name))) return undefined;
             return { t: "char", mode: 0o600, open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
           },
         ),
         kmsg: { t: "char", mode: 0o644, open: (_t, flags) => new KmsgFile(k, flags) },
+        // drivers/iommu/iommufd/main.c iommufd_misc_dev: "iommu", mode 0660
+        ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
       proc: lazyDir(
-        () => ["self", "stat", "uptime", "sys", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", "version", "sys", ...[...k.processes.keys()].map(String)],
         (name) => {
           if (name === "self") return link(String(task.pid));
           // drivers/char/random.c proc_do_uuid: boot_id is one random UUID per boot
-          if (name === "sys") return staticDir({ kernel: staticDir({ random: staticDir({ boot_id: ro(() => `${k.bootId}\n`) }) }) });
+          // kernel/utsname_sysctl.c osrelease (uname -r) and fs/proc/version.c: the modelled kernel's names
+          if (name === "sys") return staticDir({ kernel: staticDir({ osrelease: ro(() => `${k.profile.ident.osrelease}\n`), random: staticDir({ boot_id: ro(() => `${k.bootId}\n`) }) }) });
+          if (name === "version") return ro(() => `${k.profile.ident.procVersion}\n`);
           if (name === "stat") return ro(() => procStat(k));
           if (name === "uptime") return ro(() => procUptime(k));
           const p = k.processes.get(Number(name));
@@ -220,6 +234,10 @@ export class SysfsTrees {
       if (d.driver) a.driver = link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`));
       if (d.iommuGroup) a.iommu_group = link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`));
       if (d.physfn) a.physfn = link(relLink(d.sysfsDir, d.physfn.sysfsDir));
+      if (k.profile.behaviour.vfioDeviceSysfs) {
+        const vds = k.vfio.devicesOf(d);
+        if (vds.length) a["vfio-dev"] = staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, this.vfioDevDir(d, v.index)])));
+      }
       const iov = d.sriov;
       if (iov) {
         a.sriov_totalvfs = ro(() => `${sriovGetTotalVFs(d)}\n`);
@@ -243,6 +261,58 @@ export class SysfsTrees {
       }
       return a;
     };
+  }
+
+  // ---------------------------------------------------------------- vfio-dev class devices and cdev nodes
+
+  /**
+   * vfio_main.c: each vfio device is class device vfio<N> of class "vfio-dev" under its PCI
+   * device; `dev` exists only with CONFIG_VFIO_DEVICE_CDEV (vfio_init_device_cdev sets devt).
+   */
+  private vfioDevDir(d: PciDev, index: number): DirNode {
+    const k = this.k;
+    const base = `${d.sysfsDir}/vfio-dev/vfio${index}`;
+    return staticDir({
+      ...(k.profile.config.VFIO_DEVICE_CDEV ? { dev: ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) } : {}),
+      device: link(relLink(base, d.sysfsDir)),
+      subsystem: link(relLink(base, "/sys/class/vfio-dev")),
+      uevent: rw(
+        () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
+        (_t, _b, c) => c,
+      ),
+    });
+  }
+
+  /** /sys/class/vfio-dev: a link per vfio device to its class device directory */
+  private vfioDevClass(): DirNode {
+    const k = this.k;
+    const live = () => [...k.vfio.devices.values()].filter((v) => v.deviceAdded);
+    return lazyDir(
+      () => live().map((v) => `vfio${v.index}`),
+      (name) => {
+        const v = live().find((x) => `vfio${x.index}` === name);
+        return v ? link(relLink("/sys/class/vfio-dev", `${v.pdev.sysfsDir}/vfio-dev/vfio${v.index}`)) : undefined;
+      },
+    );
+  }
+
+  private cdevNodes(): number[] {
+    const k = this.k;
+    if (!k.profile.config.VFIO_DEVICE_CDEV) return [];
+    return [...k.vfio.devices.keys()].filter((i) => k.vfio.cdevNode(i)).sort((a, b) => a - b);
+  }
+
+  /** /dev/vfio/devices: vfio_device_devnode "vfio/devices/vfio<N>", mode 0600 (no mode given) */
+  private cdevDir(): DirNode {
+    const k = this.k;
+    return lazyDir(
+      () => this.cdevNodes().map((i) => `vfio${i}`),
+      (name) => {
+        const m = /^vfio(0|[1-9]\d*)$/.exec(name);
+        if (!m || !k.vfio.cdevNode(Number(m[1]))) return undefined;
+        return { t: "char", mode: 0o600, open: (_t, flags) => k.vfio.openCdev(Number(m[1]), flags) };
+      },
+    );
   }
 
   // ---------------------------------------------------------------- /sys/kernel/iommu_groups

@@ -1,7 +1,8 @@
 /**
- * drivers/vfio (vfio_main.c, group.c, container.c) as of 6.1/6.12: groups, containers, device
- * registration, device files, the generic VFIO_DEVICE_FEATURE decoder, and the blocking
- * unregister loop that waits for userspace to release a device.
+ * drivers/vfio (vfio_main.c, group.c, container.c): groups, containers, device registration,
+ * device files, the generic VFIO_DEVICE_FEATURE decoder, and the blocking unregister loop that
+ * waits for userspace to release a device. Version differences come from the kernel's profile
+ * (src/kernel/versions.ts); the cdev path (6.6+) is in device_cdev.ts.
  */
 import { ERRNO } from "../../sys/errno.js";
 import { O_RDWR } from "../../sys/syscalls.js";
@@ -26,6 +27,8 @@ import type { Kernel, Task } from "../kernel.js";
 import type { PciDev } from "../pci/pci.js";
 import type { ModelProcess } from "../process.js";
 import { WaitQueue } from "../sync.js";
+import { CdevFile, decodeBindIommufd } from "./device_cdev.js";
+import type { IommufdCtx } from "../iommufd/main.js";
 
 /** struct vfio_device_ops, the driver half of a vfio device. */
 export interface VfioDeviceOps {
@@ -38,16 +41,27 @@ export interface VfioDeviceOps {
   /** the driver's device_feature op: called for indices the core does not handle */
   deviceFeature(task: Task, flags: number, argsz: number, arg: Buffer): number;
   request(task: Task, count: number): void;
+  /**
+   * 6.17+ match_token_uuid (vfio_pci_core_match_token_uuid): 0 when `uuid` (null: none given)
+   * may open the device, else −errno. Drivers without it refuse a token at BIND_IOMMUFD.
+   */
+  matchTokenUuid?(task: Task, uuid: Buffer | null): number;
 }
 
 export class VfioDevice {
   openCount = 0;
   registered = true;
+  /** the vfio-dev/vfio<index> class device is in sysfs (and /dev/vfio/devices/vfio<index> with the cdev) */
+  deviceAdded = true;
+  /** open cdev files: each holds a registration reference, so removal waits for it even unbound */
+  cdevFiles = 0;
   readonly released = new WaitQueue();
   constructor(
     readonly pdev: PciDev,
     readonly group: VfioGroup,
     readonly ops: VfioDeviceOps,
+    /** vfio.device_ida: the N of vfio<N> */
+    readonly index: number,
   ) {}
 }
 
@@ -58,6 +72,8 @@ export class VfioGroup {
   container: Container | null = null;
   /** devices of this group with open_count > 0 (container_users − 1 in 6.1) */
   openDevices = 0;
+  /** 6.6+ cdev_device_open_cnt: devices of this group bound through the cdev (blocks the group node) */
+  cdevDeviceOpenCnt = 0;
   revoked = false;
   constructor(
     readonly id: number,
@@ -201,6 +217,10 @@ export class DeviceFile implements OpenFile {
   ) {}
 
   async ioctl(task: Task, proc: ModelProcess, req: number, arg: Buffer | number | undefined): Promise<number> {
+    // vfio_device_fops_unl_ioctl: BIND_IOMMUFD is decoded for every device fd once the cdev is
+    // built in; on a group-path fd it then fails EINVAL. Without the cdev (or before 6.6) the
+    // number reaches vfio-pci, which does not know it: ENOTTY.
+    if (req === VFIO.DEVICE_BIND_IOMMUFD && this.k.profile.config.VFIO_DEVICE_CDEV) return bindArgsThenGroupFd(this.k, arg);
     if (req === VFIO.DEVICE_FEATURE) return deviceFeature(task, this.device, arg);
     return this.device.ops.ioctl(task, proc, req, arg);
   }
@@ -211,8 +231,14 @@ export class DeviceFile implements OpenFile {
   }
 }
 
+/** device_cdev.c vfio_df_ioctl_bind_iommufd on a group-path device fd: the struct checks, then "only for cdev fds". */
+function bindArgsThenGroupFd(k: Kernel, arg: Buffer | number | undefined): number {
+  const r = decodeBindIommufd(k, arg);
+  return typeof r === "number" ? r : -ERRNO.EINVAL;
+}
+
 /** vfio_main.c vfio_ioctl_device_feature (5.18+ generic decode). */
-function deviceFeature(task: Task, dev: VfioDevice, arg: Buffer | number | undefined): number {
+export function deviceFeature(task: Task, dev: VfioDevice, arg: Buffer | number | undefined): number {
   if (!(arg instanceof Buffer) || arg.length < 8) return -ERRNO.EFAULT;
   const argsz = arg.readUInt32LE(0);
   const flags = arg.readUInt32LE(4);
@@ -244,9 +270,20 @@ export function vfioCheckFeature(flags: number, argsz: number, supportedOps: num
 
 export class VfioCore {
   readonly groups = new Map<number, VfioGroup>();
+  /** every registered vfio device, by its index (vfio<N>) */
+  readonly devices = new Map<number, VfioDevice>();
+  /** iommu groups whose DMA a cdev-bound device claimed for an iommufd context */
+  readonly dmaOwners = new Map<IommuGroup, IommufdCtx>();
   constructor(private readonly k: Kernel) {}
 
-  /** vfio_register_group_dev: needs an IOMMU group (else EINVAL); creates /dev/vfio/<N>. */
+  /** ida_alloc_max(&vfio.device_ida): the lowest free index */
+  private allocIndex(): number {
+    let i = 0;
+    while (this.devices.has(i)) i++;
+    return i;
+  }
+
+  /** vfio_register_group_dev: needs an IOMMU group (else EINVAL); creates /dev/vfio/<N> (and vfio-dev/vfio<index>). */
   register(pdev: PciDev, ops: VfioDeviceOps): VfioDevice | number {
     const ig = pdev.iommuGroup;
     if (!ig) return -ERRNO.EINVAL;
@@ -255,9 +292,15 @@ export class VfioCore {
       g = new VfioGroup(ig.id, ig);
       this.groups.set(ig.id, g);
     }
-    const d = new VfioDevice(pdev, g, ops);
+    const d = new VfioDevice(pdev, g, ops, this.allocIndex());
     g.devices.push(d);
+    this.devices.set(d.index, d);
     return d;
+  }
+
+  /** The vfio devices of a PCI device whose class device is in sysfs. */
+  devicesOf(pdev: PciDev): VfioDevice[] {
+    return [...this.devices.values()].filter((d) => d.pdev === pdev && d.deviceAdded);
   }
 
   /**
@@ -267,13 +310,15 @@ export class VfioCore {
    */
   async unregister(task: Task, d: VfioDevice): Promise<void> {
     d.registered = false;
+    // 6.6+ (38c24544e10a): device_del before the wait, so vfio-dev/vfio<N> and its cdev node go now
+    if (this.k.profile.behaviour.deviceDelBeforeWait) d.deviceAdded = false;
     let i = 0;
     let interrupted = false;
     // Each wait starts when the previous one timed out, so the waits end at start + 10 s·k.
     // Arming them from that schedule (not from "now") keeps the count right when the model
     // clock jumps over several of them at once: k.advance(100_000) gives request #1 … #10.
     let deadline = this.k.clock.nowMs();
-    while (d.openCount > 0) {
+    while (d.openCount > 0 || d.cdevFiles > 0) {
       d.ops.request(task, i++);
       const woken = d.released.wait();
       deadline += 10_000;
@@ -290,6 +335,8 @@ export class VfioCore {
         this.k.log.dev(4, d.pdev, `Device is currently in use, task "${task.comm}" (${task.pid}) blocked until device is released`);
       }
     }
+    d.deviceAdded = false;
+    this.devices.delete(d.index);
     const g = d.group;
     const idx = g.devices.indexOf(d);
     if (idx >= 0) g.devices.splice(idx, 1);
@@ -316,9 +363,25 @@ export class VfioCore {
     return g && !g.revoked && g.devices.length > 0 ? g : undefined;
   }
 
+  /** The device behind /dev/vfio/devices/vfio<index>, if the node exists (CONFIG_VFIO_DEVICE_CDEV). */
+  cdevNode(index: number): VfioDevice | undefined {
+    if (!this.k.profile.config.VFIO_DEVICE_CDEV) return undefined;
+    const d = this.devices.get(index);
+    return d && d.deviceAdded ? d : undefined;
+  }
+
+  /** device_cdev.c vfio_device_fops_cdev_open: ENODEV once the device is being removed. */
+  openCdev(index: number, flags: number): CdevFile | number {
+    const d = this.devices.get(index);
+    if (!d || !d.registered) return -ERRNO.ENODEV;
+    return new CdevFile(this.k, d, flags);
+  }
+
   openGroup(id: number, flags: number): GroupFile | number {
     const g = this.groups.get(id);
     if (!g || g.revoked || this.liveDevices(g).length === 0) return -ERRNO.ENODEV;
+    // 6.6+ vfio_group_fops_open: a device of the group is bound through its cdev
+    if (g.cdevDeviceOpenCnt) return -ERRNO.EBUSY;
     if (g.file) return -ERRNO.EBUSY;
     const f = new GroupFile(this.k, g, flags);
     g.file = f;

@@ -19,8 +19,11 @@
 import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";
 import { SysError } from "../errno.js";
+import { setUserPointer, userPointers } from "../userptr.js";
 
 interface Ffi {
+  /** the address of a Buffer's memory (koffi.address) */
+  address(buf: Buffer): bigint;
   errno(value?: number): number;
   ioctlPtr(fd: number, request: number, arg: Buffer): number;
   ioctlInt(fd: number, request: number, arg: number | bigint): number;
@@ -47,6 +50,7 @@ function load(): Ffi {
     const eventfd = libc.func("int eventfd(unsigned int initval, int flags)");
     const lseek = libc.func("int64_t lseek(int fd, int64_t offset, int whence)");
     ffi = {
+      address: (buf: Buffer) => koffi.address(buf) as bigint,
       errno: (v?: number) => (v === undefined ? koffi.errno() : koffi.errno(v)),
       ioctlPtr,
       ioctlInt,
@@ -97,9 +101,13 @@ function checked(ret: number, err: number, syscall: string, path?: string): numb
  */
 export function ioctl(fd: number, request: number, arg: Buffer | number = 0, path?: string): number {
   const f = load();
+  // user pointers inside the struct (src/sys/userptr.ts) get their targets' real addresses;
+  // the targets stay referenced by the struct's record until the call returns
+  if (Buffer.isBuffer(arg)) for (const p of userPointers(arg)) arg.writeBigUInt64LE(f.address(p.target), p.offset);
   f.errno(0);
   const ret = Buffer.isBuffer(arg) ? f.ioctlPtr(fd, request >>> 0, arg) : f.ioctlInt(fd, request >>> 0, arg);
   const err = f.errno();
+  if (Buffer.isBuffer(arg)) for (const p of userPointers(arg)) setUserPointer(arg, p.offset, p.target);
   return checked(ret, err, "ioctl", path);
 }
 

@@ -110,10 +110,17 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
     return this.validateVfToken(task, token);
   }
 
+  /** 6.17+ vfio_pci_core_match_token_uuid, the .match_token_uuid op BIND_IOMMUFD calls: 0 or −errno. */
+  matchTokenUuid(task: Task, uuid: Buffer | null): number {
+    const r = this.validateVfToken(task, uuid);
+    return r < 0 ? r : 0;
+  }
+
   /** vfio_pci_validate_vf_token (6.17: vfio_pci_core_match_token_uuid). Each log site is rate-limited separately. */
   validateVfToken(_task: Task, token: Buffer | null): number {
     const log = this.k.log;
-    const F = "vfio_pci_validate_vf_token";
+    // the rate-limit suppression line names the function that holds the call sites
+    const F = this.k.profile.behaviour.bindIommufdToken ? "vfio_pci_core_match_token_uuid" : "vfio_pci_validate_vf_token";
     const info = (msg: string, site: number) => log.devRatelimited(KERN_INFO, this.pdev, msg, `${F}#${site}`);
     if (this.pdev.isVirtfn) {
       const pf = this.sriovPfCoreDev;
