@@ -27,7 +27,7 @@ import { profileOf, type KernelConfig, type KernelProfile, type KernelVersion } 
 import { PciCore } from "./pci/core.js";
 import { PciPfStubDriver } from "./pci/pci-pf-stub.js";
 import type { PciDev } from "./pci/pci.js";
-import { ModelProcess } from "./process.js";
+import { ModelProcess, type SpawnOptions } from "./process.js";
 import { VfioCore } from "./vfio/vfio_main.js";
 import { VfioPciDriver } from "./vfio/pci/vfio_pci_core.js";
 
@@ -149,9 +149,9 @@ export class Kernel {
     if (!this.drivers.driver("vfio-pci")) this.drivers.registerDriver(this.vfioPci);
   }
 
-  /** Start a model process; its syscalls answer the seam. */
-  spawn(comm = "proc"): ModelProcess {
-    const p = new ModelProcess(this, this.nextPid++, comm);
+  /** Start a model process; its syscalls answer the seam (`opts`: a chroot, a container's mounts, its cgroup). */
+  spawn(comm = "proc", opts: SpawnOptions = {}): ModelProcess {
+    const p = new ModelProcess(this, this.nextPid++, comm, opts);
     this.processes.set(p.pid, p);
     return p;
   }

@@ -9,8 +9,33 @@ import { SysErrorCode } from "./errors.js";
 import type { OpenFile } from "./fs/file.js";
 import { getFile, putFile } from "./fs/file.js";
 import { SysfsFile } from "./fs/sysfs.js";
+import type { Node } from "./fs/vfs.js";
 import type { Kernel, Task } from "./kernel.js";
 
+/**
+ * Where a model process runs (model-only; Linux sets these with chroot(2), mount namespaces and
+ * cgroups). The model has one file tree: a chroot or a container sees the same /dev, /sys and
+ * /proc (as if bind-mounted in), and only what other processes read in /proc about it changes.
+ */
+export interface SpawnOptions {
+  /**
+   * chroot(2) into this directory (as the initial namespace names it): the process opens
+   * "/dev/vfio/7" and /proc/PID/fd shows "<root>/dev/vfio/7"; /proc/PID/root links to it.
+   */
+  root?: string;
+  /**
+   * Its own mount namespace (a container): paths it opens are looked up through this map first
+   * (its path → the host's, exact or a directory prefix), /proc/PID/fd shows its own paths, and
+   * /proc/PID/ns/mnt differs from the host's.
+   */
+  mounts?: Record<string, string>;
+  /** the cgroup v2 path /proc/PID/cgroup shows ("0::<path>"); default "/" */
+  cgroup?: string;
+}
+
+/** The initial mount namespace's inode number (what /proc/1/ns/mnt shows on Linux: mnt:[4026531841]). */
+export const INIT_MNT_NS = 4026531841;
+let nextMntNs = INIT_MNT_NS + 1;
 
 export class ModelProcess implements Syscalls {
   readonly backend = "model" as const;
@@ -19,12 +44,47 @@ export class ModelProcess implements Syscalls {
   /** model time (ns since boot) when the process was spawned: /proc/<pid>/stat starttime */
   readonly startNs: bigint;
 
+  readonly root: string;
+  readonly mounts: ReadonlyMap<string, string>;
+  readonly cgroup: string;
+  /** the mount namespace's inode number (/proc/PID/ns/mnt) */
+  readonly mntNs: number;
+  /** fd → the text /proc/PID/fd/N shows when it is not the file's own (chroot, container) */
+  private readonly fdText = new Map<number, string>();
+  /** fd → the inode it was opened on (stat through /proc/PID/fd/N) */
+  private readonly fdInode = new Map<number, Node>();
+
   constructor(
     private readonly k: Kernel,
     readonly pid: number,
     readonly comm: string,
+    opts: SpawnOptions = {},
   ) {
     this.startNs = k.clock.now();
+    this.root = opts.root && opts.root !== "/" ? opts.root.replace(/\/+$/, "") : "/";
+    this.mounts = new Map(Object.entries(opts.mounts ?? {}).map(([a, b]) => [a.replace(/\/+$/, ""), b.replace(/\/+$/, "")]));
+    this.cgroup = opts.cgroup ?? "/";
+    this.mntNs = this.mounts.size ? nextMntNs++ : INIT_MNT_NS;
+  }
+
+  /** The model path a path this process uses stands for (its container mounts applied). */
+  private lookupPath(path: string): string {
+    for (const [inside, host] of this.mounts) {
+      if (path === inside) return host;
+      if (path.startsWith(inside + "/")) return host + path.slice(inside.length);
+    }
+    return path;
+  }
+
+  /** What readlink(/proc/PID/fd/N) returns. */
+  fdLink(fd: number): string | undefined {
+    return this.fdText.get(fd) ?? this.fds.get(fd)?.procLink;
+  }
+
+  /** The inode behind fd N (an anonymous inode for files not opened by path). */
+  fdNode(fd: number): Node | undefined {
+    if (!this.fds.has(fd)) return undefined;
+    return this.fdInode.get(fd) ?? { t: "anon" };
   }
 
   fileOf(fd: number): OpenFile | undefined {
@@ -51,6 +111,8 @@ export class ModelProcess implements Syscalls {
   /** __put_unused_fd: a freed number below the hint becomes the new hint. */
   private freeFd(fd: number): void {
     this.fds.delete(fd);
+    this.fdText.delete(fd);
+    this.fdInode.delete(fd);
     if (fd < this.nextFd) this.nextFd = fd;
   }
 
@@ -80,7 +142,7 @@ export class ModelProcess implements Syscalls {
 
   open(path: string, flags: number): Promise<number> {
     return this.run("open", path, (task) => {
-      const { node } = this.k.vfs.resolve(task, path);
+      const { node } = this.k.vfs.resolve(task, this.lookupPath(path));
       const acc = flags & O_ACCMODE;
       const wantW = acc === O_WRONLY || acc === O_RDWR;
       const wantR = acc !== O_WRONLY;
@@ -103,7 +165,12 @@ export class ModelProcess implements Syscalls {
         default:
           throw new SysErrorCode(ERRNO.ELOOP);
       }
-      return this.installFd(f);
+      const fd = this.installFd(f);
+      this.fdInode.set(fd, node);
+      // d_path from the reader's root: a chroot's files under its directory, a container's by its own paths
+      if (this.root !== "/" && path.startsWith("/")) this.fdText.set(fd, this.root + path);
+      else if (this.mounts.size && f.procLink.startsWith("/")) this.fdText.set(fd, path);
+      return fd;
     });
   }
 
@@ -156,7 +223,7 @@ export class ModelProcess implements Syscalls {
 
   readlink(path: string): Promise<string> {
     return this.run("readlink", path, (task) => {
-      const { node } = this.k.vfs.resolve(task, path, true);
+      const { node } = this.k.vfs.resolve(task, this.lookupPath(path), true);
       if (node.t !== "link") throw new SysErrorCode(ERRNO.EINVAL);
       return node.target;
     });
@@ -164,18 +231,18 @@ export class ModelProcess implements Syscalls {
 
   readdir(path: string): Promise<string[]> {
     return this.run("readdir", path, (task) => {
-      const { node } = this.k.vfs.resolve(task, path);
+      const { node } = this.k.vfs.resolve(task, this.lookupPath(path));
       if (node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
       return node.list();
     });
   }
 
   stat(path: string): Promise<Stat> {
-    return this.run("stat", path, (task) => this.k.vfs.stat(task, path, false));
+    return this.run("stat", path, (task) => this.k.vfs.stat(task, this.lookupPath(path), false));
   }
 
   lstat(path: string): Promise<Stat> {
-    return this.run("lstat", path, (task) => this.k.vfs.stat(task, path, true));
+    return this.run("lstat", path, (task) => this.k.vfs.stat(task, this.lookupPath(path), true));
   }
 
   /** do_exit: close every fd (files whose last reference goes run their release). */

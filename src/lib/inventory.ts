@@ -12,7 +12,7 @@
  * ```
  */
 import type { Syscalls } from "../sys/syscalls.js";
-import { holdersOf, vfioHolders, type VfioHolder } from "./holders.js";
+import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
@@ -51,7 +51,7 @@ export interface Inventory {
 }
 
 /** The token situation of a device, from sysfs facts (kernel-spec §2.4 table, §2.5 5.18+ rule). */
-export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsHeld: boolean | null): TokenSituation {
+export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsHeld: boolean | null, unknownWhy?: string): TokenSituation {
   if (d.physfn) {
     if (!pf) return { state: "cannot-tell", reason: `cannot tell: PF ${d.physfn} is not readable`, ifGiven: "checked" };
     if (pf.driver === "vfio-pci") {
@@ -69,7 +69,7 @@ export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsH
     if (d.driver === "vfio-pci") {
       if (vfGroupsHeld === false) return { state: "not-required", reason: "not required now: no VF is open; opening the PF with vf_token= sets the token", ifGiven: "sets-it" };
       if (vfGroupsHeld === true) return { state: "required", reason: "VF token required: a VF group of this PF is held open (a VF may be open)", ifGiven: "checked" };
-      return { state: "cannot-tell", reason: "cannot tell: required only while a VF is open", ifGiven: "checked" };
+      return { state: "cannot-tell", reason: unknownWhy ? `cannot tell whether a VF is open (the token is required only then): ${unknownWhy}` : "cannot tell: required only while a VF is open", ifGiven: "checked" };
     }
     return { state: "not-required", reason: `not required: PF ${d.driver ? `on ${d.driver}` : "unbound"}, not vfio-pci`, ifGiven: "EINVAL" };
   }
@@ -81,7 +81,9 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts>();
   for (const b of bdfs) facts.set(b, await readDevice(sys, b, opts));
-  const holders = opts.holders === false ? [] : await vfioHolders(sys);
+  const scan = opts.holders === false ? null : await scanVfioHolders(sys);
+  const holders = scan?.holders ?? [];
+  const unknown = scan && (scan.unattributed.length || scan.unreadable.length) ? unknownReason(scan) : null;
   const held = (g: number | null) => holdersOf(holders, g);
   const pfs: InventoryPf[] = [];
   const others: InventoryDevice[] = [];
@@ -98,8 +100,8 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
     if (d.physfn) continue;
     if (d.sriov) {
       const vfs = (vfsOf.get(d.bdf) ?? []).sort((a, b) => (a.vfIndex ?? 0) - (b.vfIndex ?? 0));
-      const anyHeld = opts.holders === false ? null : vfs.some((v) => v.heldBy.length > 0);
-      pfs.push({ ...d, role: "pf", token: tokenSituation(d, null, anyHeld), heldBy: held(d.iommuGroup), vfDevices: vfs });
+      const anyHeld = opts.holders === false ? null : vfs.some((v) => v.heldBy.length > 0) ? true : unknown && vfs.length ? null : false;
+      pfs.push({ ...d, role: "pf", token: tokenSituation(d, null, anyHeld, unknown ?? undefined), heldBy: held(d.iommuGroup), vfDevices: vfs });
     } else {
       others.push({ ...d, role: "device", token: tokenSituation(d, null, null), heldBy: held(d.iommuGroup) });
     }

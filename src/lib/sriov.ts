@@ -16,7 +16,7 @@ import { readAttr, withTimeout, writeText, TimeoutError } from "../sys/fsutil.js
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
-import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
+import { holdersOf, placeText, scanVfioHolders, unknownReason } from "./holders.js";
 import { watchKmsg } from "./kmsg.js";
 import { devPath, hasSriovConfigure, readDevice, readVfioPciModule, requireDevice } from "./sysfs.js";
 
@@ -96,10 +96,12 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
     } catch (e) {
       const log = await kmsg.drain();
       if (e instanceof TimeoutError) {
-        const holders = await vfioHolders(sys);
+        const scan = await scanVfioHolders(sys);
         const vfs = await Promise.all(d.sriov!.vfs.map((b) => readDevice(sys, b).catch(() => null)));
-        const held = vfs.flatMap((v) => (v ? holdersOf(holders, v.iommuGroup).map((h) => ({ vf: v.bdf, group: v.iommuGroup, pid: h.pid, comm: h.comm, fd: h.fd })) : []));
-        const who = held.length ? held.map((h) => `${h.vf} (/dev/vfio/${h.group}) held by pid ${h.pid} (${h.comm})`).join("; ") : "no holder visible in /proc (a device fd may be held without its group fd, or by a process this user cannot inspect)";
+        const held = vfs.flatMap((v) => (v ? holdersOf(scan.holders, v.iommuGroup).map((h) => ({ vf: v.bdf, group: v.iommuGroup, pid: h.pid, comm: h.comm, fd: h.fd, target: h.target, where: placeText(h.where).trim() })) : []));
+        const who = held.length
+          ? held.map((h) => `${h.vf} (/dev/vfio/${h.group}) held by pid ${h.pid} (${h.comm})${h.where ? ` ${h.where}` : ""}`).join("; ")
+          : unknownReason(scan) || "no holder visible in /proc";
         throw new VfioctlError("BLOCKED", `write ${v} to ${path}: still blocked after ${timeoutMs} ms: Linux waits for open VFs to be released: ${who}. The write stays pending in the kernel and completes when they close`, {
           subject: pf,
           fix: "stop those processes (or have them honour the vfio device request); then the VFs go away",

@@ -22,7 +22,7 @@ import { isErrno } from "../sys/errno.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
-import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
+import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason } from "./holders.js";
 import { checkToken } from "./token.js";
 import { openGroupSession } from "./vfio.js";
 import { readDevice, requireDevice, type DeviceFacts } from "./sysfs.js";
@@ -36,8 +36,14 @@ export interface SetTokenResult {
 }
 
 async function groupBusy(sys: Syscalls, d: DeviceFacts, what: string): Promise<VfioctlError> {
-  const holders = holdersOf(await vfioHolders(sys), d.iommuGroup);
-  const who = holders.length ? holders.map(describeHolder).join("; ") : "another process (not visible in /proc to this user)";
+  const scan = await scanVfioHolders(sys);
+  const holders = groupNodeHolders(scan.holders, d.iommuGroup);
+  const cdev = holdersOf(scan.holders, d.iommuGroup).filter((h) => h.kind === "cdev");
+  const who = holders.length
+    ? holders.map(describeHolder).join("; ")
+    : cdev.length
+      ? `a device of the group is bound through its cdev: ${cdev.map(describeHolder).join("; ")}`
+      : unknownReason(scan) || "no process visible in /proc holds it (the kernel may hold it for a process that has exited only partly, or a kernel user)";
   return new VfioctlError("KERNEL", `open ${d.vfioNode} (${d.bdf}): EBUSY (the group is already open: ${who})`, {
     subject: d.bdf,
     errno: "EBUSY",
@@ -69,7 +75,7 @@ export async function setToken(sys: Syscalls, pf: string, token: string, opts: {
   const d = await readDevice(sys, pf);
   if (!d.sriov) throw new VfioctlError("REFUSED", `${pf}: not an SR-IOV PF (no sriov_totalvfs): a token would be refused with EINVAL ("VF token incorrectly provided, not a PF or VF")`, { subject: pf, errno: "EINVAL", fix: d.physfn ? `VF tokens are set on the PF: vfioctl token set ${d.physfn}` : "VF tokens exist only for SR-IOV PFs bound to vfio-pci" });
   needVfioPci(d, "the PF");
-  const holders = await vfioHolders(sys);
+  const { holders } = await scanVfioHolders(sys);
   const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
   let s;
   try {

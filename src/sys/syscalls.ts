@@ -46,6 +46,12 @@ export interface Stat {
   mode: number;
   /** size in bytes as stat(2) reports it (4096 for sysfs attributes, 0 for char devices) */
   size: number;
+  /**
+   * st_rdev: the device number of a char or block device node (glibc encoding; see
+   * src/sys/devnum.ts), 0 for everything else. stat() through /proc/PID/fd/N gives the open
+   * file's own number whatever path the process opened it by (chroot, container).
+   */
+  rdev: number;
 }
 
 export interface Syscalls {

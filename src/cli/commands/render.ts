@@ -1,4 +1,5 @@
 /** Text rendering of the inventory (the `list` tree and `show`), shared by those commands. */
+import { describeHolder, placeText } from "../../lib/holders.js";
 import type { Inventory, InventoryDevice, InventoryPf } from "../../lib/inventory.js";
 
 const CLASSES: Record<number, string> = {
@@ -23,7 +24,7 @@ function driverText(d: InventoryDevice): string {
 function groupText(d: InventoryDevice): string {
   if (d.iommuGroup === null) return "no IOMMU group";
   const node = d.vfioNodeExists ? `/dev/vfio/${d.iommuGroup}` : "no /dev/vfio node";
-  const held = d.heldBy.length ? `, held by ${[...new Map(d.heldBy.map((h) => [h.pid, `${h.comm}[${h.pid}]`])).values()].join(", ")}` : "";
+  const held = d.heldBy.length ? `, held by ${[...new Map(d.heldBy.map((h) => [h.pid, `${h.comm}[${h.pid}]${placeText(h.where)}`])).values()].join(", ")}` : "";
   return `group ${d.iommuGroup} (${node}${held})`;
 }
 
@@ -71,7 +72,7 @@ export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: numbe
   if (inv.holders.length) {
     out.push("");
     out.push("Processes holding /dev/vfio:");
-    for (const h of inv.holders) out.push(`  pid ${h.pid} (${h.comm}) fd ${h.fd} → ${h.target}`);
+    for (const h of inv.holders) out.push(`  ${describeHolder(h)}`);
   }
   return out.join("\n");
 }
@@ -85,7 +86,7 @@ export function renderDevice(d: InventoryDevice, pf: InventoryPf | null, inv: In
     ["driver_override", d.driverOverride ?? "(none)"],
     ["iommu group", d.iommuGroup === null ? "(none)" : String(d.iommuGroup)],
     ["vfio node", d.vfioNode ? `${d.vfioNode} (${d.vfioNodeExists ? "exists" : "absent"})` : "(none)"],
-    ["held by", d.heldBy.length ? d.heldBy.map((h) => `pid ${h.pid} (${h.comm}) fd ${h.fd}`).join(", ") : "nobody"],
+    ["held by", d.heldBy.length ? d.heldBy.map((h) => `pid ${h.pid} (${h.comm}) fd ${h.fd}${placeText(h.where)}`).join(", ") : "nobody"],
   ];
   if (d.sriov) {
     rows.push(["sriov_numvfs", `${d.sriov.numVfs ?? "busy (a write is pending)"} of ${d.sriov.totalVfs}`]);

@@ -14,12 +14,27 @@ import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
 import type { OpenFile } from "./file.js";
 import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
+import { makedev } from "../../sys/devnum.js";
+import { INIT_MNT_NS } from "../process.js";
 
 /**
  * The major of the "vfio-dev" char region (alloc_chrdev_region, dynamic in Linux; any fixed
  * number serves the model): vfio-dev/vfio<N>/dev reads "510:N".
  */
 export const VFIO_DEV_MAJOR = 510;
+
+/**
+ * Device numbers of the model's char nodes (st_rdev through the seam's stat). Real where Linux
+ * fixes them: /dev/vfio/vfio is misc 10:196 (VFIO_MINOR), /dev/kmsg is mem 1:11. Linux gives the
+ * "vfio" group region a dynamic major and each group the next free minor (an IDA, in creation
+ * order); the model uses major 242 and minor = the group number. /dev/iommu is a dynamic misc
+ * minor (10:123 here). Nothing in vfioctl derives a group from these numbers: holders are matched
+ * by comparing an fd's st_rdev with the node's own.
+ */
+export const VFIO_MISC_RDEV = makedev(10, 196);
+export const VFIO_GROUP_MAJOR = 242;
+export const IOMMU_MISC_RDEV = makedev(10, 123);
+export const KMSG_RDEV = makedev(1, 11);
 
 /** USER_HZ: the clock-tick unit of /proc (jiffies_to_clock_t). */
 const USER_HZ = 100;
@@ -103,16 +118,16 @@ export class SysfsTrees {
         vfio: lazyDir(
           () => ["vfio", ...[...k.vfio.groups.values()].filter((g) => k.vfio.groupNode(g.id)).map((g) => String(g.id)), ...(this.cdevNodes().length ? ["devices"] : [])],
           (name) => {
-            if (name === "vfio") return { t: "char", mode: 0o666, open: (_t, flags) => new ContainerFile(k, flags) };
+            if (name === "vfio") return { t: "char", mode: 0o666, rdev: VFIO_MISC_RDEV, open: (_t, flags) => new ContainerFile(k, flags) };
             // devtmpfs makes vfio/devices/ with the first node and removes it with the last
             if (name === "devices") return this.cdevNodes().length ? this.cdevDir() : undefined;
             if (!/^\d+$/.test(name) || !k.vfio.groupNode(Number(name))) return undefined;
-            return { t: "char", mode: 0o600, open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
+            return { t: "char", mode: 0o600, rdev: makedev(VFIO_GROUP_MAJOR, Number(name)), open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
           },
         ),
-        kmsg: { t: "char", mode: 0o644, open: (_t, flags) => new KmsgFile(k, flags) },
+        kmsg: { t: "char", mode: 0o644, rdev: KMSG_RDEV, open: (_t, flags) => new KmsgFile(k, flags) },
         // drivers/iommu/iommufd/main.c iommufd_misc_dev: "iommu", mode 0660
-        ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
+        ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, rdev: IOMMU_MISC_RDEV, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
       proc: lazyDir(
         () => ["self", "stat", "uptime", "version", "sys", ...[...k.processes.keys()].map(String)],
@@ -129,13 +144,19 @@ export class SysfsTrees {
           return staticDir({
             comm: ro(() => `${p.comm}\n`),
             stat: ro(() => procPidStat(k, p.pid, p.comm, p.startNs)),
+            // kernel/cgroup/cgroup.c proc_cgroup_show: the v2 line only (the model has no v1 hierarchies)
+            cgroup: ro(() => `0::${p.cgroup}\n`),
+            // fs/proc/base.c: magic links. fd/N names the file as the process opened it (d_path:
+            // a chroot's prefix, a container's own path) and leads to the open file itself.
             fd: lazyDir(
               () => p.fdNumbers().map(String),
               (n) => {
-                const f = p.fileOf(Number(n));
-                return f ? link(f.procLink) : undefined;
+                const text = /^\d+$/.test(n) ? p.fdLink(Number(n)) : undefined;
+                return text === undefined ? undefined : { t: "link", target: text, jump: () => p.fdNode(Number(n)) };
               },
             ),
+            root: { t: "link", target: p.mntNs === INIT_MNT_NS ? p.root : "/", jump: () => this.root(task) },
+            ns: staticDir({ mnt: { t: "link", target: `mnt:[${p.mntNs}]`, jump: () => ({ t: "anon" }) } }),
           });
         },
       ),
@@ -310,7 +331,7 @@ export class SysfsTrees {
       (name) => {
         const m = /^vfio(0|[1-9]\d*)$/.exec(name);
         if (!m || !k.vfio.cdevNode(Number(m[1]))) return undefined;
-        return { t: "char", mode: 0o600, open: (_t, flags) => k.vfio.openCdev(Number(m[1]), flags) };
+        return { t: "char", mode: 0o600, rdev: makedev(VFIO_DEV_MAJOR, Number(m[1])), open: (_t, flags) => k.vfio.openCdev(Number(m[1]), flags) };
       },
     );
   }

@@ -25,13 +25,25 @@ export interface DirNode {
 export interface LinkNode {
   t: "link";
   target: string;
+  /**
+   * A /proc "magic link" (/proc/PID/fd/N, /proc/PID/root): following it goes to this node
+   * (proc_fd_link → nd_jump_link), not to a lookup of the link's text, which names the file as
+   * the process opened it (a chroot's path, a path in another mount namespace).
+   */
+  jump?: () => Node | undefined;
 }
 export interface CharNode {
   t: "char";
   mode: number;
+  /** st_rdev (src/sys/devnum.ts encoding); 0 when the model gives the node no number */
+  rdev?: number;
   open: (task: Task, flags: number) => OpenFile | number;
 }
-export type Node = AttrNode | DirNode | LinkNode | CharNode;
+/** An anonymous inode (anon_inode:[vfio-device], [eventfd]): stat gives no file type, mode 0600. */
+export interface AnonNode {
+  t: "anon";
+}
+export type Node = AttrNode | DirNode | LinkNode | CharNode | AnonNode;
 
 export function staticDir(entries: Record<string, Node>): DirNode {
   return { t: "dir", list: () => Object.keys(entries), get: (n) => entries[n] };
@@ -94,6 +106,14 @@ export class Vfs {
       const next = cur.get(c);
       if (!next) throw new SysErrorCode(ERRNO.ENOENT);
       const last = i === comps.length - 1;
+      if (next.t === "link" && next.jump && (!last || !nofollow)) {
+        const to = next.jump();
+        if (!to) throw new SysErrorCode(ERRNO.ENOENT);
+        cur = to;
+        curPath.push(c);
+        stack.push(cur);
+        continue;
+      }
       if (next.t === "link" && (!last || !nofollow)) {
         if (++hops > 40) throw new SysErrorCode(ERRNO.ELOOP);
         const rest = comps.slice(i + 1);
@@ -116,8 +136,8 @@ export class Vfs {
 
   stat(task: Task, path: string, nofollow: boolean): Stat {
     const { node } = this.resolve(task, path, nofollow);
-    const kind: FileKind = node.t === "attr" ? "file" : node.t;
-    const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : 0o777;
-    return { kind, mode, size: node.t === "attr" ? 4096 : 0 };
+    const kind: FileKind = node.t === "attr" || node.t === "anon" ? "file" : node.t;
+    const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : node.t === "anon" ? 0o600 : 0o777;
+    return { kind, mode, size: node.t === "attr" ? 4096 : 0, rdev: node.t === "char" ? (node.rdev ?? 0) : 0 };
   }
 }

@@ -1,0 +1,184 @@
+/**
+ * Holders by device number: fds are matched by st_rdev (stat through /proc/PID/fd/N) against the
+ * vfio nodes', so consumers in a chroot or a container are found; anonymous device fds alone
+ * give "cannot tell"; the seam's stat gives rdev on both backends.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { bootKernel } from "../src/kernel/host/boot.js";
+import { LinuxSyscalls } from "../src/sys/linux/host.js";
+import { O_RDONLY } from "../src/sys/syscalls.js";
+import { devName, major, makedev, minor, parseDevAttr } from "../src/sys/devnum.js";
+import { containerOfCgroup, describeHolder, heldState, holdersOf, scanVfioHolders } from "../src/lib/holders.js";
+import { inventory } from "../src/lib/inventory.js";
+import { setToken, verifyToken } from "../src/lib/tokenops.js";
+import { DOCKER_ID, IN_DOCKER, fdLinks, startConsumer } from "../testlib/consumers.js";
+import { runCli } from "../testlib/cli.js";
+
+const PF = "0000:af:00.0";
+const VF0 = "0000:af:10.0";
+const VF1 = "0000:af:10.1";
+const T = "2ab74924-c335-45f4-9b16-8569e5b08258";
+
+async function hostWithToken() {
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  await setToken(sh, PF, T);
+  return { k, sh };
+}
+
+test("device numbers encode like glibc's makedev and read back, small and large", () => {
+  assert.equal(makedev(10, 196), (10 << 8) | 196);
+  for (const [ma, mi] of [[10, 196], [242, 7], [511, 1048575], [4095, 255], [1, 11]] as const) {
+    const d = makedev(ma, mi);
+    assert.equal(major(d), ma);
+    assert.equal(minor(d), mi);
+    assert.equal(devName(d), `${ma}:${mi}`);
+    assert.equal(parseDevAttr(`${ma}:${mi}\n`), d);
+  }
+  assert.equal(parseDevAttr("vfio"), null);
+});
+
+test("the model's vfio nodes have stable device numbers: the container is misc 10:196, groups major 242 with minor = group", async () => {
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  assert.equal(devName((await sh.stat("/dev/vfio/vfio")).rdev), "10:196");
+  assert.equal(devName((await sh.stat("/dev/vfio/6")).rdev), "242:6");
+  assert.equal(devName((await sh.stat("/dev/kmsg")).rdev), "1:11");
+  assert.equal((await sh.stat("/sys/bus/pci/devices/0000:af:00.0/sriov_numvfs")).rdev, 0);
+});
+
+test("the real backend's stat gives st_rdev, also through /proc/self/fd of an open device", async () => {
+  const sys = new LinuxSyscalls();
+  const want = fs.statSync("/dev/null").rdev;
+  assert.equal((await sys.stat("/dev/null")).rdev, want);
+  assert.equal(devName(want), "1:3");
+  const fd = await sys.open("/dev/null", O_RDONLY);
+  try {
+    assert.equal((await sys.stat(`/proc/self/fd/${fd}`)).rdev, want);
+    assert.equal((await sys.stat(`/proc/self/fd/${fd}`)).kind, "char");
+  } finally {
+    await sys.exit();
+  }
+});
+
+test("a consumer in a chroot is found by its group fd's device number and named with its chroot", async () => {
+  const { k, sh } = await hostWithToken();
+  const c = await startConsumer(k, "dpdk-testpmd", VF0, { root: "/srv/dpdk" }, T);
+  // what the issue saw: the link text is under the chroot, so matching ^/dev/vfio/N$ misses it
+  assert.ok((await fdLinks(sh, c.proc.pid)).includes("/srv/dpdk/dev/vfio/6"));
+  const scan = await scanVfioHolders(sh);
+  const g = holdersOf(scan.holders, 6);
+  assert.equal(g.length, 1);
+  assert.equal(g[0]!.via, "rdev");
+  assert.equal(g[0]!.rdev, "242:6");
+  assert.equal(g[0]!.where.root, "/srv/dpdk");
+  assert.match(describeHolder(g[0]!), /^pid \d+ \(dpdk-testpmd\) fd \d+ → \/srv\/dpdk\/dev\/vfio\/6 \[chroot \/srv\/dpdk\]$/);
+  assert.ok(scan.holders.some((h) => h.pid === c.proc.pid && h.kind === "container"));
+  assert.equal(heldState(scan, 6), "held");
+  assert.deepEqual(scan.unattributed, []);
+});
+
+test("a consumer in a container with its own device path is found by device number and named by its cgroup", async () => {
+  const { k, sh } = await hostWithToken();
+  // the container opens the host's /dev/vfio/7 as /dev/vfio/dpdk0 (a CDI path that differs from its hostPath)
+  const c = await startConsumer(k, "qemu-kvm", VF1, { ...IN_DOCKER, mounts: { "/dev/vfio/dpdk0": "/dev/vfio/7" } }, T, "/dev/vfio/dpdk0");
+  assert.ok((await fdLinks(sh, c.proc.pid)).includes("/dev/vfio/dpdk0"));
+  const scan = await scanVfioHolders(sh);
+  const g = holdersOf(scan.holders, 7);
+  assert.equal(g.length, 1, JSON.stringify(scan.holders));
+  assert.equal(g[0]!.target, "/dev/vfio/dpdk0");
+  assert.deepEqual(g[0]!.where.container, { runtime: "docker", id: DOCKER_ID.slice(0, 12) });
+  assert.equal(g[0]!.where.mntns, "other");
+  assert.match(describeHolder(g[0]!), /\[container docker 3f2a9c1b0d4e\]$/);
+});
+
+test("a char device whose path reads like a group node but is another device is not a holder", async () => {
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  // a container whose /dev/vfio/6 is really /dev/kmsg: text matching would call it group 6
+  const p = k.spawn("impostor", { mounts: { "/dev/vfio/6": "/dev/kmsg" } });
+  await p.open("/dev/vfio/6", O_RDONLY);
+  assert.ok((await fdLinks(sh, p.pid)).includes("/dev/vfio/6"));
+  const scan = await scanVfioHolders(sh);
+  assert.deepEqual(scan.holders, []);
+  assert.equal(heldState(scan, 6), "free");
+});
+
+test("a process left with only anonymous device fds makes 'is this VF open?' unanswerable, and list says cannot tell", async () => {
+  const { k, sh } = await hostWithToken();
+  const c = await startConsumer(k, "dpdk-testpmd", VF0, { root: "/srv/dpdk" }, T);
+  await c.dropGroupFds();
+  assert.deepEqual(await fdLinks(sh, c.proc.pid), ["anon_inode:[vfio-device]"]);
+  const scan = await scanVfioHolders(sh);
+  assert.deepEqual(scan.unattributed, [c.proc.pid]);
+  assert.equal(heldState(scan, 6), "unknown");
+  const inv = await inventory(sh);
+  const pf = inv.pfs.find((p) => p.bdf === PF)!;
+  assert.equal(pf.token.state, "cannot-tell");
+  assert.match(pf.token.reason, /cannot tell whether a VF is open .*pid \d+ \(dpdk-testpmd\) \[chroot \/srv\/dpdk\] holds VFIO device fds without a group or cdev fd/);
+  // and it really is open: the PF now needs the token (a verify on the other VF still matches)
+  assert.equal((await verifyToken(sh, VF1, T)).result, "match");
+});
+
+test("inventory no longer says 'no VF is open' for a PF whose VF a chrooted consumer holds", async () => {
+  const { k, sh } = await hostWithToken();
+  await startConsumer(k, "dpdk-testpmd", VF0, { root: "/srv/dpdk" }, T);
+  const inv = await inventory(sh);
+  const pf = inv.pfs.find((p) => p.bdf === PF)!;
+  assert.equal(pf.token.state, "required");
+  assert.doesNotMatch(pf.token.reason, /no VF is open/);
+  assert.equal(pf.vfDevices.find((v) => v.bdf === VF0)!.heldBy.length, 1);
+});
+
+test("setting the token while a chrooted consumer holds the PF's group names that consumer in the EBUSY error", async () => {
+  const { k, sh } = await hostWithToken();
+  await startConsumer(k, "dpdk-pf", PF, { root: "/srv/pf" }, T);
+  await assert.rejects(setToken(sh, PF, "00000000-0000-0000-0000-000000000002"), (e: Error) => {
+    assert.match(e.message, /EBUSY \(the group is already open: pid \d+ \(dpdk-pf\) fd \d+ → \/srv\/pf\/dev\/vfio\/5 \[chroot \/srv\/pf\]\)/);
+    assert.doesNotMatch(e.message, /not visible in \/proc/);
+    return true;
+  });
+});
+
+test("container runtimes are recognised from cgroup paths", () => {
+  const id = DOCKER_ID;
+  assert.deepEqual(containerOfCgroup(`/system.slice/docker-${id}.scope`), { runtime: "docker", id: id.slice(0, 12) });
+  assert.deepEqual(containerOfCgroup(`/machine.slice/libpod-${id}.scope/container`), { runtime: "podman", id: id.slice(0, 12) });
+  assert.deepEqual(containerOfCgroup(`/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0e5f1a2b_3c4d_4e5f_8a9b_0c1d2e3f4a5b.slice/cri-containerd-${id}.scope`), {
+    runtime: "containerd",
+    id: id.slice(0, 12),
+    pod: "0e5f1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b",
+  });
+  assert.deepEqual(containerOfCgroup(`/kubepods.slice/kubepods-pod0e5f1a2b_3c4d_4e5f_8a9b_0c1d2e3f4a5b.slice/crio-${id}.scope`)?.runtime, "cri-o");
+  assert.deepEqual(containerOfCgroup("/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope"), { runtime: "machine", id: "qemu-1-vm1" });
+  assert.equal(containerOfCgroup("/user.slice/user-1000.slice/session-2.scope"), null);
+});
+
+test("a cdev fd is matched by device number to its device and that device's group", async () => {
+  const k = await bootKernel(undefined, { profile: "6.17.1" });
+  const sh = k.spawn("sh");
+  const idx = (await sh.readdir(`/sys/bus/pci/devices/${VF0}/vfio-dev`))[0]!;
+  assert.equal(devName((await sh.stat(`/dev/vfio/devices/${idx}`)).rdev), (await import("../src/sys/fsutil.js").then((m) => m.readAttr(sh, `/sys/bus/pci/devices/${VF0}/vfio-dev/${idx}/dev`))));
+  const c = k.spawn("qemu-kvm", { ...IN_DOCKER, mounts: { "/dev/vfio/devices/vf": `/dev/vfio/devices/${idx}` } });
+  await c.open("/dev/vfio/devices/vf", O_RDONLY | 2);
+  const scan = await scanVfioHolders(sh);
+  const h = scan.holders.filter((x) => x.pid === c.pid);
+  assert.equal(h.length, 1, JSON.stringify(scan.holders));
+  assert.equal(h[0]!.kind, "cdev");
+  assert.equal(h[0]!.device, VF0);
+  assert.equal(h[0]!.group, 6);
+  assert.equal(heldState(scan, 6), "held");
+  assert.equal(heldState(scan, 7), "free");
+});
+
+test("list names a chrooted holder with its chroot and does not say 'no VF is open' for its PF", async () => {
+  const { k } = await hostWithToken();
+  await startConsumer(k, "dpdk-testpmd", VF0, { root: "/srv/dpdk" }, T);
+  const r = await runCli(k, ["list"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /group 6 \(\/dev\/vfio\/6, held by dpdk-testpmd\[\d+\] \[chroot \/srv\/dpdk\]\)/);
+  assert.match(r.out, /pid \d+ \(dpdk-testpmd\) fd \d+ → \/srv\/dpdk\/dev\/vfio\/6 \[chroot \/srv\/dpdk\]/);
+  assert.doesNotMatch(r.out, /no VF is open/);
+});
