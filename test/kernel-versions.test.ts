@@ -85,6 +85,8 @@ describe("version strings", () => {
     const pv = "Linux version 6.1.0-57-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP PREEMPT_DYNAMIC Debian 6.1.194-1 (2026-12-01)";
     assert.equal(formatRelease(identifyKernel("6.1.0-57-amd64", { procVersion: pv }).release), "6.1.194");
     assert.equal(formatRelease(identifyKernel(pv).release), "6.1.194", "a /proc/version line on its own");
+    const lab = "Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)";
+    assert.equal(formatRelease(identifyKernel(lab.replace("6.1.192-2", "6.1.199-1").replace(/6\.1\.0-56/, "6.1.0-58")).release), "6.1.199", "the kernel's Debian version, not the compiler's");
   });
   test("the profile names are the lab's Debian kernels, with their uname -r and /proc/version", () => {
     const a = identifyKernel("6.1");

@@ -359,7 +359,8 @@ export function identifyKernel(input: string, opts: { procVersion?: string } = {
   const d12 = /^-((?:0\.deb\d+\.)?\d+)-(.+)$/.exec(rest);
   if (d12 && DEBIAN_FLAVOURS.test(d12[2]!)) {
     const abi = `${major}.${minor}.${patch}-${d12[1]}`;
-    const fromPv = procVersion ? /Debian (\d+\.\d+\.\d+)-\S+/.exec(procVersion) : null;
+    // the kernel's own "Debian 6.1.192-2" comes last (the compiler's "Debian 12.2.0-14…" is earlier)
+    const fromPv = procVersion ? [...procVersion.matchAll(/Debian (\d+\.\d+\.\d+)-\S+/g)].at(-1) : undefined;
     if (fromPv) return mk(parseRelease(fromPv[1]!), "debian", `Debian ABI ${abi} is upstream ${fromPv[1]} (/proc/version)`, procVersion!);
     const known = DEBIAN_ABI[abi];
     if (known) return mk(parseRelease(known.upstream), "debian", `Debian ABI ${abi} is upstream ${known.upstream} (read in the lab's /proc/version: Debian ${known.debian})`, debianProcVersion(s, known.debian, known.date, GCC12));

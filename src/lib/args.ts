@@ -10,6 +10,9 @@
  *   the token is wrong. QMP `device_add` keeps the token off the command line.
  * - SPDK: its env_dpdk layer hands extra EAL options through to DPDK (`opts.env_context`;
  *   applications: `--env-context`), so the token goes in as a DPDK EAL option with DPDK's rules.
+ * - On a kernel with the vfio cdev (readHostKernel), what the consumers' cdev/iommufd modes do
+ *   with the token on that kernel's row: QEMU's iommufd backend binds with flags 0 (no token);
+ *   DPDK's cdev mode retries a failed bind without the token.
  *
  * @example
  * ```ts
@@ -25,6 +28,7 @@ import { VfioctlError } from "./errors.js";
 import { tokenSituation } from "./inventory.js";
 import { readDevice, requireDevice } from "./sysfs.js";
 import { TOKEN_PLACEHOLDER } from "./token.js";
+import { readHostKernel, type HostKernel } from "./kernel.js";
 
 export type Consumer = "dpdk" | "qemu" | "spdk";
 export const CONSUMERS: Consumer[] = ["dpdk", "qemu", "spdk"];
@@ -39,6 +43,25 @@ export interface ArgsResult {
   /** a wrapper line that reads the token from a file instead of embedding it */
   byReference?: string;
   caveats: string[];
+  /** the running kernel whose rules the caveats follow */
+  kernel: HostKernel;
+}
+
+/** What a consumer's cdev (iommufd) mode does with the token on this kernel, or null without a cdev. */
+function cdevCaveat(c: Consumer, hk: HostKernel): string | null {
+  const rule = hk.cdevToken === "unknown" && hk.behaviour?.vfioDeviceCdev && hk.iommufd ? (!hk.behaviour.bindIommufdToken ? "bypass" : !hk.behaviour.bindIommufdFullStruct ? "e2big" : "checked") : hk.cdevToken;
+  if (rule === "none" || rule === "unknown") return null;
+  const maybe = hk.cdevToken === "unknown" ? " (if this kernel has the vfio cdev)" : "";
+  if (c === "qemu") {
+    if (rule === "bypass") return `on this kernel${maybe} QEMU's iommufd backend (-object iommufd,id=… with iommufd=… on the device, or a cdev fd from libvirt/KubeVirt) binds with flags 0 and the kernel checks no token: the VF opens without one and vf-token= is ignored — the token protects nothing on that path (vfioctl audit)`;
+    if (rule === "e2big") return `on this kernel${maybe} QEMU's iommufd backend binds with flags 0 and the kernel refuses a VF of a vfio-pci PF without its token (EACCES "VF token required to access device"); no userspace can pass a token through the cdev here (E2BIG until 2f03f21fe751, 6.18.3 / 6.19): use the group path (no iommufd=) for these VFs`;
+    return `on this kernel${maybe} QEMU's iommufd backend binds with flags 0, ignoring vf-token=, and the kernel refuses the VF (EACCES "VF token required to access device"): use the group path (no iommufd=) for these VFs`;
+  }
+  const who = c === "spdk" ? "DPDK's cdev mode (SPDK runs through DPDK's EAL)" : "DPDK's cdev (iommufd) mode";
+  const unchecked = " (DPDK's side of this is not checked in the lab)";
+  if (rule === "bypass") return `on this kernel${maybe} ${who} cannot pass the token (the bind has no token field: flags other than 0 are EINVAL) and retries without it, which the kernel lets through unchecked: the VF opens with or without the right --vfio-vf-token${unchecked}`;
+  if (rule === "e2big") return `on this kernel${maybe} ${who}'s bind with the token fails E2BIG (the kernel copies only 16 bytes of the struct), and its retry without the token fails EACCES ("VF token required"); DPDK then names the kernel version as the likely cause. Use DPDK's group (container) mode for these VFs${unchecked}`;
+  return `on this kernel${maybe} ${who} passes the token with VFIO_DEVICE_BIND_FLAG_TOKEN and the kernel checks it; on any failure it retries without the token (which then fails EACCES) and names the kernel version as the likely cause — the first failure is the one to read in dmesg${unchecked}`;
 }
 
 const shq = (s: string) => (/^[A-Za-z0-9_=,.:/@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -62,6 +85,7 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
     if (d.sriov) throw new VfioctlError("BAD_INPUT", `${b} is a PF: \`vfioctl args\` prints pieces for VF consumers; the PF's own userspace driver sets the token (vfioctl token set ${b})`, { subject: b });
   }
   const tokenNeeded = needing.size > 0;
+  const hk = await readHostKernel(sys);
   if (needing.size > 1) {
     const pfs = [...needing.keys()];
     if (c !== "qemu" || opts.token !== undefined) {
@@ -117,6 +141,8 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
       caveats.push("to keep the token off QEMU's command line, hot-add the device over QMP: device_add driver=vfio-pci host=BDF vf-token=UUID");
     }
   }
+  const cc = tokenNeeded ? cdevCaveat(c, hk) : null;
+  if (cc) caveats.push(cc);
   if (tokenNeeded && tok === TOKEN_PLACEHOLDER) caveats.unshift(`substitute ${TOKEN_PLACEHOLDER} with the PF's token${file ? ` (from ${file}; or use the by-reference form)` : ""}; add --show-token to print it in place`);
-  return { consumer: c, devices, tokenNeeded, argv, ...(byReference ? { byReference } : {}), caveats };
+  return { consumer: c, devices, tokenNeeded, argv, ...(byReference ? { byReference } : {}), caveats, kernel: hk };
 }

@@ -1,7 +1,8 @@
 /**
  * A trust audit of the host's vfio-pci SR-IOV state: VFs of vfio-pci PFs on host drivers, VFs
  * whose captured driver_override was cleared, PFs with VFs while vfio-pci's enable_sriov is off,
- * IOMMU groups that are not viable, and which processes hold /dev/vfio nodes. Read-only.
+ * IOMMU groups that are not viable, VFs of vfio-pci PFs behind a vfio cdev that does not check
+ * the VF token (or cannot take one), and which processes hold /dev/vfio nodes. Read-only.
  *
  * @example
  * ```ts
@@ -16,7 +17,7 @@ import { inventory, type InventoryDevice } from "./inventory.js";
 import { DMA_SAFE_DRIVERS, isVfioDriver } from "./sysfs.js";
 
 export interface Finding {
-  id: "vf-on-host-driver" | "vf-override-cleared" | "vfs-while-enable-sriov-off" | "group-not-viable" | "old-token-user" | "token-drift";
+  id: "vf-on-host-driver" | "vf-override-cleared" | "vfs-while-enable-sriov-off" | "group-not-viable" | "old-token-user" | "token-drift" | "cdev-token-bypass" | "cdev-token-unusable";
   severity: "warning" | "error";
   subject: string;
   message: string;
@@ -52,6 +53,30 @@ export async function audit(sys: Syscalls): Promise<AuditReport> {
           subject: vf.bdf,
           message: `VF ${vf.bdf} of vfio-pci PF ${pf.bdf} has driver_override ${vf.driverOverride === null ? "cleared" : JSON.stringify(vf.driverOverride)} instead of the captured "vfio-pci": any matching host driver may take it at the next probe`,
           fix: `echo vfio-pci > /sys/bus/pci/devices/${vf.bdf}/driver_override (or vfioctl bind ${vf.bdf} vfio-pci)`,
+        });
+      }
+    }
+    // the vfio cdev of this kernel and the VF token (src/kernel/versions.ts rows)
+    const cdevVfs = pf.vfDevices.filter((vf) => vf.cdevNode !== null);
+    if (cdevVfs.length && (inv.kernel.cdevToken === "bypass" || inv.kernel.cdevToken === "e2big")) {
+      const modes = await Promise.all(cdevVfs.map(async (vf) => sys.stat(vf.cdevNode!).then((st) => st.mode & 0o777, () => null)));
+      const open = modes.some((m) => m !== null && (m & 0o007) !== 0) ? "a node readable and writable by every local user" : modes.some((m) => m !== null && (m & 0o070) !== 0) ? "nodes open to their group" : "root (mode 0600), or whoever udev rules or a container runtime give the nodes to";
+      const list = cdevVfs.slice(0, 4).map((vf) => `${vf.bdf} (${vf.cdevNode})`).join(", ") + (cdevVfs.length > 4 ? ` and ${cdevVfs.length - 4} more` : "");
+      if (inv.kernel.cdevToken === "bypass") {
+        findings.push({
+          id: "cdev-token-bypass",
+          severity: "error",
+          subject: pf.bdf,
+          message: `this kernel does not check the VF token on VFIO_DEVICE_BIND_IOMMUFD (${inv.kernel.ident?.osrelease ?? "this kernel"}; fixed upstream by 86624ba3b522): any local user with access to the cdev node opens a VF of vfio-pci PF ${pf.bdf} without the token — ${list}; access: ${open}. Once open, such a VF also counts as a token user, so the PF's driver must present the current token to reopen the PF`,
+          fix: "move to a kernel with the token check (6.15.10+, 6.16.1+, 6.17+; 6.18.3+ / 6.19+ to pass the token through the cdev), or keep every /dev/vfio/devices node of these VFs root-only and out of containers; the group path (/dev/vfio/<group>) still checks the token",
+        });
+      } else {
+        findings.push({
+          id: "cdev-token-unusable",
+          severity: "warning",
+          subject: pf.bdf,
+          message: `this kernel checks the VF token on VFIO_DEVICE_BIND_IOMMUFD but cannot be given one (the bind copies only 16 bytes of the 24-byte struct: E2BIG, fixed by 2f03f21fe751 in 6.18.3 / 6.19): the VFs of vfio-pci PF ${pf.bdf} cannot be opened through the vfio cdev at all — ${list}. QEMU's iommufd backend and DPDK's cdev mode fail (EACCES without a token, E2BIG with one)`,
+          fix: "give these VFs to their users through the group path (/dev/vfio/<group>, vf_token= in the match string), or move to 6.18.3+ / 6.19+",
         });
       }
     }

@@ -9,6 +9,11 @@
  * `verifyToken`), and whether a process holding a VF's group has the VF itself open. Those rows
  * come back as "possible" rather than "applies".
  *
+ * The rules are the running kernel's (readHostKernel: its version resolved against
+ * src/kernel/versions.ts and what /dev/iommu and /dev/vfio/devices show): on a kernel with the
+ * vfio cdev the "cdev" rows give the VFIO_DEVICE_BIND_IOMMUFD outcomes of that kernel's row —
+ * no token check (6.6–6.16, 6.12.y), a token that cannot be passed (E2BIG), or checked.
+ *
  * @example
  * ```ts
  * import { bootKernel, explainOpen } from "vfioctl";
@@ -23,6 +28,7 @@ import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { describeHolder, holdersOf, vfioHolders, type VfioHolder } from "./holders.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
+import { readHostKernel, type HostKernel } from "./kernel.js";
 import { DMA_SAFE_DRIVERS, denylisted, groupMembers, hasSriovConfigure, isVfioDriver, listDrivers, readDevice, readVfioPciModule, requireDevice, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
 
 /** applies: true on this host now (for the input given); possible: sysfs cannot tell; would: true for some input (see `when`); no: does not apply. */
@@ -33,9 +39,12 @@ export interface Cause {
   id: string;
   /** kernel-spec section */
   spec: string;
-  operation: "open" | "sriov_numvfs" | "bind";
-  /** the errno Linux returns; null when the operation blocks instead */
+  /** "open": the group path; "cdev": /dev/vfio/devices/vfio<N> with VFIO_DEVICE_BIND_IOMMUFD */
+  operation: "open" | "cdev" | "sriov_numvfs" | "bind";
+  /** the errno Linux returns; null when the operation blocks instead (or, with `note`, succeeds) */
   errno: string | null;
+  /** not a refusal: something the operation does that the user should know (it succeeds) */
+  note?: true;
   status: CauseStatus;
   /** for "would": the input or condition that triggers it */
   when?: string;
@@ -64,7 +73,11 @@ export interface Explanation {
   vfioPci: VfioPciModule;
   token: TokenSituation;
   holders: VfioHolder[];
+  /** the running kernel whose rules these are */
+  kernel: HostKernel;
   open: { verdict: "ok" | "fails" | "cannot-tell"; errno: string | null; summary: string };
+  /** opening through the vfio cdev; null when this kernel has none */
+  cdev: { node: string | null; verdict: "ok" | "fails" | "cannot-tell"; errno: string | null; summary: string } | null;
   causes: Cause[];
   /** with opts.errno: the causes with that errno, most likely first */
   ranked?: Cause[];
@@ -101,6 +114,10 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const members = d.iommuGroup === null ? [] : await groupMembers(sys, d.iommuGroup);
   const memberFacts = await Promise.all(members.filter((m) => m !== bdf).map((m) => readDevice(sys, m)));
   const blockers = memberFacts.filter((m) => m.driver !== null && !DMA_SAFE_DRIVERS.has(m.driver) && !isVfioDriver(m.driver));
+  const hk = await readHostKernel(sys);
+  // cdev nodes of this device's group held open: one of them may be bound, which blocks the group node
+  const cdevOfMembers = new Set([d, ...memberFacts].map((m) => m.cdevNode).filter((n): n is string => n !== null));
+  const cdevHeld = holders.filter((h) => cdevOfMembers.has(h.target));
 
   // ---------------------------------------------------------------- open (§8.2, §2.4)
   add({
@@ -130,6 +147,16 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     status: groupHeld.length ? "applies" : "no",
     cause: `${d.vfioNode ?? "the group"} is already open (one open file per group): ${groupHeld.map(describeHolder).join("; ") || "nobody"}`,
     fix: "use the device from the process that holds the group, or stop that process; a second program cannot open the same group",
+  });
+  add({
+    id: "group-cdev-bound",
+    spec: "§8.5",
+    operation: "open",
+    errno: "EBUSY",
+    status: cdevHeld.length ? "possible" : "no",
+    when: hk.cdev === false ? undefined : "a device of the group is bound through its cdev",
+    cause: `a device of IOMMU group ${d.iommuGroup ?? "?"} is open through the vfio cdev (${cdevHeld.map(describeHolder).join("; ") || "nobody now"}); once it is bound (VFIO_DEVICE_BIND_IOMMUFD) the group node cannot be opened (cdev_device_open_cnt)`,
+    fix: "use the device through the cdev in that process, or close its cdev fd; the group path and the cdev path exclude each other",
   });
   add({
     id: "group-not-viable",
@@ -208,6 +235,167 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     fix: "pass the current token, then set a new one with VFIO_DEVICE_FEATURE (vfioctl token set --current-token-file F)",
     log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
   });
+
+  // ---------------------------------------------------------------- the cdev path (§2.9, §8.5)
+  const rule = hk.cdevToken;
+  const cdevKernel = hk.cdev === true || (hk.cdev === null && hk.behaviour?.vfioDeviceCdev === true);
+  const cdevNode = d.cdevNode;
+  if (cdevKernel || rule !== "none") {
+    const r = rule === "unknown" && hk.behaviour?.vfioDeviceCdev ? (!hk.behaviour.bindIommufdToken ? "bypass" : !hk.behaviour.bindIommufdFullStruct ? "e2big" : "checked") : rule;
+    const known = rule !== "unknown";
+    const st = (cond: boolean): CauseStatus => (cond ? (known ? "applies" : "possible") : "no");
+    const node = cdevNode ?? (d.vfioDevice ? `/dev/vfio/devices/${d.vfioDevice}` : "/dev/vfio/devices/vfio<N>");
+    const logDev = `vfio-pci ${bdf}`;
+    add({
+      id: "cdev-no-node",
+      spec: "§8.1",
+      operation: "cdev",
+      errno: "ENOENT",
+      status: notVfio ? "applies" : "no",
+      cause: `${bdf} is not bound to vfio-pci: it has no vfio-dev/vfio<N>, so no ${node}`,
+      fix: `vfioctl bind ${bdf} vfio-pci`,
+    });
+    add({
+      id: "cdev-no-iommufd",
+      spec: "§8.5",
+      operation: "cdev",
+      errno: "ENOENT",
+      status: hk.iommufd ? "no" : "applies",
+      cause: "/dev/iommu does not exist: BIND_IOMMUFD needs an iommufd (open(/dev/iommu) fails ENOENT)",
+      fix: "modprobe iommufd (CONFIG_IOMMUFD)",
+    });
+    add({
+      id: "cdev-group-open",
+      spec: "§8.5",
+      operation: "cdev",
+      errno: "EBUSY",
+      status: groupHeld.length ? "applies" : "no",
+      cause: `${d.vfioNode ?? "the group node"} is open (${groupHeld.map(describeHolder).join("; ") || "nobody"}): vfio_device_block_group refuses a cdev bind while the group path is in use`,
+      fix: "close the group fd (and its container) first, or use the group path",
+    });
+    add({
+      id: "cdev-already-bound",
+      spec: "§8.5",
+      operation: "cdev",
+      errno: "EINVAL",
+      status: cdevNode !== null && holders.some((h) => h.target === cdevNode) ? "possible" : "no",
+      cause: `${node} is open in ${holders.filter((h) => h.target === cdevNode).map(describeHolder).join("; ") || "no process"}; the cdev path opens a device once: a second bind (of that fd or another) is EINVAL`,
+      fix: "use the device from the process that bound it, or stop that process",
+    });
+    add({
+      id: "cdev-not-viable",
+      spec: "§8.2",
+      operation: "cdev",
+      errno: "EBUSY",
+      status: blockers.length ? "applies" : "no",
+      cause: `IOMMU group ${d.iommuGroup} has ${blockers.map((b) => `${b.bdf} on ${b.driver}`).join(", ") || "no device on a host driver"}: iommufd cannot claim the group's DMA (inferred: iommu_device_claim_dma_owner EBUSY; the lab must confirm)`,
+      fix: `bind every device of the group to vfio-pci or unbind it: ${blockers.map((b) => `vfioctl bind ${b.bdf} vfio-pci`).join("; ") || "nothing to do"}`,
+    });
+    add({
+      id: "cdev-unbound",
+      spec: "§1.1",
+      operation: "cdev",
+      errno: "EINVAL",
+      status: "would",
+      when: "an ioctl other than BIND_IOMMUFD is made on the cdev fd before the bind",
+      cause: "every ioctl but VFIO_DEVICE_BIND_IOMMUFD (and every read, write and mmap) fails EINVAL until the bind succeeds",
+      fix: "bind first: open /dev/iommu, IOMMU_IOAS_ALLOC, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+    });
+    // the VF token on BIND_IOMMUFD, by kernel row
+    add({
+      id: "cdev-token-bypass",
+      spec: "§2.9",
+      operation: "cdev",
+      errno: null,
+      note: true,
+      status: r === "bypass" && (pfLinked || pfOnVfio) ? st(true) : "no",
+      cause:
+        role === "pf"
+          ? `this kernel does not check the VF token on BIND_IOMMUFD: ${bdf} binds without proving the token even while its VFs are in use, and a bind cannot set the token (flags must be 0)`
+          : `this kernel does not check the VF token on BIND_IOMMUFD: ${bdf} (a VF of vfio-pci PF ${pf?.bdf ?? "?"}) opens through ${node} without the token, and counts as a token user of the PF once open (the PF then needs the token)`,
+      fix: "a kernel with 86624ba3b522 (6.15.10+, 6.16.1+, 6.17+; usable with 2f03f21fe751: 6.18.3+, 6.19+); until then keep the cdev nodes of such VFs root-only (mode 0600) and see `vfioctl audit`",
+    });
+    add({
+      id: "cdev-token-flags",
+      spec: "§2.9",
+      operation: "cdev",
+      errno: "EINVAL",
+      status: r === "bypass" ? (given ? st(true) : "would") : "no",
+      when: "a token is passed (VFIO_DEVICE_BIND_FLAG_TOKEN)",
+      cause: "this kernel's BIND_IOMMUFD has no token field: flags other than 0 are EINVAL",
+      fix: "bind with flags 0 and argsz 16 on this kernel (the token is not checked here)",
+      log: "",
+    });
+    add({
+      id: "cdev-token-e2big",
+      spec: "§2.9",
+      operation: "cdev",
+      errno: "E2BIG",
+      status: r === "e2big" ? (given ? st(true) : "would") : "no",
+      when: "a token is passed (argsz 24 with token_uuid_ptr)",
+      cause: "this kernel copies only the first 16 bytes of struct vfio_device_bind_iommufd (copy_struct_from_user with the old size), so a non-zero token_uuid_ptr is E2BIG: the token cannot be passed",
+      fix: "a kernel with 2f03f21fe751 (6.18.3+, 6.19+), or the group path, which takes the token in the match string",
+      log: "",
+    });
+    add({
+      id: "cdev-token-efault",
+      spec: "§2.9",
+      operation: "cdev",
+      errno: "EFAULT",
+      status: r === "e2big" || r === "checked" ? "would" : "no",
+      when: "VFIO_DEVICE_BIND_FLAG_TOKEN with argsz 16 or a null token_uuid_ptr",
+      cause: "with FLAG_TOKEN the kernel copies 16 bytes from token_uuid_ptr; a 16-byte struct leaves it 0, so the copy faults",
+      fix: "argsz 24 and token_uuid_ptr pointing at the 16 UUID bytes (vfioctl's openCdevSession does this)",
+      log: "",
+    });
+    add({
+      id: "cdev-token-required",
+      spec: "§2.9, §2.4",
+      operation: "cdev",
+      errno: "EACCES",
+      status: !(r === "e2big" || r === "checked") || !(pfLinked || pfOnVfio) ? "no" : given ? "would" : pfLinked ? st(true) : vfsHeld.length ? "possible" : "would",
+      when: "binding without VFIO_DEVICE_BIND_FLAG_TOKEN",
+      cause:
+        r === "e2big"
+          ? `${bdf} needs the token and this kernel cannot take one through the cdev (E2BIG): it cannot be opened through ${node} at all`
+          : `VF token required on BIND_IOMMUFD: ${role === "pf" ? `a VF of ${bdf} is in use` : `PF ${pf?.bdf ?? "?"} is owned by vfio-pci`}; QEMU's iommufd backend binds with flags 0 and fails here`,
+      fix: r === "e2big" ? "use the group path (vf_token= in the match string), or a kernel with 2f03f21fe751 (6.18.3+, 6.19+)" : "bind with VFIO_DEVICE_BIND_FLAG_TOKEN and token_uuid_ptr (vfioctl's openCdevSession); for QEMU use the group path (no iommufd=)",
+      log: `${logDev}: VF token required to access device`,
+    });
+    add({
+      id: "cdev-token-incorrect",
+      spec: "§2.9, §2.4",
+      operation: "cdev",
+      errno: "EACCES",
+      status: r === "checked" && (pfLinked || (pfOnVfio && vfsHeld.length > 0)) ? (given ? "possible" : "would") : "no",
+      when: "the token given is not the PF's current token",
+      cause: `BIND_IOMMUFD compares the token with PF ${role === "pf" ? bdf : (pf?.bdf ?? "?")}'s current one (the same table as the group path)`,
+      fix: `vfioctl token verify ${bdf} --token-file F`,
+      log: `${logDev}: Incorrect VF token provided for device`,
+    });
+    add({
+      id: "cdev-token-not-needed",
+      spec: "§2.9, §2.4",
+      operation: "cdev",
+      errno: "EINVAL",
+      status: r === "checked" && (role === "device" || (role === "vf" && pf !== null && !isVfioDriver(pf.driver))) ? (given ? st(true) : "would") : "no",
+      when: "a token is passed",
+      cause: role === "device" ? `${bdf} is neither an SR-IOV PF nor a VF: a token is refused` : `PF ${pf?.bdf ?? "?"} is not on vfio-pci: a token is refused`,
+      fix: "bind with flags 0",
+      log: role === "device" ? `${logDev}: VF token incorrectly provided, not a PF or VF` : `${logDev}: VF token incorrectly provided, PF not bound to vfio-pci`,
+    });
+    add({
+      id: "cdev-pf-sets-token",
+      spec: "§2.9, §2.4",
+      operation: "cdev",
+      errno: null,
+      note: true,
+      status: r === "checked" && pfOnVfio ? (given && !vfsHeld.length ? st(true) : "would") : "no",
+      when: "the PF is bound with a token while no VF is open",
+      cause: `binding ${bdf} with VFIO_DEVICE_BIND_FLAG_TOKEN while no VF is open makes that the PF's token (no log) — and the token step runs before the iommufd fd is looked up, so a bind that then fails (EBADF, EBADFD, EBUSY) has changed the token anyway`,
+      fix: "bind the PF with the token its VF users are given, and check the iommufd fd first",
+    });
+  }
 
   // ---------------------------------------------------------------- sriov_numvfs (§4)
   if (role === "pf" && d.sriov) {
@@ -387,7 +575,19 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   else if (firstPossible) open = { verdict: "cannot-tell", errno: firstPossible.errno, summary: `open ${bdf}: may fail ${firstPossible.errno} (${firstPossible.cause})` };
   else open = { verdict: "ok", errno: null, summary: `open ${bdf}: should succeed${given && token.ifGiven === "sets-it" ? " (and the token given becomes the PF's token: no VF is open)" : pfLinked ? " with the PF's token" : ""}` };
 
-  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, open, causes };
+  let cdev: Explanation["cdev"] = null;
+  const cdevCauses = causes.filter((c) => c.operation === "cdev" && !c.note);
+  if (cdevCauses.length) {
+    const a = cdevCauses.find((c) => c.status === "applies");
+    const p = cdevCauses.find((c) => c.status === "possible");
+    const n = d.cdevNode;
+    const bypass = causes.find((c) => c.id === "cdev-token-bypass" && c.status !== "no");
+    if (a) cdev = { node: n, verdict: "fails", errno: a.errno, summary: `bind ${n ?? bdf}: ${a.errno} (${a.cause})` };
+    else if (p) cdev = { node: n, verdict: "cannot-tell", errno: p.errno, summary: `bind ${n ?? bdf}: may fail ${p.errno} (${p.cause})` };
+    else cdev = { node: n, verdict: "ok", errno: null, summary: `bind ${n ?? bdf}: should succeed${bypass ? " without any token (this kernel does not check it)" : pfLinked ? " with the PF's token" : ""}` };
+  }
+
+  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes };
   if (errnoWanted) {
     out.ranked = causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]);
   }

@@ -15,6 +15,7 @@ export * from "./bdf.js";
 export * from "./sysfs.js";
 export * from "./holders.js";
 export * from "./inventory.js";
+export * from "./kernel.js";
 export * from "./token.js";
 export * from "./vfio.js";
 export * from "./tokenops.js";

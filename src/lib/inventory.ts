@@ -13,6 +13,7 @@
  */
 import type { Syscalls } from "../sys/syscalls.js";
 import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
+import { readHostKernel, type HostKernel } from "./kernel.js";
 import { isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
@@ -40,6 +41,8 @@ export interface InventoryPf extends InventoryDevice {
 
 export interface Inventory {
   backend: "linux" | "model";
+  /** the running kernel: version, iommufd / vfio cdev, how the cdev path treats the VF token */
+  kernel: HostKernel;
   vfioPci: VfioPciModule;
   /** SR-IOV physical functions, each with its VFs */
   pfs: InventoryPf[];
@@ -106,5 +109,9 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
       others.push({ ...d, role: "device", token: tokenSituation(d, null, null), heldBy: held(d.iommuGroup) });
     }
   }
-  return { backend: sys.backend, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+  const kernel = await readHostKernel(sys);
+  // on the cdev path this kernel's own row applies (src/kernel/versions.ts)
+  const cdevNote = kernel.cdevToken === "bypass" ? "; not through the vfio cdev: this kernel does not check it there (vfioctl audit)" : kernel.cdevToken === "e2big" ? "; through the vfio cdev it cannot be passed on this kernel (E2BIG), so only the group path opens it" : "";
+  if (cdevNote) for (const pf of pfs) for (const vf of pf.vfDevices) if (vf.token.state === "required" && vf.cdevNode) vf.token = { ...vf.token, reason: vf.token.reason + cdevNote };
+  return { backend: sys.backend, kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
 }

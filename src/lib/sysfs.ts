@@ -45,6 +45,10 @@ export interface DeviceFacts {
   /** "/dev/vfio/<N>" (or null without a group) and whether the node exists now */
   vfioNode: string | null;
   vfioNodeExists: boolean;
+  /** the vfio device's class device name "vfio<N>" (sysfs vfio-dev/, 6.1+), null when not a vfio device */
+  vfioDevice: string | null;
+  /** "/dev/vfio/devices/vfio<N>" when that cdev node exists (CONFIG_VFIO_DEVICE_CDEV), else null */
+  cdevNode: string | null;
   /** present on PFs (the sriov_* attributes exist only on PFs) */
   sriov: SriovInfo | null;
   /** the PF of a VF, and the VF's index */
@@ -117,10 +121,20 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     iommuGroup,
     vfioNode,
     vfioNodeExists: vfioNode !== null && (await exists(sys, vfioNode)),
+    vfioDevice: null,
+    cdevNode: null,
     sriov: null,
     physfn: physfn !== null && isBdf(physfn) ? physfn : null,
     vfIndex: null,
   };
+  if (driver !== null && isVfioDriver(driver)) {
+    try {
+      facts.vfioDevice = (await sys.readdir(`${p}/vfio-dev`)).find((n) => /^vfio\d+$/.test(n)) ?? null;
+    } catch {
+      /* no vfio-dev class device (before 6.1) */
+    }
+    if (facts.vfioDevice && (await exists(sys, `/dev/vfio/devices/${facts.vfioDevice}`))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
+  }
   const total = await tryAttr(sys, `${p}/sriov_totalvfs`);
   if (total !== null) {
     let numVfs: number | null = null;

@@ -20,7 +20,10 @@ import { readText } from "../sys/fsutil.js";
 import type { Syscalls } from "../sys/syscalls.js";
 
 export interface MaterializeOptions {
-  /** top-level trees to copy (default: ["/sys", "/dev/vfio"]); add "/proc" for holder scans */
+  /**
+   * trees to copy (default: /sys, /dev/vfio, /dev/iommu and the kernel's names in
+   * /proc/sys/kernel/osrelease and /proc/version); add "/proc" for holder scans
+   */
   trees?: string[];
   /** skip paths for which this returns true */
   skip?: (p: string) => boolean;
@@ -37,7 +40,7 @@ export interface MaterializeStats {
 /** Copy the model's trees under `dest` (created if missing). */
 export async function materialize(sys: Syscalls, dest: string, opts: MaterializeOptions = {}): Promise<MaterializeStats> {
   const stats: MaterializeStats = { dirs: 0, files: 0, links: 0, unreadable: 0 };
-  const trees = opts.trees ?? ["/sys", "/dev/vfio"];
+  const trees = opts.trees ?? ["/sys", "/dev/vfio", "/dev/iommu", "/proc/sys/kernel/osrelease", "/proc/version"];
   const walk = async (p: string): Promise<void> => {
     if (opts.skip?.(p)) return;
     const out = path.join(dest, p);

@@ -21,11 +21,14 @@ token is the one vfioctl keeps in its store for the VFs' PF (the PF's name in th
 --config F), and the by-reference form reads it from the store at launch; with --token-file it
 reads that file. DPDK and QEMU take the token only on argv, where every local user can read it
 (/proc/PID/cmdline): for QEMU, --qmp SOCKET prints the QMP device_add line that hot-adds the
-VFs after start, keeping the token off argv. Each consumer's caveats are listed.
+VFs after start, keeping the token off argv. Each consumer's caveats are listed, including what
+its cdev (iommufd) mode does with the token on this host's kernel: QEMU's iommufd backend binds
+with flags 0 and ignores vf-token; DPDK's cdev mode retries without the token after a failure.
 
 Examples:
   vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token
   vfioctl --sim args qemu 0000:af:10.0
+  vfioctl --sim --profile 6.17.1 args qemu 0000:af:10.0      # a kernel whose cdev cannot take the token
   vfioctl --sim --state /tmp/h config install examples/default-host.yaml
   vfioctl --sim --state /tmp/h apply
   vfioctl --sim --state /tmp/h args dpdk 0000:01:10.0 0000:01:10.2     # the token read from the store at launch

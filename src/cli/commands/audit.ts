@@ -17,6 +17,9 @@ Reports (read-only):
   - VFs of a vfio-pci PF whose captured driver_override "vfio-pci" was cleared or changed
   - vfio-pci PFs with VFs while vfio-pci's enable_sriov is off (sriov_numvfs then fails ENOENT)
   - IOMMU groups mixing vfio-pci devices with devices on host drivers (not viable)
+  - VFs of a vfio-pci PF behind a vfio cdev that does not check the VF token (6.6–6.16,
+    6.12.y: anyone with access to /dev/vfio/devices/vfio<N> opens them without it), or that
+    cannot be given one (E2BIG: 6.15.y/6.16.y backports, 6.17, 6.18.0–6.18.2)
   - which processes hold /dev/vfio nodes, and the devices of those groups (/proc/*/fd)
   - with a host config (--config F, default /etc/vfioctl/host.yaml when present): VF users whose
     process started before the PF's last token rotation (they may hold the old token), and PFs
@@ -26,6 +29,7 @@ Exit codes: 0 no findings, 1 findings.
 
 Examples:
   vfioctl --sim audit
+  vfioctl --sim --profile 6.12.58 audit      # a cdev kernel without the token check
   vfioctl audit --json | jq '.findings[] | .id'`,
   async run(ctx, args) {
     return guarded(ctx, "audit", async () => {

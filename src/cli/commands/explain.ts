@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG } from "../../host/config.js";
 const MARK: Record<Cause["status"], string> = { applies: "✗", possible: "?", would: "·", no: " " };
 
 function causeLines(c: Cause, verbose: boolean): string[] {
-  const head = `${MARK[c.status]} ${c.errno ?? "blocks"} ${c.operation}${c.when && c.status !== "applies" ? ` — if ${c.when}` : ""}: ${c.cause}`;
+  const head = `${c.note && c.status === "applies" ? "!" : MARK[c.status]} ${c.errno ?? (c.note ? "note" : "blocks")} ${c.operation}${c.when && c.status !== "applies" ? ` — if ${c.when}` : ""}: ${c.cause}`;
   const out = [head, `    fix: ${c.fix}`];
   if (verbose && c.log) out.push(`    kernel log: ${c.log}`);
   if (verbose && c.log === "") out.push("    kernel log: (nothing)");
@@ -57,10 +57,19 @@ vfio-pci enable_sriov=N which logs nothing; blocking on open VFs) and driver bin
 (override, EBUSY already bound, "Cannot bind to PF with SR-IOV enabled", denylist EINVAL,
 no IOMMU group, autoprobe off).
 
+The rules are the running kernel's (/proc/sys/kernel/osrelease resolved against vfioctl's table
+of kernel changes, and what /dev/iommu and /dev/vfio/devices show). On a kernel with the vfio
+cdev (6.6+, CONFIG_VFIO_DEVICE_CDEV) it also predicts VFIO_DEVICE_BIND_IOMMUFD on
+/dev/vfio/devices/vfio<N>: no token check at all (6.6–6.16, 6.12.y), a token that cannot be
+passed (E2BIG: 6.15.y/6.16.y backports, 6.17, 6.18.0–6.18.2), or checked (6.18.3+, 6.19+, 7.x);
+the group/cdev exclusion (EBUSY), a second bind (EINVAL), EFAULT for a missing token pointer, and
+that binding a PF with a token sets it — even when the bind then fails.
+
 Whether a given token is the right one cannot be seen in sysfs (the kernel never reveals it):
 use 'vfioctl token verify'.
 
   ✗ applies now   ? possible (sysfs cannot tell)   · would apply for the input shown
+  ! a note that applies (the operation succeeds, but you should know this)
 
 Options:
   --token-file F, --token-stdin, --with-token   predict for an open that passes a token
@@ -75,6 +84,8 @@ Examples:
   vfioctl --sim explain 0000:af:10.0
   vfioctl --sim explain 0000:af:10.0 --errno EACCES
   vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE
+  vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check
+  vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG
   vfioctl explain 0000:3b:00.0 --errno ENOENT`,
   async run(ctx, args) {
     return guarded(ctx, "explain", async () => {
@@ -102,10 +113,12 @@ Examples:
       }
       const out: string[] = [];
       out.push(`${x.bdf} (${x.role === "pf" ? "SR-IOV PF" : x.role === "vf" ? `VF of ${x.pf?.bdf}` : "not an SR-IOV PF or VF"}, ${x.device.driver ?? "no driver"}${x.device.iommuGroup !== null ? `, group ${x.device.iommuGroup}` : ""})`);
+      out.push(`kernel: ${x.kernel.summary}`);
       out.push(`token: ${x.token.reason}`);
       if (owner) out.push(`token owner: ${owner.text}`);
       out.push("");
       out.push(`open: ${x.open.verdict === "ok" ? "✓" : x.open.verdict === "fails" ? "✗" : "?"} ${x.open.summary}`);
+      if (x.cdev) out.push(`cdev: ${x.cdev.verdict === "ok" ? "✓" : x.cdev.verdict === "fails" ? "✗" : "?"} ${x.cdev.summary}`);
       if (x.ranked) {
         out.push("");
         out.push(`Causes of ${o.errno!.toUpperCase()} for ${x.bdf}, most likely first:`);
@@ -113,11 +126,11 @@ Examples:
         else if (!x.ranked.some((c) => c.status === "applies" || c.status === "possible")) out.push("  (none applies to this host's state now; these are what would produce it)");
         x.ranked.forEach((c, i) => out.push(...causeLines(c, true).map((l, j) => (j === 0 ? `${String(i + 1).padStart(2)}. ${l}` : `    ${l}`))));
       } else {
-        for (const op of ["open", "sriov_numvfs", "bind"] as const) {
+        for (const op of ["open", "cdev", "sriov_numvfs", "bind"] as const) {
           const rows = x.causes.filter((c) => c.operation === op && (p.flags.has("all") || c.status !== "no"));
           if (!rows.length) continue;
           out.push("");
-          out.push(op === "open" ? "Opening it through vfio:" : op === "sriov_numvfs" ? `Writing sriov_numvfs${o.numvfs !== undefined ? ` = ${o.numvfs}` : ""}:` : `Binding ${o.driver ?? "vfio-pci"}:`);
+          out.push(op === "open" ? "Opening it through vfio:" : op === "cdev" ? `Opening it through the vfio cdev (${x.cdev?.node ?? "/dev/vfio/devices/vfio<N>"}, VFIO_DEVICE_BIND_IOMMUFD):` : op === "sriov_numvfs" ? `Writing sriov_numvfs${o.numvfs !== undefined ? ` = ${o.numvfs}` : ""}:` : `Binding ${o.driver ?? "vfio-pci"}:`);
           for (const c of rows) out.push(...causeLines(c, true).map((l) => `  ${l}`));
         }
       }

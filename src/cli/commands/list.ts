@@ -10,7 +10,9 @@ register({
   summary: "PF → VF tree: drivers, overrides, IOMMU groups, /dev/vfio nodes, VF counts, token situation",
   help: `usage: vfioctl list [--all] [--no-holders]
 
-Show every SR-IOV PF with its VFs, then the other PCI devices: driver and driver_override,
+First the running kernel: its version (as vfioctl's table of kernel changes resolves it),
+whether it has /dev/iommu and the vfio cdev, and how the cdev path treats the VF token.
+Then every SR-IOV PF with its VFs, then the other PCI devices: driver and driver_override,
 IOMMU group and whether its /dev/vfio node exists (and who holds it), sriov_numvfs/totalvfs,
 vfio-pci's enable_sriov, and for each device whether opening it needs a VF token:
   ●  required     (VF of a PF owned by vfio-pci: kernel 5.18+ rule)
@@ -31,7 +33,7 @@ Examples:
       if (p.positional.length) throw new (await import("../../lib/errors.js")).VfioctlError("BAD_INPUT", `list: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
       const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders") });
       if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
-      else ctx.io.out(renderTree(inv, { all: p.flags.has("all") }));
+      else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;
     });
   },
