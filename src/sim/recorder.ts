@@ -38,6 +38,9 @@ export function recordsOpen(path: string, flags: number): boolean {
 /** Offsets of fd numbers inside an ioctl's argument struct (they are renumbered on replay). */
 export function fdOffsets(req: number, buf: Buffer): number[] {
   if (req === VFIO.GROUP_SET_CONTAINER) return buf.length >= 4 ? [0] : [];
+  // vfio_device_bind_iommufd.iommufd (the token_uuid_ptr target is not recorded: a bind with a
+  // token does not replay)
+  if (req === VFIO.DEVICE_BIND_IOMMUFD) return buf.length >= 12 && buf.readInt32LE(8) >= 0 ? [8] : [];
   if (req === VFIO.DEVICE_SET_IRQS && buf.length >= 20 && buf.readUInt32LE(4) & VFIO_IRQ_SET_DATA_EVENTFD) {
     const out: number[] = [];
     const count = buf.readUInt32LE(16);
