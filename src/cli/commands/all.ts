@@ -13,3 +13,4 @@ import "./lab.js";
 import "./host.js";
 import "./config.js";
 import "./install.js";
+import "./cdi.js";
