@@ -14,3 +14,4 @@ import "./host.js";
 import "./config.js";
 import "./install.js";
 import "./cdi.js";
+import "./k8s.js";
