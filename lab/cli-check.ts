@@ -17,7 +17,11 @@
  *     (`/dev/vfio/N`, `/sys/kernel/iommu_groups/N`, "group N");
  *   - holders' pid, comm and fd → `<pid>`, `<comm>`, `<fd>` (in the guest every scenario process
  *     is the one node process; on the model each has its own pid), holder lists sorted after that;
- *   - `backend` ("linux" / "model") is dropped;
+ *   - `backend` ("linux" / "model") is dropped; a holder's `rdev` (dynamic major:minor) → `<rdev>`;
+ *     a root cgroup "/" and none (the guest mounts no cgroup file system) compare equal;
+ *   - the kernel's identification (`kernel.osrelease`, `procVersion`, `ident`, and release strings
+ *     in text) → placeholders: the registry's Debian ABI number moves while the model's alias
+ *     does not; the resolved behaviour flags and access paths are compared;
  *   - {@link GUEST_ONLY_DRIVERS}: the guest's own bus and share devices outside any PF → VF tree
  *     are on pcieport / virtio-pci, which the model host leaves unbound; compared as unbound.
  */
@@ -168,6 +172,9 @@ export function normaliseCli(snap: CliSnapshot): CliSnapshot {
   const g = (n: number) => groups.get(n) ?? `@group(${n})`;
   const text = (s: string) =>
     s
+      .replace(/\b\d+\.\d+\.\d+-\d+-amd64\b/g, "<osrelease>")
+      .replace(/\b\d+\.\d+\.\d+\+deb\d+-amd64\b/g, "<osrelease>")
+      .replace(/upstream \d+\.\d+\.\d+/g, "upstream <version>")
       .replace(/pid \d+ \([^)]*\) fd \d+/g, "pid <pid> (<comm>) fd <fd>")
       .replace(/pid \d+ \([^)]*\)/g, "pid <pid> (<comm>)")
       .replace(/\/dev\/vfio\/(\d+)\b/g, (_, n: string) => `/dev/vfio/${g(Number(n))}`)
@@ -187,7 +194,18 @@ export function normaliseCli(snap: CliSnapshot): CliSnapshot {
       const infra = !o.physfn && !o.sriov && typeof o.bdf === "string" && "driver" in o && "role" in o && o.role === "device";
       for (const [k, x] of Object.entries(o)) {
         if (k === "backend") continue;
+        // the kernel's identification: the registry's Debian ABI number moves (6.1.0-56 → -57) while
+        // the model's alias stays; its behaviour flags and access paths are still compared
+        if ((k === "osrelease" || k === "procVersion" || k === "ident") && key === "kernel") {
+          r[k] = "<kernel identification>";
+          continue;
+        }
         if ((k === "pid" || k === "fd") && typeof x === "number") r[k] = `<${k}>`;
+        // a group node's major:minor is dynamic on Linux (the vfio char region, minors in group
+        // creation order); the model numbers them its own way
+        else if (k === "rdev" && typeof x === "string") r[k] = "<rdev>";
+        // the root cgroup: the guest (no cgroup file system mounted) reads none, the model "/"
+        else if (k === "cgroup" && (x === "/" || x === null)) r[k] = null;
         else if (k === "comm" && typeof x === "string") r[k] = "<comm>";
         else if ((k === "iommuGroup" || k === "group") && typeof x === "number") r[k] = g(x);
         else if (k === "driver" && infra && typeof x === "string" && GUEST_ONLY_DRIVERS.has(x)) r[k] = null;
