@@ -26,7 +26,8 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
-import { describeHolder, holdersOf, vfioHolders, type VfioHolder } from "./holders.js";
+import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
+import { readTokenLog, type TokenLogReading } from "./tokenlog.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
 import { DMA_SAFE_DRIVERS, denylisted, groupMembers, hasSriovConfigure, isVfioDriver, listDrivers, readDevice, readVfioPciModule, requireDevice, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
@@ -63,6 +64,8 @@ export interface ExplainOptions {
   driver?: string;
   /** rank the causes for this errno (what the user saw) */
   errno?: string;
+  /** read the kernel log's token lines for the device (default: when `errno` is given) */
+  log?: boolean;
 }
 
 export interface Explanation {
@@ -81,6 +84,8 @@ export interface Explanation {
   causes: Cause[];
   /** with opts.errno: the causes with that errno, most likely first */
   ranked?: Cause[];
+  /** the kernel log's reading of the device's last token check (with opts.log / opts.errno) */
+  tokenLog?: TokenLogReading;
 }
 
 const RANK: Record<CauseStatus, number> = { applies: 0, possible: 1, would: 2, no: 3 };
@@ -101,23 +106,28 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const d = await readDevice(sys, bdf);
   const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
   const mod = await readVfioPciModule(sys);
-  const holders = await vfioHolders(sys);
+  const scan = await scanVfioHolders(sys);
+  const holders = scan.holders;
+  // nobody visible holds a VF, but a process holds device fds naming no group (or some fds are unreadable)
+  const heldUnknown = scan.unattributed.length > 0 || scan.unreadable.length > 0 ? unknownReason(scan) : null;
   const drivers = await listDrivers(sys);
   const vfs = d.sriov ? await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v))) : [];
   const vfsHeld = vfs.filter((v) => holdersOf(holders, v.iommuGroup).length > 0);
-  const token = tokenSituation(d, pf, d.sriov ? vfsHeld.length > 0 : null);
+  const vfsUnknown = !vfsHeld.length && vfs.length > 0 && heldUnknown !== null;
+  const token = tokenSituation(d, pf, d.sriov ? (vfsHeld.length > 0 ? true : vfsUnknown ? null : false) : null, heldUnknown ?? undefined);
   const role: Explanation["role"] = d.sriov ? "pf" : d.physfn ? "vf" : "device";
   const given = opts.token !== undefined && opts.token !== false;
   const causes: Cause[] = [];
   const add = (c: Cause) => causes.push(c);
-  const groupHeld = holdersOf(holders, d.iommuGroup);
+  const groupHeld = groupNodeHolders(holders, d.iommuGroup);
   const members = d.iommuGroup === null ? [] : await groupMembers(sys, d.iommuGroup);
   const memberFacts = await Promise.all(members.filter((m) => m !== bdf).map((m) => readDevice(sys, m)));
   const blockers = memberFacts.filter((m) => m.driver !== null && !DMA_SAFE_DRIVERS.has(m.driver) && !isVfioDriver(m.driver));
   const hk = await readHostKernel(sys);
   // cdev nodes of this device's group held open: one of them may be bound, which blocks the group node
   const cdevOfMembers = new Set([d, ...memberFacts].map((m) => m.cdevNode).filter((n): n is string => n !== null));
-  const cdevHeld = holders.filter((h) => cdevOfMembers.has(h.target));
+  const memberBdfs = new Set([d, ...memberFacts].map((m) => m.bdf));
+  const cdevHeld = holders.filter((h) => h.kind === "cdev" && (h.device ? memberBdfs.has(h.device) : cdevOfMembers.has(h.target)));
 
   // ---------------------------------------------------------------- open (§8.2, §2.4)
   add({
@@ -144,8 +154,10 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     spec: "§8.2, §10.2#19",
     operation: "open",
     errno: "EBUSY",
-    status: groupHeld.length ? "applies" : "no",
-    cause: `${d.vfioNode ?? "the group"} is already open (one open file per group): ${groupHeld.map(describeHolder).join("; ") || "nobody"}`,
+    status: groupHeld.length ? "applies" : heldUnknown !== null && d.vfioNodeExists ? "possible" : "no",
+    cause: groupHeld.length || heldUnknown === null
+      ? `${d.vfioNode ?? "the group"} is already open (one open file per group): ${groupHeld.map(describeHolder).join("; ") || "nobody"}`
+      : `${d.vfioNode ?? "the group"} may be open (one open file per group; a device fd keeps its group open after the group fd is closed): ${heldUnknown}`,
     fix: "use the device from the process that holds the group, or stop that process; a second program cannot open the same group",
   });
   add({
@@ -220,8 +232,8 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     spec: "§2.4, §2.6",
     operation: "open",
     errno: "EACCES",
-    status: pfOnVfio && !given ? (vfsHeld.length ? "possible" : "no") : "no",
-    cause: `a VF of PF ${bdf} is in use (${vfsHeld.map((v) => `${v.bdf} group ${v.iommuGroup}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || "none now"}); while any VF is open the PF itself opens only with the current token`,
+    status: pfOnVfio && !given ? (vfsHeld.length || vfsUnknown ? "possible" : "no") : "no",
+    cause: `a VF of PF ${bdf} ${vfsUnknown ? `may be in use (${heldUnknown})` : `is in use (${vfsHeld.map((v) => `${v.bdf} group ${v.iommuGroup}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || "none now"})`}; while any VF is open the PF itself opens only with the current token`,
     fix: "open the PF with the current token (restarting a PF driver while VFs run needs it), or close the VF users first",
     log: `vfio-pci ${bdf}: VF token required to access device`,
   });
@@ -230,7 +242,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     spec: "§2.4",
     operation: "open",
     errno: "EACCES",
-    status: pfOnVfio && given && vfsHeld.length ? "possible" : "no",
+    status: pfOnVfio && given && (vfsHeld.length || vfsUnknown) ? "possible" : "no",
     cause: `while a VF of ${bdf} is open, a token other than the current one is refused (it is not replaced)`,
     fix: "pass the current token, then set a new one with VFIO_DEVICE_FEATURE (vfioctl token set --current-token-file F)",
     log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
@@ -278,8 +290,8 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
       spec: "§8.5",
       operation: "cdev",
       errno: "EINVAL",
-      status: cdevNode !== null && holders.some((h) => h.target === cdevNode) ? "possible" : "no",
-      cause: `${node} is open in ${holders.filter((h) => h.target === cdevNode).map(describeHolder).join("; ") || "no process"}; the cdev path opens a device once: a second bind (of that fd or another) is EINVAL`,
+      status: cdevNode !== null && holders.some((h) => h.kind === "cdev" && (h.device === bdf || h.target === cdevNode)) ? "possible" : "no",
+      cause: `${node} is open in ${holders.filter((h) => h.kind === "cdev" && (h.device === bdf || h.target === cdevNode)).map(describeHolder).join("; ") || "no process"}; the cdev path opens a device once: a second bind (of that fd or another) is EINVAL`,
       fix: "use the device from the process that bound it, or stop that process",
     });
     add({
@@ -473,9 +485,9 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
       spec: "§7.2",
       operation: "sriov_numvfs",
       errno: null,
-      status: vfsHeld.length ? (n === undefined || n === 0 ? "applies" : "no") : "no",
+      status: vfsHeld.length ? (n === undefined || n === 0 ? "applies" : "no") : vfsUnknown && (n === undefined || n === 0) ? "possible" : "no",
       when: "writing 0 (or unbinding the PF) while a VF is open",
-      cause: `the write blocks until every VF user closes: ${vfsHeld.map((v) => `${v.bdf}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || "no VF is held"}; on 6.1 reading sriov_numvfs blocks meanwhile too`,
+      cause: `the write blocks until every VF user closes: ${vfsHeld.map((v) => `${v.bdf}: ${holdersOf(holders, v.iommuGroup).map(describeHolder).join(", ")}`).join("; ") || (vfsUnknown ? `which VFs are held cannot be seen: ${heldUnknown}` : "no VF is held")}; on 6.1 reading sriov_numvfs blocks meanwhile too`,
       fix: "stop the VF users first; vfioctl sriov takes --timeout and then names the holders",
       log: `vfio-pci <VF>: No device request channel registered, blocked until released by user`,
     });
@@ -566,6 +578,27 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     fix: `vfioctl bind ${bdf} ${target} (sets driver_override, which lifts the autoprobe rule)`,
   });
 
+  // ---------------------------------------------------------------- the kernel log's last token check
+  let tokenLog: TokenLogReading | undefined;
+  if (opts.log ?? errnoWanted !== undefined) {
+    tokenLog = await readTokenLog(sys, bdf);
+    const last = tokenLog.last;
+    const c = (id: string) => causes.find((x) => x.id === id);
+    const [req, inc] = role === "pf" ? [c("pf-token-required"), c("pf-token-incorrect")] : [c("token-required"), c("token-incorrect")];
+    if (last?.verdict === "wrong-token" && inc && (pfLinked || pfOnVfio)) {
+      // DPDK's retry: "Incorrect …" then "required" in the same second is a wrong token, not a missing one
+      inc.status = "applies";
+      inc.cause += `; ${last.why}`;
+      if (req && req.status === "applies") {
+        req.status = "possible";
+        req.cause += ` — but ${last.retriedWithout ? "the \"VF token required\" line the kernel logged last is the consumer's retry without the token, after the wrong one" : "the kernel logged \"Incorrect VF token\": the last open did carry a token"}`;
+      }
+    } else if (last?.verdict === "no-token" && req && req.status !== "no") {
+      req.cause += `; ${last.why}`;
+      if (req.status === "possible") req.status = "applies";
+    }
+  }
+
   // ---------------------------------------------------------------- verdict
   const openCauses = causes.filter((c) => c.operation === "open");
   const firstApplies = openCauses.find((c) => c.status === "applies");
@@ -587,7 +620,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     else cdev = { node: n, verdict: "ok", errno: null, summary: `bind ${n ?? bdf}: should succeed${bypass ? " without any token (this kernel does not check it)" : pfLinked ? " with the PF's token" : ""}` };
   }
 
-  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes };
+  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes, ...(tokenLog ? { tokenLog } : {}) };
   if (errnoWanted) {
     out.ranked = causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]);
   }

@@ -14,6 +14,7 @@ export * from "./errors.js";
 export * from "./bdf.js";
 export * from "./sysfs.js";
 export * from "./holders.js";
+export * from "./tokenlog.js";
 export * from "./inventory.js";
 export * from "./kernel.js";
 export * from "./token.js";
