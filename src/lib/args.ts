@@ -26,7 +26,7 @@ import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { tokenSituation } from "./inventory.js";
-import { readDevice, requireDevice } from "./sysfs.js";
+import { isVfioDriver, readDevice, requireDevice } from "./sysfs.js";
 import { TOKEN_PLACEHOLDER } from "./token.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
 
@@ -42,6 +42,10 @@ export interface ArgsResult {
   argv: string[];
   /** a wrapper line that reads the token from a file instead of embedding it */
   byReference?: string;
+  /** QEMU: the by-reference -device piece of each device, in order (byReference joins them) */
+  byReferenceEach?: string[];
+  /** PFs given (DPDK, SPDK or QEMU as the PF's userspace driver: the token given sets the PF's token) */
+  pfDriver?: string[];
   caveats: string[];
   /** the running kernel whose rules the caveats follow */
   kernel: HostKernel;
@@ -66,29 +70,68 @@ function cdevCaveat(c: Consumer, hk: HostKernel): string | null {
 
 const shq = (s: string) => (/^[A-Za-z0-9_=,.:/@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string[], opts: { token?: string; tokenFile?: string; showToken?: boolean; qmpSocket?: string }): Promise<ArgsResult> {
+/** The placeholder for one PF's token when devices of several PFs need different ones. */
+export const pfPlaceholder = (pf: string) => `<VF-TOKEN:${pf}>`;
+
+export interface ConsumerArgsOptions {
+  /** the token (one PF) */
+  token?: string;
+  /** the file holding it (one PF): the by-reference form reads it at launch; must be absolute */
+  tokenFile?: string;
+  showToken?: boolean;
+  qmpSocket?: string;
+  /** per PF (QEMU with VFs of several PFs): that PF's token and token file */
+  perPf?: Record<string, { token?: string; tokenFile?: string }>;
+}
+
+export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string[], opts: ConsumerArgsOptions): Promise<ArgsResult> {
   if (!(CONSUMERS as string[]).includes(consumer)) throw new VfioctlError("BAD_INPUT", `consumer: expected one of ${CONSUMERS.join(", ")}, got ${JSON.stringify(consumer)}`);
   const c = consumer as Consumer;
   if (bdfs.length === 0) throw new VfioctlError("BAD_INPUT", "devices: expected at least one BDF, got none");
   for (const b of bdfs) checkBdf(b);
+  for (const f of [opts.tokenFile, ...Object.values(opts.perPf ?? {}).map((x) => x.tokenFile)]) {
+    if (f !== undefined && !f.startsWith("/")) throw new VfioctlError("BAD_INPUT", `token file: expected an absolute path (the launching script reads it from wherever it runs), got ${JSON.stringify(f)}`, { fix: `use ${JSON.stringify(`$PWD/${f}`)}` });
+  }
   const devices: ArgsResult["devices"] = [];
   const needing = new Map<string, string[]>();
   const notNeeding: string[] = [];
+  const pfDriver: string[] = [];
+  const refused: string[] = [];
+  const plainNotVfio: string[] = [];
   for (const b of bdfs) {
     await requireDevice(sys, b);
     const d = await readDevice(sys, b);
     const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
     const t = tokenSituation(d, pf, null);
-    devices.push({ bdf: b, pf: pf?.bdf ?? null, token: t.reason });
+    devices.push({ bdf: b, pf: pf?.bdf ?? (d.sriov ? b : null), token: d.sriov ? (d.driver === "vfio-pci" ? "the PF's userspace driver: opening it with vf_token= sets the PF's token while no VF is open" : t.reason) : t.reason });
+    if (d.iommuGroup === null) {
+      refused.push(`${b} has no IOMMU group: there is no /dev/vfio node to open (ENOENT); enable the IOMMU`);
+      continue;
+    }
+    if ((d.sriov || d.physfn) && !isVfioDriver(d.driver)) {
+      refused.push(`${b}${d.sriov ? " (a PF)" : ""} is ${d.driver ? `on the host driver ${d.driver}` : "not bound to any driver"}, not vfio-pci: ${c === "qemu" ? "QEMU" : "DPDK"} could not open it through VFIO (ENODEV); vfioctl bind ${b} vfio-pci`);
+      continue;
+    }
+    if (!d.sriov && !d.physfn && !isVfioDriver(d.driver)) plainNotVfio.push(b);
+    if (d.sriov) {
+      // the consumer is the PF's userspace driver: its token option sets the PF's token
+      if (d.driver === "vfio-pci") {
+        pfDriver.push(b);
+        needing.set(b, [...(needing.get(b) ?? []), b]);
+      } else notNeeding.push(b);
+      continue;
+    }
     if (t.state !== "not-required" && d.physfn) needing.set(d.physfn, [...(needing.get(d.physfn) ?? []), b]);
     else notNeeding.push(b);
-    if (d.sriov) throw new VfioctlError("BAD_INPUT", `${b} is a PF: \`vfioctl args\` prints pieces for VF consumers; the PF's own userspace driver sets the token (vfioctl token set ${b})`, { subject: b });
+  }
+  if (refused.length) {
+    throw new VfioctlError("REFUSED", `${c}: ${refused.join("; ")}`, { subject: bdfs.join(" "), errno: refused.some((r) => r.includes("ENODEV")) ? "ENODEV" : "ENOENT", fix: "give only VFs (or PFs) bound to vfio-pci with an IOMMU group: vfioctl list" });
   }
   const tokenNeeded = needing.size > 0;
   const hk = await readHostKernel(sys);
   if (needing.size > 1) {
     const pfs = [...needing.keys()];
-    if (c !== "qemu" || opts.token !== undefined) {
+    if (c !== "qemu" || (opts.token !== undefined && !opts.perPf)) {
       throw new VfioctlError("BAD_INPUT", `devices: expected VFs whose PFs share one token, got VFs of ${pfs.length} vfio-pci PFs (${pfs.map((p) => `${p}: ${needing.get(p)!.join(", ")}`).join("; ")})`, {
         fix: c === "qemu" ? "run `vfioctl args qemu` once per PF, each with that PF's token" : `${c === "dpdk" ? "DPDK" : "SPDK (through DPDK)"} takes one token per process: run one process per PF, or have the PF drivers set the same token`,
       });
@@ -98,8 +141,18 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
   const haveValue = opts.token !== undefined;
   const tok = tokenNeeded ? (haveValue && opts.showToken ? opts.token! : TOKEN_PLACEHOLDER) : null;
   const file = opts.tokenFile;
+  const several = needing.size > 1;
+  const pfOf = (b: string) => [...needing.entries()].find(([, l]) => l.includes(b))?.[0] ?? null;
+  /** the token (or placeholder) and file for the devices of PF `pf`: one per PF when there are several */
+  const tokOf = (pf: string): string => {
+    if (!several) return tok!;
+    const v = opts.perPf?.[pf]?.token;
+    return v !== undefined && opts.showToken ? v : pfPlaceholder(pf);
+  };
+  const fileOf = (pf: string): string | undefined => (several ? opts.perPf?.[pf]?.tokenFile : file);
   let argv: string[] = [];
   let byReference: string | undefined;
+  let byReferenceEach: string[] | undefined;
   if (tokenNeeded && notNeeding.length) {
     caveats.push(`${notNeeding.join(", ")} need${notNeeding.length === 1 ? "s" : ""} no token (${c === "qemu" ? "give vf-token only on the devices that need it: passing one elsewhere fails EINVAL" : "DPDK passes its one token to every device and, where the kernel refuses it (EINVAL), retries without it"})`);
   }
@@ -119,22 +172,37 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
     }
   } else {
     argv = bdfs.flatMap((b) => {
-      const need = [...needing.values()].some((l) => l.includes(b));
-      return ["-device", `vfio-pci,host=${b}${need && tok ? `,vf-token=${tok}` : ""}`];
+      const pf = pfOf(b);
+      return ["-device", `vfio-pci,host=${b}${pf && tok ? `,vf-token=${tokOf(pf)}` : ""}`];
     });
-    if (tok && file) byReference = `-device vfio-pci,host=${bdfs[0]},vf-token="$(cat ${shq(file)})"`;
+    let each: string[] | undefined;
+    if (tok && [...needing.keys()].some((pf) => fileOf(pf))) {
+      // one piece per device, each reading its own PF's file (a placeholder where none is known)
+      each = bdfs.map((b) => {
+        const pf = pfOf(b);
+        const f = pf ? fileOf(pf) : undefined;
+        return `-device vfio-pci,host=${b}${pf ? `,vf-token=${f ? `"$(cat ${shq(f)})"` : tokOf(pf)}` : ""}`;
+      });
+      byReference = each.join(" ");
+    }
     if (tok && opts.qmpSocket) {
       // bash's printf is a builtin: the token never becomes another process's argv
       const cmds = bdfs.map((b, i) => {
         const need = [...needing.values()].some((l) => l.includes(b));
         return `{"execute":"device_add","arguments":{"driver":"vfio-pci","id":"vf${i}","host":"${b}"${need ? `,"vf-token":"%s"` : ""}}}`;
       });
-      const n = bdfs.filter((b) => [...needing.values()].some((l) => l.includes(b))).length;
-      const src = file ? `"$(cat ${shq(file)})"` : tok === TOKEN_PLACEHOLDER ? TOKEN_PLACEHOLDER : shq(tok);
-      byReference = `printf '{"execute":"qmp_capabilities"}${cmds.join("")}' ${Array(n).fill(src).join(" ")} | socat - UNIX-CONNECT:${shq(opts.qmpSocket)}`;
+      const srcOf = (pf: string) => {
+        const f = fileOf(pf);
+        const t = tokOf(pf);
+        return f ? `"$(cat ${shq(f)})"` : t.startsWith("<VF-TOKEN") ? t : shq(t);
+      };
+      const srcs = bdfs.flatMap((b) => (pfOf(b) ? [srcOf(pfOf(b)!)] : []));
+      byReference = `printf '{"execute":"qmp_capabilities"}${cmds.join("")}' ${srcs.join(" ")} | socat - UNIX-CONNECT:${shq(opts.qmpSocket)}`;
+      each = undefined;
       argv = [];
       caveats.unshift(`start QEMU with -qmp unix:${opts.qmpSocket},server=on,wait=off and without these -device options; the line below hot-adds the VFs over QMP, so the token never appears in QEMU's /proc/PID/cmdline (run it from bash: its printf is a builtin)`);
     }
+    if (each) byReferenceEach = each;
     if (tok) {
       caveats.push("QEMU uses vf-token only on the VFIO group path; a device attached through iommufd (-object iommufd,id=… and iommufd=…) ignores it");
       caveats.push("when the token is wrong, QEMU's error hint suggests checking the device's group binding; the real cause is EACCES from the VF token check (vfioctl explain BDF)");
@@ -143,6 +211,15 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
   }
   const cc = tokenNeeded ? cdevCaveat(c, hk) : null;
   if (cc) caveats.push(cc);
-  if (tokenNeeded && tok === TOKEN_PLACEHOLDER) caveats.unshift(`substitute ${TOKEN_PLACEHOLDER} with the PF's token${file ? ` (from ${file}; or use the by-reference form)` : ""}; add --show-token to print it in place`);
-  return { consumer: c, devices, tokenNeeded, argv, ...(byReference ? { byReference } : {}), caveats, kernel: hk };
+  if (pfDriver.length) {
+    caveats.unshift(
+      `${pfDriver.join(", ")} ${pfDriver.length === 1 ? "is a PF" : "are PFs"} on vfio-pci: ${c === "qemu" ? "QEMU" : "DPDK"} is then the PF's userspace driver, and opening the PF with this token sets it as the PF's VF token while no VF is open (the kernel takes it silently; every VF user must then be given the same token); while a VF is open the PF opens only with the current token (EACCES "Incorrect VF token" otherwise). Give the token vfioctl stores (vfioctl token set ${pfDriver[0]}) so \`vfioctl args\` for its VFs refers to the same one${c === "qemu" ? "" : "; DPDK creates VFs through sriov_numvfs, which needs vfio-pci's enable_sriov=Y"}`,
+    );
+  }
+  if (plainNotVfio.length) caveats.push(`${plainNotVfio.join(", ")} ${plainNotVfio.length === 1 ? "is" : "are"} not on vfio-pci: bind first (vfioctl bind BDF vfio-pci), or the open fails`);
+  if (several && tok) {
+    const pfs = [...needing.keys()];
+    if (tok === TOKEN_PLACEHOLDER || pfs.some((pf) => tokOf(pf).startsWith("<VF-TOKEN"))) caveats.unshift(`the VFs belong to ${pfs.length} PFs, each with its own token: substitute ${pfs.filter((pf) => tokOf(pf).startsWith("<VF-TOKEN")).map((pf) => `${pfPlaceholder(pf)} with ${pf}'s token`).join(" and ")}${opts.perPf ? "" : "; add --show-token with each PF's token in the store to print them in place"}`);
+  } else if (tokenNeeded && tok === TOKEN_PLACEHOLDER) caveats.unshift(`substitute ${TOKEN_PLACEHOLDER} with the PF's token${file ? ` (from ${file}; or use the by-reference form)` : ""}; add --show-token to print it in place`);
+  return { consumer: c, devices, tokenNeeded, argv, ...(byReference ? { byReference } : {}), ...(byReferenceEach ? { byReferenceEach } : {}), ...(pfDriver.length ? { pfDriver } : {}), caveats, kernel: hk };
 }

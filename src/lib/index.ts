@@ -15,6 +15,7 @@ export * from "./bdf.js";
 export * from "./sysfs.js";
 export * from "./holders.js";
 export * from "./tokenlog.js";
+export * from "./dpenv.js";
 export * from "./inventory.js";
 export * from "./kernel.js";
 export * from "./token.js";
