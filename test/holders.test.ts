@@ -13,6 +13,7 @@ import { devName, major, makedev, minor, parseDevAttr } from "../src/sys/devnum.
 import { containerOfCgroup, describeHolder, heldState, holdersOf, scanVfioHolders } from "../src/lib/holders.js";
 import { inventory } from "../src/lib/inventory.js";
 import { setToken, verifyToken } from "../src/lib/tokenops.js";
+import { unbindDriver } from "../src/lib/bind.js";
 import { DOCKER_ID, IN_DOCKER, fdLinks, startConsumer } from "../testlib/consumers.js";
 import { runCli } from "../testlib/cli.js";
 
@@ -181,4 +182,16 @@ test("list names a chrooted holder with its chroot and does not say 'no VF is op
   assert.match(r.out, /group 6 \(\/dev\/vfio\/6, held by dpdk-testpmd\[\d+\] \[chroot \/srv\/dpdk\]\)/);
   assert.match(r.out, /pid \d+ \(dpdk-testpmd\) fd \d+ → \/srv\/dpdk\/dev\/vfio\/6 \[chroot \/srv\/dpdk\]/);
   assert.doesNotMatch(r.out, /no VF is open/);
+});
+
+test("an unbind that blocks on a VF held only through device fds names that process, not 'nobody'", async () => {
+  const { k, sh } = await hostWithToken();
+  const c = await startConsumer(k, "dpdk-testpmd", VF0, IN_DOCKER, T);
+  await c.dropGroupFds();
+  await assert.rejects(unbindDriver(sh, VF0, { timeoutMs: 50 }), (e: Error) => {
+    assert.match(e.message, /still blocked|blocked/);
+    assert.match(e.message, /held: pid \d+ \(dpdk-testpmd\) \[container docker 3f2a9c1b0d4e\] holds VFIO device fds without a group or cdev fd/);
+    return true;
+  });
+  await c.proc.exit();
 });

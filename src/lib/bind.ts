@@ -16,7 +16,7 @@ import { linkBase, withTimeout, writeText, TimeoutError } from "../sys/fsutil.js
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
-import { describeHolder, holdersOf, vfioHolders } from "./holders.js";
+import { describeHolder, holdersOf, scanVfioHolders, unknownReason, vfioHolders } from "./holders.js";
 import { watchKmsg } from "./kmsg.js";
 import { denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
 
@@ -55,6 +55,13 @@ async function refuseIfHeld(sys: Syscalls, d: DeviceFacts, vfs: DeviceFacts[], a
       data: { holders: held },
     });
   }
+}
+
+/** Who keeps a blocked write waiting, for the BLOCKED message: the holders by device number, or why they cannot be seen. */
+async function whoHolds(sys: Syscalls, d: DeviceFacts, vfs: DeviceFacts[]): Promise<string> {
+  const scan = await scanVfioHolders(sys);
+  const held = [d, ...vfs].flatMap((x) => holdersOf(scan.holders, x.iommuGroup).map((h) => `${x.bdf}: ${describeHolder(h)}`));
+  return held.length ? held.join("; ") : unknownReason(scan) || "no holder visible in /proc";
 }
 
 async function pfTrail(sys: Syscalls, d: DeviceFacts, opts: BindOptions, action: string): Promise<DeviceFacts[]> {
@@ -147,7 +154,7 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
     await write(sys, "/sys/bus/pci/drivers_probe", bdf, timeoutMs);
   } catch (e) {
     const log = await kmsg.drain();
-    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the write stays pending in the kernel until the device is released`, { subject: bdf, data: { log } });
+    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the write stays pending in the kernel until the device is released (held: ${await whoHolds(sys, d, vfs)})`, { subject: bdf, data: { log } });
     const back = await rollback();
     if (isErrno(e)) throw new VfioctlError("KERNEL", `bind ${bdf} to ${driver}: ${e.message}; rolled back (driver now ${back ?? "none"})`, { subject: bdf, errno: e.code, data: { log } });
     throw e;
@@ -184,7 +191,7 @@ export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions
     if (opts.clearOverride && d.driverOverride !== null) await write(sys, `${p}/driver_override`, "\n", timeoutMs);
   } catch (e) {
     const log = await kmsg.drain();
-    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the unbind stays pending in the kernel until the device is released`, { subject: bdf, data: { log } });
+    if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the unbind stays pending in the kernel until the device is released (held: ${await whoHolds(sys, d, vfs)})`, { subject: bdf, data: { log } });
     if (isErrno(e)) throw new VfioctlError("KERNEL", `unbind ${bdf}: ${e.message}`, { subject: bdf, errno: e.code, data: { log } });
     throw e;
   }
