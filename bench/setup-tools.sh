@@ -1,8 +1,18 @@
 #!/bin/sh
-# Installs the tools the `list` benchmark compares against (Debian/Ubuntu): driverctl.
+# Installs the tools the benchmarks compare against (Debian/Ubuntu), those that are missing:
+#   driverctl  (the `list` benchmark's driverctl row)
+#   pciutils   (lspci: the `list` benchmark's lspci row)
+#   gcc        (only when there is no C compiler `cc`: the C walker of the `list` benchmark and
+#              the C side of the FFI benchmark are built with it)
 # Run as root once: sh bench/setup-tools.sh
 set -e
-if command -v driverctl >/dev/null 2>&1; then echo "driverctl: $(command -v driverctl)"; exit 0; fi
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends driverctl
-command -v driverctl
+need=""
+command -v driverctl >/dev/null 2>&1 || need="$need driverctl"
+command -v lspci >/dev/null 2>&1 || need="$need pciutils"
+command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+if [ -n "$need" ]; then
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need
+fi
+for t in driverctl lspci cc; do echo "$t: $(command -v $t)"; done

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LinuxSyscalls } from "../src/sys/linux/host.js";
+import { BLOCKING_SYSFS_ATTRS, LinuxSyscalls, readCannotBlock } from "../src/sys/linux/host.js";
+import { readDevice } from "../src/lib/sysfs.js";
 import { ffiAvailable, ioctl, eventfd } from "../src/sys/linux/ioctl.js";
 import { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, SEEK_SET, SEEK_END, EFD_NONBLOCK } from "../src/sys/syscalls.js";
 import { readAttr, readText, writeText, linkBase, withTimeout, TimeoutError } from "../src/sys/fsutil.js";
@@ -157,7 +158,22 @@ test("an eventfd counts what is written and a non-blocking read of zero fails wi
   assert.throws(() => eventfd(0, 0x7fffffff), (e) => isErrno(e, "EINVAL"));
 });
 
-test("a write the kernel blocks leaves the event loop free until the reader drains", { skip: !ffi && "no FFI" }, async () => {
+/**
+ * A process of its own that unblocks a FIFO after `ms`: `drain` reads what is in it (a blocked
+ * writer finishes), `feed` writes `data` into it (a blocked reader finishes). If the backend made
+ * the blocking call on the JS thread, that thread would stay stuck until then, so a test that
+ * checks timers ran fails instead of hanging.
+ */
+async function unblockLater(fifo: string, ms: number, how: { drain: true } | { feed: string }) {
+  const { spawn } = await import("node:child_process");
+  const s = (ms / 1000).toFixed(2);
+  const script = "drain" in how ? `sleep ${s}; dd if="$1" of=/dev/null bs=65536 count=1 iflag=nonblock 2>/dev/null; true` : `sleep ${s}; printf '%s' "$2" > "$1"`;
+  const child = spawn("sh", ["-c", script, "sh", fifo, "feed" in how ? how.feed : ""], { stdio: "ignore" });
+  const done = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  return { done, kill: () => child.kill("SIGKILL") };
+}
+
+test("a write the kernel blocks leaves the event loop free until the reader drains", { skip: !ffi && "no FFI", timeout: 15_000 }, async () => {
   // A write to a full pipe stands in for sriov_numvfs while a VF is held open.
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-fifo-"));
   const fifo = path.join(d, "p");
@@ -176,16 +192,157 @@ test("a write the kernel blocks leaves the event loop free until the reader drai
       break;
     }
   }
-  const pending = sys.write(w, "x");
-  let ticks = 0;
-  const iv = setInterval(() => ticks++, 10);
-  await assert.rejects(withTimeout(pending, 200, "fifo write"), (e) => e instanceof TimeoutError);
-  clearInterval(iv);
-  assert.ok(ticks >= 5, `timers ran ${ticks} times while the write was blocked`);
-  assert.ok((await sys.read(r, 65536)).length > 0);
-  assert.equal(await pending, 1);
+  // a write made on the JS thread would block it until this drains the pipe, 1.5 s from now
+  const drainer = await unblockLater(fifo, 1500, { drain: true });
+  try {
+    const pending = sys.write(w, "x");
+    let ticks = 0;
+    const iv = setInterval(() => ticks++, 10).unref(); // unref: a failed assertion must not leave it keeping the process alive
+    await assert.rejects(withTimeout(pending, 200, "fifo write"), (e) => e instanceof TimeoutError);
+    clearInterval(iv);
+    assert.ok(ticks >= 5, `timers ran ${ticks} times while the write was blocked`);
+    assert.ok((await sys.read(r, 65536)).length > 0);
+    assert.equal(await pending, 1);
+  } finally {
+    drainer.kill();
+    await sys.exit();
+    fs.rmSync(d, { recursive: true });
+  }
+});
+
+/** A tree whose PF's sriov_numvfs is a FIFO: its reads block until something is written. */
+async function treeWithBlockingNumvfs(): Promise<{ root: string; numvfs: string; holder: number }> {
+  const root = tree();
+  const numvfs = path.join(root, "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/sriov_numvfs");
+  fs.rmSync(numvfs);
+  const { execFileSync } = await import("node:child_process");
+  execFileSync("mkfifo", [numvfs]);
+  // held open for reading and writing, so that opening it for reading does not wait for a writer
+  const holder = fs.openSync(numvfs, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  return { root, numvfs, holder };
+}
+
+test("a read of sriov_numvfs that Linux blocks leaves the JS thread free (threadpool), on the real backend over a tree", { timeout: 15_000 }, async () => {
+  // 6.1 and 6.12 block `cat sriov_numvfs` while a write to it waits for a VF to be released
+  // (scenarios/blocking-removal.yaml read-numvfs); a FIFO stands in for it.
+  const { root, numvfs, holder } = await treeWithBlockingNumvfs();
+  const sys = new LinuxSyscalls({ root });
+  const feeder = await unblockLater(numvfs, 1500, { feed: "3\n" });
+  try {
+    let ticks = 0;
+    const iv = setInterval(() => ticks++, 10).unref(); // unref: a failed assertion must not leave it keeping the process alive
+    const t0 = Date.now();
+    const d = await readDevice(sys, "0000:01:00.0", { numvfsTimeoutMs: 200 });
+    clearInterval(iv);
+    assert.equal(d.sriov?.totalVfs, 8);
+    assert.equal(d.sriov?.numVfs, null, "the blocked read is reported as unknown after the timeout");
+    assert.ok(Date.now() - t0 < 1400, `readDevice returned after ${Date.now() - t0} ms, before the FIFO was fed`);
+    assert.ok(ticks >= 5, `timers ran ${ticks} times while the read was blocked`);
+    // the read itself is still pending in the threadpool; once fed it finishes and its fd is closed
+    assert.equal(sys.openFds().length, 1);
+    await feeder.done;
+    for (let i = 0; i < 200 && sys.openFds().length; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(sys.openFds(), []);
+  } finally {
+    feeder.kill();
+    // whatever happened, no read stays pending on the FIFO (it would keep this process alive)
+    fs.writeSync(holder, "0\n".repeat(16));
+    await new Promise((r) => setTimeout(r, 50));
+    await sys.exit();
+    fs.closeSync(holder);
+    fs.rmSync(root, { recursive: true });
+  }
+});
+
+test("which reads are made on the JS thread: sysfs attributes that cannot block, and nothing else", () => {
+  for (const p of ["/sys/bus/pci/devices/0000:01:00.0/vendor", "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", "/sys/devices/pci0000:00/0000:00:01.0/class", "/sys/module/vfio_pci/parameters/enable_sriov", "/sys/kernel/iommu_groups/3/type", "/sys/class/vfio-dev/vfio0/dev"]) {
+    assert.equal(readCannotBlock(p), true, p);
+  }
+  // show() takes the device lock (a blocked sriov_numvfs/unbind/remove write holds it), or waits on the device
+  for (const a of ["sriov_numvfs", "driver_override", "sriov_vf_total_msix", "config", "vpd", "rom"]) {
+    assert.equal(readCannotBlock(`/sys/bus/pci/devices/0000:01:00.0/${a}`), false, a);
+    assert.ok(BLOCKING_SYSFS_ATTRS.has(a));
+  }
+  for (const p of ["/dev/kmsg", "/dev/vfio/3", "/proc/self/comm", "/proc/sys/kernel/random/boot_id", "/sys/kernel/tracing/trace_pipe", "/sys/kernel/debug/x", "/tmp/fifo", "relative/vendor"]) {
+    assert.equal(readCannotBlock(p), false, p);
+  }
+});
+
+test("a blocking attribute is read in the threadpool even as a regular file; others complete on the JS thread", async () => {
+  const root = tree();
+  const sys = new LinuxSyscalls({ root });
+  const settlesInMicrotasks = async (p: Promise<unknown>) => {
+    let done = false;
+    void p.then(() => (done = true));
+    for (let i = 0; i < 20; i++) await null;
+    return done;
+  };
+  const numvfs = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs", O_RDONLY);
+  const total = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
+  const a = sys.read(numvfs, 64);
+  assert.equal(await settlesInMicrotasks(a), false, "sriov_numvfs: a threadpool read, answered by a later turn of the event loop");
+  assert.equal((await a).toString(), "0\n");
+  const b = sys.read(total, 64);
+  assert.equal(await settlesInMicrotasks(b), true, "sriov_totalvfs: read on the JS thread");
+  assert.equal((await b).toString(), "8\n");
   await sys.exit();
-  fs.rmSync(d, { recursive: true });
+  fs.rmSync(root, { recursive: true });
+});
+
+test("each read returns its own bytes, though JS-thread reads share one buffer", async () => {
+  const root = tree();
+  const sys = new LinuxSyscalls({ root });
+  const a = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
+  const first = await sys.read(a, 65536);
+  const b = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
+  fs.writeFileSync(path.join(root, "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/sriov_totalvfs"), "64\n");
+  const second = await sys.read(b, 65536);
+  assert.equal(first.toString(), "8\n");
+  assert.equal(second.toString(), "64\n");
+  assert.equal(first.length, 2);
+  await sys.exit();
+  fs.rmSync(root, { recursive: true });
+});
+
+test("an expected ENOENT is a SysError without a stack trace", async () => {
+  const root = tree();
+  const sys = new LinuxSyscalls({ root });
+  for (const p of [sys.open("/sys/bus/pci/devices/0000:01:00.0/physfn/sriov_totalvfs", O_RDONLY), sys.readlink("/sys/bus/pci/devices/0000:01:00.0/physfn"), sys.lstat("/dev/vfio/7")]) {
+    await assert.rejects(p, (e: unknown) => {
+      assert.ok(e instanceof SysError);
+      assert.equal(e.code, "ENOENT");
+      assert.ok(!/\n\s+at /.test(e.stack ?? ""), `no stack frames: ${e.stack}`);
+      return true;
+    });
+  }
+  assert.ok(Error.stackTraceLimit > 0, "stack traces are back on for everything else");
+  await sys.exit();
+  fs.rmSync(root, { recursive: true });
+});
+
+test("readAttr makes one read(2) for an attribute shorter than a page; readText reads to EOF", async () => {
+  const root = tree();
+  fs.writeFileSync(path.join(root, "big"), "y".repeat(70000) + "\n");
+  const inner = new LinuxSyscalls({ root });
+  const reads: number[] = [];
+  const sys = Object.assign(Object.create(inner) as LinuxSyscalls, {
+    read: async (fd: number, n: number) => {
+      const b = await inner.read(fd, n);
+      reads.push(b.length);
+      return b;
+    },
+  });
+  assert.equal(await readAttr(sys, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"), "8");
+  assert.deepEqual(reads, [2]);
+  reads.length = 0;
+  assert.equal(await readText(sys, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"), "8\n");
+  assert.deepEqual(reads, [2, 0]);
+  reads.length = 0;
+  assert.equal((await readAttr(sys, "/big")).length, 70000);
+  assert.deepEqual(reads, [65536, 70001 - 65536, 0]);
+  assert.deepEqual(inner.openFds(), []);
+  await inner.exit();
+  fs.rmSync(root, { recursive: true });
 });
 
 test("exit also closes the device fds that VFIO_GROUP_GET_DEVICE_FD returned", { skip: !ffi && "no FFI" }, async () => {

@@ -79,11 +79,33 @@ export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsH
   return { state: "not-required", reason: "not required: not an SR-IOV PF or VF (a token given anyway fails EINVAL)", ifGiven: "EINVAL" };
 }
 
+/**
+ * How many devices are read at once. On a real host the reads that may block (driver_override,
+ * sriov_numvfs: src/sys/linux/host.ts readCannotBlock) go through the threadpool; with several
+ * devices in flight their waits overlap with the other devices' reads instead of adding up.
+ */
+const READ_AHEAD = 32;
+
+/** `f` over `xs` with at most `n` calls pending at once; the results in the order of `xs`. */
+async function mapConcurrent<T, R>(xs: readonly T[], n: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(xs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < xs.length) {
+      const i = next++;
+      out[i] = await f(xs[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, xs.length) }, worker));
+  return out;
+}
+
 /** Build the PF → VF tree for the whole host. Read-only. */
 export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean } = {}): Promise<Inventory> {
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts>();
-  for (const b of bdfs) facts.set(b, await readDevice(sys, b, opts));
+  const read = await mapConcurrent(bdfs, READ_AHEAD, (b) => readDevice(sys, b, opts));
+  bdfs.forEach((b, i) => facts.set(b, read[i]!));
   const scan = opts.holders === false ? null : await scanVfioHolders(sys);
   const holders = scan?.holders ?? [];
   const unknown = scan && (scan.unattributed.length || scan.unreadable.length) ? unknownReason(scan) : null;
@@ -97,7 +119,11 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
     const pf = facts.get(d.physfn) ?? null;
     const v: InventoryDevice = { ...d, role: "vf", token: tokenSituation(d, pf, null), heldBy: held(d.iommuGroup) };
     if (!pf) orphans.push(v);
-    else vfsOf.set(pf.bdf, [...(vfsOf.get(pf.bdf) ?? []), v]);
+    else {
+      const list = vfsOf.get(pf.bdf);
+      if (list) list.push(v);
+      else vfsOf.set(pf.bdf, [v]);
+    }
   }
   for (const d of facts.values()) {
     if (d.physfn) continue;

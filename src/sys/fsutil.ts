@@ -4,13 +4,18 @@
  */
 import { O_RDONLY, O_WRONLY, type Syscalls } from "./syscalls.js";
 
-/** Read a whole (small) file the way `cat` does: open, read until EOF, close. */
-export async function readText(sys: Syscalls, path: string): Promise<string> {
+const CHUNK = 65536;
+/** sysfs attributes are at most a page: a first read shorter than this returned all of one. */
+const PAGE = 4096;
+
+async function readFd(sys: Syscalls, path: string, wholeIfShort: boolean): Promise<string> {
   const fd = await sys.open(path, O_RDONLY);
   try {
-    const parts: Buffer[] = [];
+    const first = await sys.read(fd, CHUNK);
+    if (first.length === 0 || (wholeIfShort && first.length < PAGE)) return first.toString("utf8");
+    const parts: Buffer[] = [first];
     for (;;) {
-      const b = await sys.read(fd, 65536);
+      const b = await sys.read(fd, CHUNK);
       if (b.length === 0) break;
       parts.push(b);
     }
@@ -20,9 +25,21 @@ export async function readText(sys: Syscalls, path: string): Promise<string> {
   }
 }
 
-/** Read a sysfs attribute and strip the trailing newline. */
+/** Read a whole (small) file the way `cat` does: open, read until EOF, close. */
+export function readText(sys: Syscalls, path: string): Promise<string> {
+  return readFd(sys, path, false);
+}
+
+/**
+ * Read a sysfs attribute and strip the trailing newline. An attribute is one show() of at most
+ * a page, and one read(2) of a page or more returns it whole, so a first read shorter than a
+ * page is the whole attribute and no second read looks for the end of the file (a longer one is
+ * followed by reads until EOF, as readText does). Also right for the small single-record /proc
+ * files read with it (`comm`, `/proc/sys/...`).
+ */
 export async function readAttr(sys: Syscalls, path: string): Promise<string> {
-  return (await readText(sys, path)).replace(/\n$/, "");
+  const s = await readFd(sys, path, true);
+  return s.endsWith("\n") ? s.slice(0, -1) : s;
 }
 
 /** Write a string the way `echo X > file` does (one write call); resolves to the byte count. */

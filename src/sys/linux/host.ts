@@ -6,12 +6,16 @@
  * - `write()` is one write(2) run in libuv's threadpool, so a write Linux blocks (`sriov_numvfs`,
  *   driver `unbind`, `remove` while a VF is held open) leaves the event loop free: the caller can
  *   race it with a timer (`withTimeout`) and close the VF fd meanwhile to let it finish.
- * - `read()` is one read(2) in the threadpool as well: a read of `sriov_numvfs` blocks while a
- *   write to it is blocked (seen on 6.1 and 6.12: both take the device lock).
+ * - `read()` is one read(2) into a reused buffer, on the JS thread when the file cannot block
+ *   ({@link readCannotBlock}: sysfs attributes other than those whose show() takes the device
+ *   lock), else in the threadpool: a read of `sriov_numvfs` blocks while a write to it is
+ *   blocked (seen on 6.1 and 6.12: both take the device lock), and so may anything outside sysfs
+ *   (/dev/kmsg, pipes, eventfds, device fds).
  * - opens, ioctls and the rest are synchronous system calls (they do not block on Linux).
  * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
  *   `readlink` returns the target exactly as stored (as the kernel gives it).
- * - Errors are {@link SysError}s with the errno, the syscall and the caller's path.
+ * - Errors are {@link SysError}s with the errno, the syscall and the caller's path, built without
+ *   a stack trace (an expected ENOENT, like `sriov_totalvfs` on every VF, must stay cheap).
  *
  * @example
  * ```ts
@@ -35,8 +39,52 @@ export interface LinuxSyscallsOptions {
   root?: string;
 }
 
+/**
+ * Run `f` with stack traces off: errors thrown inside (Node's own system errors, the SysErrors
+ * built from them) capture no stack. A stack costs more than the system call that failed, and
+ * these errors are answers (ENOENT of an absent attribute), not bugs.
+ */
+function noStack<T>(f: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return f();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
+ * sysfs attributes whose read can block for as long as Linux blocks a write: their show() takes
+ * the device lock, which a blocked `sriov_numvfs`/`unbind`/`remove` write holds (`sriov_numvfs`:
+ * iov.c since 5.5, still on Debian's 6.12; `driver_override`: pci-sysfs.c; `sriov_vf_total_msix`:
+ * iov.c), or waits on the device itself (`config`, `vpd`, `rom`).
+ */
+export const BLOCKING_SYSFS_ATTRS: ReadonlySet<string> = new Set(["sriov_numvfs", "driver_override", "sriov_vf_total_msix", "config", "vpd", "rom"]);
+
+/** The parts of sysfs whose attributes are plain show() callbacks (no trace pipes, no debugfs). */
+const ATTRIBUTE_TREES = ["/sys/bus/", "/sys/devices/", "/sys/class/", "/sys/module/", "/sys/kernel/iommu_groups/"];
+
+/**
+ * True when a read of the file at this (seam) path cannot block, so `read()` makes it on the JS
+ * thread: a sysfs attribute under {@link ATTRIBUTE_TREES} that is not in
+ * {@link BLOCKING_SYSFS_ATTRS}. Everything else (those attributes, /dev, /proc, pipes, any other
+ * file) is read in the threadpool, where a read Linux blocks leaves the event loop free.
+ */
+export function readCannotBlock(path: string): boolean {
+  if (!ATTRIBUTE_TREES.some((t) => path.startsWith(t))) return false;
+  return !BLOCKING_SYSFS_ATTRS.has(path.slice(path.lastIndexOf("/") + 1));
+}
+
+/** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
+const scratch = Buffer.allocUnsafe(65536);
+
 /** Turn a Node system error into the seam's SysError (keeping the caller's path). */
 export function toSysError(e: unknown, syscall: string, path?: string): unknown {
+  return noStack(() => sysErrorOf(e, syscall, path));
+}
+
+function sysErrorOf(e: unknown, syscall: string, path?: string): unknown {
   if (e instanceof SysError) return e;
   const ne = e as NodeJS.ErrnoException;
   if (typeof ne?.code === "string" && /^E[A-Z0-9]+$/.test(ne.code)) {
@@ -63,6 +111,8 @@ export class LinuxSyscalls implements Syscalls {
   readonly root: string | undefined;
   /** fds this object opened and has not closed, with the path each was opened on. */
   private readonly fds = new Map<number, string>();
+  /** the fds among them whose reads cannot block ({@link readCannotBlock}) */
+  private readonly jsThreadReads = new Set<number>();
 
   constructor(opts: LinuxSyscallsOptions = {}) {
     this.root = opts.root ? nodePath.resolve(opts.root) : undefined;
@@ -80,10 +130,14 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   private sync<T>(syscall: string, path: string | undefined, f: () => T): Promise<T> {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0; // Node's error for a failing call: no stack (see noStack)
     try {
       return Promise.resolve(f());
     } catch (e) {
-      return Promise.reject(toSysError(e, syscall, path));
+      return Promise.reject(sysErrorOf(e, syscall, path));
+    } finally {
+      Error.stackTraceLimit = limit;
     }
   }
 
@@ -91,6 +145,8 @@ export class LinuxSyscalls implements Syscalls {
     return this.sync("open", path, () => {
       const fd = fs.openSync(this.resolve(path), flags);
       this.fds.set(fd, path);
+      if (readCannotBlock(path)) this.jsThreadReads.add(fd);
+      else this.jsThreadReads.delete(fd);
       return fd;
     });
   }
@@ -99,18 +155,27 @@ export class LinuxSyscalls implements Syscalls {
     const path = this.fds.get(fd);
     return this.sync("close", path, () => {
       this.fds.delete(fd);
+      this.jsThreadReads.delete(fd);
       fs.closeSync(fd);
     });
   }
 
   read(fd: number, length: number): Promise<Buffer> {
-    // In the threadpool too: Linux blocks a read of sriov_numvfs while a write to it is blocked
-    // (both take the device lock), and that must not stop the event loop either.
     const path = this.fds.get(fd);
-    const buf = Buffer.alloc(length);
+    if (this.jsThreadReads.has(fd)) {
+      // an attribute whose read cannot block: one read(2) on the JS thread into the reused buffer
+      return this.sync("read", path, () => {
+        const buf = length <= scratch.length ? scratch : Buffer.allocUnsafe(length);
+        const n = fs.readSync(fd, buf, 0, length, null);
+        return Buffer.from(buf.subarray(0, n));
+      });
+    }
+    // Everything else in the threadpool: Linux blocks a read of sriov_numvfs while a write to it
+    // is blocked (both take the device lock), and that must not stop the event loop either.
+    const buf = Buffer.allocUnsafeSlow(length);
     return new Promise((resolve, reject) => {
       fs.read(fd, buf, 0, length, null, (err, n) =>
-        err ? reject(toSysError(err, "read", path)) : resolve(n === length ? buf : buf.subarray(0, n)),
+        err ? reject(toSysError(err, "read", path)) : resolve(n === length ? buf : Buffer.from(buf.subarray(0, n))),
       );
     });
   }
@@ -170,6 +235,7 @@ export class LinuxSyscalls implements Syscalls {
   async exit(): Promise<void> {
     for (const fd of [...this.fds.keys()]) {
       this.fds.delete(fd);
+      this.jsThreadReads.delete(fd);
       try {
         fs.closeSync(fd);
       } catch {
