@@ -4,8 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { COMMANDS } from "./commands/index.js";
-import "./commands/all.js";
-import { EXIT, type Context, type GlobalOptions, type Output } from "./context.js";
+import { allCommands, loadCommand } from "./commands/modules.js";
+import { EXIT, type Command, type Context, type GlobalOptions, type Output } from "./context.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { hostFiles, type HostFiles } from "../sys/hostfs.js";
@@ -52,9 +52,13 @@ function readStdin(): Promise<string> {
   });
 }
 
-export function usage(): string {
-  return USAGE + COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n") + "\n";
+/** The usage text, listing the commands registered so far (every command once ./commands/all.js is loaded). */
+export function usage(commands: readonly Command[] = COMMANDS): string {
+  return USAGE + commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n") + "\n";
 }
+
+/** The usage text with every command (loads every command module). */
+const fullUsage = async () => usage(await allCommands());
 
 /** Parse global options (anywhere before or after the command); returns the rest. */
 export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string[]; error?: string } {
@@ -144,12 +148,12 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
   }
   const [name, ...args] = rest;
   if (!name || name === "-h" || name === "--help") {
-    (name ? io.out : io.err)(usage());
+    (name ? io.out : io.err)(await fullUsage());
     return name ? EXIT.OK : EXIT.USAGE;
   }
   if (name === "help") {
-    const c = COMMANDS.find((x) => x.name === args[0]);
-    io.out(c ? c.help : usage());
+    const c = args[0] === undefined ? undefined : await loadCommand(args[0]);
+    io.out(c ? c.help : await fullUsage());
     return c || !args[0] ? EXIT.OK : EXIT.USAGE;
   }
   if (name === "--version" || name === "version") {
@@ -157,9 +161,9 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
     io.out(`vfioctl ${pkg.version}`);
     return EXIT.OK;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
+  const cmd = await loadCommand(name);
   if (!cmd) {
-    io.err(`vfioctl: unknown command ${JSON.stringify(name)}\n${usage()}`);
+    io.err(`vfioctl: unknown command ${JSON.stringify(name)}\n${await fullUsage()}`);
     return EXIT.USAGE;
   }
   if (args.includes("-h") || args.includes("--help")) {

@@ -127,7 +127,7 @@ export class ModelProcess implements Syscalls {
       if (typeof r === "number" && r < 0) throw new SysErrorCode(-r);
       return r;
     } catch (e) {
-      if (e instanceof SysErrorCode) throw new SysError(errnoName(e.errno), syscall, path);
+      if (e instanceof SysErrorCode) throw stackless(() => new SysError(errnoName(e.errno), syscall, path));
       throw e;
     } finally {
       this.k.endTask(task);
@@ -260,5 +260,16 @@ export class ModelProcess implements Syscalls {
     }
     this.exited = true;
     this.k.reap(this);
+  }
+}
+
+/** A SysError built without a stack trace: the model's failing calls are answers (ENOENT …), not bugs. */
+function stackless(make: () => SysError): SysError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }

@@ -112,7 +112,7 @@ export class SysfsTrees {
         devices: this.devicesDir("/sys/devices"),
         ...(k.profile.behaviour.vfioDeviceSysfs ? { class: staticDir({ "vfio-dev": this.vfioDevClass() }) } : {}),
         kernel: staticDir({ iommu_groups: this.iommuGroups() }),
-        module: this.modules(),
+        module: builtOnUse(() => this.modules()),
       }),
       dev: staticDir({
         vfio: lazyDir(
@@ -219,10 +219,10 @@ export class SysfsTrees {
     const sub = () => [...(this.children.get(path)?.keys() ?? [])];
     const attrs = dev ? this.deviceAttrs(dev) : null;
     return lazyDir(
-      () => [...(attrs ? Object.keys(attrs()) : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
+      () => [...(attrs ? attrs.names() : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
       (name) => {
         if (attrs) {
-          const a = attrs()[name] ?? virtfnLink(dev!, name);
+          const a = attrs.get(name) ?? virtfnLink(dev!, name);
           if (a) return a;
         }
         if (this.children.get(path)?.has(name)) return this.devicesDir(`${path}/${name}`);
@@ -231,46 +231,55 @@ export class SysfsTrees {
     );
   }
 
-  /** pci-sysfs.c + iov.c attributes of one device, computed from its current state. */
-  private deviceAttrs(d: PciDev): () => Record<string, Node> {
+  /**
+   * pci-sysfs.c + iov.c attributes of one device, computed from its current state. A lookup
+   * makes only the node it asks for (a path walk looks up one name per directory; making every
+   * attribute, links and vfio-dev included, for each was most of a model `readDevice`).
+   */
+  private deviceAttrs(d: PciDev): { names: () => string[]; get: (name: string) => Node | undefined } {
     const k = this.k;
-    return () => {
-      const a: Record<string, Node> = {
-        vendor: ro(() => `${hex(d.vendor, 4)}\n`),
-        device: ro(() => `${hex(d.device, 4)}\n`),
-        subsystem_vendor: ro(() => `${hex(d.subsystemVendor, 4)}\n`),
-        subsystem_device: ro(() => `${hex(d.subsystemDevice, 4)}\n`),
-        class: ro(() => `${hex(d.class, 6)}\n`),
-        revision: ro(() => `${hex(d.revision, 2)}\n`),
-        numa_node: rw(
+    const iov = d.sriov;
+    // in the order readdir lists them; each makes its node, or undefined when the device has none
+    const make: Record<string, () => Node | undefined> = {
+      vendor: () => ro(() => `${hex(d.vendor, 4)}\n`),
+      device: () => ro(() => `${hex(d.device, 4)}\n`),
+      subsystem_vendor: () => ro(() => `${hex(d.subsystemVendor, 4)}\n`),
+      subsystem_device: () => ro(() => `${hex(d.subsystemDevice, 4)}\n`),
+      class: () => ro(() => `${hex(d.class, 6)}\n`),
+      revision: () => ro(() => `${hex(d.revision, 2)}\n`),
+      numa_node: () =>
+        rw(
           () => `${d.numaNode}\n`,
           () => -ERRNO.EPERM,
         ),
-        driver_override: rw(
+      driver_override: () =>
+        rw(
           () => `${d.driverOverride ?? "(null)"}\n`,
           (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
         ),
-        subsystem: link(relLink(d.sysfsDir, "/sys/bus/pci")),
-      };
-      if (d.driver) a.driver = link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`));
-      if (d.iommuGroup) a.iommu_group = link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`));
-      if (d.physfn) a.physfn = link(relLink(d.sysfsDir, d.physfn.sysfsDir));
-      if (k.profile.behaviour.vfioDeviceSysfs) {
+      subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
+      driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
+      iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
+      physfn: () => (d.physfn ? link(relLink(d.sysfsDir, d.physfn.sysfsDir)) : undefined),
+      "vfio-dev": () => {
+        if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
         const vds = k.vfio.devicesOf(d);
-        if (vds.length) a["vfio-dev"] = staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, this.vfioDevDir(d, v.index)])));
-      }
-      const iov = d.sriov;
-      if (iov) {
-        a.sriov_totalvfs = ro(() => `${sriovGetTotalVFs(d)}\n`);
-        a.sriov_numvfs = rw(
+        return vds.length ? staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, this.vfioDevDir(d, v.index)]))) : undefined;
+      },
+    };
+    if (iov) {
+      make.sriov_totalvfs = () => ro(() => `${sriovGetTotalVFs(d)}\n`);
+      make.sriov_numvfs = () =>
+        rw(
           (task) => sriovNumvfsShow(k, task, d),
           (task, b, c) => sriovNumvfsStore(k, task, d, str(b, c), c),
           0o664,
         );
-        a.sriov_offset = ro(() => `${iov.offset}\n`);
-        a.sriov_stride = ro(() => `${iov.stride}\n`);
-        a.sriov_vf_device = ro(() => `${iov.vfDevice.toString(16)}\n`);
-        a.sriov_drivers_autoprobe = rw(
+      make.sriov_offset = () => ro(() => `${iov.offset}\n`);
+      make.sriov_stride = () => ro(() => `${iov.stride}\n`);
+      make.sriov_vf_device = () => ro(() => `${iov.vfDevice.toString(16)}\n`);
+      make.sriov_drivers_autoprobe = () =>
+        rw(
           () => `${iov.driversAutoprobe ? 1 : 0}\n`,
           (_t, b, c) => {
             const v = kstrtobool(str(b, c));
@@ -279,8 +288,10 @@ export class SysfsTrees {
             return c;
           },
         );
-      }
-      return a;
+    }
+    return {
+      names: () => Object.keys(make).filter((n) => make[n]!() !== undefined),
+      get: (name) => (Object.hasOwn(make, name) ? make[name]!() : undefined),
     };
   }
 
@@ -311,8 +322,10 @@ export class SysfsTrees {
     return lazyDir(
       () => live().map((v) => `vfio${v.index}`),
       (name) => {
-        const v = live().find((x) => `vfio${x.index}` === name);
-        return v ? link(relLink("/sys/class/vfio-dev", `${v.pdev.sysfsDir}/vfio-dev/vfio${v.index}`)) : undefined;
+        // by index: a lookup does not go through every vfio device
+        const m = /^vfio(0|[1-9]\d*)$/.exec(name);
+        const v = m ? k.vfio.devices.get(Number(m[1])) : undefined;
+        return v && v.deviceAdded ? link(relLink("/sys/class/vfio-dev", `${v.pdev.sysfsDir}/vfio-dev/vfio${v.index}`)) : undefined;
       },
     );
   }
@@ -394,6 +407,15 @@ export class SysfsTrees {
     mods.vfio_iommu_type1 = staticDir({ parameters: staticDir({}) });
     return staticDir(mods);
   }
+}
+
+/**
+ * A directory made by `make` when it is first listed or looked in: every path resolution builds
+ * the root afresh, and /sys/module (a node per driver module, links included) is rarely walked.
+ */
+function builtOnUse(make: () => DirNode): DirNode {
+  let d: DirNode | undefined;
+  return { t: "dir", list: () => (d ??= make()).list(), get: (n) => (d ??= make()).get(n) };
 }
 
 /**

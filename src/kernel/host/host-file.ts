@@ -10,7 +10,7 @@
  * const k = await Kernel.fromHost(desc);
  * ```
  */
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
 import { CONFIG_NAMES, KernelConfigError, profileOf, type KernelConfig, type KernelVersion } from "../profile.js";
 import type { HostDriverSpec } from "../drivers/host-driver.js";
 import { parseIdSpec } from "../drivers/host-driver.js";
@@ -96,6 +96,13 @@ function show(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** yaml's parse, loaded on first use: booting the default host needs no parser. */
+let yamlParse: ((text: string) => unknown) | undefined;
+function parseYaml(text: string): unknown {
+  yamlParse ??= (createRequire(import.meta.url)("yaml") as typeof import("yaml")).parse;
+  return yamlParse(text);
 }
 
 /** Parse and validate a host description (YAML or JSON text). */
