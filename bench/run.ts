@@ -1,15 +1,15 @@
 /**
  * `npm run bench`: the kernel-model benchmarks (bench/model.ts) at several sizes, side by side in
  * one run, then the `list` benchmark (bench/list.ts) when present, then the host-management
- * benchmarks (bench/host.ts: plan, apply, status); the start-up benchmark (bench/startup.ts) runs
- * after the list one. Prints a table and writes bench/results.json.
+ * benchmarks (bench/host.ts: plan, apply, status); the start-up (bench/startup.ts) and FFI
+ * (bench/ffi.ts) benchmarks run after the list one. Prints a table and writes bench/results.json.
  * Growth is judged by ratios between sizes, never by absolute thresholds.
  *
  * Options (environment): BENCH_RUNS (repeats of the largest size, median kept; smaller sizes are
  * repeated proportionally more, up to 8×; default 3), BENCH_SIZES (VFs per PF, comma-separated;
  * default 32,64,128,256), BENCH_CYCLES (GET_DEVICE_FD + close iterations; default 20000),
  * BENCH_HOST_RUNS (interleaved rounds of the host benchmarks; default 2), BENCH_ONLY (sections to run,
- * comma-separated: model, list, startup, host; default all — results.json then keeps the other
+ * comma-separated: model, list, startup, ffi, host; default all — results.json then keeps the other
  * sections' rows from its previous run).
  */
 import * as fs from "node:fs";
@@ -18,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { MAX_VFS, PFS, cycleOnOneKernel, enableDisable, median, openAll, readVirtfns, tokenCycles, type SizeResult } from "./model.js";
 import { benchHostMgmt } from "./host.js";
 import { benchStartup } from "./startup.js";
+import { benchFfi } from "./ffi.js";
 
 interface Row {
   bench: string;
@@ -29,14 +30,14 @@ interface Row {
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const sizes = (process.env.BENCH_SIZES ?? "32,64,128,256").split(",").map(Number).filter((n) => n > 0 && n <= MAX_VFS);
-const SECTIONS = ["model", "list", "startup", "host"] as const;
+const SECTIONS = ["model", "list", "startup", "ffi", "host"] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set((process.env.BENCH_ONLY ?? SECTIONS.join(",")).split(",").map((s) => s.trim()));
 for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`BENCH_ONLY: expected a list of ${SECTIONS.join(", ")}, got ${JSON.stringify(s)}`);
 const runsSection = (s: Section) => only.has(s);
 /** Which section a row of results.json belongs to (to keep the rows of sections not run). */
 const sectionOf = (r: Row): Section =>
-  r.bench.startsWith("host") ? "host" : r.size === "list" || r.bench === "list" ? "list" : r.size === "startup" ? "startup" : "model";
+  r.bench.startsWith("host") ? "host" : r.size === "list" || r.bench === "list" ? "list" : r.size === "startup" ? "startup" : r.size === "ffi" ? "ffi" : "model";
 
 function fmt(n: number): string {
   return n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2);
@@ -161,6 +162,9 @@ async function main(): Promise<void> {
   await timed("list", () => listBenchmark(rows));
   await timed("startup", async () => {
     for (const r of await benchStartup()) rows.push({ bench: r.name, size: "startup", value: r.value, unit: r.unit, ...(r.note ? { note: r.note } : {}) });
+  });
+  await timed("ffi", async () => {
+    for (const r of await benchFfi()) rows.push({ bench: r.name, size: "ffi", value: r.value, unit: r.unit, ...(r.note ? { note: r.note } : {}) });
   });
   await timed("host", async () => {
     const r = await benchHostMgmt({ sizes, rounds: Number(process.env.BENCH_HOST_RUNS ?? 2), log: (s) => console.error(s) });

@@ -5,7 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { BLOCKING_SYSFS_ATTRS, LinuxSyscalls, readCannotBlock } from "../src/sys/linux/host.js";
 import { readDevice } from "../src/lib/sysfs.js";
-import { ffiAvailable, ioctl, eventfd } from "../src/sys/linux/ioctl.js";
+import { ffiAvailable, ioctl, ioctlErrno, eventfd } from "../src/sys/linux/ioctl.js";
 import { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, SEEK_SET, SEEK_END, EFD_NONBLOCK } from "../src/sys/syscalls.js";
 import { readAttr, readText, writeText, linkBase, withTimeout, TimeoutError } from "../src/sys/fsutil.js";
 import { isErrno, SysError } from "../src/sys/errno.js";
@@ -115,6 +115,50 @@ test("an ioctl the file does not know fails with ENOTTY on a regular file", { sk
   await assert.rejects(sys.ioctl(fd, VFIO.GROUP_GET_STATUS, Buffer.alloc(8)), (e) => isErrno(e, "ENOTTY"));
   await sys.exit();
   fs.rmSync(root, { recursive: true });
+});
+
+test("a failing ioctl is a SysError without a stack trace, through the seam and the FFI; ioctlErrno gives −errno", { skip: !ffi && "no FFI" }, async () => {
+  const root = tree();
+  const sys = new LinuxSyscalls({ root });
+  const fd = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
+  const noFrames = (e: unknown) => {
+    assert.ok(e instanceof SysError);
+    assert.equal(e.code, "ENOTTY");
+    assert.equal(e.errno, 25);
+    assert.ok(!/\n\s+at /.test(e.stack ?? ""), `no stack frames: ${e.stack}`);
+    return true;
+  };
+  for (let i = 0; i < 3; i++) await assert.rejects(sys.ioctl(fd, VFIO.GET_API_VERSION), noFrames);
+  assert.throws(() => ioctl(fd, VFIO.GET_API_VERSION, 0, "/x"), noFrames);
+  assert.throws(() => ioctl(fd, VFIO.GROUP_GET_STATUS, Buffer.alloc(8)), noFrames);
+  assert.equal(ioctlErrno(fd, VFIO.GET_API_VERSION), -25);
+  assert.equal(ioctlErrno(fd, VFIO.GROUP_GET_STATUS, Buffer.alloc(8)), -25);
+  assert.ok(Error.stackTraceLimit > 0);
+  await sys.exit();
+  fs.rmSync(root, { recursive: true });
+});
+
+test("a struct Buffer reused across ioctls gets each call's answer (its address is taken once)", { skip: !ffi && "no FFI" }, async () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-fifo-"));
+  const fifo = path.join(d, "p");
+  const { execFileSync } = await import("node:child_process");
+  execFileSync("mkfifo", [fifo]);
+  const sys = new LinuxSyscalls();
+  const r = await sys.open(fifo, O_RDONLY | O_NONBLOCK);
+  const w = await sys.open(fifo, O_WRONLY | O_NONBLOCK);
+  const n = Buffer.alloc(4); // small: V8 keeps it on its heap until its address is taken
+  const pooled = Buffer.from([0, 0, 0, 0]); // a slice of Node's shared pool
+  for (let i = 1; i <= 5; i++) {
+    await sys.write(w, "ab");
+    assert.equal(await sys.ioctl(r, FIONREAD, n), 0);
+    assert.equal(n.readInt32LE(0), 2 * i);
+    assert.equal(ioctl(r, FIONREAD, pooled), 0);
+    assert.equal(pooled.readInt32LE(0), 2 * i);
+    // allocations in between may run a garbage collection; the Buffers' memory stays where it was
+    for (let j = 0; j < 2000; j++) Buffer.alloc(64);
+  }
+  await sys.exit();
+  fs.rmSync(d, { recursive: true });
 });
 
 test("an ioctl on a closed fd fails with EBADF", { skip: !ffi && "no FFI" }, () => {

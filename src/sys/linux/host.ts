@@ -30,7 +30,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { SysError } from "../errno.js";
 import type { FileKind, Stat, Syscalls } from "../syscalls.js";
-import { eventfd as ffiEventfd, ioctl as ffiIoctl, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
+import { eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
 import { constants as osConstants } from "node:os";
 import { VFIO } from "../../uapi/vfio.js";
 
@@ -194,12 +194,16 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
-    return this.sync("ioctl", this.fds.get(fd), () => {
-      const ret = ffiIoctl(fd, request, arg ?? 0, this.fds.get(fd));
-      // VFIO_GROUP_GET_DEVICE_FD returns a new fd: it belongs to this process like an opened one
-      if (request === VFIO.GROUP_GET_DEVICE_FD && ret >= 0) this.fds.set(ret, `vfio-device:${Buffer.isBuffer(arg) ? arg.toString("latin1").replace(/\0.*$/s, "").split(" ")[0] : "?"}`);
-      return ret;
-    });
+    let ret: number;
+    try {
+      ret = ffiIoctlErrno(fd, request, arg ?? 0);
+    } catch (e) {
+      return Promise.reject(e); // the FFI cannot be loaded
+    }
+    if (ret < 0) return Promise.reject(sysErrorFromErrno(-ret, "ioctl", this.fds.get(fd)));
+    // VFIO_GROUP_GET_DEVICE_FD returns a new fd: it belongs to this process like an opened one
+    if (request === VFIO.GROUP_GET_DEVICE_FD) this.fds.set(ret, `vfio-device:${Buffer.isBuffer(arg) ? arg.toString("latin1").replace(/\0.*$/s, "").split(" ")[0] : "?"}`);
+    return Promise.resolve(ret);
   }
 
   eventfd(initval: number, flags: number): Promise<number> {

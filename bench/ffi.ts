@@ -1,0 +1,101 @@
+/**
+ * FFI benchmark: an ioctl(2) through `LinuxSyscalls` (the seam: a Promise per call) and through
+ * `ioctl()` of src/sys/linux/ioctl.ts (the FFI alone, synchronous) against the same ioctl in C
+ * (bench/c/ioctl.c, built with the system's `cc`), per call, on a pipe (a FIFO here):
+ *   int   FIOCLEX with an integer argument (by value)
+ *   buf   FIONREAD into a 4-byte Buffer (by pointer, written back)
+ *   fail  VFIO_GET_API_VERSION on the FIFO: ENOTTY, a SysError each time
+ * In interleaved rounds (BENCH_FFI_ROUNDS, default 5; BENCH_FFI_CALLS calls per case, default
+ * 200000), medians; the goal is the seam within 2× of C.
+ */
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { LinuxSyscalls } from "../src/sys/linux/host.js";
+import { ffiAvailable, ioctl } from "../src/sys/linux/ioctl.js";
+import { O_NONBLOCK, O_RDONLY, O_WRONLY } from "../src/sys/syscalls.js";
+import { VFIO } from "../src/uapi/vfio.js";
+import { buildC, median, type BenchResult } from "./list.js";
+
+const FIOCLEX = 0x5451;
+const FIONREAD = 0x541b;
+type Case = "int" | "buf" | "fail";
+const CASES: Case[] = ["int", "buf", "fail"];
+
+export async function benchFfi(opts: { rounds?: number; calls?: number } = {}): Promise<BenchResult[]> {
+  const rounds = opts.rounds ?? Number(process.env.BENCH_FFI_ROUNDS ?? 5);
+  const calls = opts.calls ?? Number(process.env.BENCH_FFI_CALLS ?? 200000);
+  if (!ffiAvailable()) return [{ name: "ffi", value: NaN, unit: "-", note: "koffi or libc.so.6 not loadable: no FFI rows" }];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-bench-ffi-"));
+  try {
+    const c = buildC("ioctl", dir);
+    const fifo = path.join(dir, "p");
+    execFileSync("mkfifo", [fifo]);
+    const sys = new LinuxSyscalls();
+    const r = await sys.open(fifo, O_RDONLY | O_NONBLOCK);
+    const w = await sys.open(fifo, O_WRONLY | O_NONBLOCK);
+    await sys.write(w, "hello");
+    const n = Buffer.alloc(4);
+    const seam: Record<Case, () => Promise<unknown>> = {
+      int: () => sys.ioctl(r, FIOCLEX, 0),
+      buf: () => sys.ioctl(r, FIONREAD, n),
+      fail: () => sys.ioctl(r, VFIO.GET_API_VERSION).catch((e: unknown) => e),
+    };
+    const raw: Record<Case, () => unknown> = {
+      int: () => ioctl(r, FIOCLEX, 0),
+      buf: () => ioctl(r, FIONREAD, n),
+      fail: () => {
+        try {
+          return ioctl(r, VFIO.GET_API_VERSION);
+        } catch (e) {
+          return e;
+        }
+      },
+    };
+    const t = { seam: {} as Record<Case, number[]>, raw: {} as Record<Case, number[]>, c: {} as Record<Case, number[]> };
+    for (const k of CASES) (t.seam[k] = []), (t.raw[k] = []), (t.c[k] = []);
+    // warm up the JIT
+    for (const k of CASES) {
+      for (let i = 0; i < 20000; i++) await seam[k]();
+      for (let i = 0; i < 20000; i++) raw[k]();
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const k of CASES) {
+        let t0 = process.hrtime.bigint();
+        for (let i = 0; i < calls; i++) await seam[k]();
+        t.seam[k].push(Number(process.hrtime.bigint() - t0) / calls);
+        t0 = process.hrtime.bigint();
+        for (let i = 0; i < calls; i++) raw[k]();
+        t.raw[k].push(Number(process.hrtime.bigint() - t0) / calls);
+      }
+      if ("bin" in c) {
+        const j = JSON.parse(execFileSync(c.bin, [String(calls)], { encoding: "utf8" })) as Record<Case, number>;
+        for (const k of CASES) t.c[k].push(j[k]);
+      }
+    }
+    await sys.exit();
+    const out: BenchResult[] = [];
+    const what: Record<Case, string> = { int: "FIOCLEX, integer argument", buf: "FIONREAD into a Buffer", fail: "failing (ENOTTY → SysError)" };
+    for (const k of CASES) {
+      const s = median(t.seam[k]);
+      const rw = median(t.raw[k]);
+      out.push({ name: `ffi.${k}.seam_ns`, value: Math.round(s), unit: "ns/call", note: `await sys.ioctl(): ${what[k]}, median of ${rounds} rounds × ${calls}` });
+      out.push({ name: `ffi.${k}.ffi_ns`, value: Math.round(rw), unit: "ns/call", note: `ioctl() of src/sys/linux/ioctl.ts, synchronous` });
+      if ("bin" in c) {
+        const cc = median(t.c[k]);
+        out.push({ name: `ffi.${k}.c_ns`, value: Math.round(cc), unit: "ns/call", note: "bench/c/ioctl.c, same call in a loop" });
+        out.push({ name: `ffi.${k}.ratio_seam_to_c`, value: Number((s / cc).toFixed(2)), unit: "x", note: "same run, interleaved; goal ≤ 2" });
+        out.push({ name: `ffi.${k}.ratio_ffi_to_c`, value: Number((rw / cc).toFixed(2)), unit: "x", note: "same run" });
+      }
+    }
+    if (!("bin" in c)) out.push({ name: "ffi.c_ns", value: NaN, unit: "-", note: c.why });
+    return out;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchFfi()) console.log(`${r.name.padEnd(28)} ${String(r.value).padStart(8)} ${r.unit}  ${r.note ?? ""}`);
+}
