@@ -84,9 +84,39 @@ export interface Uevent {
 /** How many uevents the model keeps until `takeUevents()`; older ones are dropped (and counted). */
 export const UEVENT_QUEUE_MAX = 16384;
 
-interface TaskImpl extends Task {
-  sig: Promise<void>;
-  fire: () => void;
+/**
+ * One system call in progress. A class, and the signal's promise made only when the task waits
+ * for one: most calls never sleep, and an object literal with a spread plus a promise per call
+ * were most of a GET_DEVICE_FD + close cycle.
+ */
+class TaskImpl implements Task {
+  /** set only for calls on a path (a field declared, not defined: absent otherwise) */
+  declare readonly path?: string;
+  waiting: string | null = null;
+  since = 0;
+  /** the Kernel's list of tasks in progress */
+  prev: TaskImpl | null = null;
+  next: TaskImpl | null = null;
+  linked = true;
+  #sig: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #fired = false;
+  constructor(
+    readonly pid: number,
+    readonly comm: string,
+    readonly syscall: string,
+    path: string | undefined,
+  ) {
+    if (path !== undefined) this.path = path;
+  }
+  /** deliver a signal: signalled() resolves (now, or when it is first asked for) */
+  fire(): void {
+    this.#fired = true;
+    this.#wake?.();
+  }
+  signalled(): Promise<void> {
+    return (this.#sig ??= this.#fired ? Promise.resolve() : new Promise<void>((r) => (this.#wake = r)));
+  }
 }
 
 export class Kernel {
@@ -106,7 +136,9 @@ export class Kernel {
   /** model-only fault injection: `faults.add({ syscall: "write", path, errno: "EIO" })` */
   readonly faults = new Faults();
   private nextPid = 1000;
-  private tasks = new Set<TaskImpl>();
+  /** the system calls in progress, oldest first: a doubly-linked list (one add and one remove per call, no hashing) */
+  private taskHead: TaskImpl | null = null;
+  private taskTail: TaskImpl | null = null;
   private ueventQueue: Uevent[] = [];
   private ueventSeqnum = 0;
   /** uevents dropped because the queue was full (model-only) */
@@ -163,7 +195,7 @@ export class Kernel {
 
   /** Send a signal to a process: tasks in an interruptible kernel wait notice it. */
   signal(pid: number): void {
-    for (const t of this.tasks) if (t.pid === pid) t.fire();
+    for (let t = this.taskHead; t; t = t.next) if (t.pid === pid) t.fire();
   }
 
   /** Move model time forward (fires vfio's 10 s request timers, ends rate-limit windows). */
@@ -174,32 +206,30 @@ export class Kernel {
   /** Every syscall that is sleeping in the kernel right now. */
   blocked(): BlockedTask[] {
     const out: BlockedTask[] = [];
-    for (const t of this.tasks) {
+    for (let t = this.taskHead; t; t = t.next) {
       if (t.waiting) out.push({ pid: t.pid, comm: t.comm, syscall: t.syscall, ...(t.path ? { path: t.path } : {}), waitingOn: t.waiting, sinceMs: t.since });
     }
     return out;
   }
 
   beginTask(p: ModelProcess, syscall: string, path: string | undefined): Task {
-    let fire!: () => void;
-    const sig = new Promise<void>((r) => (fire = r));
-    const t: TaskImpl = {
-      pid: p.pid,
-      comm: p.comm,
-      syscall,
-      ...(path !== undefined ? { path } : {}),
-      waiting: null,
-      since: 0,
-      sig,
-      fire,
-      signalled: () => sig,
-    };
-    this.tasks.add(t);
+    const t = new TaskImpl(p.pid, p.comm, syscall, path);
+    t.prev = this.taskTail;
+    if (this.taskTail) this.taskTail.next = t;
+    else this.taskHead = t;
+    this.taskTail = t;
     return t;
   }
 
   endTask(t: Task): void {
-    this.tasks.delete(t as TaskImpl);
+    const x = t as TaskImpl;
+    if (!x.linked) return;
+    x.linked = false;
+    if (x.prev) x.prev.next = x.next;
+    else this.taskHead = x.next;
+    if (x.next) x.next.prev = x.prev;
+    else this.taskTail = x.prev;
+    x.prev = x.next = null;
   }
 
   /** Sleep `task` on `p`, visible in blocked() meanwhile. */

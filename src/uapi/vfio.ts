@@ -159,17 +159,54 @@ export const OFFSETS = {
 
 // ---- UUIDs (uuid_t: bytes in string order, RFC 4122; lib/uuid.c) ----
 
-const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+/** hex digit values by character code (−1: not a hex digit) */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE["0123456789abcdef".charCodeAt(i)] = i;
+  HEX_VALUE["0123456789ABCDEF".charCodeAt(i)] = i;
+}
+const hexValue = (s: string, i: number): number => {
+  const c = s.charCodeAt(i);
+  return c < 128 ? HEX_VALUE[c]! : -1;
+};
+const DASH = 0x2d;
+const isDashAt = (i: number) => i === 8 || i === 13 || i === 18 || i === 23;
 
-/** lib/uuid.c uuid_is_valid: 36 chars, '-' at 8/13/18/23, hex (either case) elsewhere. */
+/**
+ * lib/uuid.c uuid_is_valid: 36 chars, '-' at 8/13/18/23, hex (either case) elsewhere. A loop
+ * over the characters, like the kernel's (every GET_DEVICE_FD with vf_token= runs it).
+ */
 export function uuidIsValid(s: string): boolean {
-  return s.length === 36 && UUID_RE.test(s);
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    if (isDashAt(i) ? s.charCodeAt(i) !== DASH : hexValue(s, i) < 0) return false;
+  }
+  return true;
 }
 
 /** lib/uuid.c uuid_parse: 16 bytes in the order the hex pairs appear. Throws on bad syntax. */
 export function uuidParse(s: string): Buffer {
-  if (!uuidIsValid(s)) throw new Error(`not a UUID: expected 8-4-4-4-12 hex digits, got ${s.length} characters`);
-  return Buffer.from(s.replace(/-/g, ""), "hex");
+  const b = uuidTryParse(s);
+  if (!b) throw new Error(`not a UUID: expected 8-4-4-4-12 hex digits, got ${s.length} characters`);
+  return b;
+}
+
+/** uuid_parse returning null on bad syntax (one pass: the check and the bytes together). */
+export function uuidTryParse(s: string): Buffer | null {
+  const b = Buffer.alloc(16);
+  let ok = s.length === 36;
+  for (let i = 0, j = 0; ok && i < 36; i++) {
+    if (isDashAt(i)) {
+      ok = s.charCodeAt(i) === DASH;
+      continue;
+    }
+    const hi = hexValue(s, i);
+    const lo = hexValue(s, i + 1);
+    ok = hi >= 0 && lo >= 0;
+    b[j++] = (hi << 4) | lo;
+    i++;
+  }
+  return ok ? b : null;
 }
 
 /** Format 16 bytes as the lowercase canonical UUID string. */

@@ -415,7 +415,7 @@ export class VfioCore {
     const nul = arg.indexOf(0);
     if (nul < 0) return arg.length >= 4096 ? -ERRNO.EINVAL : -ERRNO.EFAULT;
     if (nul >= 4096) return -ERRNO.EINVAL;
-    const buf = arg.subarray(0, nul).toString("latin1");
+    const buf = arg.toString("latin1", 0, nul);
     const g = gf.group;
     let dev: VfioDevice | undefined;
     for (const d of this.liveDevices(g)) {

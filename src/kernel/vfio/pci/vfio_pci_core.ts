@@ -34,8 +34,7 @@ import {
   VFIO_REGION_INFO_FLAG_READ,
   VFIO_REGION_INFO_FLAG_WRITE,
   uuidFormat,
-  uuidIsValid,
-  uuidParse,
+  uuidTryParse,
 } from "../../../uapi/vfio.js";
 import { uuidGen } from "../../clock.js";
 import type { BusEvent, BusNotifier } from "../../base/driver-core.js";
@@ -94,14 +93,16 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
     if (s[0] !== " ") return 0;
     let token: Buffer | null = null;
     for (;;) {
-      s = s.replace(/^ +/, "");
+      let sp = 0;
+      while (s.charCodeAt(sp) === 0x20) sp++;
+      if (sp) s = s.slice(sp);
       if (s.length === 0) break;
       if (!token && s.startsWith("vf_token=")) {
         s = s.slice(9);
         if (s.length < 36) return -ERRNO.EINVAL;
-        const u = s.slice(0, 36);
-        if (!uuidIsValid(u)) return -ERRNO.EINVAL;
-        token = uuidParse(u);
+        // uuid_parse: the syntax check and the bytes in one pass
+        token = uuidTryParse(s.slice(0, 36));
+        if (!token) return -ERRNO.EINVAL;
         s = s.slice(36);
         continue;
       }
