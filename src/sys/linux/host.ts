@@ -37,6 +37,11 @@ import { VFIO } from "../../uapi/vfio.js";
 export interface LinuxSyscallsOptions {
   /** Look every absolute path up under this folder (default: the real root). */
   root?: string;
+  /**
+   * The ioctl(2) to make: the result, or −errno (default: the FFI's `ioctlErrno`). Tests stand in
+   * for a kernel this host lacks (a VFIO_GROUP_GET_DEVICE_FD that succeeds) through it.
+   */
+  ioctl?: (fd: number, request: number, arg: Buffer | number) => number;
 }
 
 /**
@@ -91,7 +96,10 @@ function sysErrorOf(e: unknown, syscall: string, path?: string): unknown {
     const errno = typeof ne.errno === "number" ? Math.abs(ne.errno) : osConstants.errno[ne.code as keyof typeof osConstants.errno];
     if (typeof errno === "number") {
       const se = sysErrorFromErrno(errno, syscall, path);
-      return se.code === ne.code ? se : new SysError(ne.code, syscall, path);
+      // Node's name for a number that has two (libuv says ENOTSUP for 95): the seam's name for
+      // it, EOPNOTSUPP, as the model and the FFI give it; a libuv-only code keeps its name
+      const alias = osConstants.errno[ne.code as keyof typeof osConstants.errno] === errno;
+      return se.code === ne.code || alias ? se : new SysError(ne.code, syscall, path);
     }
     return new SysError(ne.code, syscall, path);
   }
@@ -114,8 +122,11 @@ export class LinuxSyscalls implements Syscalls {
   /** the fds among them whose reads cannot block ({@link readCannotBlock}) */
   private readonly jsThreadReads = new Set<number>();
 
+  private readonly ioctlCall: (fd: number, request: number, arg: Buffer | number) => number;
+
   constructor(opts: LinuxSyscallsOptions = {}) {
     this.root = opts.root ? nodePath.resolve(opts.root) : undefined;
+    this.ioctlCall = opts.ioctl ?? ffiIoctlErrno;
   }
 
   /** The host path a seam path stands for. */
@@ -196,7 +207,7 @@ export class LinuxSyscalls implements Syscalls {
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
     let ret: number;
     try {
-      ret = ffiIoctlErrno(fd, request, arg ?? 0);
+      ret = this.ioctlCall(fd, request, arg ?? 0);
     } catch (e) {
       return Promise.reject(e); // the FFI cannot be loaded
     }

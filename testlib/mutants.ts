@@ -1,0 +1,244 @@
+/**
+ * A curated set of one-line mutations of the model, the library and the real backend, each with
+ * the test file that must catch it: mutations that once survived the whole suite (the wrong
+ * answer went unnoticed) and the tests written against them.
+ *
+ *   npm run build && node dist/testlib/mutants.js          # each mutant against its test file (~1 min)
+ *   node dist/testlib/mutants.js --full                    # each mutant against the whole suite (~20 s each)
+ *
+ * Mutations are applied to a copy of dist/ (the working tree's build is never touched, so other
+ * test runs are not disturbed), one at a time. Exit 1 when a mutant survives or no longer applies
+ * (the code it names changed: update its `from`).
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface Mutant {
+  id: string;
+  /** file under dist/ */
+  file: string;
+  /** the exact text replaced (must occur once, or `occurrence` picks one) */
+  from: string;
+  to: string;
+  occurrence?: number;
+  /** what the mutation makes the program answer */
+  wrong: string;
+  /** test files (under dist/test/) that must fail */
+  killedBy: string[];
+}
+
+export const MUTANTS: Mutant[] = [
+  {
+    id: "driver-override-null",
+    file: "src/lib/sysfs.js",
+    from: 'ovr === null || ovr === "(null)" || ovr === "" ? null : ovr',
+    to: 'ovr === null || ovr === "" ? null : ovr',
+    wrong: "an unset driver_override shown as set: list prints [override (null)] on every device",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "pf-token-held-vf",
+    file: "src/lib/inventory.js",
+    from: "vfs.some((v) => v.heldBy.length > 0) ? true :",
+    to: "vfs.some((v) => v.heldBy.length > 1) ? true :",
+    wrong: "a PF whose VF is held open said not to need its token",
+    killedBy: ["answers.test.js", "holders.test.js"],
+  },
+  {
+    id: "pf-token-required-state",
+    file: "src/lib/inventory.js",
+    from: 'return { state: "required", reason: "VF token required: a VF group of this PF is held open (a VF may be open)", ifGiven: "checked" };',
+    to: 'return { state: "not-required", reason: "VF token required: a VF group of this PF is held open (a VF may be open)", ifGiven: "checked" };',
+    wrong: "the PF's token situation while a VF is held: not required",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "explain-pf-token-required",
+    file: "src/lib/explain.js",
+    from: 'status: pfOnVfio && !given ? (vfsHeld.length || vfsUnknown ? "possible" : "no") : "no",',
+    to: 'status: pfOnVfio && !given ? (vfsUnknown ? "possible" : "no") : "no",',
+    wrong: "explain's PF-token row says no while a VF is held",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "explain-pf-token-incorrect",
+    file: "src/lib/explain.js",
+    from: 'status: pfOnVfio && given && (vfsHeld.length || vfsUnknown) ? "possible" : "no",',
+    to: 'status: pfOnVfio && given && vfsUnknown ? "possible" : "no",',
+    wrong: "explain says a wrong PF token cannot fail while a VF is held",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "holders-noiommu-dev",
+    file: "src/lib/holders.js",
+    from: "const m = /^(?:noiommu-)?(\\d+)$/.exec(n);",
+    to: "const m = /^(\\d+)$/.exec(n);",
+    occurrence: 1,
+    wrong: "holders of /dev/vfio/noiommu-N not seen",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "holders-noiommu-sysfs",
+    file: "src/lib/holders.js",
+    from: "const m = /^(?:noiommu-)?(\\d+)$/.exec(n);",
+    to: "const m = /^(\\d+)$/.exec(n);",
+    occurrence: 2,
+    wrong: "holders of a noiommu group not seen when only /sys/class/vfio names it",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "holders-noiommu-path",
+    file: "src/lib/holders.js",
+    from: "const PATH_TARGET = /(?:^|\\/)dev\\/vfio\\/(?:(?:noiommu-)?(\\d+)|",
+    to: "const PATH_TARGET = /(?:^|\\/)dev\\/vfio\\/(?:(\\d+)|",
+    wrong: "holders of /dev/vfio/noiommu-N not seen when stat is refused",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "vf-index-fallback",
+    file: "src/lib/sysfs.js",
+    from: "if (/^virtfn\\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf)",
+    to: "if (false)",
+    wrong: "a VF's index unknown when offset and stride do not point at it",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "device-fd-untracked",
+    file: "src/sys/linux/host.js",
+    from: "if (request === VFIO.GROUP_GET_DEVICE_FD)",
+    to: "if (false)",
+    wrong: "the real backend forgets the device fds GET_DEVICE_FD returned (exit leaves them open)",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "errno-95-name",
+    file: "src/sys/linux/ioctl.js",
+    from: 'ERRNO_NAMES.set(95, "EOPNOTSUPP");',
+    to: "",
+    wrong: "errno 95 named ENOTSUP by the real backend, EOPNOTSUPP by the model",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "errno-alias-from-node",
+    file: "src/sys/linux/host.js",
+    from: "return se.code === ne.code || alias ? se",
+    to: "return se.code === ne.code ? se",
+    wrong: "Node's ENOTSUP kept as ENOTSUP with errno 0",
+    killedBy: ["answers.test.js"],
+  },
+  {
+    id: "reads-on-js-thread",
+    file: "src/sys/linux/host.js",
+    from: "if (this.jsThreadReads.has(fd)) {",
+    to: "if (true) {",
+    wrong: "every read made on the JS thread: a blocked sriov_numvfs read stops the event loop",
+    killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "numvfs-not-blocking",
+    file: "src/sys/linux/host.js",
+    from: 'new Set(["sriov_numvfs", "driver_override",',
+    to: 'new Set(["driver_override",',
+    wrong: "sriov_numvfs read on the JS thread",
+    killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "write-on-js-thread",
+    file: "src/sys/linux/host.js",
+    from: "fs.write(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(toSysError(err, \"write\", path)) : resolve(n)));",
+    to: "try { resolve(fs.writeSync(fd, buf, 0, buf.length, null)); } catch (err) { reject(toSysError(err, \"write\", path)); }",
+    wrong: "a write Linux blocks stops the event loop (no timeout can fire)",
+    killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "uuid-dash-position",
+    file: "src/uapi/vfio.js",
+    from: "i === 18 || i === 23",
+    to: "i === 18 || i === 22",
+    wrong: "a malformed VF token accepted, a well-formed one refused",
+    killedBy: ["uuid.test.js"],
+  },
+  {
+    id: "uuid-low-nibble",
+    file: "src/uapi/vfio.js",
+    from: "ok = hi >= 0 && lo >= 0;",
+    to: "ok = hi >= 0;",
+    wrong: "a VF token with a non-hex digit accepted",
+    killedBy: ["uuid.test.js"],
+  },
+  {
+    id: "lazy-command-table",
+    file: "src/cli/commands/modules.js",
+    from: '["list", "list"],',
+    to: '["list", "show"],',
+    wrong: "vfioctl list loads the wrong module (it still runs, after loading every module)",
+    killedBy: ["startup.test.js"],
+  },
+];
+
+function copyDist(from: string): string {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-mutants-"));
+  fs.cpSync(path.join(from, "dist"), path.join(tmp, "dist"), { recursive: true });
+  fs.copyFileSync(path.join(from, "package.json"), path.join(tmp, "package.json"));
+  fs.symlinkSync(path.join(from, "node_modules"), path.join(tmp, "node_modules"));
+  return tmp;
+}
+
+function apply(text: string, m: Mutant): string | null {
+  const n = text.split(m.from).length - 1;
+  if (n === 0 || (n > 1 && !m.occurrence) || (m.occurrence ?? 1) > n) return null;
+  let at = -1;
+  for (let i = 0; i < (n === 1 ? 1 : m.occurrence!); i++) at = text.indexOf(m.from, at + 1);
+  return text.slice(0, at) + m.to + text.slice(at + m.from.length);
+}
+
+export function runMutants(opts: { repo: string; full?: boolean; only?: string[]; log?: (s: string) => void }): { killed: number; survived: string[]; stale: string[] } {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const tmp = copyDist(opts.repo);
+  const survived: string[] = [];
+  const stale: string[] = [];
+  let killed = 0;
+  try {
+    for (const m of MUTANTS.filter((x) => !opts.only?.length || opts.only.includes(x.id))) {
+      const file = path.join(tmp, "dist", m.file);
+      const orig = fs.readFileSync(file, "utf8");
+      const mutated = apply(orig, m);
+      if (mutated === null) {
+        stale.push(m.id);
+        log(`STALE     ${m.id}: ${m.file} no longer contains the text it replaces`);
+        continue;
+      }
+      fs.writeFileSync(file, mutated);
+      try {
+        const tests = opts.full ? ["dist/test/"] : m.killedBy.map((t) => `dist/test/${t}`);
+        const r = spawnSync(process.execPath, ["--test", "--test-timeout=120000", ...tests], { cwd: tmp, encoding: "utf8", timeout: 600_000 });
+        const failed = (r.stdout ?? "").split("\n").filter((l) => l.startsWith("not ok")).length;
+        if (r.status !== 0) {
+          killed++;
+          log(`killed    ${m.id} (${failed} failing) — ${m.wrong}`);
+        } else {
+          survived.push(m.id);
+          log(`SURVIVED  ${m.id} — ${m.wrong}`);
+        }
+      } finally {
+        fs.writeFileSync(file, orig);
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return { killed, survived, stale };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+  const args = process.argv.slice(2);
+  const t0 = Date.now();
+  const r = runMutants({ repo, full: args.includes("--full"), only: args.filter((a) => !a.startsWith("--")) });
+  const total = r.killed + r.survived.length;
+  console.log(`\n${r.killed}/${total} mutants killed${r.stale.length ? `, ${r.stale.length} stale` : ""} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  process.exitCode = r.survived.length || r.stale.length ? 1 : 0;
+}
