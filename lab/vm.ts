@@ -86,7 +86,8 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number)
     const onData = (b: Buffer) => {
       chunks.push(b);
       writeSync(live, b);
-      if (!booted && b.includes("VFIOCTL-LAB: init")) booted = true;
+      // the serial console comes in pieces: look at what came so far, not at this piece alone
+      if (!booted && Buffer.concat(chunks).includes("VFIOCTL-LAB: init")) booted = true;
     };
     p.stdout.on("data", onData);
     p.stderr.on("data", onData);
