@@ -8,7 +8,9 @@
  *                      scenarios × kernels match/diff; exit 1 on any diff. With files, only
  *                      those; `host` (or host:apply, host:reboot, host:killed) runs the host
  *                      lifecycle rows (lab/host-check.ts); the CLI rows with
- *                      scenarios/cli/cli-state.yaml
+ *                      scenarios/cli/cli-state.yaml; `consumers` (or dpdk, qemu, dpdk:pf-vf,
+ *                      dpdk:chroot, dpdk:mntns, qemu:vf) the real-consumer rows
+ *                      (lab/consumers.ts: DPDK testpmd and QEMU beside vfioctl)
  *   --rediff           compare again the transcripts the last --report saved (no guest)
  *   --kernel K         only this kernel (6.1 or 6.12); repeatable
  *   --jobs N           guests run at once (default 2)

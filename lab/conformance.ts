@@ -30,6 +30,8 @@ export const LAB_LOG_FILTER: RegExp[] = [
   // the emulator, not the kernel under test: TCG stalls a vCPU long enough for the hrtimer core
   // to warn (seen in the lab at any op, more often with other guests on the same host)
   /^hrtimer: interrupt took \d+ ns$/,
+  // the same for the clocksource watchdog (seen in the consumer rows, two guests sharing the cores)
+  /^clocksource: (Long readout interval, skipping watchdog check: |Watchdog remote CPU \d+ read timed out)/,
 ];
 
 export function labFiltered(text: string): boolean {
@@ -228,6 +230,8 @@ export interface Cell {
   wallMs?: number;
   /** expectations of the host rows that did not hold (lab/host-check.ts) */
   expectations?: string[];
+  /** where vfioctl disagreed with what a real consumer did (lab/consumers.ts) */
+  wrong?: string[];
 }
 
 function scenarioFiles(project: string, given: string[]): string[] {
@@ -246,12 +250,16 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
   const { CLI_SCENARIO } = await import("./cli-check.js");
   const { isHostSelector, hostCells } = await import("./host-check.js");
+  const { isConsumerSelector, consumerRowsFor, consumerCell } = await import("./consumers.js");
   const cliFile = path.join(PROJECT, CLI_SCENARIO);
   // the CLI rows run with the whole report, or when the CLI state file is named; the host rows
-  // (lab/host-check.ts) with the whole report, or when "host" (or one of their names) is given
-  const given = o.files.filter((f) => !isHostSelector(f));
+  // (lab/host-check.ts) with the whole report, or when "host" (or one of their names) is given;
+  // the consumer rows (lab/consumers.ts) likewise with "consumers", "dpdk", "qemu" or a row name
+  const consumerSel = o.files.filter(isConsumerSelector);
+  const consumerRows = o.files.length === 0 ? consumerRowsFor([]) : consumerSel.length ? consumerRowsFor(consumerSel) : [];
+  const given = o.files.filter((f) => !isHostSelector(f) && !isConsumerSelector(f));
   const withCli = o.files.length === 0 || given.some((f) => path.resolve(f) === cliFile);
-  const withHost = o.files.length === 0 || given.length < o.files.length;
+  const withHost = o.files.length === 0 || o.files.some(isHostSelector);
   const files = o.files.length && !given.length ? [] : scenarioFiles(PROJECT, given).filter((f) => f !== cliFile);
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
@@ -259,6 +267,7 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   for (const k of o.kernels) {
     if (withCli) tasks.push(() => cliCells(k, outDir));
     if (withHost) tasks.push(() => hostCells(k, outDir));
+    for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
     for (const f of files) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
@@ -346,6 +355,12 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
   for (const c of old) {
     if (!o.kernels.includes(c.kernel)) continue;
     try {
+      if (/^(dpdk|qemu):/.test(c.scenario)) {
+        const { rediffConsumer, savedName } = await import("./consumers.js");
+        const saved = JSON.parse(readFileSync(path.join(dir, savedName(c.kernel, c.scenario as never)), "utf8"));
+        cells.push(rediffConsumer(c, saved, labFiltered));
+        continue;
+      }
       if (c.scenario.startsWith("host:")) {
         const { rediffHost } = await import("./host-check.js");
         const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-host.json`), "utf8"));
@@ -383,7 +398,8 @@ function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
       const c = cells.find((x) => x.scenario === n && x.kernel === k);
       if (!c) return "-".padEnd(26);
       const t = c.wallMs ? ` ${(c.wallMs / 1000).toFixed(1)}s` : "";
-      const s = c.status === "diff" ? `DIFF(${c.diffs.length})` : c.status === "error" ? "ERROR" : c.error ? "n/a" : "match";
+      const w = c.wrong?.length ? `WRONG(${c.wrong.length})` : "";
+      const s = c.status === "diff" ? [c.diffs.length || !w ? `DIFF(${c.diffs.length})` : "", w].filter(Boolean).join(" ") : c.status === "error" ? "ERROR" : c.error ? "n/a" : "match";
       return `${s}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
     });
     console.log(`${n.padEnd(w)}  ${row.join("")}`);
@@ -395,6 +411,7 @@ function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
     if (c.status === "match" && !c.expectations?.length) continue;
     console.log(`\n--- ${c.kernel} ${c.scenario}: ${c.status}`);
     for (const x of c.expectations ?? []) console.log(`  expectation: ${x}`);
+    for (const x of c.wrong ?? []) console.log(`  vfioctl wrong: ${x}`);
     if (c.error) console.log(c.error.split("\n").slice(0, 15).join("\n"));
     for (const d of c.diffs) console.log(`  ${d.op} ${d.field}: real ${JSON.stringify(d.real)} | model ${JSON.stringify(d.model)}`);
   }

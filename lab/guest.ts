@@ -5,6 +5,7 @@
  *       { kind: "probe", kernel }             prove node, LinuxSyscalls and the ioctl work on /dev/vfio
  *       { kind: "scenarios", kernel, files }  conformance: each scenario file → /tmp/scn/<name>.json
  *       { kind: "cli", kernel }               CLI conformance (lab/cli-check.ts) → /tmp/cli.json
+ *       { kind: "consumers", kernel, consumers: { row, trixie } }   a consumer row (lab/consumers.ts) → /tmp/consumers.json
  * Writes /tmp/result.json { ok, ms, error? } last.
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -16,7 +17,7 @@ import { SEQUENCES, seqBoot } from "./sequences.js";
 import { KmsgReader as Kmsg } from "../src/sys/kmsg.js";
 
 interface Job {
-  kind: "raw" | "probe" | "scenarios" | "cli";
+  kind: "raw" | "probe" | "scenarios" | "cli" | "consumers";
   kernel: string;
   sequence?: string;
   files?: string[];
@@ -62,6 +63,9 @@ async function main(): Promise<void> {
     } else if (job.kind === "cli") {
       const { runGuestCliJob } = await import("./conformance.js");
       result.cli = await runGuestCliJob(job.kernel, process.cwd(), out);
+    } else if (job.kind === "consumers") {
+      const { runGuestConsumerJob } = await import("./consumers-guest.js");
+      result.consumers = await runGuestConsumerJob(job.kernel, process.cwd(), out);
     }
   } catch (e) {
     result.ok = false;

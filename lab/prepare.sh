@@ -83,6 +83,76 @@ k61() {
 }
 step k61 k61
 
+# The consumer rows' programs (lab/consumers.ts): Debian 13's DPDK testpmd (package dpdk-dev) with
+# the PMDs the lab's 82576 needs (net_e1000, mempool_ring), and socat (the QMP hand-off line of
+# `vfioctl args qemu --qmp`), put into the Debian 13 folder: only the binaries and the shared
+# libraries they link against (ldd in the chroot), not the ~250 packages dpdk-dev pulls in.
+# Packages are fetched with apt-get download in the chroot (lists in a scratch dir, removed
+# after), each unpacked aside; the dependencies of the packages whose files ldd uses are fetched
+# until ldd finds everything. The files placed are listed in $CACHE/dpdk-files.txt.
+[ -e "$CACHE/.done-dpdk" ] && [ ! -x "$CACHE/trixie/usr/bin/dpdk-testpmd" ] && rm -f "$CACHE/.done-dpdk" # trixie remade
+dpdk() {
+  local T=$CACHE/trixie W=/tmp/lab-dpdk
+  local S=$T$W
+  rm -rf "$S"; mkdir -p "$S"/lists/partial "$S"/cache/archives/partial "$S"/deb "$S"/pkg
+  local A="-o Dir::State::Lists=$W/lists -o Dir::Cache=$W/cache -o APT::Sandbox::User=root"
+  chroot "$T" apt-get -qq $A update || return 1
+  local want="dpdk-dev librte-net-e1000-25 librte-mempool-ring25 socat"
+  local bins="usr/bin/dpdk-testpmd usr/lib/x86_64-linux-gnu/dpdk/pmds-25.0/librte_net_e1000.so.25 usr/lib/x86_64-linux-gnu/dpdk/pmds-25.0/librte_mempool_ring.so.25 usr/bin/socat1"
+  local new=$want fetched="" round used missing lp b owner
+  for round in 1 2 3 4 5 6; do
+    if [ -n "$new" ]; then
+      chroot "$T" sh -c "cd $W/deb && apt-get -qq $A download $new" || return 1
+      for p in $new; do dpkg-deb -x "$S"/deb/"${p}"_*.deb "$S/pkg/$p"; done
+      fetched="$fetched $new"
+    fi
+    lp=$(for d in "$S"/pkg/*/usr/lib/x86_64-linux-gnu "$S"/pkg/*/lib/x86_64-linux-gnu; do [ -d "$d" ] && echo "${d#$T}"; done | paste -sd:)
+    used=""; missing=""
+    for b in $bins; do
+      owner=$(cd "$S/pkg" && ls -d */"$b" 2>/dev/null | head -1 | cut -d/ -f1)
+      [ -n "$owner" ] || { echo "dpdk: no package fetched holds $b" >&2; return 1; }
+      used="$used $W/pkg/$owner/$b"
+      while read -r so arrow path _; do
+        if [ "$path" = "not" ]; then missing="$missing $so"; elif [ "${path#$W/pkg/}" != "$path" ]; then used="$used $path"; fi
+      done < <(chroot "$T" env LD_LIBRARY_PATH="$lp" ldd "$W/pkg/$owner/$b" | grep "=>")
+    done
+    [ -z "$missing" ] && break
+    # the Depends of the packages whose files ldd used (and of the wanted ones), not yet here
+    local owners
+    owners=$(for u in $used; do echo "$u" | cut -d/ -f5; done | sort -u)
+    new=$(chroot "$T" apt-cache $A depends --no-recommends --no-suggests $want $owners 2>/dev/null |
+      awk '/Depends: [a-z0-9]/{print $2}' | sort -u | while read -r p; do
+        case " $fetched " in *" $p "*) continue ;; esac
+        case $p in *-dev|python3*|sse4.2-support) continue ;; esac
+        chroot "$T" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"
+      done | paste -sd' ')
+    [ -n "$new" ] || { echo "dpdk: ldd finds no$(echo "$missing" | tr ' ' '\n' | sort -u | paste -sd' ') and no package left to fetch" >&2; return 1; }
+  done
+  [ -z "$missing" ] || { echo "dpdk: still missing after 6 rounds:$missing" >&2; return 1; }
+  # copy each used file (and every link of its symlink chain) to its place in the Debian 13 folder
+  : >"$CACHE/dpdk-files.txt.tmp"
+  local rel pkgdir hop
+  for u in $(echo "$used" | tr ' ' '\n' | sort -u); do
+    pkgdir=$S/pkg/$(echo "$u" | cut -d/ -f5)
+    rel=${u#$W/pkg/*/}
+    for hop in 1 2 3 4 5 6 7 8; do
+      mkdir -p "$T/$(dirname "$rel")"
+      cp -a "$pkgdir/$rel" "$T/$rel"
+      echo "/$rel" >>"$CACHE/dpdk-files.txt.tmp"
+      [ -L "$pkgdir/$rel" ] || break
+      rel=$(realpath -m -s --relative-to="$pkgdir" "$pkgdir/$(dirname "$rel")/$(readlink "$pkgdir/$rel")")
+    done
+  done
+  ln -sf socat1 "$T/usr/bin/socat"
+  echo /usr/bin/socat >>"$CACHE/dpdk-files.txt.tmp"
+  sort -u "$CACHE/dpdk-files.txt.tmp" >"$CACHE/dpdk-files.txt"; rm -f "$CACHE/dpdk-files.txt.tmp"
+  (cd "$S/deb" && ls *.deb) >"$CACHE/dpdk-packages.txt"
+  rm -rf "$S"
+  # everything resolves from the folder's own library path now
+  if chroot "$T" ldd /usr/bin/dpdk-testpmd /usr/bin/socat1 /usr/lib/x86_64-linux-gnu/dpdk/pmds-25.0/librte_net_e1000.so.25 | grep "not found" >&2; then return 1; fi
+}
+step dpdk dpdk
+
 # initramfs for one kernel: ROOT holds boot/vmlinuz-VER and lib/modules/VER
 initramfs() {
   local name=$1 root=$2

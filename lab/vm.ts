@@ -52,14 +52,30 @@ const BOOT_WATCHDOG_MS = Number(process.env.VFIOCTL_LAB_BOOT_WATCHDOG_MS ?? 120_
  * the guest's init (TCG on a loaded host can panic in the IO-APIC timer check or stall in the
  * firmware) is retried once; the job itself is never retried.
  */
-export async function runInGuest(kernel: string, job: Record<string, unknown>, timeoutS = 900): Promise<GuestRun> {
-  const first = await runOnce(kernel, job, timeoutS);
+export async function runInGuest(kernel: string, job: Record<string, unknown>, timeoutS = 900, machine: GuestMachine = {}): Promise<GuestRun> {
+  const first = await runOnce(kernel, job, timeoutS, machine);
   if (first.bootS !== null) return first;
   dropRun(first);
-  return runOnce(kernel, job, timeoutS);
+  return runOnce(kernel, job, timeoutS, machine);
 }
 
-function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number): Promise<GuestRun> {
+/** Per-run machine options (the consumer rows: 4 GiB and hugepages); unset: lab/boot.sh's defaults. */
+export interface GuestMachine {
+  /** guest memory in MiB (VFIOCTL_LAB_MEM for this run) */
+  memMiB?: number;
+  /** words added to the kernel command line (after VFIOCTL_LAB_APPEND) */
+  append?: string;
+}
+
+/** The environment lab/boot.sh gets for a run with these machine options. */
+export function machineEnv(m: GuestMachine, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const e = { ...env };
+  if (m.memMiB !== undefined) e.VFIOCTL_LAB_MEM = String(m.memMiB);
+  if (m.append) e.VFIOCTL_LAB_APPEND = [env.VFIOCTL_LAB_APPEND, m.append].filter(Boolean).join(" ");
+  return e;
+}
+
+function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number, machine: GuestMachine = {}): Promise<GuestRun> {
   const runDir = path.join(CACHE, "runs", `${kernel}-${process.pid}-${Date.now()}-${seq++}`);
   mkdirSync(runDir, { recursive: true });
   writeFileSync(path.join(runDir, "job.json"), JSON.stringify({ kernel, ...job }));
@@ -76,6 +92,7 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number)
   return new Promise((resolve, reject) => {
     const p = spawn("bash", [path.join(PROJECT, "lab/boot.sh"), kernel, runDir, String(timeoutS)], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: machineEnv(machine),
     });
     const chunks: Buffer[] = [];
     const live = openSync(path.join(runDir, "console.log"), "w"); // readable while the guest runs
