@@ -189,7 +189,7 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
       // bash's printf is a builtin: the token never becomes another process's argv
       const cmds = bdfs.map((b, i) => {
         const need = [...needing.values()].some((l) => l.includes(b));
-        return `{"execute":"device_add","arguments":{"driver":"vfio-pci","id":"vf${i}","host":"${b}"${need ? `,"vf-token":"%s"` : ""}}}`;
+        return `{"execute":"device_add","arguments":{"driver":"vfio-pci","id":"vfioctl-${b.replace(/[:.]/g, "-")}","host":"${b}"${need ? `,"vf-token":"%s"` : ""}}}`;
       });
       const srcOf = (pf: string) => {
         const f = fileOf(pf);
@@ -197,7 +197,7 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
         return f ? `"$(cat ${shq(f)})"` : t.startsWith("<VF-TOKEN") ? t : shq(t);
       };
       const srcs = bdfs.flatMap((b) => (pfOf(b) ? [srcOf(pfOf(b)!)] : []));
-      byReference = `printf '{"execute":"qmp_capabilities"}${cmds.join("")}' ${srcs.join(" ")} | socat - UNIX-CONNECT:${shq(opts.qmpSocket)}`;
+      byReference = `printf '{"execute":"qmp_capabilities"}${cmds.join("")}' ${srcs.join(" ")} | socat - UNIX-CONNECT:${shq(opts.qmpSocket)} | { e=0; while IFS= read -r l; do printf '%s\n' "$l"; [[ $l == *'"error"'* ]] && e=1; done; exit $e; }`;
       each = undefined;
       argv = [];
       caveats.unshift(`start QEMU with -qmp unix:${opts.qmpSocket},server=on,wait=off and without these -device options; the line below hot-adds the VFs over QMP, so the token never appears in QEMU's /proc/PID/cmdline (run it from bash: its printf is a builtin)`);
