@@ -19,6 +19,7 @@ import { devPath, readDevice, VFIO_PCI_PARAMS } from "../lib/sysfs.js";
 import { isErrno } from "../sys/errno.js";
 import { linkBase, readAttr, withTimeout, writeText } from "../sys/fsutil.js";
 import type { HostFiles } from "../sys/hostfs.js";
+import { AtomicWriteError, writeFileAtomic } from "../sys/atomic.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import type { HostConfig } from "./config.js";
 import type { Step } from "./plan.js";
@@ -177,15 +178,12 @@ export class StateDir {
   private write(name: string, data: string | Buffer): void {
     this.ensure();
     const target = this.real(name);
-    const tmp = `${target}.${process.pid}.${randomBytes(3).toString("hex")}.tmp`;
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
-      fs.writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      writeFileAtomic(target, data, { mode: 0o600 });
+    } catch (e) {
+      const c = e instanceof AtomicWriteError ? e.code : ((e as NodeJS.ErrnoException).code ?? "EIO");
+      throw new VfioctlError("UNSAFE_FILE", `state file ${this.files.show(`${this.dir}/${name}`)}: ${c}${c === "ENOSPC" ? " (disk full)" : ""}`, { subject: `${this.dir}/${name}`, errno: c, fix: "free space or fix the file system holding the state directory" });
     }
-    fs.renameSync(tmp, target);
   }
   readJson<T>(name: string): T | null {
     try {

@@ -27,8 +27,9 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
+import { AtomicWriteError, fsyncDir, symlinkAtomic, writeFileAtomic } from "../sys/atomic.js";
 import type { HostFiles } from "../sys/hostfs.js";
 import { VfioctlError } from "../lib/errors.js";
 import { bootFiles, MAIN_UNIT, MODPROBE_CONF, PF_TEMPLATE, STATE_DIR, UNIT_DIR, type BootNeeds } from "./units.js";
@@ -209,15 +210,6 @@ function missingDirs(files: HostFiles, hostDir: string): string[] {
   return missing;
 }
 
-function fsyncDir(real: string): void {
-  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 function mkdirOne(files: HostFiles, hostDir: string): void {
   try {
     fs.mkdirSync(files.real(hostDir), { mode: 0o755 });
@@ -227,40 +219,21 @@ function mkdirOne(files: HostFiles, hostDir: string): void {
   }
 }
 
-const tmpName = (real: string) => nodePath.join(nodePath.dirname(real), `.${nodePath.basename(real)}.vfioctl-${randomBytes(6).toString("hex")}.tmp`);
-
-/** Write `content` to `hostPath` atomically: temp file (O_EXCL|O_NOFOLLOW), fsync, rename, fsync dir. */
+/** Write `content` to `hostPath` atomically (src/sys/atomic.ts: temp file O_EXCL|O_NOFOLLOW, fsync, rename, fsync dir). */
 export function writeAtomic(files: HostFiles, hostPath: string, content: string, mode: number): void {
-  const real = files.real(hostPath);
-  const tmp = tmpName(real);
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
-    fs.fchmodSync(fd, mode); // the umask does not decide a unit file's mode
-    fs.writeFileSync(fd, content);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, real); // replaces a symlink itself, never its target
-    fsyncDir(nodePath.dirname(real));
+    writeFileAtomic(files.real(hostPath), content, { mode }); // the umask does not decide a unit file's mode
   } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw fsError(files, "write", hostPath, e);
+    throw fsError(files, "write", hostPath, e instanceof AtomicWriteError ? e.cause : e);
   }
 }
 
 /** Point `hostPath` at `target` atomically (a new link renamed over the old entry). */
 function linkAtomic(files: HostFiles, hostPath: string, target: string): void {
-  const real = files.real(hostPath);
-  const tmp = tmpName(real);
   try {
-    fs.symlinkSync(target, tmp);
-    fs.renameSync(tmp, real);
-    fsyncDir(nodePath.dirname(real));
+    symlinkAtomic(files.real(hostPath), target);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw fsError(files, "symlink", hostPath, e);
+    throw fsError(files, "symlink", hostPath, e instanceof AtomicWriteError ? e.cause : e);
   }
 }
 

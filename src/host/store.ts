@@ -29,8 +29,8 @@
  */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { randomBytes } from "node:crypto";
 import type { HostFiles } from "../sys/hostfs.js";
+import { AtomicWriteError, defaultAtomicIo, writeFileAtomic, type AtomicIo } from "../sys/atomic.js";
 import { VfioctlError } from "../lib/errors.js";
 import { checkToken } from "../lib/token.js";
 import { DEFAULT_STORE } from "./config.js";
@@ -103,11 +103,7 @@ export function readTokenFileSafe(real: string, shown: string, opts: { missingOk
 }
 
 /** The file-system calls a store write makes (injectable, so tests can make a disk fill up or fsync fail). */
-export interface StoreIo {
-  writeSync: typeof fs.writeSync;
-  fsyncSync: typeof fs.fsyncSync;
-  renameSync: typeof fs.renameSync;
-}
+export type StoreIo = AtomicIo;
 
 export class TokenStore {
   readonly dir: string;
@@ -118,7 +114,7 @@ export class TokenStore {
     io: Partial<StoreIo> = {},
   ) {
     this.dir = dir;
-    this.io = { writeSync: fs.writeSync, fsyncSync: fs.fsyncSync, renameSync: fs.renameSync, ...io };
+    this.io = { ...defaultAtomicIo, ...io };
   }
 
   /** Host path of a PF's slot file. */
@@ -192,38 +188,15 @@ export class TokenStore {
       if (st.uid !== uid() && st.uid !== 0) throw this.err("UNSAFE_FILE", hp, `owned by uid ${st.uid}, expected the caller or root`, "EPERM", `remove ${hp}`);
       if (st.mode & 0o007 || (gid === null && st.mode & 0o070 && slot !== "meta.json")) throw this.err("UNSAFE_FILE", hp, `mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: others may already have read it`, "EPERM", `chmod 600 ${hp} and rotate the token (vfioctl token rotate)`);
     }
-    const tmpReal = `${nodePath.dirname(real)}/.${slot}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    const mode = gid !== null ? 0o640 : 0o600;
-    let fd: number;
     try {
-      fd = fs.openSync(tmpReal, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      writeFileAtomic(real, content, { mode: gid !== null ? 0o640 : 0o600, ...(gid !== null ? { owner: { uid: uid(), gid } } : {}), tmpPrefix: `.${slot}`, io: this.io });
     } catch (e) {
-      throw this.err("UNSAFE_FILE", hp, `cannot create a temporary file: ${errnoOf(e)}`, errnoOf(e), "check that the store directory is writable by the caller");
-    }
-    try {
-      if (gid !== null) fs.fchownSync(fd, uid(), gid);
-      fs.fchmodSync(fd, mode);
-      const b = Buffer.from(content);
-      let off = 0;
-      while (off < b.length) off += this.io.writeSync(fd, b, off, b.length - off);
-      this.io.fsyncSync(fd);
-    } catch (e) {
-      fs.closeSync(fd);
-      fs.rmSync(tmpReal, { force: true });
-      throw this.err("UNSAFE_FILE", hp, `cannot write: ${errnoOf(e)}${errnoOf(e) === "ENOSPC" ? " (disk full)" : ""}`, errnoOf(e), "free space or fix the file system; nothing was changed");
-    }
-    fs.closeSync(fd);
-    try {
-      this.io.renameSync(tmpReal, real);
-    } catch (e) {
-      fs.rmSync(tmpReal, { force: true });
-      throw this.err("UNSAFE_FILE", hp, `cannot rename into place: ${errnoOf(e)}`, errnoOf(e));
-    }
-    const dfd = fs.openSync(nodePath.dirname(real), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
+      if (!(e instanceof AtomicWriteError)) throw e;
+      const c = e.code;
+      if (e.stage === "create") throw this.err("UNSAFE_FILE", hp, `cannot create a temporary file: ${c}`, c, "check that the store directory is writable by the caller");
+      if (e.stage === "write") throw this.err("UNSAFE_FILE", hp, `cannot write: ${c}${c === "ENOSPC" ? " (disk full)" : ""}`, c, "free space or fix the file system; nothing was changed");
+      if (e.stage === "rename") throw this.err("UNSAFE_FILE", hp, `cannot rename into place: ${c}`, c);
+      throw this.err("UNSAFE_FILE", hp, `written, but the directory could not be synced: ${c}`, c);
     }
   }
 
