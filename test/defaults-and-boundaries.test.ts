@@ -1,0 +1,54 @@
+/**
+ * Answers at the edges that nothing else pinned down: the defaults a host description leaves to
+ * the model (subsystem IDs, VF BARs), an SR-IOV count of exactly sriov_totalvfs, and the
+ * pre-5.19 container checks of VFIO_GROUP_GET_DEVICE_FD one at a time.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { VFIO, regionInfoBuf } from "../src/uapi/vfio.js";
+import { setNumVfs } from "../src/lib/sriov.js";
+import { bootKernel } from "../src/kernel/host/boot.js";
+import { PF, PLAIN, U4, VF0, boot, bootWithVfs, dev, openDevice, r, tokenOf } from "../testlib/spec/index.js";
+
+test("a device declared without subsystem IDs reads subsystem_vendor = its vendor and subsystem_device 0x0000", async () => {
+  const { sh } = await boot("6.12");
+  assert.equal(await r(sh, `${dev(PLAIN)}/subsystem_device`), "0x0000\n");
+  assert.equal(await r(sh, `${dev(PLAIN)}/subsystem_vendor`), "0x144d\n");
+});
+
+test("a VF of a PF declared without vf_bars has the default BARs: 16 KiB at BAR 0 and BAR 3, nothing at BAR 1", async () => {
+  const { sh } = await bootWithVfs("6.12", 1);
+  const { device } = await openDevice(sh, VF0, `${VF0} vf_token=${U4}`);
+  assert.equal(typeof device, "string", "the VF needs the PF's token: this open is refused");
+  const { k, sh: sh2 } = await bootWithVfs("6.12", 1);
+  const o = await openDevice(sh2, VF0, `${VF0} vf_token=${tokenOf(k)}`);
+  assert.equal(typeof o.device, "number", `VF open: ${String(o.device)}`);
+  const size = async (i: number) => {
+    const b = regionInfoBuf(i);
+    assert.equal(await sh2.ioctl(o.device as number, VFIO.DEVICE_GET_REGION_INFO, b), 0);
+    return b.readBigUInt64LE(16);
+  };
+  assert.deepEqual([await size(0), await size(1), await size(3)], [0x4000n, 0n, 0x4000n]);
+});
+
+test("sriov to exactly sriov_totalvfs is allowed (one more is ERANGE)", async () => {
+  const k = await bootKernel();
+  const sh = k.spawn("t");
+  const pf = "0000:01:00.0"; // the default host's igb PF
+  const total = Number(await r(sh, `${dev(pf)}/sriov_totalvfs`));
+  assert.ok(total > 0);
+  await setNumVfs(sh, pf, total);
+  assert.equal(await r(sh, `${dev(pf)}/sriov_numvfs`), `${total}\n`);
+  await assert.rejects(setNumVfs(sh, pf, total + 1), /ERANGE|0\.\.\d+|at most/);
+});
+
+test("5.18: GET_DEVICE_FD needs a container with an IOMMU type set (EINVAL with a container but no SET_IOMMU), the token untouched", async () => {
+  const { k, sh } = await boot("5.18.19");
+  const before = tokenOf(k);
+  const o = await openDevice(sh, PF, `${PF} vf_token=${U4}`, { setContainer: true, setIommu: false });
+  assert.equal(o.device, "EINVAL");
+  assert.equal(tokenOf(k), before);
+  const { sh: sh2 } = await boot("5.18.19");
+  const ok = await openDevice(sh2, PF, PF);
+  assert.equal(typeof ok.device, "number", `with SET_IOMMU the PF opens: ${String(ok.device)}`);
+});
