@@ -41,6 +41,8 @@ export interface InventoryPf extends InventoryDevice {
 
 export interface Inventory {
   backend: "linux" | "model";
+  /** with --root DIR: the copied tree read instead of this host */
+  root?: string;
   /** the running kernel: version, iommufd / vfio cdev, how the cdev path treats the VF token */
   kernel: HostKernel;
   vfioPci: VfioPciModule;
@@ -139,5 +141,5 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   // on the cdev path this kernel's own row applies (src/kernel/versions.ts)
   const cdevNote = kernel.cdevToken === "bypass" ? "; not through the vfio cdev: this kernel does not check it there (vfioctl audit)" : kernel.cdevToken === "e2big" ? "; through the vfio cdev it cannot be passed on this kernel (E2BIG), so only the group path opens it" : "";
   if (cdevNote) for (const pf of pfs) for (const vf of pf.vfDevices) if (vf.token.state === "required" && vf.cdevNode) vf.token = { ...vf.token, reason: vf.token.reason + cdevNote };
-  return { backend: sys.backend, kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+  return { backend: sys.backend, ...(sys.backend === "linux" && sys.root ? { root: sys.root } : {}), kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
 }

@@ -46,7 +46,7 @@ function line(prefix: string, label: string, d: InventoryDevice, w: Widths): str
 export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: number } = {}): string {
   const out: string[] = [];
   const m = inv.vfioPci;
-  out.push(`vfio-pci: ${m.loaded ? "loaded" : "not loaded"}, enable_sriov=${m.enableSriov === null ? "?" : m.enableSriov ? "Y" : "N"}${m.disableDenylist ? ", denylist disabled" : ""}   (${inv.backend === "model" ? "simulated host" : "this host"})`);
+  out.push(`vfio-pci: ${m.loaded ? "loaded" : "not loaded"}, enable_sriov=${m.enableSriov === null ? "?" : m.enableSriov ? "Y" : "N"}${m.disableDenylist ? ", denylist disabled" : ""}   (${inv.backend === "model" ? "simulated host" : inv.root ? `tree ${inv.root}` : "this host"})`);
   const every = [...inv.pfs.flatMap((p) => [p, ...p.vfDevices]), ...inv.others];
   const w: Widths = { drv: Math.max(12, ...every.map((d) => driverText(d).length)) };
   const maxVfs = opts.maxVfs ?? 16;

@@ -110,7 +110,7 @@ export class SysfsTrees {
       sys: staticDir({
         bus: staticDir({ pci: this.busPci() }),
         devices: this.devicesDir("/sys/devices"),
-        ...(k.profile.behaviour.vfioDeviceSysfs ? { class: staticDir({ "vfio-dev": this.vfioDevClass() }) } : {}),
+        class: staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
         kernel: staticDir({ iommu_groups: this.iommuGroups() }),
         module: builtOnUse(() => this.modules()),
       }),
@@ -130,8 +130,16 @@ export class SysfsTrees {
         ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, rdev: IOMMU_MISC_RDEV, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
       proc: lazyDir(
-        () => ["self", "stat", "uptime", "version", "sys", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", "version", "sys", "net", ...[...k.processes.keys()].map(String)],
         (name) => {
+          // net/ipv4/route.c, fib_trie.c, net/ipv6/addrconf.c, route.c: the model's interfaces (src/kernel/net.ts)
+          if (name === "net")
+            return staticDir({
+              route: ro(() => k.net.procRoute()),
+              fib_trie: ro(() => k.net.procFibTrie()),
+              if_inet6: ro(() => k.net.procIfInet6()),
+              ipv6_route: ro(() => k.net.procIpv6Route()),
+            });
           if (name === "self") return link(String(task.pid));
           // drivers/char/random.c proc_do_uuid: boot_id is one random UUID per boot
           // kernel/utsname_sysctl.c osrelease (uname -r) and fs/proc/version.c: the modelled kernel's names
@@ -261,6 +269,10 @@ export class SysfsTrees {
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
       iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
       physfn: () => (d.physfn ? link(relLink(d.sysfsDir, d.physfn.sysfsDir)) : undefined),
+      net: () => {
+        const nds = k.net.of(d);
+        return nds.length ? staticDir(Object.fromEntries(nds.map((n) => [n.name, this.netDevDir(d, n.name)]))) : undefined;
+      },
       "vfio-dev": () => {
         if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
         const vds = k.vfio.devicesOf(d);
@@ -306,7 +318,7 @@ export class SysfsTrees {
     const base = `${d.sysfsDir}/vfio-dev/vfio${index}`;
     return staticDir({
       ...(k.profile.config.VFIO_DEVICE_CDEV ? { dev: ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) } : {}),
-      device: link(relLink(base, d.sysfsDir)),
+      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
       subsystem: link(relLink(base, "/sys/class/vfio-dev")),
       uevent: rw(
         () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
@@ -316,6 +328,33 @@ export class SysfsTrees {
   }
 
   /** /sys/class/vfio-dev: a link per vfio device to its class device directory */
+  /** net-sysfs.c: the netdev's class device under its PCI device */
+  private netDevDir(d: PciDev, name: string): DirNode {
+    const k = this.k;
+    const base = `${d.sysfsDir}/net/${name}`;
+    const master = k.net.configOf(name).master;
+    return staticDir({
+      ifindex: ro(() => `${k.net.get(name)?.ifindex ?? 0}\n`),
+      flags: ro(() => `0x${k.net.flags(name).toString(16)}\n`),
+      operstate: ro(() => `${k.net.configOf(name).up ? "up" : "down"}\n`),
+      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
+      subsystem: link(relLink(base, "/sys/class/net")),
+      ...(master ? { master: link(relLink(base, `/sys/devices/virtual/net/${master}`)) } : {}),
+    });
+  }
+
+  /** /sys/class/net: a link per netdev to its class device directory */
+  private netClass(): DirNode {
+    const k = this.k;
+    return lazyDir(
+      () => k.net.devices().map((n) => n.name),
+      (name) => {
+        const n = k.net.get(name);
+        return n ? link(relLink("/sys/class/net", `${n.dev.sysfsDir}/net/${name}`)) : undefined;
+      },
+    );
+  }
+
   private vfioDevClass(): DirNode {
     const k = this.k;
     const live = () => [...k.vfio.devices.values()].filter((v) => v.deviceAdded);
