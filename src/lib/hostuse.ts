@@ -139,14 +139,17 @@ function v6text(hex: string): string {
 }
 
 /** /proc/net/if_inet6: global and site addresses per interface (link-local ones every interface has are left out). */
-export function parseIfInet6(text: string): { iface: string; address: string }[] {
-  const out: { iface: string; address: string }[] = [];
+export function parseIfInet6(text: string): { iface: string; address: string; prefix?: string }[] {
+  const out: { iface: string; address: string; prefix?: string }[] = [];
   for (const l of text.split("\n")) {
     const f = l.trim().split(/\s+/);
     if (f.length < 6 || !/^[0-9a-f]{32}$/i.test(f[0]!)) continue;
     const scope = parseInt(f[3]!, 16);
     if (scope === 0x20 || scope === 0x10) continue; // link, host
-    out.push({ iface: f[5]!, address: `${v6text(f[0]!.toLowerCase())}/${parseInt(f[2]!, 16)}` });
+    const len = parseInt(f[2]!, 16);
+    const bits = [...f[0]!.toLowerCase()].map((c) => parseInt(c, 16).toString(2).padStart(4, "0")).join("");
+    const net = bits.slice(0, len).padEnd(128, "0").match(/.{4}/g)!.map((b) => parseInt(b, 2).toString(16)).join("");
+    out.push({ iface: f[5]!, address: `${v6text(f[0]!.toLowerCase())}/${len}`, prefix: `${v6text(net)}/${len}` });
   }
   return out;
 }
@@ -193,7 +196,7 @@ export function parseSwaps(text: string): string[] {
 interface NetTables {
   routes: Route4[];
   local4: string[];
-  inet6: { iface: string; address: string }[];
+  inet6: { iface: string; address: string; prefix?: string }[];
   routes6: { iface: string; dst: string }[];
 }
 
@@ -211,7 +214,7 @@ function netText(u: Omit<NetUse, "text">): string {
   if (other.length) parts.push(`${other.length === 1 ? "the route" : "routes"} to ${other.join(", ")}`);
   const state = u.up ? "is up" : "is down";
   const with_ = parts.length ? ` with ${parts.length > 1 ? `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}` : parts[0]}` : "";
-  return `${u.ifname} ${state}${with_}${u.master ? `${with_ || u.up ? "," : ""} enslaved to ${u.master}` : ""}`;
+  return `${u.ifname} ${state}${with_}${u.master ? `, enslaved to ${u.master}` : ""}`;
 }
 
 async function netUses(sys: Syscalls, bdf: string, tables: () => Promise<NetTables>): Promise<NetUse[]> {
@@ -235,6 +238,7 @@ async function netUses(sys: Syscalls, bdf: string, tables: () => Promise<NetTabl
     const routes = [...new Set([...mine.map((r) => (r.mask === 0 ? "default" : `${fmt4(r.dst)}/${popcount(r.mask)}`)), ...t.routes6.filter((r) => r.iface === ifname).map((r) => r.dst)])];
     // a subnet route that only follows from one of the interface's own addresses is not a separate use
     const own = new Set(addresses.map((a) => (a.includes(":") ? "" : `${fmt4((ip4(a.split("/")[0]!) & (Number(a.split("/")[1]) ? (0xffffffff << (32 - Number(a.split("/")[1]))) >>> 0 : 0)) >>> 0)}/${a.split("/")[1]}`)));
+    for (const x of t.inet6) if (x.iface === ifname && x.prefix) own.add(x.prefix);
     const u = { kind: "net" as const, bdf, ifname, up, operstate, addresses, routes: routes.filter((r) => !own.has(r)), master };
     if (u.up || u.addresses.length || u.routes.length || u.master) out.push({ ...u, text: netText(u) });
   }

@@ -42,7 +42,7 @@ export async function pciInterfaces(sys: Syscalls): Promise<{ ifname: string; bd
 }
 
 /** The BDF a device argument names (see the module comment). Throws BAD_BDF or NO_DEVICE. */
-export async function resolveDevice(sys: Syscalls, s: unknown, what = "device"): Promise<string> {
+export async function resolveDevice(sys: Syscalls, s: unknown, what = "bdf"): Promise<string> {
   if (isBdf(s)) return s;
   if (typeof s !== "string") return checkBdf(s, what);
   if (isBdf(s.toLowerCase())) return s.toLowerCase();
@@ -75,7 +75,7 @@ export async function resolveDevice(sys: Syscalls, s: unknown, what = "device"):
 }
 
 /** resolveDevice for each argument, in order. */
-export async function resolveDevices(sys: Syscalls, args: readonly string[], what = "device"): Promise<string[]> {
+export async function resolveDevices(sys: Syscalls, args: readonly string[], what = "bdf"): Promise<string[]> {
   const out: string[] = [];
   for (const a of args) out.push(await resolveDevice(sys, a, what));
   return out;

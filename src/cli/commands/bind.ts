@@ -77,7 +77,11 @@ Examples:
       const opts = { releaseCaptured: p.flags.has("release-captured"), removeVfs: p.flags.has("remove-vfs"), force: p.flags.has("force"), clearOverride: p.flags.has("clear-override"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs };
       const one = async (dev: string) => {
         const r = await bindDriver(ctx.sys, await resolveDevice(ctx.sys, dev), driver, opts);
-        return { r, code: report(ctx, r, `bound to ${r.driver}`, ctx.opts.json && devs.length === 1) };
+        if (ctx.opts.json && devs.length > 1) {
+          for (const w of r.warnings) ctx.io.err(w);
+          return { r, code: EXIT.OK };
+        }
+        return { r, code: report(ctx, r, `bound to ${r.driver}`) };
       };
       if (devs.length === 1) return (await one(devs[0]!)).code;
       // several devices: each is done and reported on its own; the first failure's code is the exit code
