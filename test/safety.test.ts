@@ -300,3 +300,43 @@ test("sriov above sriov_totalvfs says it as Linux does (ERANGE, exit 3) and chan
   assert.match(r.err, /^vfioctl sriov: 0000:01:00\.0: sriov_numvfs 8: ERANGE \(Numerical result out of range\): the device supports at most 7 VFs \(sriov_totalvfs\)$/m);
   assert.equal(await snapshot(k), before);
 });
+
+// ---------------------------------------------------------------- list and show: interfaces, NUMA node, pci.ids names
+
+const FIXTURE_IDS = path.join(import.meta.dirname, "..", "..", "test", "fixtures", "pci.ids");
+
+test("pci.ids: only the vendor asked for is parsed; names are cached; no file gives null names", async () => {
+  const { PciIds } = await import("../src/lib/pciids.js");
+  const ids = new PciIds(FIXTURE_IDS);
+  assert.deepEqual(ids.names(0x8086, 0x10c9), { vendor: "Intel Corporation", device: "82576 Gigabit Network Connection" });
+  assert.deepEqual(ids.names(0x8086, 0x10ca), { vendor: "Intel Corporation", device: "82576 Virtual Function" }, "a subsystem line in between is skipped");
+  assert.deepEqual(ids.names(0x8086, 0x1234), { vendor: "Intel Corporation", device: null });
+  assert.deepEqual(ids.names(0x15b3, 0x1017), { vendor: "Mellanox Technologies", device: "MT27800 Family [ConnectX-5]" });
+  assert.deepEqual(ids.names(0x1d0f, 0x0053), { vendor: null, device: null });
+  assert.deepEqual(new PciIds(null).names(0x8086, 0x10c9), { vendor: null, device: null });
+  assert.deepEqual(new PciIds("/nonexistent/pci.ids").names(0x8086, 0x10c9), { vendor: null, device: null });
+});
+
+test("list and show give interfaces, NUMA node (-1: none) and pci.ids names; --json adds fields", async () => {
+  const k = await bootKernel();
+  const env = { VFIOCTL_PCI_IDS: FIXTURE_IDS };
+  let r = await runCli(k, ["list"], { env });
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /^PF 0000:01:00\.0 .* igb +eth0 {2}numa 0 {2}group 0 /m);
+  assert.match(r.out, /^ {5}Intel Corporation 82576 Gigabit Network Connection$/m);
+  r = await runCli(k, ["list"], { env: { VFIOCTL_PCI_IDS: "" } });
+  assert.doesNotMatch(r.out, /Intel Corporation/);
+  r = await runCli(k, ["list"], { env, json: true });
+  const inv = JSON.parse(r.out) as { pfs: { bdf: string; interfaces: string[]; numaNode: number | null; vendorName: string | null; deviceName: string | null; driver: string }[] };
+  const pf = inv.pfs.find((p) => p.bdf === PF)!;
+  assert.deepEqual([pf.interfaces, pf.numaNode, pf.vendorName, pf.deviceName, pf.driver], [["eth0"], 0, "Intel Corporation", "82576 Gigabit Network Connection", "igb"]);
+  r = await runCli(k, ["show", "eth0"], { env });
+  assert.match(r.out, /^name +Intel Corporation 82576 Gigabit Network Connection$/m);
+  assert.match(r.out, /^interfaces +eth0$/m);
+  assert.match(r.out, /^numa node +0$/m);
+  // a device without a NUMA node (numa_node -1)
+  const other = [...k.pci.devices.values()].find((d) => d.name === PF)!;
+  other.numaNode = -1;
+  r = await runCli(k, ["show", "01:00.0"], { env });
+  assert.match(r.out, /^numa node +\(none\)$/m);
+});

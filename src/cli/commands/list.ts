@@ -1,5 +1,6 @@
 /** `vfioctl list`: the PF → VF tree of this host (or the model). */
 import { inventory } from "../../lib/inventory.js";
+import { pciIds } from "../../lib/pciids.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs } from "./common.js";
@@ -18,6 +19,9 @@ vfio-pci's enable_sriov, and for each device whether opening it needs a VF token
   ●  required     (VF of a PF owned by vfio-pci: kernel 5.18+ rule)
   ○  not required (a token given anyway fails EINVAL)
   ?  cannot tell from sysfs
+Each device shows its network interfaces and NUMA node (after the driver) and, for PFs and
+other devices, its vendor and device names from the system's pci.ids (/usr/share/misc/pci.ids,
+/usr/share/hwdata/pci.ids or /usr/share/pci.ids; VFIOCTL_PCI_IDS=FILE names another, empty none).
 
 Options:
   --all         show every VF (default: the first 16 per PF)
@@ -31,7 +35,7 @@ Examples:
     return guarded(ctx, "list", async () => {
       const p = parseArgs(args, [], ["all", "no-holders"]);
       if (p.positional.length) throw new (await import("../../lib/errors.js")).VfioctlError("BAD_INPUT", `list: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
-      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders") });
+      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders"), pciIds: pciIds(ctx.env) });
       if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
       else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;
