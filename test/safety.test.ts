@@ -340,3 +340,47 @@ test("list and show give interfaces, NUMA node (-1: none) and pci.ids names; --j
   r = await runCli(k, ["show", "01:00.0"], { env });
   assert.match(r.out, /^numa node +\(none\)$/m);
 });
+
+test("token set/rotate --dry-run print the opens and ioctls in order with <token>, write no store file and change nothing; --root refuses token set before the store is written", async () => {
+  const k = await bootKernel();
+  const { simRoot } = await import("../testlib/cli.js");
+  const files = simRoot();
+  const before = await snapshot(k);
+  const T = "4f2c8e1a-9b3d-4c5e-8f70-1a2b3c4d5e6f";
+  let r = await runCli(k, ["token", "set", "0000:af:00.0", "--dry-run"], { files, env: { VFIOCTL_VF_TOKEN: T } });
+  assert.equal(r.code, EXIT.OK, r.err);
+  const lines = r.out.trim().split("\n").map((l) => l.trim());
+  assert.equal(lines[0], "0000:af:00.0: dry run, nothing changed; token set would make:");
+  assert.match(lines[1]!, /^write <token> to \/etc\/vfioctl\/tokens\/pci-0000-af-00\.0\/pending/);
+  assert.deepEqual(lines.slice(2, 8).map((l) => l.replace(/ {3}#.*/, "")), [
+    "open /dev/vfio/vfio O_RDWR",
+    "open /dev/vfio/5 O_RDWR",
+    "ioctl /dev/vfio/5 VFIO_GROUP_GET_STATUS",
+    "ioctl /dev/vfio/5 VFIO_GROUP_SET_CONTAINER (fd of /dev/vfio/vfio)",
+    "ioctl /dev/vfio/vfio VFIO_SET_IOMMU (VFIO_TYPE1v2_IOMMU)",
+    'ioctl /dev/vfio/5 VFIO_GROUP_GET_DEVICE_FD ("0000:af:00.0 vf_token=<token>")',
+  ]);
+  assert.ok(!r.out.includes(T) && !r.err.includes(T), "the token is never shown");
+  assert.ok(!fs.existsSync(files.real("/etc/vfioctl/tokens")), "no store file written");
+  assert.equal(await snapshot(k), before);
+  // rotate needs a stored token; with one, a dry run leaves it as it is
+  assert.equal((await runCli(k, ["token", "set", "0000:af:00.0"], { files, env: { VFIOCTL_VF_TOKEN: T } })).code, EXIT.OK);
+  const cur = fs.readFileSync(files.real("/etc/vfioctl/tokens/pci-0000-af-00.0/current"), "utf8");
+  r = await runCli(k, ["token", "rotate", "0000:af:00.0", "--dry-run"], { files });
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /VFIO_GROUP_GET_DEVICE_FD/);
+  assert.equal(fs.readFileSync(files.real("/etc/vfioctl/tokens/pci-0000-af-00.0/current"), "utf8"), cur);
+  assert.ok(!fs.existsSync(files.real("/etc/vfioctl/tokens/pci-0000-af-00.0/previous")));
+  // on a copied tree: refused naming the tree, the store untouched
+  const tree = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-ro-tok-"));
+  await materialize(k.spawn("m"), tree);
+  const sys = new LinuxSyscalls({ root: tree });
+  const { planSetToken } = await import("../src/lib/tokenops.js");
+  const { refuseOnCopiedTree } = await import("../src/lib/steps.js");
+  const plan = await planSetToken(sys, "0000:af:00.0");
+  assert.throws(() => refuseOnCopiedTree(sys, "token set", plan.steps), (e: unknown) => e instanceof VfioctlError && e.code === "READ_ONLY_TREE" && e.message.startsWith(`--root ${tree} is a copied tree, read-only: token set would open ${tree}/dev/vfio/vfio;`));
+  const { setToken } = await import("../src/lib/tokenops.js");
+  await assert.rejects(setToken(sys, "0000:af:00.0", T), (e: unknown) => e instanceof VfioctlError && e.code === "READ_ONLY_TREE");
+  await sys.exit();
+  fs.rmSync(tree, { recursive: true });
+});
