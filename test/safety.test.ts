@@ -384,3 +384,18 @@ test("token set/rotate --dry-run print the opens and ioctls in order with <token
   await sys.exit();
   fs.rmSync(tree, { recursive: true });
 });
+
+test("list takes devices (BDF, short BDF, interface) and shows only those; token commands take them too", async () => {
+  const k = await bootKernel();
+  let r = await runCli(k, ["list", "eth0", "af:10.1", "--no-holders"], { env: { VFIOCTL_PCI_IDS: "" } });
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /^PF 0000:01:00\.0 /m);
+  assert.match(r.out, /^└─ VF1 +0000:af:10\.1 /m);
+  assert.doesNotMatch(r.out, /0000:af:10\.0|0000:3b:00\.0/);
+  r = await runCli(k, ["list", "eth7"]);
+  assert.equal(r.code, EXIT.USAGE);
+  assert.match(r.err, /no network interface "eth7"/);
+  r = await runCli(k, ["token", "path", "af:00.0"]);
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /pci-0000-af-00\.0/);
+});

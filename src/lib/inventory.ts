@@ -174,3 +174,15 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   if (cdevNote) for (const pf of pfs) for (const vf of pf.vfDevices) if (vf.token.state === "required" && vf.cdevNode) vf.token = { ...vf.token, reason: vf.token.reason + cdevNote };
   return { backend: sys.backend, ...(sys.backend === "linux" && sys.root ? { root: sys.root } : {}), kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
 }
+
+/**
+ * The inventory narrowed to some devices (`vfioctl list DEVICE...`): a PF named keeps all its
+ * VFs; a VF named keeps its PF with only the VFs named.
+ */
+export function filterInventory(inv: Inventory, bdfs: readonly string[]): Inventory {
+  const want = new Set(bdfs);
+  const pfs = inv.pfs
+    .filter((pf) => want.has(pf.bdf) || pf.vfDevices.some((v) => want.has(v.bdf)))
+    .map((pf) => (want.has(pf.bdf) ? pf : { ...pf, vfDevices: pf.vfDevices.filter((v) => want.has(v.bdf)) }));
+  return { ...inv, pfs, others: inv.others.filter((d) => want.has(d.bdf)), orphans: inv.orphans.filter((d) => want.has(d.bdf)) };
+}

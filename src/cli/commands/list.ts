@@ -1,5 +1,7 @@
 /** `vfioctl list`: the PF → VF tree of this host (or the model). */
-import { inventory } from "../../lib/inventory.js";
+import { filterInventory, inventory } from "../../lib/inventory.js";
+import { resolveDevices } from "../../lib/resolve.js";
+import { requireDevice } from "../../lib/sysfs.js";
 import { pciIds } from "../../lib/pciids.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
@@ -9,7 +11,10 @@ import { renderTree } from "./render.js";
 register({
   name: "list",
   summary: "PF → VF tree: drivers, overrides, IOMMU groups, /dev/vfio nodes, VF counts, token situation",
-  help: `usage: vfioctl list [--all] [--no-holders]
+  help: `usage: vfioctl list [<device>...] [--all] [--no-holders]
+
+With devices (0000:01:00.0, 01:00.0 or an interface name such as eth0), only those: a PF with
+all its VFs, a VF with its PF.
 
 First the running kernel: its version (as vfioctl's table of kernel changes resolves it),
 whether it has /dev/iommu and the vfio cdev, and how the cdev path treats the VF token.
@@ -34,8 +39,10 @@ Examples:
   async run(ctx, args) {
     return guarded(ctx, "list", async () => {
       const p = parseArgs(args, [], ["all", "no-holders"]);
-      if (p.positional.length) throw new (await import("../../lib/errors.js")).VfioctlError("BAD_INPUT", `list: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
-      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders"), pciIds: pciIds(ctx.env) });
+      const only = await resolveDevices(ctx.sys, p.positional);
+      for (const b of only) await requireDevice(ctx.sys, b);
+      const all = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders"), pciIds: pciIds(ctx.env) });
+      const inv = only.length ? filterInventory(all, only) : all;
       if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
       else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;

@@ -6,7 +6,6 @@ import * as fs from "node:fs";
 import { VfioctlError } from "../../lib/errors.js";
 import { resolveToken, TOKEN_ENV, type ResolvedToken } from "../../lib/token.js";
 import { verifyToken } from "../../lib/tokenops.js";
-import { checkBdf } from "../../lib/bdf.js";
 import { DEFAULT_CONFIG, DEFAULT_STORE, parseConfig, type HostConfig, type PfConfig } from "../../host/config.js";
 import { bootId, matchSelector } from "../../host/observe.js";
 import { readTokenFileSafe, TokenStore } from "../../host/store.js";
@@ -157,7 +156,7 @@ register({
       if (sub === "retire" || sub === "show" || sub === "path") {
         const p = parseArgs(rest, ["config"], sub === "show" ? ["previous"] : []);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
-        const pf = checkBdf(p.positional[0], "pf");
+        const pf = await resolveDevice(ctx.sys, p.positional[0], "pf");
         const cfg = optionalConfig(ctx, flagStr(p, "config"));
         const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
         const { name } = await storeNameOf(ctx, cfg, pf);
@@ -188,7 +187,7 @@ register({
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token verify: expected one VF address, got ${p.positional.length}`);
         let t = p.flags.has("from-store") ? null : await tokenFrom(ctx, p);
         if (p.flags.has("from-store")) {
-          const vf = checkBdf(p.positional[0], "vf");
+          const vf = await resolveDevice(ctx.sys, p.positional[0], "vf");
           const physfn = await ctx.sys.readlink(`/sys/bus/pci/devices/${vf}/physfn`).then((l) => l.slice(l.lastIndexOf("/") + 1)).catch(() => null);
           if (!physfn) throw new VfioctlError("BAD_INPUT", `token verify --from-store: ${vf} is not a VF (no physfn link)`, { subject: vf });
           const cfg = optionalConfig(ctx, flagStr(p, "config"));
@@ -199,7 +198,7 @@ register({
           t = { token: s, source: "store", warnings: [] };
         }
         if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin, --from-store or $${TOKEN_ENV}), got none`);
-        const r = await verifyToken(ctx.sys, p.positional[0]!, t.token);
+        const r = await verifyToken(ctx.sys, await resolveDevice(ctx.sys, p.positional[0], "vf"), t.token);
         if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
         else ctx.io.out(`${r.vf}: ${r.result} — ${r.detail}`);
         return r.result === "mismatch" ? EXIT.NO : EXIT.OK;
