@@ -399,3 +399,23 @@ test("list takes devices (BDF, short BDF, interface) and shows only those; token
   assert.equal(r.code, EXIT.OK, r.err);
   assert.match(r.out, /pci-0000-af-00\.0/);
 });
+
+test("the model's nvme shows its namespace and partitions; bind refuses a mounted or swap namespace (exit 1) and --force goes on", async () => {
+  const k = await bootKernel();
+  const NV = "0000:05:00.0";
+  const sys = k.spawn("t");
+  assert.deepEqual(await sys.readdir(`/sys/bus/pci/devices/${NV}/nvme/nvme0`), ["nvme0n1"]);
+  assert.equal(await readAttr(sys, "/sys/block/nvme0n1/dev"), "259:0");
+  assert.deepEqual(await hostUse(sys, NV), []);
+  k.disks.configure("nvme0n1", { partitions: 2, mounts: { nvme0n1p1: "/" }, swap: ["nvme0n1p2"] });
+  assert.match(await readText(sys, "/proc/self/mountinfo"), / 259:1 \/ \/ rw,relatime .* - ext4 \/dev\/nvme0n1p1 rw/);
+  const before = await snapshot(k);
+  let r = await runCli(k, ["bind", NV, "vfio-pci"]);
+  assert.equal(r.code, EXIT.NO);
+  assert.match(r.err, /0000:05:00\.0: in use by this host: nvme0n1p1 \(259:1\) is mounted on \/; nvme0n1p2 \(259:2\) is in use as swap; unbinding nvme takes them away from the host\. Use --force to unbind anyway\./);
+  assert.equal(await snapshot(k), before);
+  r = await runCli(k, ["bind", NV, "vfio-pci", "--force"]);
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.ok(!(await sys.readdir("/sys/block")).includes("nvme0n1"), "the namespace goes with the driver");
+  await sys.exit();
+});
