@@ -28,7 +28,7 @@ function tree(): string {
 
 test("paths are looked up under the root prefix and link targets come back as stored", async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   assert.equal(sys.backend, "linux");
   assert.equal(sys.pid, process.pid);
   assert.equal(await readAttr(sys, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"), "8");
@@ -49,7 +49,7 @@ test("paths are looked up under the root prefix and link targets come back as st
 
 test("a missing path fails with ENOENT naming the syscall and the caller's path", async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   await assert.rejects(sys.open("/sys/bus/pci/devices/0000:02:00.0/sriov_numvfs", O_RDONLY), (e: unknown) => {
     assert.ok(e instanceof SysError);
     assert.equal(e.code, "ENOENT");
@@ -69,7 +69,7 @@ test("a missing path fails with ENOENT naming the syscall and the caller's path"
 test("read is a single read(2) from the current offset and lseek moves that offset", async () => {
   const root = tree();
   fs.writeFileSync(path.join(root, "f"), "abcdefgh");
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const fd = await sys.open("/f", O_RDONLY);
   assert.equal((await sys.read(fd, 3)).toString(), "abc");
   assert.equal((await sys.read(fd, 3)).toString(), "def");
@@ -85,7 +85,7 @@ test("read is a single read(2) from the current offset and lseek moves that offs
 test("exit closes every fd the process opened and no other", async () => {
   const root = tree();
   const other = fs.openSync(path.join(root, "sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"), "r");
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const a = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
   const b = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs", O_RDWR);
   assert.deepEqual(sys.openFds().sort(), [a, b].sort());
@@ -102,7 +102,7 @@ const ffi = ffiAvailable();
 
 test("an ioctl the file does not know fails with ENOTTY on a regular file", { skip: !ffi && "no FFI" }, async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const fd = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs", O_RDONLY);
   await assert.rejects(sys.ioctl(fd, VFIO.GET_API_VERSION), (e: unknown) => {
     assert.ok(e instanceof SysError);
@@ -119,7 +119,7 @@ test("an ioctl the file does not know fails with ENOTTY on a regular file", { sk
 
 test("a failing ioctl is a SysError without a stack trace, through the seam and the FFI; ioctlErrno gives −errno", { skip: !ffi && "no FFI" }, async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const fd = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
   const noFrames = (e: unknown) => {
     assert.ok(e instanceof SysError);
@@ -270,7 +270,7 @@ test("a read of sriov_numvfs that Linux blocks leaves the JS thread free (thread
   // 6.1 and 6.12 block `cat sriov_numvfs` while a write to it waits for a VF to be released
   // (scenarios/blocking-removal.yaml read-numvfs); a FIFO stands in for it.
   const { root, numvfs, holder } = await treeWithBlockingNumvfs();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const feeder = await unblockLater(numvfs, 1500, { feed: "3\n" });
   try {
     let ticks = 0;
@@ -314,7 +314,7 @@ test("which reads are made on the JS thread: sysfs attributes that cannot block,
 
 test("a blocking attribute is read in the threadpool even as a regular file; others complete on the JS thread", async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const settlesInMicrotasks = async (p: Promise<unknown>) => {
     let done = false;
     void p.then(() => (done = true));
@@ -335,7 +335,7 @@ test("a blocking attribute is read in the threadpool even as a regular file; oth
 
 test("each read returns its own bytes, though JS-thread reads share one buffer", async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   const a = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
   const first = await sys.read(a, 65536);
   const b = await sys.open("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", O_RDONLY);
@@ -350,7 +350,7 @@ test("each read returns its own bytes, though JS-thread reads share one buffer",
 
 test("an expected ENOENT is a SysError without a stack trace", async () => {
   const root = tree();
-  const sys = new LinuxSyscalls({ root });
+  const sys = new LinuxSyscalls({ root, writable: true });
   for (const p of [sys.open("/sys/bus/pci/devices/0000:01:00.0/physfn/sriov_totalvfs", O_RDONLY), sys.readlink("/sys/bus/pci/devices/0000:01:00.0/physfn"), sys.lstat("/dev/vfio/7")]) {
     await assert.rejects(p, (e: unknown) => {
       assert.ok(e instanceof SysError);

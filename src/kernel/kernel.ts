@@ -28,6 +28,8 @@ import { PciCore } from "./pci/core.js";
 import { PciPfStubDriver } from "./pci/pci-pf-stub.js";
 import type { PciDev } from "./pci/pci.js";
 import { ModelProcess, type SpawnOptions } from "./process.js";
+import { NetCore } from "./net.js";
+import { BlockCore } from "./block.js";
 import { VfioCore } from "./vfio/vfio_main.js";
 import { VfioPciDriver } from "./vfio/pci/vfio_pci_core.js";
 
@@ -135,6 +137,10 @@ export class Kernel {
   readonly processes = new Map<number, ModelProcess>();
   /** model-only fault injection: `faults.add({ syscall: "write", path, errno: "EIO" })` */
   readonly faults = new Faults();
+  /** network interfaces of the NIC drivers and what the host does with them (model property) */
+  readonly net: NetCore;
+  /** block devices of the storage driver and what the host does with them (model property) */
+  readonly disks: BlockCore;
   private nextPid = 1000;
   /** the system calls in progress, oldest first: a doubly-linked list (one add and one remove per call, no hashing) */
   private taskHead: TaskImpl | null = null;
@@ -157,6 +163,8 @@ export class Kernel {
     this.drivers = new DriverCore(this);
     this.vfio = new VfioCore(this);
     this.sysfs = new SysfsTrees(this);
+    this.net = new NetCore(this);
+    this.disks = new BlockCore(this);
     this.vfs = new Vfs(this, (task) => this.sysfs.root(task));
     // the IOMMU core's bus notifier is registered at boot, before any driver's
     this.drivers.registerNotifier(this.pci.iommuNotifier);

@@ -17,7 +17,9 @@ import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { describeHolder, holdersOf, scanVfioHolders, unknownReason, vfioHolders } from "./holders.js";
+import { refuseIfHostUses } from "./hostuse.js";
 import { watchKmsg } from "./kmsg.js";
+import { refuseOnCopiedTree, stepText, type OpStep } from "./steps.js";
 import { denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
 
 export interface BindOptions {
@@ -27,6 +29,12 @@ export interface BindOptions {
   removeVfs?: boolean;
   /** how long a write may stay blocked (ms) */
   timeoutMs?: number;
+  /** take the device from its driver even when the host uses it (interfaces up, addresses, mounts …) */
+  force?: boolean;
+  /** work out the writes and return them without making any */
+  dryRun?: boolean;
+  /** bind: clear driver_override once the device is bound (it stays bound); unbind: clear it too */
+  clearOverride?: boolean;
 }
 
 export interface BindResult {
@@ -38,6 +46,25 @@ export interface BindResult {
   warnings: string[];
   /** kernel log lines written meanwhile */
   log: string[];
+  /** the writes made (or, with dryRun, that would be made), in order, as text */
+  plan: string[];
+  /** true when nothing was written because dryRun was asked */
+  dryRun?: boolean;
+  /** driver_override after the operation (null: cleared) */
+  overrideLeft?: string | null;
+}
+
+async function runSteps(sys: Syscalls, steps: readonly OpStep[], timeoutMs: number, done?: (s: OpStep) => void): Promise<void> {
+  for (const st of steps) {
+    if (st.op !== "write") throw new Error(`bind: unexpected step ${st.op}`);
+    await write(sys, st.path, st.data, timeoutMs);
+    done?.(st);
+  }
+}
+
+/** The note every bind that leaves driver_override set prints. */
+export function overrideLeftNote(bdf: string, driver: string): string {
+  return `note: driver_override stays ${driver}, so ${bdf} comes back to ${driver} after an unbind, a re-probe or a hotplug; \`vfioctl bind ${bdf} ${driver} --clear-override\` clears it and keeps the device bound (\`vfioctl unbind ${bdf} --clear-override\` unbinds and clears it)`;
 }
 
 async function write(sys: Syscalls, path: string, text: string, timeoutMs: number): Promise<void> {
@@ -94,7 +121,16 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
   const pf = d.physfn ? { bdf: d.physfn, driver: await linkBase(sys, `${devPath(d.physfn)}/driver`) } : null;
   const previous = { driver: d.driver, driverOverride: d.driverOverride };
   const warnings: string[] = [];
-  if (d.driver === driver) return { bdf, driver, previous, changed: false, warnings, log: [] };
+  const p = devPath(bdf);
+  if (d.driver === driver) {
+    if (!(opts.clearOverride && d.driverOverride !== null)) return { bdf, driver, previous, changed: false, warnings, log: [], plan: [], overrideLeft: d.driverOverride };
+    // writing "\n" to driver_override clears it without unbinding the device
+    const steps: OpStep[] = [{ op: "write", path: `${p}/driver_override`, data: "\n", note: "clear driver_override; the device stays bound" }];
+    if (opts.dryRun) return { bdf, driver, previous, changed: false, warnings, log: [], plan: steps.map(stepText), dryRun: true, overrideLeft: d.driverOverride };
+    refuseOnCopiedTree(sys, "bind", steps);
+    await runSteps(sys, steps, timeoutMs);
+    return { bdf, driver, previous, changed: true, warnings, log: [], plan: steps.map(stepText), overrideLeft: null };
+  }
   const mod = await readVfioPciModule(sys);
   if (driver === "vfio-pci") {
     if (d.sriov && (d.sriov.numVfs ?? d.sriov.vfs.length) > 0) {
@@ -127,9 +163,18 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
   }
   const vfs = await pfTrail(sys, d, opts, `unbinding ${d.driver} from`);
   if (d.driver) await refuseIfHeld(sys, d, vfs, `unbinding ${d.driver} from`);
+  if (d.driver) await refuseIfHostUses(sys, bdf, [bdf, ...vfs.map((v) => v.bdf)], `unbinding ${d.driver}`, "unbind", opts.force);
+
+  const steps: OpStep[] = [];
+  if (d.driverOverride !== driver) steps.push({ op: "write", path: `${p}/driver_override`, data: driver, note: `only ${driver} may take the device` });
+  if (d.driver) steps.push({ op: "write", path: `${p}/driver/unbind`, data: bdf, note: `${d.driver} lets go` });
+  steps.push({ op: "write", path: "/sys/bus/pci/drivers_probe", data: bdf, note: `${driver} probes it` });
+  const clear: OpStep[] = opts.clearOverride ? [{ op: "write", path: `${p}/driver_override`, data: "\n", note: "clear driver_override; the device stays bound" }] : [];
+  const plan = [...steps, ...clear].map(stepText);
+  if (opts.dryRun) return { bdf, driver, previous, changed: false, warnings, log: [], plan, dryRun: true, overrideLeft: opts.clearOverride ? null : driver };
+  refuseOnCopiedTree(sys, "bind", steps);
 
   const kmsg = await watchKmsg(sys);
-  const p = devPath(bdf);
   let overrideWritten = false;
   let unbound = false;
   const rollback = async (): Promise<string | null> => {
@@ -143,15 +188,10 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
     }
   };
   try {
-    if (d.driverOverride !== driver) {
-      await write(sys, `${p}/driver_override`, driver, timeoutMs);
-      overrideWritten = true;
-    }
-    if (d.driver) {
-      await write(sys, `${p}/driver/unbind`, bdf, timeoutMs);
-      unbound = true;
-    }
-    await write(sys, "/sys/bus/pci/drivers_probe", bdf, timeoutMs);
+    await runSteps(sys, steps, timeoutMs, (st) => {
+      if (st.path.endsWith("/driver_override")) overrideWritten = true;
+      else if (st.path.endsWith("/driver/unbind")) unbound = true;
+    });
   } catch (e) {
     const log = await kmsg.drain();
     if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the write stays pending in the kernel until the device is released (held: ${await whoHolds(sys, d, vfs)})`, { subject: bdf, data: { log } });
@@ -170,11 +210,16 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
       data: { log },
     });
   }
-  return { bdf, driver, previous, changed: true, warnings, log };
+  let overrideLeft: string | null = driver;
+  if (clear.length) {
+    await runSteps(sys, clear, timeoutMs);
+    overrideLeft = null;
+  } else warnings.push(overrideLeftNote(bdf, driver));
+  return { bdf, driver, previous, changed: true, warnings, log, plan, overrideLeft };
 }
 
 /** Unbind the device's driver (optionally clearing driver_override so the next probe is free). */
-export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions & { clearOverride?: boolean } = {}): Promise<BindResult> {
+export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions = {}): Promise<BindResult> {
   checkBdf(bdf);
   const timeoutMs = opts.timeoutMs ?? 5000;
   await requireDevice(sys, bdf);
@@ -182,13 +227,20 @@ export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions
   const previous = { driver: d.driver, driverOverride: d.driverOverride };
   const warnings: string[] = [];
   const p = devPath(bdf);
-  if (!d.driver && !(opts.clearOverride && d.driverOverride !== null)) return { bdf, driver: null, previous, changed: false, warnings, log: [] };
+  if (!d.driver && !(opts.clearOverride && d.driverOverride !== null)) return { bdf, driver: null, previous, changed: false, warnings, log: [], plan: [], overrideLeft: d.driverOverride };
   const vfs = await pfTrail(sys, d, opts, "unbinding");
   await refuseIfHeld(sys, d, vfs, "unbinding");
+  if (d.driver) await refuseIfHostUses(sys, bdf, [bdf, ...vfs.map((v) => v.bdf)], `unbinding ${d.driver}`, "unbind", opts.force);
+  const steps: OpStep[] = [];
+  if (d.driver) steps.push({ op: "write", path: `${p}/driver/unbind`, data: bdf, note: `${d.driver} lets go` });
+  if (opts.clearOverride && d.driverOverride !== null) steps.push({ op: "write", path: `${p}/driver_override`, data: "\n", note: "clear driver_override" });
+  const plan = steps.map(stepText);
+  const overrideLeft = opts.clearOverride ? null : d.driverOverride;
+  if (opts.dryRun) return { bdf, driver: d.driver, previous, changed: false, warnings, log: [], plan, dryRun: true, overrideLeft };
+  refuseOnCopiedTree(sys, "unbind", steps);
   const kmsg = await watchKmsg(sys);
   try {
-    if (d.driver) await write(sys, `${p}/driver/unbind`, bdf, timeoutMs);
-    if (opts.clearOverride && d.driverOverride !== null) await write(sys, `${p}/driver_override`, "\n", timeoutMs);
+    await runSteps(sys, steps, timeoutMs);
   } catch (e) {
     const log = await kmsg.drain();
     if (e instanceof TimeoutError) throw new VfioctlError("BLOCKED", `${e.message} (${bdf}); the unbind stays pending in the kernel until the device is released (held: ${await whoHolds(sys, d, vfs)})`, { subject: bdf, data: { log } });
@@ -200,6 +252,6 @@ export async function unbindDriver(sys: Syscalls, bdf: string, opts: BindOptions
   if (now !== null) throw new VfioctlError("KERNEL", `unbind ${bdf}: still bound to ${now} after the write`, { subject: bdf, data: { log } });
   if (!opts.clearOverride && d.driverOverride !== null) warnings.push(`note: driver_override is still ${JSON.stringify(d.driverOverride)}: the next probe binds ${d.driverOverride} (add --clear-override to clear it)`);
   if (d.sriov && vfs.length) warnings.push(`note: ${vfs.length} VFs went away with the PF driver`);
-  return { bdf, driver: null, previous, changed: true, warnings, log };
+  return { bdf, driver: null, previous, changed: true, warnings, log, plan, overrideLeft };
 }
 

@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   TOKEN_SOURCE: "usage",
   /** a file vfioctl was asked to write is unsafe (permissions broader than 0600) */
   UNSAFE_FILE: "usage",
+  /** a changing command on a copied tree (--root DIR): refused before any write */
+  READ_ONLY_TREE: "usage",
+  /** the host uses the device (an interface up, an address, a route, a mount, swap, a holder): refused unless --force */
+  IN_USE: "no",
   /** vfioctl refused before trying because Linux would refuse (the errno Linux would give is attached) */
   REFUSED: "kernel",
   /** the kernel refused an operation (errno attached) */
@@ -62,7 +66,7 @@ export class VfioctlError extends Error {
     if (detail.data !== undefined) this.data = detail.data;
   }
 
-  /** "usage" | "kernel" | "blocked": how the command should exit. */
+  /** "usage" | "no" | "kernel" | "blocked": how the command should exit. */
   get kind(): (typeof ERROR_CODES)[ErrorCode] {
     return ERROR_CODES[this.code];
   }

@@ -27,3 +27,7 @@ export * from "./sriov.js";
 export * from "./explain.js";
 export * from "./audit.js";
 export * from "./args.js";
+export * from "./hostuse.js";
+export * from "./resolve.js";
+export * from "./steps.js";
+export * from "./pciids.js";

@@ -14,7 +14,10 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
-import { isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
+import { interfacesOf } from "./hostuse.js";
+import type { PciIds } from "./pciids.js";
+import { devPath, isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
+import { readAttr } from "../sys/fsutil.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
 export type TokenState = "required" | "not-required" | "cannot-tell";
@@ -32,6 +35,31 @@ export interface InventoryDevice extends DeviceFacts {
   token: TokenSituation;
   /** processes holding this device's /dev/vfio group node */
   heldBy: VfioHolder[];
+  /** the device's network interfaces (/sys/bus/pci/devices/BDF/net/*) */
+  interfaces: string[];
+  /** numa_node; null when the platform has none (-1) or the file is absent */
+  numaNode: number | null;
+  /** names from pci.ids (when inventory was given one): null when the file or the entry is absent */
+  vendorName?: string | null;
+  deviceName?: string | null;
+}
+
+/** The extra facts of one device: interfaces, NUMA node, pci.ids names. */
+async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
+  let numaNode: number | null = null;
+  try {
+    const n = Number(await readAttr(sys, devPath(d.bdf, "numa_node")));
+    numaNode = Number.isInteger(n) && n >= 0 ? n : null;
+  } catch {
+    /* no numa_node */
+  }
+  const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces: await interfacesOf(sys, d.bdf), numaNode };
+  if (ids) {
+    const n = ids.names(d.vendor, d.device);
+    out.vendorName = n.vendor;
+    out.deviceName = n.device;
+  }
+  return out;
 }
 
 export interface InventoryPf extends InventoryDevice {
@@ -41,6 +69,8 @@ export interface InventoryPf extends InventoryDevice {
 
 export interface Inventory {
   backend: "linux" | "model";
+  /** with --root DIR: the copied tree read instead of this host */
+  root?: string;
   /** the running kernel: version, iommufd / vfio cdev, how the cdev path treats the VF token */
   kernel: HostKernel;
   vfioPci: VfioPciModule;
@@ -101,10 +131,13 @@ async function mapConcurrent<T, R>(xs: readonly T[], n: number, f: (x: T) => Pro
 }
 
 /** Build the PF → VF tree for the whole host. Read-only. */
-export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean } = {}): Promise<Inventory> {
+export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean; pciIds?: PciIds } = {}): Promise<Inventory> {
   const bdfs = await listBdfs(sys);
-  const facts = new Map<string, DeviceFacts>();
-  const read = await mapConcurrent(bdfs, READ_AHEAD, (b) => readDevice(sys, b, opts));
+  const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
+  const read = await mapConcurrent(bdfs, READ_AHEAD, async (b) => {
+    const d = await readDevice(sys, b, opts);
+    return { ...d, ...(await extras(sys, d, opts.pciIds)) };
+  });
   bdfs.forEach((b, i) => facts.set(b, read[i]!));
   const scan = opts.holders === false ? null : await scanVfioHolders(sys);
   const holders = scan?.holders ?? [];
@@ -139,5 +172,17 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   // on the cdev path this kernel's own row applies (src/kernel/versions.ts)
   const cdevNote = kernel.cdevToken === "bypass" ? "; not through the vfio cdev: this kernel does not check it there (vfioctl audit)" : kernel.cdevToken === "e2big" ? "; through the vfio cdev it cannot be passed on this kernel (E2BIG), so only the group path opens it" : "";
   if (cdevNote) for (const pf of pfs) for (const vf of pf.vfDevices) if (vf.token.state === "required" && vf.cdevNode) vf.token = { ...vf.token, reason: vf.token.reason + cdevNote };
-  return { backend: sys.backend, kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+  return { backend: sys.backend, ...(sys.backend === "linux" && sys.root ? { root: sys.root } : {}), kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+}
+
+/**
+ * The inventory narrowed to some devices (`vfioctl list DEVICE...`): a PF named keeps all its
+ * VFs; a VF named keeps its PF with only the VFs named.
+ */
+export function filterInventory(inv: Inventory, bdfs: readonly string[]): Inventory {
+  const want = new Set(bdfs);
+  const pfs = inv.pfs
+    .filter((pf) => want.has(pf.bdf) || pf.vfDevices.some((v) => want.has(v.bdf)))
+    .map((pf) => (want.has(pf.bdf) ? pf : { ...pf, vfDevices: pf.vfDevices.filter((v) => want.has(v.bdf)) }));
+  return { ...inv, pfs, others: inv.others.filter((d) => want.has(d.bdf)), orphans: inv.orphans.filter((d) => want.has(d.bdf)) };
 }

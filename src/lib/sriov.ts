@@ -17,13 +17,19 @@ import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { holdersOf, placeText, scanVfioHolders, unknownReason } from "./holders.js";
+import { refuseIfHostUses } from "./hostuse.js";
 import { watchKmsg } from "./kmsg.js";
+import { refuseOnCopiedTree, stepText, type OpStep } from "./steps.js";
 import { devPath, hasSriovConfigure, readDevice, readVfioPciModule, requireDevice } from "./sysfs.js";
 
 export interface SriovOptions {
   /** allow a non-zero → different non-zero change by writing 0 first (destroys every VF) */
   viaZero?: boolean;
   timeoutMs?: number;
+  /** remove VFs even when the host uses them (interfaces up, addresses, mounts …) */
+  force?: boolean;
+  /** work out the writes and return them without making any */
+  dryRun?: boolean;
 }
 
 export interface SriovResult {
@@ -34,15 +40,27 @@ export interface SriovResult {
   vfs: string[];
   notes: string[];
   log: string[];
+  /** the writes made (or, with dryRun, that would be made), in order, as text */
+  plan: string[];
+  dryRun?: boolean;
 }
 
 /** Parse "off" or a count; expected-versus-found against the PF's sriov_totalvfs. */
-export function parseCount(s: string, total: number): number {
+export function parseCount(s: string, total: number, pf?: string): number {
   if (s === "off") return 0;
   if (!/^\d{1,5}$/.test(s)) throw new VfioctlError("BAD_INPUT", `sriov_numvfs: expected 0..${total} or off, got ${JSON.stringify(s)}`);
   const n = Number(s);
-  if (n > total) throw new VfioctlError("BAD_INPUT", `sriov_numvfs: expected 0..${total}, got ${n}`, { errno: "ERANGE", fix: `this PF has sriov_totalvfs ${total}` });
+  if (n > total) throw rangeError(pf, n, total);
   return n;
+}
+
+/** What Linux answers a write above sriov_totalvfs (iov.c sriov_numvfs_store: -ERANGE), said the way strerror says it. */
+export function rangeError(pf: string | undefined, n: number, total: number): VfioctlError {
+  return new VfioctlError("KERNEL", `${pf ? `${pf}: ` : ""}sriov_numvfs ${n}: ERANGE (Numerical result out of range): the device supports at most ${total} VFs (sriov_totalvfs)`, {
+    ...(pf ? { subject: pf } : {}),
+    errno: "ERANGE",
+    fix: `ask for 0..${total}; nothing was changed`,
+  });
 }
 
 /** Set the PF's VF count (`n`, or "off" for 0). Refusals change nothing. */
@@ -55,13 +73,13 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
     throw new VfioctlError("REFUSED", `${pf}: no sriov_numvfs (ENOENT): ${d.physfn ? `it is a VF of ${d.physfn}` : "not an SR-IOV PF"}`, { subject: pf, errno: "ENOENT", fix: d.physfn ? `vfioctl sriov ${d.physfn} N` : "see `vfioctl list` for the PFs of this host" });
   }
   const total = d.sriov.totalVfs;
-  const n = typeof count === "number" ? parseCount(String(count), total) : parseCount(count, total);
+  const n = parseCount(String(count), total, pf);
   const cur = d.sriov.numVfs;
   if (cur === null) {
     throw new VfioctlError("BLOCKED", `${pf}: reading sriov_numvfs stayed blocked for ${timeoutMs} ms: another write to it (or a PF unbind) is waiting for a VF to be released`, { subject: pf, fix: "see `vfioctl audit` for who holds the VFs" });
   }
   const notes: string[] = [];
-  if (cur === n) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes: [`${pf} already has ${n} VFs: nothing to do`], log: [] };
+  if (cur === n) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes: [`${pf} already has ${n} VFs: nothing to do`], log: [], plan: [] };
   if (d.driver === null) {
     throw new VfioctlError("REFUSED", `${pf}: writing sriov_numvfs would fail ENOENT (no driver bound; cannot configure SR-IOV)`, { subject: pf, errno: "ENOENT", fix: `bind a PF driver: vfioctl bind ${pf} <native driver | pci-pf-stub | vfio-pci>` });
   }
@@ -89,6 +107,13 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
     });
   }
   const path = devPath(pf, "sriov_numvfs");
+  if (cur !== 0) await refuseIfHostUses(sys, pf, d.sriov.vfs, `removing its ${cur} VFs`, "remove them", opts.force);
+  const steps: OpStep[] = [];
+  if (cur !== 0 && n !== 0) steps.push({ op: "write", path, data: "0", note: `destroys the ${cur} VFs` });
+  steps.push({ op: "write", path, data: String(n), note: n === 0 ? `destroys the ${cur} VFs` : `creates ${n} VFs` });
+  const plan = steps.map(stepText);
+  if (opts.dryRun) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes, log: [], plan, dryRun: true };
+  refuseOnCopiedTree(sys, "sriov", steps);
   const kmsg = await watchKmsg(sys);
   const step = async (v: number) => {
     try {
@@ -118,6 +143,6 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
   const log = await kmsg.drain();
   const vfs = (await readDevice(sys, pf)).sriov?.vfs ?? [];
   if (after !== n) notes.push(`warning: sriov_numvfs reads ${after} after writing ${n} (the driver enabled fewer VFs)`);
-  return { pf, from: cur, to: after, changed: true, vfs, notes, log };
+  return { pf, from: cur, to: after, changed: true, vfs, notes, log, plan };
 }
 

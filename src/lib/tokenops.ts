@@ -22,6 +22,7 @@ import { isErrno } from "../sys/errno.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
+import { refuseOnCopiedTree, type OpStep } from "./steps.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason } from "./holders.js";
 import { checkToken } from "./token.js";
 import { openGroupSession } from "./vfio.js";
@@ -64,6 +65,41 @@ function needVfioPci(d: DeviceFacts, role: string): void {
 }
 
 /**
+ * The system calls setting a PF's token makes, in order (tokens shown as <token>): the container
+ * and group opened, the group put in the container with an IOMMU, then the PF opened with the
+ * new token (no VF open) or with the current one and the new one set by VFIO_DEVICE_FEATURE.
+ */
+export function setTokenSteps(pf: string, group: number, method: "open" | "feature"): OpStep[] {
+  const g = `/dev/vfio/${group}`;
+  const steps: OpStep[] = [
+    { op: "open", path: "/dev/vfio/vfio", args: "O_RDWR", note: "a container" },
+    { op: "open", path: g, args: "O_RDWR", note: `the PF's group ${group}` },
+    { op: "ioctl", path: g, ioctl: "VFIO_GROUP_GET_STATUS", args: "", note: "viable?" },
+    { op: "ioctl", path: g, ioctl: "VFIO_GROUP_SET_CONTAINER", args: "fd of /dev/vfio/vfio" },
+    { op: "ioctl", path: "/dev/vfio/vfio", ioctl: "VFIO_SET_IOMMU", args: "VFIO_TYPE1v2_IOMMU" },
+  ];
+  if (method === "open") steps.push({ op: "ioctl", path: g, ioctl: "VFIO_GROUP_GET_DEVICE_FD", args: `"${pf} vf_token=<token>"`, note: "no VF is open: opening the PF with a token sets it" });
+  else {
+    steps.push({ op: "ioctl", path: g, ioctl: "VFIO_GROUP_GET_DEVICE_FD", args: `"${pf} vf_token=<current token>"`, note: "a VF is open: the PF opens only with the current token" });
+    steps.push({ op: "ioctl", path: `device fd of ${pf}`, ioctl: "VFIO_DEVICE_FEATURE", args: "VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, <token>", note: "the new token; open VFs keep running" });
+  }
+  return steps;
+}
+
+/** What `setToken` would do, checked like it (device, SR-IOV, vfio-pci), without opening anything. */
+export async function planSetToken(sys: Syscalls, pf: string): Promise<{ pf: string; method: "open" | "feature"; vfsHeld: string[]; steps: OpStep[] }> {
+  checkBdf(pf, "pf");
+  await requireDevice(sys, pf);
+  const d = await readDevice(sys, pf);
+  if (!d.sriov) throw new VfioctlError("REFUSED", `${pf}: not an SR-IOV PF (no sriov_totalvfs): a token would be refused with EINVAL ("VF token incorrectly provided, not a PF or VF")`, { subject: pf, errno: "EINVAL", fix: d.physfn ? `VF tokens are set on the PF: vfioctl token set ${d.physfn}` : "VF tokens exist only for SR-IOV PFs bound to vfio-pci" });
+  needVfioPci(d, "the PF");
+  const { holders } = await scanVfioHolders(sys);
+  const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
+  const method = vfsHeld.length ? "feature" : "open";
+  return { pf, method, vfsHeld, steps: setTokenSteps(pf, d.iommuGroup!, method) };
+}
+
+/**
  * Set the PF's VF token. `current` is needed only while a VF is open. Nothing stays open.
  * Throws VfioctlError naming the PF, the errno and the fix.
  */
@@ -77,6 +113,7 @@ export async function setToken(sys: Syscalls, pf: string, token: string, opts: {
   needVfioPci(d, "the PF");
   const { holders } = await scanVfioHolders(sys);
   const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
+  refuseOnCopiedTree(sys, "token set", setTokenSteps(pf, d.iommuGroup!, vfsHeld.length ? "feature" : "open"));
   let s;
   try {
     s = await openGroupSession(sys, d.iommuGroup!);

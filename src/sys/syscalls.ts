@@ -59,6 +59,8 @@ export interface Syscalls {
   readonly backend: "linux" | "model";
   /** The process id the kernel knows this caller by. */
   readonly pid: number;
+  /** A real backend run against a directory tree (`--root DIR`): that directory. */
+  readonly root?: string | undefined;
 
   open(path: string, flags: number): Promise<number>;
   close(fd: number): Promise<void>;

@@ -1,14 +1,20 @@
 /** `vfioctl bind BDF DRIVER` and `vfioctl unbind BDF`. */
 import { bindDriver, unbindDriver, type BindResult } from "../../lib/bind.js";
 import { VfioctlError } from "../../lib/errors.js";
+import { resolveDevice } from "../../lib/resolve.js";
+import { listDrivers } from "../../lib/sysfs.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
-import { guarded, parseArgs } from "./common.js";
+import { guarded, parseArgs, reportError } from "./common.js";
 
-function report(ctx: Context, r: BindResult, verb: string): number {
+function report(ctx: Context, r: BindResult, verb: string, json = ctx.opts.json): number {
   for (const w of r.warnings) ctx.io.err(w);
-  if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
-  else if (!r.changed) ctx.io.out(`${r.bdf}: already ${r.driver ? `bound to ${r.driver}` : "unbound"}; nothing changed`);
+  if (json) ctx.io.out(JSON.stringify(r, null, 2));
+  else if (r.dryRun) {
+    ctx.io.out(`${r.bdf}: dry run, nothing changed; would write:`);
+    for (const l of r.plan) ctx.io.out(`  ${l}`);
+  } else if (!r.changed) ctx.io.out(`${r.bdf}: already ${r.driver ? `bound to ${r.driver}` : "unbound"}; nothing changed`);
+  else if (r.previous.driver === r.driver) ctx.io.out(`${r.bdf}: driver_override cleared; still bound to ${r.driver}`);
   else {
     ctx.io.out(`${r.bdf}: ${verb} (was ${r.previous.driver ?? "unbound"}${r.previous.driverOverride ? `, override ${r.previous.driverOverride}` : ""})`);
     for (const l of r.log) ctx.io.out(`  kernel: ${l}`);
@@ -19,7 +25,12 @@ function report(ctx: Context, r: BindResult, verb: string): number {
 register({
   name: "bind",
   summary: "bind a device to a driver (driver_override + unbind + drivers_probe, verified, rolled back)",
-  help: `usage: vfioctl bind <bdf> <driver> [--release-captured] [--remove-vfs]
+  help: `usage: vfioctl bind <device>... <driver> [--release-captured] [--remove-vfs] [--force] [--clear-override] [--dry-run]
+
+A device is a PCI address (0000:01:00.0, or 01:00.0 for domain 0000) or a network interface
+(eth2). Several devices are bound one after the other; a failure on one is reported and the
+others are still done (as dpdk-devbind does); the exit code is the first failure's.
+The driver may also come first (dpdk-devbind's order: bind vfio-pci 01:00.0 01:00.1).
 
 Set driver_override to DRIVER, unbind the current driver, write the BDF to drivers_probe and
 read the driver link back. If the device did not end up on DRIVER, the previous override and
@@ -35,19 +46,58 @@ driver are restored. Binds Linux would refuse are refused first, with the reason
 Options:
   --release-captured  allow moving a captured VF of a vfio-pci PF to another driver
   --remove-vfs        allow rebinding a PF whose VFs go away with its driver
+  --force             take the device from its driver even when this host uses it (an
+                      interface up, with addresses or routes, or enslaved; a block device
+                      mounted, held by dm/md or swap): refused without it
+  --clear-override    clear driver_override once the device is bound (it stays bound); on a
+                      device already bound to DRIVER, only clear it
+  --dry-run           print the writes, in order, and change nothing
 
-Exit codes: 0 bound (or already bound), 2 bad input, 3 refused or failed (errno shown),
+driver_override stays DRIVER after a bind (said on stderr): the device comes back to DRIVER
+after an unbind, a re-probe or a hotplug, until it is cleared.
+
+Exit codes: 0 bound (or already bound), 1 refused because this host uses the device (--force),
+2 bad input or a copied tree (--root), 3 refused or failed (errno shown),
 4 a write stayed blocked past --timeout.
 
 Examples:
   vfioctl --sim bind 0000:05:00.0 vfio-pci
+  vfioctl --sim bind 01:00.0 vfio-pci --dry-run
+  vfioctl bind eth2 eth3 vfio-pci
   vfioctl bind 0000:01:10.0 igbvf --release-captured`,
   async run(ctx, args) {
     return guarded(ctx, "bind", async () => {
-      const p = parseArgs(args, [], ["release-captured", "remove-vfs"]);
-      if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `bind: expected <bdf> <driver>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
-      const r = await bindDriver(ctx.sys, p.positional[0]!, p.positional[1]!, { releaseCaptured: p.flags.has("release-captured"), removeVfs: p.flags.has("remove-vfs"), timeoutMs: ctx.opts.timeoutMs });
-      return report(ctx, r, `bound to ${r.driver}`);
+      const p = parseArgs(args, [], ["release-captured", "remove-vfs", "force", "clear-override", "dry-run"]);
+      if (p.positional.length < 2) throw new VfioctlError("BAD_INPUT", `bind: expected <device>... <driver>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
+      const pos = p.positional;
+      const drivers = await listDrivers(ctx.sys);
+      const driverFirst = !drivers.includes(pos[pos.length - 1]!) && drivers.includes(pos[0]!);
+      const driver = driverFirst ? pos[0]! : pos[pos.length - 1]!;
+      const devs = driverFirst ? pos.slice(1) : pos.slice(0, -1);
+      const opts = { releaseCaptured: p.flags.has("release-captured"), removeVfs: p.flags.has("remove-vfs"), force: p.flags.has("force"), clearOverride: p.flags.has("clear-override"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs };
+      const one = async (dev: string) => {
+        const r = await bindDriver(ctx.sys, await resolveDevice(ctx.sys, dev), driver, opts);
+        if (ctx.opts.json && devs.length > 1) {
+          for (const w of r.warnings) ctx.io.err(w);
+          return { r, code: EXIT.OK };
+        }
+        return { r, code: report(ctx, r, `bound to ${r.driver}`) };
+      };
+      if (devs.length === 1) return (await one(devs[0]!)).code;
+      // several devices: each is done and reported on its own; the first failure's code is the exit code
+      let code: number = EXIT.OK;
+      const results: unknown[] = [];
+      for (const dev of devs) {
+        try {
+          results.push((await one(dev)).r);
+        } catch (e) {
+          const c = reportError({ ...ctx, opts: { ...ctx.opts, json: false } }, e, `bind ${dev}`);
+          if (e instanceof VfioctlError) results.push({ device: dev, ...e.toJSON() });
+          if (code === EXIT.OK) code = c;
+        }
+      }
+      if (ctx.opts.json) ctx.io.out(JSON.stringify(results, null, 2));
+      return code;
     });
   },
 });
@@ -55,7 +105,7 @@ Examples:
 register({
   name: "unbind",
   summary: "unbind a device from its driver (refuses when that would block or remove VFs)",
-  help: `usage: vfioctl unbind <bdf> [--clear-override] [--remove-vfs]
+  help: `usage: vfioctl unbind <device> [--clear-override] [--remove-vfs] [--force] [--dry-run]
 
 Write the BDF to its driver's unbind file and check the driver link is gone. Refused first
 when Linux would block (a process holds the device's /dev/vfio group) or when a PF's VFs would
@@ -64,15 +114,20 @@ go away with the driver (unless --remove-vfs).
 Options:
   --clear-override  also clear driver_override, so the next probe may pick any driver
   --remove-vfs      allow unbinding a PF whose VFs go away with its driver
+  --force           unbind even when this host uses the device (see vfioctl help bind)
+  --dry-run         print the writes, in order, and change nothing
+
+Exit codes: 0 unbound (or already unbound), 1 refused because this host uses the device
+(--force), 2 bad input or a copied tree (--root), 3 refused or failed, 4 blocked.
 
 Examples:
   vfioctl --sim unbind 0000:05:00.0
   vfioctl unbind 0000:af:00.0 --remove-vfs`,
   async run(ctx, args) {
     return guarded(ctx, "unbind", async () => {
-      const p = parseArgs(args, [], ["clear-override", "remove-vfs"]);
+      const p = parseArgs(args, [], ["clear-override", "remove-vfs", "force", "dry-run"]);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `unbind: expected one BDF, got ${p.positional.length}`);
-      const r = await unbindDriver(ctx.sys, p.positional[0]!, { clearOverride: p.flags.has("clear-override"), removeVfs: p.flags.has("remove-vfs"), timeoutMs: ctx.opts.timeoutMs });
+      const r = await unbindDriver(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!), { clearOverride: p.flags.has("clear-override"), removeVfs: p.flags.has("remove-vfs"), force: p.flags.has("force"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs });
       return report(ctx, r, "unbound");
     });
   },

@@ -52,7 +52,7 @@ export function reportError(ctx: Context, e: unknown, cmd: string): number {
   if (e instanceof VfioctlError) {
     if (ctx.opts.json) ctx.io.out(JSON.stringify(e.toJSON(), null, 2));
     ctx.io.err(`vfioctl ${cmd}: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ""}`);
-    return e.kind === "usage" ? EXIT.USAGE : e.kind === "blocked" ? EXIT.BLOCKED : EXIT.KERNEL;
+    return e.kind === "usage" ? EXIT.USAGE : e.kind === "no" ? EXIT.NO : e.kind === "blocked" ? EXIT.BLOCKED : EXIT.KERNEL;
   }
   if (e instanceof TimeoutError) {
     if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "BLOCKED", message: e.message }, null, 2));

@@ -1,5 +1,8 @@
 /** `vfioctl list`: the PF → VF tree of this host (or the model). */
-import { inventory } from "../../lib/inventory.js";
+import { filterInventory, inventory } from "../../lib/inventory.js";
+import { resolveDevices } from "../../lib/resolve.js";
+import { requireDevice } from "../../lib/sysfs.js";
+import { pciIds } from "../../lib/pciids.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs } from "./common.js";
@@ -8,7 +11,10 @@ import { renderTree } from "./render.js";
 register({
   name: "list",
   summary: "PF → VF tree: drivers, overrides, IOMMU groups, /dev/vfio nodes, VF counts, token situation",
-  help: `usage: vfioctl list [--all] [--no-holders]
+  help: `usage: vfioctl list [<device>...] [--all] [--no-holders]
+
+With devices (0000:01:00.0, 01:00.0 or an interface name such as eth0), only those: a PF with
+all its VFs, a VF with its PF.
 
 First the running kernel: its version (as vfioctl's table of kernel changes resolves it),
 whether it has /dev/iommu and the vfio cdev, and how the cdev path treats the VF token.
@@ -18,6 +24,9 @@ vfio-pci's enable_sriov, and for each device whether opening it needs a VF token
   ●  required     (VF of a PF owned by vfio-pci: kernel 5.18+ rule)
   ○  not required (a token given anyway fails EINVAL)
   ?  cannot tell from sysfs
+Each device shows its network interfaces and NUMA node (after the driver) and, for PFs and
+other devices, its vendor and device names from the system's pci.ids (/usr/share/misc/pci.ids,
+/usr/share/hwdata/pci.ids or /usr/share/pci.ids; VFIOCTL_PCI_IDS=FILE names another, empty none).
 
 Options:
   --all         show every VF (default: the first 16 per PF)
@@ -30,8 +39,10 @@ Examples:
   async run(ctx, args) {
     return guarded(ctx, "list", async () => {
       const p = parseArgs(args, [], ["all", "no-holders"]);
-      if (p.positional.length) throw new (await import("../../lib/errors.js")).VfioctlError("BAD_INPUT", `list: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
-      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders") });
+      const only = await resolveDevices(ctx.sys, p.positional);
+      for (const b of only) await requireDevice(ctx.sys, b);
+      const all = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders"), pciIds: pciIds(ctx.env) });
+      const inv = only.length ? filterInventory(all, only) : all;
       if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
       else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;

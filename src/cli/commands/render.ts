@@ -38,15 +38,27 @@ interface Widths {
   drv: number;
 }
 
+/** The device's interfaces and NUMA node, as the list shows them after the driver ("eth0  numa 0  "), or "". */
+function whereText(d: InventoryDevice): string {
+  const parts = [...(d.interfaces?.length ? [d.interfaces.join(",")] : []), ...(d.numaNode !== null && d.numaNode !== undefined ? [`numa ${d.numaNode}`] : [])];
+  return parts.length ? parts.join("  ") + "  " : "";
+}
+
+/** "Intel Corporation 82576 Gigabit Network Connection" from pci.ids, or null without names. */
+export function nameText(d: InventoryDevice): string | null {
+  if (!d.vendorName) return null;
+  return d.deviceName ? `${d.vendorName} ${d.deviceName}` : `${d.vendorName} device ${(d.device ?? 0).toString(16).padStart(4, "0")}`;
+}
+
 function line(prefix: string, label: string, d: InventoryDevice, w: Widths): string {
-  return `${prefix}${label} ${d.bdf}  ${id(d)} ${className(d.class).padEnd(11)}  ${driverText(d).padEnd(w.drv)}  ${groupText(d)}`;
+  return `${prefix}${label} ${d.bdf}  ${id(d)} ${className(d.class).padEnd(11)}  ${driverText(d).padEnd(w.drv)}  ${whereText(d)}${groupText(d)}`;
 }
 
 /** The `vfioctl list` tree: PFs with their VFs, then other devices. */
 export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: number } = {}): string {
   const out: string[] = [];
   const m = inv.vfioPci;
-  out.push(`vfio-pci: ${m.loaded ? "loaded" : "not loaded"}, enable_sriov=${m.enableSriov === null ? "?" : m.enableSriov ? "Y" : "N"}${m.disableDenylist ? ", denylist disabled" : ""}   (${inv.backend === "model" ? "simulated host" : "this host"})`);
+  out.push(`vfio-pci: ${m.loaded ? "loaded" : "not loaded"}, enable_sriov=${m.enableSriov === null ? "?" : m.enableSriov ? "Y" : "N"}${m.disableDenylist ? ", denylist disabled" : ""}   (${inv.backend === "model" ? "simulated host" : inv.root ? `tree ${inv.root}` : "this host"})`);
   const every = [...inv.pfs.flatMap((p) => [p, ...p.vfDevices]), ...inv.others];
   const w: Widths = { drv: Math.max(12, ...every.map((d) => driverText(d).length)) };
   const maxVfs = opts.maxVfs ?? 16;
@@ -55,6 +67,8 @@ export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: numbe
     const s = pf.sriov!;
     out.push(line("", "PF", pf, w) + `  VFs ${s.numVfs ?? "busy"}/${s.totalVfs}`);
     const cont = pf.vfDevices.length ? "│ " : "  ";
+    const pfName = nameText(pf);
+    if (pfName) out.push(`${cont}   ${pfName}`);
     out.push(`${cont}   ${tokenText(pf)}`);
     const shown = pf.vfDevices.length > maxVfs && !opts.all ? pf.vfDevices.slice(0, maxVfs) : pf.vfDevices;
     shown.forEach((vf, i) => {
@@ -67,7 +81,11 @@ export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: numbe
   if (inv.others.length) {
     out.push("");
     out.push("Other devices:");
-    for (const d of inv.others) out.push(line("  ", "", d, w).replace(/^ {2} /, "  "));
+    for (const d of inv.others) {
+      out.push(line("  ", "", d, w).replace(/^ {2} /, "  "));
+      const n = nameText(d);
+      if (n) out.push(`      ${n}`);
+    }
   }
   if (inv.holders.length) {
     out.push("");
@@ -81,6 +99,9 @@ export function renderTree(inv: Inventory, opts: { all?: boolean; maxVfs?: numbe
 export function renderDevice(d: InventoryDevice, pf: InventoryPf | null, inv: Inventory): string {
   const rows: [string, string][] = [
     ["device", `${d.bdf}  ${id(d)}  ${className(d.class)}`],
+    ...(nameText(d) ? [["name", nameText(d)!] as [string, string]] : []),
+    ["interfaces", d.interfaces?.length ? d.interfaces.join(" ") : "(none)"],
+    ["numa node", d.numaNode === null || d.numaNode === undefined ? "(none)" : String(d.numaNode)],
     ["role", d.role === "pf" ? "SR-IOV physical function" : d.role === "vf" ? `virtual function ${d.vfIndex ?? "?"} of PF ${d.physfn}` : "not an SR-IOV PF or VF"],
     ["driver", d.driver ?? "(none)"],
     ["driver_override", d.driverOverride ?? "(none)"],

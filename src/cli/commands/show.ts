@@ -1,5 +1,6 @@
 /** `vfioctl show BDF`: one device in detail. */
-import { checkBdf } from "../../lib/bdf.js";
+import { resolveDevice } from "../../lib/resolve.js";
+import { pciIds } from "../../lib/pciids.js";
 import { VfioctlError } from "../../lib/errors.js";
 import { inventory } from "../../lib/inventory.js";
 import { requireDevice } from "../../lib/sysfs.js";
@@ -11,9 +12,11 @@ import { renderDevice } from "./render.js";
 register({
   name: "show",
   summary: "one device in detail: driver, override, group, node, SR-IOV, token situation",
-  help: `usage: vfioctl show <bdf>
+  help: `usage: vfioctl show <device>
 
-Everything vfioctl knows about one PCI device from sysfs, /dev/vfio and /proc.
+Everything vfioctl knows about one PCI device from sysfs, /dev/vfio and /proc, with its network
+interfaces, NUMA node and pci.ids names. The device is a PCI address (0000:01:00.0 or 01:00.0)
+or a network interface (eth0).
 
 Examples:
   vfioctl --sim show 0000:af:10.0
@@ -22,9 +25,9 @@ Examples:
     return guarded(ctx, "show", async () => {
       const p = parseArgs(args, [], []);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `show: expected one BDF, got ${p.positional.length}`);
-      const bdf = checkBdf(p.positional[0]);
+      const bdf = await resolveDevice(ctx.sys, p.positional[0]);
       await requireDevice(ctx.sys, bdf);
-      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000) });
+      const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), pciIds: pciIds(ctx.env) });
       const pf = inv.pfs.find((x) => x.bdf === bdf || x.vfDevices.some((v) => v.bdf === bdf)) ?? null;
       const d = [...inv.pfs.flatMap((x) => [x, ...x.vfDevices]), ...inv.others, ...inv.orphans].find((x) => x.bdf === bdf)!;
       if (ctx.opts.json) ctx.io.out(JSON.stringify(d.role === "vf" ? { ...d, pf: pf ? { bdf: pf.bdf, driver: pf.driver } : null } : d, null, 2));

@@ -1,5 +1,6 @@
 /** `vfioctl sriov PF N|off`. */
 import { VfioctlError } from "../../lib/errors.js";
+import { resolveDevice } from "../../lib/resolve.js";
 import { setNumVfs } from "../../lib/sriov.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
@@ -8,7 +9,7 @@ import { guarded, parseArgs } from "./common.js";
 register({
   name: "sriov",
   summary: "set a PF's VF count (preflight of every sriov_numvfs refusal; names who blocks)",
-  help: `usage: vfioctl sriov <pf> <n|off> [--via-zero]
+  help: `usage: vfioctl sriov <pf> <n|off> [--via-zero] [--force] [--dry-run]
 
 Write n to the PF's sriov_numvfs after checking what Linux would refuse:
   - n > sriov_totalvfs                                    ERANGE
@@ -19,7 +20,12 @@ Write n to the PF's sriov_numvfs after checking what Linux would refuse:
 If the write blocks because a VF is held open, vfioctl waits --timeout ms, then names the
 processes holding /dev/vfio nodes of which VFs (the write stays pending in the kernel).
 
-Exit codes: 0 done or nothing to do, 2 bad input, 3 refused/failed, 4 blocked.
+Removing VFs this host uses (a VF interface up, with addresses or routes, or enslaved; a
+mounted block device) is refused unless --force. --dry-run prints the writes and changes nothing.
+
+Exit codes: 0 done or nothing to do, 1 refused because this host uses a VF (--force),
+2 bad input or a copied tree (--root), 3 refused/failed (ERANGE above sriov_totalvfs …),
+4 blocked.
 
 Examples:
   vfioctl --sim sriov 0000:01:00.0 4
@@ -27,12 +33,15 @@ Examples:
   vfioctl --timeout 2000 sriov 0000:af:00.0 4 --via-zero`,
   async run(ctx, args) {
     return guarded(ctx, "sriov", async () => {
-      const p = parseArgs(args, [], ["via-zero"]);
+      const p = parseArgs(args, [], ["via-zero", "force", "dry-run"]);
       if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `sriov: expected <pf> <n|off>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
-      const r = await setNumVfs(ctx.sys, p.positional[0]!, p.positional[1]!, { viaZero: p.flags.has("via-zero"), timeoutMs: ctx.opts.timeoutMs });
+      const r = await setNumVfs(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!, "pf"), p.positional[1]!, { viaZero: p.flags.has("via-zero"), force: p.flags.has("force"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs });
       for (const n of r.notes) ctx.io.err(n);
       if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
-      else if (r.changed) {
+      else if (r.dryRun) {
+        ctx.io.out(`${r.pf}: dry run, nothing changed; ${r.from} → ${r.to} VFs would write:`);
+        for (const l of r.plan) ctx.io.out(`  ${l}`);
+      } else if (r.changed) {
         ctx.io.out(`${r.pf}: ${r.from} → ${r.to} VFs${r.vfs.length ? `: ${r.vfs.join(" ")}` : ""}`);
         for (const l of r.log) ctx.io.out(`  kernel: ${l}`);
       } else ctx.io.out(`${r.pf}: already ${r.to} VFs; nothing changed`);

@@ -6,13 +6,15 @@ import * as fs from "node:fs";
 import { VfioctlError } from "../../lib/errors.js";
 import { resolveToken, TOKEN_ENV, type ResolvedToken } from "../../lib/token.js";
 import { verifyToken } from "../../lib/tokenops.js";
-import { checkBdf } from "../../lib/bdf.js";
 import { DEFAULT_CONFIG, DEFAULT_STORE, parseConfig, type HostConfig, type PfConfig } from "../../host/config.js";
 import { bootId, matchSelector } from "../../host/observe.js";
 import { readTokenFileSafe, TokenStore } from "../../host/store.js";
 import { readerGid, storeAndSet } from "../../host/tokens.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
+import { resolveDevice } from "../../lib/resolve.js";
+import { copiedTree, refuseOnCopiedTree, stepText } from "../../lib/steps.js";
+import { planSetToken } from "../../lib/tokenops.js";
 import { ARGV_TOKEN_WARNING, flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
 
 /** The token a command was given (file, stdin, --token with a warning, or the environment). */
@@ -57,8 +59,8 @@ export async function storeNameOf(ctx: Context, cfg: HostConfig | null, bdf: str
   return { name: `pci-${bdf.replace(/:/g, "-")}`, pc: null };
 }
 
-const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--current-token-file F] [--show-token] [--config F]
-       vfioctl token rotate <pf> [--show-token] [--config F]
+const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--current-token-file F] [--show-token] [--config F] [--dry-run]
+       vfioctl token rotate <pf> [--show-token] [--config F] [--dry-run]
        vfioctl token retire <pf> [--config F]
        vfioctl token show <pf> [--previous] [--config F]
        vfioctl token path <pf> [--config F]
@@ -77,6 +79,8 @@ rotate  A new random token for a PF whose token is in the store, set with VFIO_D
         while VFs stay open: open VFs keep working, later VF opens need the new token. The
         previous token is kept (slot "previous") until \`token retire\`; \`status\` and \`audit\`
         name the VF users that started before the rotation.
+        --dry-run (set, rotate): print the opens and ioctls it would make, in order, with the
+        token shown as <token>, and the store files it would write; change nothing.
 retire  Remove the previous token after every VF user moved to the new one.
 show    Print the stored token (you asked for it: it is printed). path: where it is stored.
 verify  Open the VF with the token and close it at once: match (exit 0), mismatch (EACCES
@@ -102,12 +106,12 @@ register({
     return guarded(ctx, "token", async () => {
       const [sub, ...rest] = args;
       if (sub === "set" || sub === "rotate") {
-        const p = sub === "set" ? parseArgs(rest, ["token-file", "token", "current-token-file", "config", "keep"], ["token-stdin", "show-token"]) : parseArgs(rest, ["config"], ["show-token"]);
+        const p = sub === "set" ? parseArgs(rest, ["token-file", "token", "current-token-file", "config", "keep"], ["token-stdin", "show-token", "dry-run"]) : parseArgs(rest, ["config"], ["show-token", "dry-run"]);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
         if (p.flags.has("keep")) {
           throw new VfioctlError("BAD_INPUT", "--keep: tokens are written only to the token store (and never elsewhere); consumers read it from there", { fix: `drop --keep; \`vfioctl token path ${p.positional[0]}\` prints where the token is stored` });
         }
-        const pf = checkBdf(p.positional[0], "pf");
+        const pf = await resolveDevice(ctx.sys, p.positional[0], "pf");
         const cfg = optionalConfig(ctx, flagStr(p, "config"));
         const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
         const { name, pc } = await storeNameOf(ctx, cfg, pf);
@@ -116,6 +120,19 @@ register({
         const current = sub === "set" ? await tokenFrom(ctx, p, "current-token") : null;
         const stored = store.read(name, "current");
         if (sub === "rotate" && !stored) throw new VfioctlError("TOKEN_SOURCE", `token rotate ${pf}: no token for ${name} in the store (${ctx.files.show(store.path(name, "current"))}), so the kernel's current token is unknown`, { subject: pf, fix: `vfioctl token set ${pf} (while no VF is open) puts one there` });
+        if (p.flags.has("dry-run")) {
+          const plan = await planSetToken(ctx.sys, pf);
+          const files = [`write <token> to ${ctx.files.show(store.path(name, "pending"))} (mode 0600), before the kernel gets it`, `after: it becomes ${ctx.files.show(store.path(name, "current"))}${stored ? `; the current one is kept as ${ctx.files.show(store.path(name, "previous"))}` : ""}`];
+          const lines = [files[0]!, ...plan.steps.map(stepText), files[1]!];
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, dryRun: true, method: plan.method, vfsHeld: plan.vfsHeld, plan: lines }, null, 2));
+          else {
+            ctx.io.out(`${pf}: dry run, nothing changed; token ${sub} would make:`);
+            for (const l of lines) ctx.io.out(`  ${l}`);
+          }
+          return EXIT.OK;
+        }
+        // a copied tree: refused before the store is written
+        if (copiedTree(ctx.sys)) refuseOnCopiedTree(ctx.sys, `token ${sub}`, (await planSetToken(ctx.sys, pf)).steps);
         const r = await storeAndSet(ctx.sys, store, {
           name,
           pf,
@@ -139,7 +156,7 @@ register({
       if (sub === "retire" || sub === "show" || sub === "path") {
         const p = parseArgs(rest, ["config"], sub === "show" ? ["previous"] : []);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
-        const pf = checkBdf(p.positional[0], "pf");
+        const pf = await resolveDevice(ctx.sys, p.positional[0], "pf");
         const cfg = optionalConfig(ctx, flagStr(p, "config"));
         const store = new TokenStore(ctx.files, cfg?.store ?? DEFAULT_STORE);
         const { name } = await storeNameOf(ctx, cfg, pf);
@@ -170,7 +187,7 @@ register({
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token verify: expected one VF address, got ${p.positional.length}`);
         let t = p.flags.has("from-store") ? null : await tokenFrom(ctx, p);
         if (p.flags.has("from-store")) {
-          const vf = checkBdf(p.positional[0], "vf");
+          const vf = await resolveDevice(ctx.sys, p.positional[0], "vf");
           const physfn = await ctx.sys.readlink(`/sys/bus/pci/devices/${vf}/physfn`).then((l) => l.slice(l.lastIndexOf("/") + 1)).catch(() => null);
           if (!physfn) throw new VfioctlError("BAD_INPUT", `token verify --from-store: ${vf} is not a VF (no physfn link)`, { subject: vf });
           const cfg = optionalConfig(ctx, flagStr(p, "config"));
@@ -181,7 +198,7 @@ register({
           t = { token: s, source: "store", warnings: [] };
         }
         if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin, --from-store or $${TOKEN_ENV}), got none`);
-        const r = await verifyToken(ctx.sys, p.positional[0]!, t.token);
+        const r = await verifyToken(ctx.sys, await resolveDevice(ctx.sys, p.positional[0], "vf"), t.token);
         if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
         else ctx.io.out(`${r.vf}: ${r.result} — ${r.detail}`);
         return r.result === "mismatch" ? EXIT.NO : EXIT.OK;

@@ -13,6 +13,7 @@ import type { PciDev, PciDriver } from "../pci/pci.js";
 import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
 import type { OpenFile } from "./file.js";
+import type { BlockDisk } from "../block.js";
 import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
 import { makedev } from "../../sys/devnum.js";
 import { INIT_MNT_NS } from "../process.js";
@@ -110,7 +111,14 @@ export class SysfsTrees {
       sys: staticDir({
         bus: staticDir({ pci: this.busPci() }),
         devices: this.devicesDir("/sys/devices"),
-        ...(k.profile.behaviour.vfioDeviceSysfs ? { class: staticDir({ "vfio-dev": this.vfioDevClass() }) } : {}),
+        class: staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
+        block: lazyDir(
+          () => k.disks.disks().map((d) => d.name),
+          (name) => {
+            const d = k.disks.get(name);
+            return d ? this.diskDir(d) : undefined;
+          },
+        ),
         kernel: staticDir({ iommu_groups: this.iommuGroups() }),
         module: builtOnUse(() => this.modules()),
       }),
@@ -130,19 +138,29 @@ export class SysfsTrees {
         ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, rdev: IOMMU_MISC_RDEV, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
       proc: lazyDir(
-        () => ["self", "stat", "uptime", "version", "sys", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", "version", "sys", "net", "swaps", ...[...k.processes.keys()].map(String)],
         (name) => {
+          // net/ipv4/route.c, fib_trie.c, net/ipv6/addrconf.c, route.c: the model's interfaces (src/kernel/net.ts)
+          if (name === "net")
+            return staticDir({
+              route: ro(() => k.net.procRoute()),
+              fib_trie: ro(() => k.net.procFibTrie()),
+              if_inet6: ro(() => k.net.procIfInet6()),
+              ipv6_route: ro(() => k.net.procIpv6Route()),
+            });
           if (name === "self") return link(String(task.pid));
           // drivers/char/random.c proc_do_uuid: boot_id is one random UUID per boot
           // kernel/utsname_sysctl.c osrelease (uname -r) and fs/proc/version.c: the modelled kernel's names
           if (name === "sys") return staticDir({ kernel: staticDir({ osrelease: ro(() => `${k.profile.ident.osrelease}\n`), random: staticDir({ boot_id: ro(() => `${k.bootId}\n`) }) }) });
           if (name === "version") return ro(() => `${k.profile.ident.procVersion}\n`);
+          if (name === "swaps") return ro(() => k.disks.procSwaps());
           if (name === "stat") return ro(() => procStat(k));
           if (name === "uptime") return ro(() => procUptime(k));
           const p = k.processes.get(Number(name));
           if (!p || !/^\d+$/.test(name)) return undefined;
           return staticDir({
             comm: ro(() => `${p.comm}\n`),
+            mountinfo: ro(() => k.disks.procMountinfo()),
             stat: ro(() => procPidStat(k, p.pid, p.comm, p.startNs)),
             // kernel/cgroup/cgroup.c proc_cgroup_show: the v2 line only (the model has no v1 hierarchies)
             cgroup: ro(() => `0::${p.cgroup}\n`),
@@ -261,6 +279,14 @@ export class SysfsTrees {
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
       iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
       physfn: () => (d.physfn ? link(relLink(d.sysfsDir, d.physfn.sysfsDir)) : undefined),
+      nvme: () => {
+        const disks = k.disks.disks().filter((b) => b.dev === d);
+        return disks.length ? staticDir(Object.fromEntries(disks.map((b) => [b.ctrl, staticDir({ [b.name]: this.diskDir(b) })]))) : undefined;
+      },
+      net: () => {
+        const nds = k.net.of(d);
+        return nds.length ? staticDir(Object.fromEntries(nds.map((n) => [n.name, this.netDevDir(d, n.name)]))) : undefined;
+      },
       "vfio-dev": () => {
         if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
         const vds = k.vfio.devicesOf(d);
@@ -306,7 +332,7 @@ export class SysfsTrees {
     const base = `${d.sysfsDir}/vfio-dev/vfio${index}`;
     return staticDir({
       ...(k.profile.config.VFIO_DEVICE_CDEV ? { dev: ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) } : {}),
-      device: link(relLink(base, d.sysfsDir)),
+      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
       subsystem: link(relLink(base, "/sys/class/vfio-dev")),
       uevent: rw(
         () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
@@ -316,6 +342,48 @@ export class SysfsTrees {
   }
 
   /** /sys/class/vfio-dev: a link per vfio device to its class device directory */
+  /** net-sysfs.c: the netdev's class device under its PCI device */
+  private netDevDir(d: PciDev, name: string): DirNode {
+    const k = this.k;
+    const base = `${d.sysfsDir}/net/${name}`;
+    const master = k.net.configOf(name).master;
+    return staticDir({
+      ifindex: ro(() => `${k.net.get(name)?.ifindex ?? 0}\n`),
+      flags: ro(() => `0x${k.net.flags(name).toString(16)}\n`),
+      operstate: ro(() => `${k.net.configOf(name).up ? "up" : "down"}\n`),
+      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
+      subsystem: link(relLink(base, "/sys/class/net")),
+      ...(master ? { master: link(relLink(base, `/sys/devices/virtual/net/${master}`)) } : {}),
+    });
+  }
+
+  /** block/genhd.c + partitions/core.c: a disk's dev, holders and partitions (a real directory, not a link, in the model) */
+  private diskDir(b: BlockDisk): DirNode {
+    const k = this.k;
+    const part = (name: string): DirNode =>
+      staticDir({ dev: ro(() => `${k.disks.devOf(b, name)}\n`), holders: lazyDir(() => k.disks.holdersOf(b, name), (h) => (k.disks.holdersOf(b, name).includes(h) ? link(`../../../${h}`) : undefined)) });
+    return lazyDir(
+      () => ["dev", "holders", ...k.disks.partitions(b)],
+      (name) => {
+        if (name === "dev") return ro(() => `${k.disks.devOf(b)}\n`);
+        if (name === "holders") return lazyDir(() => k.disks.holdersOf(b, b.name), (h) => (k.disks.holdersOf(b, b.name).includes(h) ? link(`../../${h}`) : undefined));
+        return k.disks.partitions(b).includes(name) ? part(name) : undefined;
+      },
+    );
+  }
+
+  /** /sys/class/net: a link per netdev to its class device directory */
+  private netClass(): DirNode {
+    const k = this.k;
+    return lazyDir(
+      () => k.net.devices().map((n) => n.name),
+      (name) => {
+        const n = k.net.get(name);
+        return n ? link(relLink("/sys/class/net", `${n.dev.sysfsDir}/net/${name}`)) : undefined;
+      },
+    );
+  }
+
   private vfioDevClass(): DirNode {
     const k = this.k;
     const live = () => [...k.vfio.devices.values()].filter((v) => v.deviceAdded);

@@ -42,6 +42,11 @@ export interface LinuxSyscallsOptions {
    * for a kernel this host lacks (a VFIO_GROUP_GET_DEVICE_FD that succeeds) through it.
    */
   ioctl?: (fd: number, request: number, arg: Buffer | number) => number;
+  /**
+   * With `root`: allow opening files for writing and ioctls (default: refused with EROFS, a
+   * copied tree is for reading; tests that exercise the write path itself set this).
+   */
+  writable?: boolean;
 }
 
 /**
@@ -123,10 +128,28 @@ export class LinuxSyscalls implements Syscalls {
   private readonly jsThreadReads = new Set<number>();
 
   private readonly ioctlCall: (fd: number, request: number, arg: Buffer | number) => number;
+  private readonly readOnly: boolean;
 
+  /** Throws when `root` is not a directory, naming it (`--root /nonexistent: ENOENT ...`). */
   constructor(opts: LinuxSyscallsOptions = {}) {
     this.root = opts.root ? nodePath.resolve(opts.root) : undefined;
     this.ioctlCall = opts.ioctl ?? ffiIoctlErrno;
+    this.readOnly = this.root !== undefined && !opts.writable;
+    if (opts.root) {
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(this.root!);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? "EIO";
+        throw new SysError(code, "--root", opts.root, code === "ENOENT" ? "no such directory" : undefined);
+      }
+      if (!st.isDirectory()) throw new SysError("ENOTDIR", "--root", opts.root, "not a directory: expected a copied tree with sys/ (and proc/, dev/)");
+    }
+  }
+
+  /** EROFS for a change to a copied tree, naming the tree. */
+  private readOnlyError(syscall: string, path: string | undefined): SysError {
+    return new SysError("EROFS", syscall, path, `--root ${this.root} is a copied tree, read-only; run without --root on the host itself`);
   }
 
   /** The host path a seam path stands for. */
@@ -153,6 +176,7 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   open(path: string, flags: number): Promise<number> {
+    if (this.readOnly && (flags & 3) !== 0) return Promise.reject(this.readOnlyError("open", path));
     return this.sync("open", path, () => {
       const fd = fs.openSync(this.resolve(path), flags);
       this.fds.set(fd, path);
@@ -205,6 +229,7 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
+    if (this.readOnly) return Promise.reject(this.readOnlyError("ioctl", this.fds.get(fd)));
     let ret: number;
     try {
       ret = this.ioctlCall(fd, request, arg ?? 0);
