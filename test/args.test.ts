@@ -157,3 +157,17 @@ test("--from-env refuses a missing, ambiguous or malformed variable, and BDFs gi
   const both = await runCli(k, ["args", "dpdk", VF0, "--from-env", "acc100"], { env: { PCIDEVICE_INTEL_COM_ACC100: VF0 } });
   assert.equal(both.code, 2);
 });
+
+test("a token given without a file (stdin, environment) gives no by-reference line: there is no file to read at launch", async () => {
+  const k = await bootKernel();
+  for (const c of ["dpdk", "spdk", "qemu"] as const) {
+    const a = await consumerArgs(k.spawn("t"), c, [VF0], { token: T });
+    assert.equal(a.byReference, undefined, `${c}: ${a.byReference}`);
+    assert.ok(a.tokenNeeded && /vf-token=/.test(a.argv.join(" ")), `${c}: the pieces still carry the token (or its placeholder): ${a.argv.join(" ")}`);
+  }
+  const { file } = tokenFile();
+  for (const c of ["dpdk", "spdk"] as const) {
+    const a = await consumerArgs(k.spawn("t"), c, [VF0], { token: T, tokenFile: file });
+    assert.ok(a.byReference?.includes(`$(cat ${file})`), `${c}: ${a.byReference}`);
+  }
+});

@@ -7,8 +7,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VFIO, regionInfoBuf } from "../src/uapi/vfio.js";
 import { setNumVfs } from "../src/lib/sriov.js";
+import { unbindDriver } from "../src/lib/bind.js";
 import { bootKernel } from "../src/kernel/host/boot.js";
-import { PF, PLAIN, U4, VF0, boot, bootWithVfs, dev, openDevice, r, tokenOf } from "../testlib/spec/index.js";
+import { NOIOMMU, PF, PLAIN, U4, VF0, attempt, boot, bootWithVfs, dev, openDevice, r, tokenOf, w } from "../testlib/spec/index.js";
 
 test("a device declared without subsystem IDs reads subsystem_vendor = its vendor and subsystem_device 0x0000", async () => {
   const { sh } = await boot("6.12");
@@ -51,4 +52,19 @@ test("5.18: GET_DEVICE_FD needs a container with an IOMMU type set (EINVAL with 
   const { sh: sh2 } = await boot("5.18.19");
   const ok = await openDevice(sh2, PF, PF);
   assert.equal(typeof ok.device, "number", `with SET_IOMMU the PF opens: ${String(ok.device)}`);
+});
+
+test("unbind: an unbound device with a driver_override is left alone unless --clear-override; a bound one is unbound and keeps its override", async () => {
+  const { sh } = await boot("6.12");
+  assert.equal(await w(sh, `${dev(NOIOMMU)}/driver_override`, "nvme"), 4);
+  const same = await unbindDriver(sh, NOIOMMU);
+  assert.equal(same.changed, false);
+  assert.equal(await r(sh, `${dev(NOIOMMU)}/driver_override`), "nvme\n");
+  const cleared = await unbindDriver(sh, NOIOMMU, { clearOverride: true });
+  assert.equal(cleared.changed, true);
+  assert.equal(await r(sh, `${dev(NOIOMMU)}/driver_override`), "(null)\n");
+  const bound = await unbindDriver(sh, PLAIN);
+  assert.equal(bound.changed, true);
+  assert.equal(bound.previous.driver, "vfio-pci");
+  assert.equal(await attempt(sh.readlink(`${dev(PLAIN)}/driver`)), "ENOENT");
 });
