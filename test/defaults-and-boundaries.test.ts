@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { VFIO, regionInfoBuf } from "../src/uapi/vfio.js";
 import { setNumVfs } from "../src/lib/sriov.js";
 import { unbindDriver } from "../src/lib/bind.js";
+import { readDevice } from "../src/lib/sysfs.js";
 import { bootKernel } from "../src/kernel/host/boot.js";
 import { NOIOMMU, PF, PLAIN, U4, VF0, attempt, boot, bootWithVfs, dev, openDevice, r, tokenOf, w } from "../testlib/spec/index.js";
 
@@ -67,4 +68,29 @@ test("unbind: an unbound device with a driver_override is left alone unless --cl
   assert.equal(bound.changed, true);
   assert.equal(bound.previous.driver, "vfio-pci");
   assert.equal(await attempt(sh.readlink(`${dev(PLAIN)}/driver`)), "ENOENT");
+});
+
+test("driver_override reads take the device lock: behind a disable waiting for a VF's user the PF's and that VF's reads wait, readDevice reports them blocked", async () => {
+  for (const profile of ["6.1", "6.12"] as const) {
+    const { k, sh } = await bootWithVfs(profile, 2);
+    const qemu = k.spawn("qemu");
+    const o = await openDevice(qemu, VF0, `${VF0} vf_token=${tokenOf(k)}`);
+    assert.equal(typeof o.device, "number");
+    const pending = w(sh, `${dev(PF)}/sriov_numvfs`, "0");
+    await new Promise((res) => setTimeout(res, 20));
+    const reader = k.spawn("cat");
+    let pfRead: string | undefined;
+    const pfOverride = r(reader, `${dev(PF)}/driver_override`).then((v) => (pfRead = v));
+    const vfOverride = r(k.spawn("cat"), `${dev(VF0)}/driver_override`);
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(pfRead, undefined, `${profile}: the PF's driver_override read waits`);
+    assert.ok(k.blocked().some((b) => b.pid === reader.pid && /device_lock 0000:04:00\.0/.test(b.waitingOn)), `${profile}: ${JSON.stringify(k.blocked())}`);
+    const facts = await readDevice(k.spawn("vfioctl"), PF, { numvfsTimeoutMs: 50 });
+    assert.deepEqual(facts.blockedReads, ["driver_override", "sriov_numvfs"], profile);
+    assert.equal(facts.driverOverride, null);
+    await qemu.exit();
+    assert.equal(await pending, 1);
+    assert.equal(await pfOverride, "(null)\n");
+    assert.equal(await vfOverride, "vfio-pci\n");
+  }
 });

@@ -54,6 +54,9 @@ export interface DeviceFacts {
   /** the PF of a VF, and the VF's index */
   physfn: string | null;
   vfIndex: number | null;
+  /** attributes whose read was still waiting after the timeout (driver_override, sriov_numvfs:
+   * they take the device lock, which a removal waiting for a VF's user holds); their fields are null */
+  blockedReads?: string[];
 }
 
 export interface VfioPciModule {
@@ -100,12 +103,25 @@ export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
  */
 export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number } = {}): Promise<DeviceFacts> {
   const p = devPath(bdf);
+  const t = opts.numvfsTimeoutMs ?? 2000;
+  const blockedReads: string[] = [];
+  // driver_override_show takes the device lock: on a device whose removal (or a PF whose
+  // sriov_numvfs write) waits for a VF's user, the read waits too — bounded, and said so
+  const timed = async (name: string): Promise<string | null> => {
+    try {
+      return await withTimeout(readAttr(sys, `${p}/${name}`), t, `read ${p}/${name}`);
+    } catch (e) {
+      if (e instanceof TimeoutError) blockedReads.push(name);
+      else if (!isErrno(e)) throw e;
+      return null;
+    }
+  };
   const [vendor, device, cls, driver, ovr, group, physfn] = await Promise.all([
     tryAttr(sys, `${p}/vendor`),
     tryAttr(sys, `${p}/device`),
     tryAttr(sys, `${p}/class`),
     linkBase(sys, `${p}/driver`),
-    tryAttr(sys, `${p}/driver_override`),
+    timed("driver_override"),
     linkBase(sys, `${p}/iommu_group`),
     linkBase(sys, `${p}/physfn`),
   ]);
@@ -137,13 +153,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
   }
   const total = await tryAttr(sys, `${p}/sriov_totalvfs`);
   if (total !== null) {
-    let numVfs: number | null = null;
-    try {
-      const t = opts.numvfsTimeoutMs ?? 2000;
-      numVfs = num(await withTimeout(readAttr(sys, `${p}/sriov_numvfs`), t, `read ${p}/sriov_numvfs`));
-    } catch (e) {
-      if (!(e instanceof TimeoutError) && !isErrno(e)) throw e;
-    }
+    const numVfs = num(await timed("sriov_numvfs"));
     const entries = await sys.readdir(p);
     const vfLinks = entries
       .filter((n) => /^virtfn\d+$/.test(n))
@@ -157,6 +167,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await tryAttr(sys, `${p}/sriov_drivers_autoprobe`)), vfs };
   }
   if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf);
+  if (blockedReads.length) facts.blockedReads = blockedReads;
   return facts;
 }
 

@@ -17,7 +17,7 @@ const id = (d: InventoryDevice) => `${(d.vendor ?? 0).toString(16).padStart(4, "
 
 function driverText(d: InventoryDevice): string {
   const drv = d.driver ?? "(no driver)";
-  const ovr = d.driverOverride === null ? "" : d.driverOverride === d.driver ? " [override]" : ` [override ${d.driverOverride}]`;
+  const ovr = d.blockedReads?.includes("driver_override") ? " [override: busy]" : d.driverOverride === null ? "" : d.driverOverride === d.driver ? " [override]" : ` [override ${d.driverOverride}]`;
   return drv + ovr;
 }
 
@@ -104,7 +104,7 @@ export function renderDevice(d: InventoryDevice, pf: InventoryPf | null, inv: In
     ["numa node", d.numaNode === null || d.numaNode === undefined ? "(none)" : String(d.numaNode)],
     ["role", d.role === "pf" ? "SR-IOV physical function" : d.role === "vf" ? `virtual function ${d.vfIndex ?? "?"} of PF ${d.physfn}` : "not an SR-IOV PF or VF"],
     ["driver", d.driver ?? "(none)"],
-    ["driver_override", d.driverOverride ?? "(none)"],
+    ["driver_override", d.blockedReads?.includes("driver_override") ? "busy (its read waits for the device lock a pending write holds)" : (d.driverOverride ?? "(none)")],
     ["iommu group", d.iommuGroup === null ? "(none)" : String(d.iommuGroup)],
     ["vfio node", d.vfioNode ? `${d.vfioNode} (${d.vfioNodeExists ? "exists" : "absent"})` : "(none)"],
     ["held by", d.heldBy.length ? d.heldBy.map((h) => `pid ${h.pid} (${h.comm}) fd ${h.fd}${placeText(h.where)}`).join(", ") : "nobody"],

@@ -270,10 +270,12 @@ export class SysfsTrees {
           () => `${d.numaNode}\n`,
           () => -ERRNO.EPERM,
         ),
+      // pci-sysfs.c driver_override_show and driver_set_override (the store) take device_lock
+      // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user
       driver_override: () =>
         rw(
-          () => `${d.driverOverride ?? "(null)"}\n`,
-          (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
+          (task) => k.withDeviceLock(task, d, () => `${d.driverOverride ?? "(null)"}\n`),
+          (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
         ),
       subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
