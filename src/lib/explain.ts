@@ -26,6 +26,8 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
+import { errnoName, errnoNumber, isErrno } from "../sys/errno.js";
+import { readAttr } from "../sys/fsutil.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readTokenLog, type TokenLogReading } from "./tokenlog.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
@@ -66,6 +68,24 @@ export interface ExplainOptions {
   errno?: string;
   /** read the kernel log's token lines for the device (default: when `errno` is given) */
   log?: boolean;
+  /** predict VFIO_DEVICE_BIND_IOMMUFD on the device's cdev as the asked operation */
+  cdev?: boolean;
+}
+
+/**
+ * What was asked, and whether it would work: the preflight answer behind `explain`'s exit code.
+ * The asked operations are sriov_numvfs (with `numvfs`), bind (with `driver`), the cdev bind
+ * (with `cdev`) and the group-path open (with a token, or when nothing else is asked). With only
+ * `errno` the question is instead "is that errno explained on this host now".
+ */
+export interface Preflight {
+  question: "operations" | "errno";
+  operations: Cause["operation"][];
+  /** operations: true every asked operation should succeed; false one fails or may fail. errno: true a cause applies or may apply */
+  works: boolean;
+  /** the ids of the rows that decide the answer (✗ and ? rows of the asked operations; for errno the ✗/? causes) */
+  deciding: string[];
+  summary: string;
 }
 
 export interface Explanation {
@@ -86,9 +106,61 @@ export interface Explanation {
   ranked?: Cause[];
   /** the kernel log's reading of the device's last token check (with opts.log / opts.errno) */
   tokenLog?: TokenLogReading;
+  /** what was asked and whether it would work (`explain`'s exit code) */
+  asked: Preflight;
 }
 
+/** The errnos explain has causes for (what `--errno` accepts). */
+export const EXPLAIN_ERRNOS = ["E2BIG", "EACCES", "EBUSY", "EFAULT", "EINVAL", "ENODEV", "ENOENT", "ENOMEM", "EPERM", "ERANGE"] as const;
+
+/**
+ * An `--errno` argument: a name (EACCES, eacces, -EACCES) or a number (13, -13), checked against
+ * the errnos explain has causes for. Throws BAD_INPUT listing them.
+ */
+export function parseErrnoArg(v: string): string {
+  const t = v.trim().replace(/^-/, "");
+  const name = /^\d+$/.test(t) ? errnoName(Number(t)) : t.toUpperCase();
+  if ((EXPLAIN_ERRNOS as readonly string[]).includes(name)) return name;
+  const real = /^\d+$/.test(t) ? BY_NUMBER_KNOWN(Number(t)) : errnoNumber(name) !== undefined;
+  throw new VfioctlError("BAD_INPUT", `--errno: expected one of ${EXPLAIN_ERRNOS.join(", ")} (or its number, e.g. 13 for EACCES), got ${JSON.stringify(v)}${real ? ` (${name}: vfioctl knows no vfio cause of it)` : ""}`, { fix: "give the errno the failing call reported, by name or number" });
+}
+const BY_NUMBER_KNOWN = (n: number) => !/^E\d+$/.test(errnoName(n));
+
 const RANK: Record<CauseStatus, number> = { applies: 0, possible: 1, would: 2, no: 3 };
+
+/**
+ * The reads an answer depends on: readDevice treats an unreadable attribute as absent, which
+ * would turn "the kernel refused the read" into a confident wrong answer (a PF whose
+ * sriov_totalvfs cannot be read looks like a device without SR-IOV). Absent (ENOENT) is an
+ * answer; any other errno is a KERNEL error naming the file (exit 3).
+ */
+async function readsNeeded(sys: Syscalls, bdf: string, opts: ExplainOptions): Promise<void> {
+  const p = `/sys/bus/pci/devices/${bdf}`;
+  const attr = async (name: string) => {
+    try {
+      await readAttr(sys, `${p}/${name}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, "ENOENT")) return false;
+      if (!isErrno(e)) throw e;
+      throw new VfioctlError("KERNEL", `${bdf}: read ${p}/${name}: ${e.code} — explain cannot answer without it`, { subject: bdf, errno: e.code, fix: e.code === "EACCES" || e.code === "EPERM" ? "run explain as root (or as a user that can read sysfs)" : "check the device and the kernel log (dmesg)" });
+    }
+  };
+  const link = async (name: string) => {
+    try {
+      await sys.readlink(`${p}/${name}`);
+    } catch (e) {
+      if (isErrno(e, "ENOENT") || isErrno(e, "EINVAL")) return;
+      if (!isErrno(e)) throw e;
+      throw new VfioctlError("KERNEL", `${bdf}: readlink ${p}/${name}: ${e.code} — explain cannot answer without it`, { subject: bdf, errno: e.code, fix: "run explain as root" });
+    }
+  };
+  await link("driver");
+  await link("iommu_group");
+  if (opts.driver !== undefined) await attr("driver_override");
+  // sriov_numvfs itself is read by readDevice with a timeout (on 6.1 a read blocks while a write of 0 waits)
+  if (opts.numvfs !== undefined) await attr("sriov_totalvfs");
+}
 
 /** Predict open / sriov_numvfs / bind outcomes for one device. Read-only. */
 export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptions = {}): Promise<Explanation> {
@@ -96,14 +168,19 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const target = checkDriverName(opts.driver ?? "vfio-pci");
   let errnoWanted: string | undefined;
   if (opts.errno !== undefined) {
-    errnoWanted = opts.errno.toUpperCase().replace(/^-/, "");
+    errnoWanted = opts.errno.trim().toUpperCase().replace(/^-/, "");
+    if (/^\d+$/.test(errnoWanted)) errnoWanted = errnoName(Number(errnoWanted));
     if (!/^E[A-Z0-9]+$/.test(errnoWanted)) throw new VfioctlError("BAD_INPUT", `--errno: expected an errno name like EACCES, EBUSY or ENOENT, got ${JSON.stringify(opts.errno)}`);
   }
   if (opts.numvfs !== undefined && (!Number.isInteger(opts.numvfs) || opts.numvfs < 0 || opts.numvfs > 65535)) {
     throw new VfioctlError("BAD_INPUT", `--numvfs: expected an integer 0..65535, got ${JSON.stringify(opts.numvfs)}`);
   }
   await requireDevice(sys, bdf);
+  await readsNeeded(sys, bdf, opts);
   const d = await readDevice(sys, bdf);
+  if (opts.numvfs !== undefined && d.sriov && d.sriov.numVfs === null) {
+    throw new VfioctlError("KERNEL", `${bdf}: /sys/bus/pci/devices/${bdf}/sriov_numvfs could not be read (refused, or blocked behind a pending write of 0) — explain cannot answer --numvfs without the current count`, { subject: bdf, fix: "run explain as root; if a write of 0 is pending, its VF users must close first (vfioctl list names them)" });
+  }
   const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
   const mod = await readVfioPciModule(sys);
   const scan = await scanVfioHolders(sys);
@@ -620,9 +697,44 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     else cdev = { node: n, verdict: "ok", errno: null, summary: `bind ${n ?? bdf}: should succeed${bypass ? " without any token (this kernel does not check it)" : pfLinked ? " with the PF's token" : ""}` };
   }
 
-  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes, ...(tokenLog ? { tokenLog } : {}) };
-  if (errnoWanted) {
-    out.ranked = causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]);
-  }
+  const ranked = errnoWanted ? causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]) : undefined;
+  const asked = preflight(bdf, causes, opts, given, cdev, ranked, errnoWanted);
+  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes, ...(tokenLog ? { tokenLog } : {}), asked };
+  if (ranked) out.ranked = ranked;
   return out;
+}
+
+/** The preflight answer: which operations were asked, and whether each would work (see Preflight). */
+function preflight(bdf: string, causes: Cause[], opts: ExplainOptions, given: boolean, cdev: Explanation["cdev"], ranked: Cause[] | undefined, errnoWanted: string | undefined): Preflight {
+  const ops: Cause["operation"][] = [];
+  if (opts.numvfs !== undefined) ops.push("sriov_numvfs");
+  if (opts.driver !== undefined) ops.push("bind");
+  if (opts.cdev) ops.push("cdev");
+  if (given || (!ops.length && errnoWanted === undefined)) ops.unshift("open");
+  if (!ops.length && ranked) {
+    const known = ranked.filter((c) => c.status === "applies" || c.status === "possible");
+    return {
+      question: "errno",
+      operations: [],
+      works: known.length > 0,
+      deciding: known.map((c) => c.id),
+      summary: known.length
+        ? `${errnoWanted} on ${bdf}: explained (${known.map((c) => `${c.id} ${c.status === "applies" ? "applies" : "may apply"}`).join(", ")})`
+        : `${errnoWanted} on ${bdf}: no known cause applies to this host's state now${ranked.length ? " (the rows listed are what would produce it)" : ""}`,
+    };
+  }
+  // a row decides against an operation when it applies (✗) or may apply (?); notes never do
+  const against = causes.filter((c) => ops.includes(c.operation) && !c.note && (c.status === "applies" || c.status === "possible"));
+  const parts: string[] = [];
+  for (const op of ops) {
+    const rows = against.filter((c) => c.operation === op);
+    const a = rows.find((c) => c.status === "applies");
+    const what = op === "open" ? "open" : op === "cdev" ? "cdev bind" : op === "sriov_numvfs" ? `sriov_numvfs = ${opts.numvfs}` : `bind ${opts.driver}`;
+    if (op === "cdev" && cdev === null) parts.push(`${what}: fails (this kernel has no vfio cdev)`);
+    else if (a) parts.push(`${what}: fails ${a.errno ?? "(blocks)"}`);
+    else if (rows.length) parts.push(`${what}: may fail ${rows[0]!.errno ?? "(may block)"}`);
+    else parts.push(`${what}: should succeed`);
+  }
+  const noCdev = ops.includes("cdev") && cdev === null;
+  return { question: "operations", operations: ops, works: !against.length && !noCdev, deciding: against.map((c) => c.id), summary: parts.join("; ") };
 }
