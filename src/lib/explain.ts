@@ -28,6 +28,7 @@ import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
 import { errnoName, errnoNumber, isErrno } from "../sys/errno.js";
 import { readAttr } from "../sys/fsutil.js";
+import { driverSuggestion, suggestDriver } from "./names.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readTokenLog, type TokenLogReading } from "./tokenlog.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
@@ -582,14 +583,15 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
 
   // ---------------------------------------------------------------- bind (§6)
   const have = drivers.includes(target);
+  const suggested = have ? null : suggestDriver(target, drivers);
   add({
     id: "bind-driver-missing",
     spec: "§6.2",
     operation: "bind",
     errno: "ENOENT",
     status: have ? "no" : "applies",
-    cause: `no driver ${target} is registered (/sys/bus/pci/drivers/${target} does not exist)`,
-    fix: `modprobe ${target.replace(/-/g, "_")}`,
+    cause: `no driver ${target} is registered (/sys/bus/pci/drivers/${target} does not exist)${suggested ? `: ${driverSuggestion(target, drivers)}` : ""}`,
+    fix: suggested ? `vfioctl bind ${bdf} ${suggested}` : `modprobe ${target.replace(/-/g, "_")}`,
   });
   add({
     id: "bind-override-other",

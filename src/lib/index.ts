@@ -25,5 +25,6 @@ export * from "./kmsg.js";
 export * from "./bind.js";
 export * from "./sriov.js";
 export * from "./explain.js";
+export * from "./names.js";
 export * from "./audit.js";
 export * from "./args.js";

@@ -1,0 +1,68 @@
+/**
+ * Suggestions for a mistyped name: a driver written as its module name (`vfio_pci` for the
+ * driver `vfio-pci`: modprobe takes either, sysfs only the driver's own name), without its
+ * separator (`vfiopci`), or one or two letters off (`vfio-pcu`), and the closest of a set of
+ * known keys (host description fields).
+ *
+ * @example
+ * ```ts
+ * import { driverSuggestion } from "vfioctl";
+ * driverSuggestion("vfio_pci", ["igb", "vfio-pci"]); // "did you mean vfio-pci?"
+ * driverSuggestion("nvme", ["igb", "vfio-pci"]);     // null
+ * ```
+ */
+
+/** Levenshtein distance (insert, delete, substitute; each 1). */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate to `name` within `max` edits (ties: the first listed), or null. */
+export function closestName(name: string, candidates: readonly string[], max = name.length <= 4 ? 1 : 2): string | null {
+  let best: string | null = null;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== null && bestD > 0 && bestD <= max ? best : null;
+}
+
+/** A driver name with module-name spelling removed: lowercase, no "-" or "_". */
+const bare = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
+
+/**
+ * The registered driver a mistyped driver name most likely means: the same name with "-" and
+ * "_" swapped (a module name such as vfio_pci, pci_pf_stub), the same without separators
+ * (vfiopci), else the closest within two edits (one for names of four letters or fewer).
+ * Returns the driver, or null when `name` is registered or nothing is close.
+ */
+export function suggestDriver(name: string, knownDrivers: readonly string[]): string | null {
+  if (knownDrivers.includes(name)) return null;
+  const sep = knownDrivers.find((d) => d.toLowerCase().replace(/_/g, "-") === name.toLowerCase().replace(/_/g, "-"));
+  if (sep) return sep;
+  const nosep = knownDrivers.find((d) => bare(d) === bare(name));
+  if (nosep) return nosep;
+  const b = bare(name);
+  const close = closestName(b, knownDrivers.map(bare), b.length <= 4 ? 1 : 2);
+  return close === null ? null : knownDrivers[knownDrivers.map(bare).indexOf(close)]!;
+}
+
+/**
+ * The message for a driver name that is not registered: "did you mean vfio-pci?" (with why, when
+ * it is the module's name), or null when nothing is close (then loading a module is the advice).
+ */
+export function driverSuggestion(name: string, knownDrivers: readonly string[]): string | null {
+  const d = suggestDriver(name, knownDrivers);
+  if (d === null) return null;
+  // a module's name has "_" where its driver's has "-" (modprobe takes either; sysfs does not)
+  const moduleSpelling = d.includes("-") && d.replace(/-/g, "_") === name.toLowerCase();
+  return `did you mean ${d}?${moduleSpelling ? ` (${name} is the module's name; sysfs knows the driver as ${d})` : ""}`;
+}
