@@ -29,6 +29,7 @@ import { VfioctlError } from "./errors.js";
 import { errnoName, errnoNumber, isErrno } from "../sys/errno.js";
 import { readAttr } from "../sys/fsutil.js";
 import { driverSuggestion, suggestDriver } from "./names.js";
+import { CAP_SYS_RAWIO, describeNode, hasCap, lsmDenials, mayOpenRw, nodeAccess, readCaller, readLsm, whoMayOpen, type NodeAccess } from "./access.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readTokenLog, type TokenLogReading } from "./tokenlog.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
@@ -248,6 +249,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     cause: `a device of IOMMU group ${d.iommuGroup ?? "?"} is open through the vfio cdev (${cdevHeld.map(describeHolder).join("; ") || "nobody now"}); once it is bound (VFIO_DEVICE_BIND_IOMMUFD) the group node cannot be opened (cdev_device_open_cnt)`,
     fix: "use the device through the cdev in that process, or close its cdev fd; the group path and the cdev path exclude each other",
   });
+  // vfio_container_attach_group → iommu_group_claim_dma_owner: -EPERM while a kernel driver holds the group's DMA ownership (group->owner_cnt)
   add({
     id: "group-not-viable",
     spec: "§8.2",
@@ -326,6 +328,89 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
   });
 
+  // ---------------------------------------------------------------- who may open the nodes (EACCES, EPERM, ENOMEM)
+  const caller = await readCaller(sys);
+  const noiommuNode = d.iommuGroup !== null && (await sys.stat(`/dev/vfio/noiommu-${d.iommuGroup}`).then(() => true, () => false)) ? `/dev/vfio/noiommu-${d.iommuGroup}` : null;
+  const groupNode = noiommuNode ?? (d.vfioNodeExists ? d.vfioNode : null);
+  const groupAcc = groupNode ? await nodeAccess(sys, groupNode) : null;
+  const contAcc = await nodeAccess(sys, "/dev/vfio/vfio");
+  const lsm = await readLsm(sys);
+  const readLog = opts.log ?? errnoWanted !== undefined;
+  const accessRows = (op: "open" | "cdev", nodes: (NodeAccess | null)[], idp: string) => {
+    const ns = nodes.filter((n): n is NodeAccess => n !== null);
+    if (!ns.length) return;
+    const denied = caller ? ns.filter((n) => !mayOpenRw(caller, n)) : [];
+    const tight = ns.filter((n) => (n.mode & 6) !== 6);
+    // may_open → inode_permission → generic_permission: -EACCES for a node the bits do not open read-write
+    add({
+      id: `${idp}node-permission`,
+      spec: "§8.1",
+      operation: op,
+      errno: "EACCES",
+      status: denied.length ? "applies" : tight.length ? "would" : "no",
+      when: "the program that opens it runs as a user the node's mode, owner and group do not let read and write (QEMU run as a user, libvirt's qemu user, a DPDK app without root)",
+      cause: `${ns.map((n) => `${describeNode(n)}: read-write for ${whoMayOpen(n)}`).join("; ")}${caller ? `; this caller is uid ${caller.uid} gid ${caller.gid}${caller.groups.length ? ` groups ${caller.groups.join(",")}` : ""}${denied.length ? `, which may not open ${denied.map((n) => n.path).join(", ")}` : ""}` : ""}`,
+      fix: `run the consumer as a user or group the node lets read and write, or give it the node: a udev rule (SUBSYSTEM=="vfio", GROUP="kvm", MODE="0660") or chown/chgrp + chmod 0660; libvirt chowns /dev/vfio/<group> to its qemu user itself when dynamic_ownership = 1 (/etc/libvirt/qemu.conf)${op === "open" ? "; /dev/vfio/vfio (the container) is normally 0666" : ""}`,
+    });
+  };
+  accessRows("open", [groupAcc, contAcc], "");
+  const denials = readLog && groupNode ? await lsmDenials(sys, [groupNode, "/dev/vfio/vfio", ...(d.cdevNode ? [d.cdevNode, "/dev/iommu"] : [])]) : null;
+  const lsmName = [lsm.selinux ? `SELinux (${lsm.selinux}: /sys/fs/selinux/enforce)` : null, lsm.apparmor ? "AppArmor (/sys/module/apparmor/parameters/enabled: Y)" : null].filter(Boolean).join(" and ");
+  // avc_has_perm (SELinux) and aa_path_perm (AppArmor) return -EACCES after the mode bits allowed the open
+  add({
+    id: "lsm-denied",
+    spec: "§8.1",
+    operation: "open",
+    errno: "EACCES",
+    status: denials?.length ? "possible" : lsm.selinux === "enforcing" || lsm.apparmor ? "would" : "no",
+    when: "the security policy of the program that opens it (its SELinux domain, its AppArmor profile) does not allow the vfio nodes",
+    cause: denials?.length
+      ? `the kernel log shows a denial for this device's nodes: ${denials.slice(-2).map((t) => JSON.stringify(t)).join("; ")}`
+      : `${lsmName || "a security module"} is active: it can refuse an open the mode bits allow (EACCES), and says so in the kernel log ("avc:  denied { read write }" for SELinux, apparmor="DENIED" operation="open" for AppArmor)${readLog ? "; the log shows no such denial for this device's nodes" : " (explain --errno EACCES reads the log for them)"}`,
+    fix: lsm.selinux ? "look for avc: denied in the kernel log or ausearch -m avc; libvirt labels the nodes for its guests (svirt); for another program a policy module (audit2allow) or the right context on /dev/vfio/*" : "look for apparmor=\"DENIED\" in the kernel log; libvirt's virt-aa-helper adds the nodes to the guest's profile; for another program add the nodes (/dev/vfio/* rw) to its profile",
+    log: denials?.length ? denials[denials.length - 1]! : lsm.apparmor ? 'apparmor="DENIED" operation="open" … name="/dev/vfio/<N>" requested_mask="wr"' : 'avc:  denied  { read write } for … name="<N>" … tclass=chr_file',
+  });
+  // devcgroup_check_permission (cgroup v1 devices.allow) / __cgroup_bpf_check_dev_permission (v2): -EPERM
+  add({
+    id: "container-device-cgroup",
+    spec: "§8.1",
+    operation: "open",
+    errno: "EPERM",
+    // true of every host: listed when EPERM is asked about (--errno EPERM, --all)
+    status: groupAcc && errnoWanted === "EPERM" ? "would" : "no",
+    when: "the program runs in a container whose device cgroup does not allow the nodes",
+    cause: `a container may open only the devices its cgroup allows: ${[groupAcc, contAcc].filter((n): n is NodeAccess => n !== null).map((n) => `${n.path} (${n.dev})`).join(" and ")} must both be allowed, or the open fails EPERM even as root in the container`,
+    fix: "pass both nodes to the container (docker/podman --device /dev/vfio/vfio --device <group node>, a CDI spec: vfioctl cdi, the SR-IOV device plugin); libvirt adds them to its cgroup_device_acl. A node that is not passed at all is missing in the container: ENOENT",
+    log: "",
+  });
+  // vfio_group_fops_open and vfio_container_attach_group: a noiommu group needs CAP_SYS_RAWIO (-EPERM); attach also refuses to mix noiommu and IOMMU groups in one container (-EPERM)
+  const rawio = caller ? hasCap(caller, CAP_SYS_RAWIO) : null;
+  add({
+    id: "noiommu-rawio",
+    spec: "§8.4",
+    operation: "open",
+    errno: "EPERM",
+    status: noiommuNode ? (rawio === false ? "applies" : "would") : hk.noiommu ? "would" : "no",
+    when: "the program that opens a noiommu group lacks CAP_SYS_RAWIO, or puts it in a container with IOMMU-backed groups",
+    cause: noiommuNode
+      ? `${bdf}'s group is a noiommu group (${noiommuNode}): opening it, VFIO_GROUP_SET_CONTAINER and VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU) need CAP_SYS_RAWIO${rawio === false ? "; this caller does not have it" : ""}, and one container cannot hold noiommu and IOMMU groups together`
+      : "vfio's enable_unsafe_noiommu_mode is on: a device without an IOMMU group that binds to vfio-pci gets a noiommu group, usable only with CAP_SYS_RAWIO",
+    fix: "run the consumer with CAP_SYS_RAWIO (root), one container per kind of group; better: enable the IOMMU and leave noiommu mode off",
+  });
+  // group-not-viable (above) is vfio_container_attach_group → iommu_group_claim_dma_owner: -EPERM while group->owner_cnt is held by a kernel driver
+  // vfio_iommu_type1.c vfio_pin_pages_remote: pages beyond RLIMIT_MEMLOCK without CAP_IPC_LOCK → -ENOMEM (not EPERM)
+  add({
+    id: "memlock-limit",
+    spec: "§8.3",
+    operation: "open",
+    errno: "ENOMEM",
+    // true of every host: listed when ENOMEM is asked about
+    status: errnoWanted === "ENOMEM" ? "would" : "no",
+    when: "VFIO_IOMMU_MAP_DMA pins more memory than the program's RLIMIT_MEMLOCK allows (it lacks CAP_IPC_LOCK)",
+    cause: "type1 pins every page it maps for DMA and counts it against the mapping process's locked-memory limit: past the limit VFIO_IOMMU_MAP_DMA fails ENOMEM (the open itself succeeds; the guest or DPDK app fails when it maps its memory)",
+    fix: "raise the limit for the consumer (ulimit -l, LimitMEMLOCK= in its systemd unit, memlock in /etc/security/limits.conf; libvirt raises it for its guests) or give it CAP_IPC_LOCK",
+    log: "vfio_pin_pages_remote: RLIMIT_MEMLOCK (<bytes>) exceeded",
+  });
   // ---------------------------------------------------------------- the cdev path (§2.9, §8.5)
   const rule = hk.cdevToken;
   const cdevKernel = hk.cdev === true || (hk.cdev === null && hk.behaviour?.vfioDeviceCdev === true);
@@ -336,6 +421,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     const st = (cond: boolean): CauseStatus => (cond ? (known ? "applies" : "possible") : "no");
     const node = cdevNode ?? (d.vfioDevice ? `/dev/vfio/devices/${d.vfioDevice}` : "/dev/vfio/devices/vfio<N>");
     const logDev = `vfio-pci ${bdf}`;
+    accessRows("cdev", [cdevNode ? await nodeAccess(sys, cdevNode) : null, hk.iommufd ? await nodeAccess(sys, "/dev/iommu") : null], "cdev-");
     add({
       id: "cdev-no-node",
       spec: "§8.1",
