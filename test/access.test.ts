@@ -156,3 +156,20 @@ test("on a cdev kernel, the cdev node and /dev/iommu are checked for the caller 
   assert.match(c.cause, new RegExp(`may not open ${node}, /dev/iommu`));
   assert.equal(x.asked.works, false);
 });
+
+test("the real backend's stat gives st_uid and st_gid; readCaller reads this process's own credentials", async () => {
+  const { LinuxSyscalls } = await import("../src/sys/linux/host.js");
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-stat-")), "node");
+  fs.writeFileSync(f, "");
+  const sys = new LinuxSyscalls();
+  const st = await sys.stat(f);
+  assert.equal(st.uid, process.getuid!());
+  assert.equal(st.gid, process.getgid!());
+  const me = await readCaller(sys);
+  assert.equal(me?.uid, process.getuid!());
+  assert.equal(me?.gid, process.getgid!());
+  await sys.exit();
+});

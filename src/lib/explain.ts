@@ -819,8 +819,8 @@ function preflight(bdf: string, causes: Cause[], opts: ExplainOptions, given: bo
     const a = rows.find((c) => c.status === "applies");
     const what = op === "open" ? "open" : op === "cdev" ? "cdev bind" : op === "sriov_numvfs" ? `sriov_numvfs = ${opts.numvfs}` : `bind ${opts.driver}`;
     if (op === "cdev" && cdev === null) parts.push(`${what}: fails (this kernel has no vfio cdev)`);
-    else if (a) parts.push(`${what}: fails ${a.errno ?? "(blocks)"}`);
-    else if (rows.length) parts.push(`${what}: may fail ${rows[0]!.errno ?? "(may block)"}`);
+    else if (a) parts.push(`${what}: fails ${a.errno ?? "(blocks)"} (${a.id})`);
+    else if (rows.length) parts.push(`${what}: may fail ${rows[0]!.errno ?? "(may block)"} (${rows.map((c) => c.id).join(", ")}: sysfs cannot tell${rows.some((c) => c.id.includes("token-incorrect")) ? "; vfioctl token verify answers it" : ""})`);
     else parts.push(`${what}: should succeed`);
   }
   const noCdev = ops.includes("cdev") && cdev === null;

@@ -55,7 +55,8 @@ PF or VF / PF not on vfio-pci), the group rules (no node, EBUSY already open, EP
 viable), sriov_numvfs (ERANGE, EINVAL, EBUSY, ENOENT: no driver / no sriov_configure /
 vfio-pci enable_sriov=N which logs nothing; blocking on open VFs) and driver binding
 (override, EBUSY already bound, "Cannot bind to PF with SR-IOV enabled", denylist EINVAL,
-no IOMMU group, autoprobe off).
+no IOMMU group, autoprobe off); who may open the nodes (EACCES: mode/owner/group, SELinux/AppArmor
+denials in the kernel log; EPERM: a container's device cgroup, noiommu without CAP_SYS_RAWIO).
 
 The rules are the running kernel's (/proc/sys/kernel/osrelease resolved against vfioctl's table
 of kernel changes, and what /dev/iommu and /dev/vfio/devices show). On a kernel with the vfio
