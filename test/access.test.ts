@@ -11,6 +11,7 @@ import { KERN_NOTICE } from "../src/kernel/printk.js";
 import { explainOpen } from "../src/lib/explain.js";
 import { mayOpenRw, modeString, readCaller, whoMayOpen, type NodeAccess } from "../src/lib/access.js";
 import type { Stat, Syscalls } from "../src/sys/syscalls.js";
+import { SysError } from "../src/sys/errno.js";
 
 const VF0 = "0000:af:10.0";
 
@@ -18,7 +19,7 @@ const VF0 = "0000:af:10.0";
  * The model's syscalls with some files replaced (/proc/self/status, LSM files) and some stats
  * given an owner, group and mode, as a real host shows them.
  */
-function overlay(sys: Syscalls, files: Record<string, string>, stats: Record<string, Partial<Stat>> = {}): Syscalls {
+function overlay(sys: Syscalls, files: Record<string, string>, stats: Record<string, Partial<Stat>> = {}, missing: string[] = []): Syscalls {
   const fake = new Map<number, { text: Buffer; off: number }>();
   let next = 100000;
   return new Proxy(sys, {
@@ -39,8 +40,14 @@ function overlay(sys: Syscalls, files: Record<string, string>, stats: Record<str
           return b;
         };
       if (prop === "close") return async (fd: number) => (fake.delete(fd) ? undefined : t.close(fd));
+      if (prop === "lstat")
+        return async (p: string) => {
+          if (missing.includes(p)) throw new SysError("ENOENT", "lstat", p);
+          return t.lstat(p);
+        };
       if (prop === "stat")
         return async (p: string) => {
+          if (missing.includes(p)) throw new SysError("ENOENT", "stat", p);
           if (p in files) return { kind: "file", mode: 0o444, size: 4096, rdev: 0 };
           return { ...(await t.stat(p)), ...(stats[p] ?? {}) };
         };
@@ -172,4 +179,14 @@ test("the real backend's stat gives st_uid and st_gid; readCaller reads this pro
   assert.equal(me?.uid, process.getuid!());
   assert.equal(me?.gid, process.getgid!());
   await sys.exit();
+});
+
+test("a VF on vfio-pci whose group node is missing here (a container it was not passed to) is ENOENT naming --device", async () => {
+  const k = await bootKernel();
+  const x = await explainOpen(overlay(k.spawn("sh"), {}, {}, ["/dev/vfio/6"]), VF0, { errno: "ENOENT" });
+  const c = cause(x, "group-node-missing");
+  assert.equal(c.status, "applies");
+  assert.match(c.fix, /--device \/dev\/vfio\/vfio --device \/dev\/vfio\/6/);
+  assert.equal(x.open.verdict, "fails");
+  assert.equal(cause(await explainOpen(k.spawn("sh"), VF0), "group-node-missing").status, "no");
 });

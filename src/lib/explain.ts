@@ -209,6 +209,8 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const cdevHeld = holders.filter((h) => h.kind === "cdev" && (h.device ? memberBdfs.has(h.device) : cdevOfMembers.has(h.target)));
 
   // ---------------------------------------------------------------- open (§8.2, §2.4)
+  // a noiommu group's node is /dev/vfio/noiommu-<G> (vfio_group_alloc: "noiommu-%d")
+  const noiommuNode = d.iommuGroup !== null && (await sys.stat(`/dev/vfio/noiommu-${d.iommuGroup}`).then(() => true, () => false)) ? `/dev/vfio/noiommu-${d.iommuGroup}` : null;
   add({
     id: "no-iommu-group",
     spec: "§6.6, §8.1",
@@ -227,6 +229,15 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     status: d.iommuGroup !== null && notVfio ? "applies" : "no",
     cause: `${bdf} is ${d.driver ? `bound to ${d.driver}` : "not bound to any driver"}, not vfio-pci: ${d.vfioNodeExists ? `${d.vfioNode} exists for other devices of the group, but VFIO_GROUP_GET_DEVICE_FD finds no ${bdf} (ENODEV)` : `${d.vfioNode ?? "/dev/vfio/<group>"} does not exist (ENOENT)`}`,
     fix: `vfioctl bind ${bdf} vfio-pci`,
+  });
+  add({
+    id: "group-node-missing",
+    spec: "§8.1",
+    operation: "open",
+    errno: "ENOENT",
+    status: d.iommuGroup !== null && !notVfio && !d.vfioNodeExists && noiommuNode === null ? "applies" : "no",
+    cause: `${bdf} is bound to ${d.driver} and sysfs shows IOMMU group ${d.iommuGroup}, but ${d.vfioNode ?? "its group node"} does not exist here: a container the node was not passed to, a chroot or /dev without devtmpfs, or a node removed by hand (the kernel creates it on bind)`,
+    fix: `pass the nodes in: docker/podman --device /dev/vfio/vfio --device ${d.vfioNode ?? "/dev/vfio/<group>"} (or a CDI spec: vfioctl cdi); in a chroot bind-mount /dev/vfio; on the host check that /dev is devtmpfs`,
   });
   add({
     id: "group-busy",
@@ -330,7 +341,6 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
 
   // ---------------------------------------------------------------- who may open the nodes (EACCES, EPERM, ENOMEM)
   const caller = await readCaller(sys);
-  const noiommuNode = d.iommuGroup !== null && (await sys.stat(`/dev/vfio/noiommu-${d.iommuGroup}`).then(() => true, () => false)) ? `/dev/vfio/noiommu-${d.iommuGroup}` : null;
   const groupNode = noiommuNode ?? (d.vfioNodeExists ? d.vfioNode : null);
   const groupAcc = groupNode ? await nodeAccess(sys, groupNode) : null;
   const contAcc = await nodeAccess(sys, "/dev/vfio/vfio");
