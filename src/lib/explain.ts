@@ -123,10 +123,10 @@ export function parseErrnoArg(v: string): string {
   const t = v.trim().replace(/^-/, "");
   const name = /^\d+$/.test(t) ? errnoName(Number(t)) : t.toUpperCase();
   if ((EXPLAIN_ERRNOS as readonly string[]).includes(name)) return name;
-  const real = /^\d+$/.test(t) ? BY_NUMBER_KNOWN(Number(t)) : errnoNumber(name) !== undefined;
+  // a real errno explain has no causes for (EIO, 5) is named as such
+  const real = /^\d+$/.test(t) ? !/^E\d+$/.test(name) : errnoNumber(name) !== undefined;
   throw new VfioctlError("BAD_INPUT", `--errno: expected one of ${EXPLAIN_ERRNOS.join(", ")} (or its number, e.g. 13 for EACCES), got ${JSON.stringify(v)}${real ? ` (${name}: vfioctl knows no vfio cause of it)` : ""}`, { fix: "give the errno the failing call reported, by name or number" });
 }
-const BY_NUMBER_KNOWN = (n: number) => !/^E\d+$/.test(errnoName(n));
 
 const RANK: Record<CauseStatus, number> = { applies: 0, possible: 1, would: 2, no: 3 };
 
