@@ -26,6 +26,10 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf, checkDriverName } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
+import { errnoName, errnoNumber, isErrno } from "../sys/errno.js";
+import { readAttr } from "../sys/fsutil.js";
+import { driverSuggestion, suggestDriver } from "./names.js";
+import { CAP_SYS_RAWIO, describeNode, hasCap, lsmDenials, mayOpenRw, nodeAccess, readCaller, readLsm, whoMayOpen, type NodeAccess } from "./access.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readTokenLog, type TokenLogReading } from "./tokenlog.js";
 import { tokenSituation, type TokenSituation } from "./inventory.js";
@@ -66,6 +70,24 @@ export interface ExplainOptions {
   errno?: string;
   /** read the kernel log's token lines for the device (default: when `errno` is given) */
   log?: boolean;
+  /** predict VFIO_DEVICE_BIND_IOMMUFD on the device's cdev as the asked operation */
+  cdev?: boolean;
+}
+
+/**
+ * What was asked, and whether it would work: the preflight answer behind `explain`'s exit code.
+ * The asked operations are sriov_numvfs (with `numvfs`), bind (with `driver`), the cdev bind
+ * (with `cdev`) and the group-path open (with a token, or when nothing else is asked). With only
+ * `errno` the question is instead "is that errno explained on this host now".
+ */
+export interface Preflight {
+  question: "operations" | "errno";
+  operations: Cause["operation"][];
+  /** operations: true every asked operation should succeed; false one fails or may fail. errno: true a cause applies or may apply */
+  works: boolean;
+  /** the ids of the rows that decide the answer (✗ and ? rows of the asked operations; for errno the ✗/? causes) */
+  deciding: string[];
+  summary: string;
 }
 
 export interface Explanation {
@@ -86,9 +108,61 @@ export interface Explanation {
   ranked?: Cause[];
   /** the kernel log's reading of the device's last token check (with opts.log / opts.errno) */
   tokenLog?: TokenLogReading;
+  /** what was asked and whether it would work (`explain`'s exit code) */
+  asked: Preflight;
+}
+
+/** The errnos explain has causes for (what `--errno` accepts). */
+export const EXPLAIN_ERRNOS = ["E2BIG", "EACCES", "EBUSY", "EFAULT", "EINVAL", "ENODEV", "ENOENT", "ENOMEM", "EPERM", "ERANGE"] as const;
+
+/**
+ * An `--errno` argument: a name (EACCES, eacces, -EACCES) or a number (13, -13), checked against
+ * the errnos explain has causes for. Throws BAD_INPUT listing them.
+ */
+export function parseErrnoArg(v: string): string {
+  const t = v.trim().replace(/^-/, "");
+  const name = /^\d+$/.test(t) ? errnoName(Number(t)) : t.toUpperCase();
+  if ((EXPLAIN_ERRNOS as readonly string[]).includes(name)) return name;
+  // a real errno explain has no causes for (EIO, 5) is named as such
+  const real = /^\d+$/.test(t) ? !/^E\d+$/.test(name) : errnoNumber(name) !== undefined;
+  throw new VfioctlError("BAD_INPUT", `--errno: expected one of ${EXPLAIN_ERRNOS.join(", ")} (or its number, e.g. 13 for EACCES), got ${JSON.stringify(v)}${real ? ` (${name}: vfioctl knows no vfio cause of it)` : ""}`, { fix: "give the errno the failing call reported, by name or number" });
 }
 
 const RANK: Record<CauseStatus, number> = { applies: 0, possible: 1, would: 2, no: 3 };
+
+/**
+ * The reads an answer depends on: readDevice treats an unreadable attribute as absent, which
+ * would turn "the kernel refused the read" into a confident wrong answer (a PF whose
+ * sriov_totalvfs cannot be read looks like a device without SR-IOV). Absent (ENOENT) is an
+ * answer; any other errno is a KERNEL error naming the file (exit 3).
+ */
+async function readsNeeded(sys: Syscalls, bdf: string, opts: ExplainOptions): Promise<void> {
+  const p = `/sys/bus/pci/devices/${bdf}`;
+  const attr = async (name: string) => {
+    try {
+      await readAttr(sys, `${p}/${name}`);
+      return true;
+    } catch (e) {
+      if (isErrno(e, "ENOENT")) return false;
+      if (!isErrno(e)) throw e;
+      throw new VfioctlError("KERNEL", `${bdf}: read ${p}/${name}: ${e.code} — explain cannot answer without it`, { subject: bdf, errno: e.code, fix: e.code === "EACCES" || e.code === "EPERM" ? "run explain as root (or as a user that can read sysfs)" : "check the device and the kernel log (dmesg)" });
+    }
+  };
+  const link = async (name: string) => {
+    try {
+      await sys.readlink(`${p}/${name}`);
+    } catch (e) {
+      if (isErrno(e, "ENOENT") || isErrno(e, "EINVAL")) return;
+      if (!isErrno(e)) throw e;
+      throw new VfioctlError("KERNEL", `${bdf}: readlink ${p}/${name}: ${e.code} — explain cannot answer without it`, { subject: bdf, errno: e.code, fix: "run explain as root" });
+    }
+  };
+  await link("driver");
+  await link("iommu_group");
+  if (opts.driver !== undefined) await attr("driver_override");
+  // sriov_numvfs itself is read by readDevice with a timeout (on 6.1 a read blocks while a write of 0 waits)
+  if (opts.numvfs !== undefined) await attr("sriov_totalvfs");
+}
 
 /** Predict open / sriov_numvfs / bind outcomes for one device. Read-only. */
 export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptions = {}): Promise<Explanation> {
@@ -96,14 +170,19 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const target = checkDriverName(opts.driver ?? "vfio-pci");
   let errnoWanted: string | undefined;
   if (opts.errno !== undefined) {
-    errnoWanted = opts.errno.toUpperCase().replace(/^-/, "");
+    errnoWanted = opts.errno.trim().toUpperCase().replace(/^-/, "");
+    if (/^\d+$/.test(errnoWanted)) errnoWanted = errnoName(Number(errnoWanted));
     if (!/^E[A-Z0-9]+$/.test(errnoWanted)) throw new VfioctlError("BAD_INPUT", `--errno: expected an errno name like EACCES, EBUSY or ENOENT, got ${JSON.stringify(opts.errno)}`);
   }
   if (opts.numvfs !== undefined && (!Number.isInteger(opts.numvfs) || opts.numvfs < 0 || opts.numvfs > 65535)) {
     throw new VfioctlError("BAD_INPUT", `--numvfs: expected an integer 0..65535, got ${JSON.stringify(opts.numvfs)}`);
   }
   await requireDevice(sys, bdf);
+  await readsNeeded(sys, bdf, opts);
   const d = await readDevice(sys, bdf);
+  if (opts.numvfs !== undefined && d.sriov && d.sriov.numVfs === null) {
+    throw new VfioctlError("KERNEL", `${bdf}: /sys/bus/pci/devices/${bdf}/sriov_numvfs could not be read (refused, or blocked behind a pending write of 0) — explain cannot answer --numvfs without the current count`, { subject: bdf, fix: "run explain as root; if a write of 0 is pending, its VF users must close first (vfioctl list names them)" });
+  }
   const pf = d.physfn ? await readDevice(sys, d.physfn) : null;
   const mod = await readVfioPciModule(sys);
   const scan = await scanVfioHolders(sys);
@@ -130,6 +209,8 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
   const cdevHeld = holders.filter((h) => h.kind === "cdev" && (h.device ? memberBdfs.has(h.device) : cdevOfMembers.has(h.target)));
 
   // ---------------------------------------------------------------- open (§8.2, §2.4)
+  // a noiommu group's node is /dev/vfio/noiommu-<G> (vfio_group_alloc: "noiommu-%d")
+  const noiommuNode = d.iommuGroup !== null && (await sys.stat(`/dev/vfio/noiommu-${d.iommuGroup}`).then(() => true, () => false)) ? `/dev/vfio/noiommu-${d.iommuGroup}` : null;
   add({
     id: "no-iommu-group",
     spec: "§6.6, §8.1",
@@ -148,6 +229,15 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     status: d.iommuGroup !== null && notVfio ? "applies" : "no",
     cause: `${bdf} is ${d.driver ? `bound to ${d.driver}` : "not bound to any driver"}, not vfio-pci: ${d.vfioNodeExists ? `${d.vfioNode} exists for other devices of the group, but VFIO_GROUP_GET_DEVICE_FD finds no ${bdf} (ENODEV)` : `${d.vfioNode ?? "/dev/vfio/<group>"} does not exist (ENOENT)`}`,
     fix: `vfioctl bind ${bdf} vfio-pci`,
+  });
+  add({
+    id: "group-node-missing",
+    spec: "§8.1",
+    operation: "open",
+    errno: "ENOENT",
+    status: d.iommuGroup !== null && !notVfio && !d.vfioNodeExists && noiommuNode === null ? "applies" : "no",
+    cause: `${bdf} is bound to ${d.driver} and sysfs shows IOMMU group ${d.iommuGroup}, but ${d.vfioNode ?? "its group node"} does not exist here: a container the node was not passed to, a chroot or /dev without devtmpfs, or a node removed by hand (the kernel creates it on bind)`,
+    fix: `pass the nodes in: docker/podman --device /dev/vfio/vfio --device ${d.vfioNode ?? "/dev/vfio/<group>"} (or a CDI spec: vfioctl cdi); in a chroot bind-mount /dev/vfio; on the host check that /dev is devtmpfs`,
   });
   add({
     id: "group-busy",
@@ -170,6 +260,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     cause: `a device of IOMMU group ${d.iommuGroup ?? "?"} is open through the vfio cdev (${cdevHeld.map(describeHolder).join("; ") || "nobody now"}); once it is bound (VFIO_DEVICE_BIND_IOMMUFD) the group node cannot be opened (cdev_device_open_cnt)`,
     fix: "use the device through the cdev in that process, or close its cdev fd; the group path and the cdev path exclude each other",
   });
+  // vfio_container_attach_group → iommu_group_claim_dma_owner: -EPERM while a kernel driver holds the group's DMA ownership (group->owner_cnt)
   add({
     id: "group-not-viable",
     spec: "§8.2",
@@ -248,6 +339,88 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     log: `vfio-pci ${bdf}: Incorrect VF token provided for device`,
   });
 
+  // ---------------------------------------------------------------- who may open the nodes (EACCES, EPERM, ENOMEM)
+  const caller = await readCaller(sys);
+  const groupNode = noiommuNode ?? (d.vfioNodeExists ? d.vfioNode : null);
+  const groupAcc = groupNode ? await nodeAccess(sys, groupNode) : null;
+  const contAcc = await nodeAccess(sys, "/dev/vfio/vfio");
+  const lsm = await readLsm(sys);
+  const readLog = opts.log ?? errnoWanted !== undefined;
+  const accessRows = (op: "open" | "cdev", nodes: (NodeAccess | null)[], idp: string) => {
+    const ns = nodes.filter((n): n is NodeAccess => n !== null);
+    if (!ns.length) return;
+    const denied = caller ? ns.filter((n) => !mayOpenRw(caller, n)) : [];
+    const tight = ns.filter((n) => (n.mode & 6) !== 6);
+    // may_open → inode_permission → generic_permission: -EACCES for a node the bits do not open read-write
+    add({
+      id: `${idp}node-permission`,
+      spec: "§8.1",
+      operation: op,
+      errno: "EACCES",
+      status: denied.length ? "applies" : tight.length ? "would" : "no",
+      when: "the program that opens it runs as a user the node's mode, owner and group do not let read and write (QEMU run as a user, libvirt's qemu user, a DPDK app without root)",
+      cause: `${ns.map((n) => `${describeNode(n)}: read-write for ${whoMayOpen(n)}`).join("; ")}${caller ? `; this caller is uid ${caller.uid} gid ${caller.gid}${caller.groups.length ? ` groups ${caller.groups.join(",")}` : ""}${denied.length ? `, which may not open ${denied.map((n) => n.path).join(", ")}` : ""}` : ""}`,
+      fix: `run the consumer as a user or group the node lets read and write, or give it the node: a udev rule (SUBSYSTEM=="vfio", GROUP="kvm", MODE="0660") or chown/chgrp + chmod 0660; libvirt chowns /dev/vfio/<group> to its qemu user itself when dynamic_ownership = 1 (/etc/libvirt/qemu.conf)${op === "open" ? "; /dev/vfio/vfio (the container) is normally 0666" : ""}`,
+    });
+  };
+  accessRows("open", [groupAcc, contAcc], "");
+  const denials = readLog && groupNode ? await lsmDenials(sys, [groupNode, "/dev/vfio/vfio", ...(d.cdevNode ? [d.cdevNode, "/dev/iommu"] : [])]) : null;
+  const lsmName = [lsm.selinux ? `SELinux (${lsm.selinux}: /sys/fs/selinux/enforce)` : null, lsm.apparmor ? "AppArmor (/sys/module/apparmor/parameters/enabled: Y)" : null].filter(Boolean).join(" and ");
+  // avc_has_perm (SELinux) and aa_path_perm (AppArmor) return -EACCES after the mode bits allowed the open
+  add({
+    id: "lsm-denied",
+    spec: "§8.1",
+    operation: "open",
+    errno: "EACCES",
+    status: denials?.length ? "possible" : lsm.selinux === "enforcing" || lsm.apparmor ? "would" : "no",
+    when: "the security policy of the program that opens it (its SELinux domain, its AppArmor profile) does not allow the vfio nodes",
+    cause: denials?.length
+      ? `the kernel log shows a denial for this device's nodes: ${denials.slice(-2).map((t) => JSON.stringify(t)).join("; ")}`
+      : `${lsmName || "a security module"} is active: it can refuse an open the mode bits allow (EACCES), and says so in the kernel log ("avc:  denied { read write }" for SELinux, apparmor="DENIED" operation="open" for AppArmor)${readLog ? "; the log shows no such denial for this device's nodes" : " (explain --errno EACCES reads the log for them)"}`,
+    fix: lsm.selinux ? "look for avc: denied in the kernel log or ausearch -m avc; libvirt labels the nodes for its guests (svirt); for another program a policy module (audit2allow) or the right context on /dev/vfio/*" : "look for apparmor=\"DENIED\" in the kernel log; libvirt's virt-aa-helper adds the nodes to the guest's profile; for another program add the nodes (/dev/vfio/* rw) to its profile",
+    log: denials?.length ? denials[denials.length - 1]! : lsm.apparmor ? 'apparmor="DENIED" operation="open" … name="/dev/vfio/<N>" requested_mask="wr"' : 'avc:  denied  { read write } for … name="<N>" … tclass=chr_file',
+  });
+  // devcgroup_check_permission (cgroup v1 devices.allow) / __cgroup_bpf_check_dev_permission (v2): -EPERM
+  add({
+    id: "container-device-cgroup",
+    spec: "§8.1",
+    operation: "open",
+    errno: "EPERM",
+    // true of every host: listed when EPERM is asked about (--errno EPERM, --all)
+    status: groupAcc && errnoWanted === "EPERM" ? "would" : "no",
+    when: "the program runs in a container whose device cgroup does not allow the nodes",
+    cause: `a container may open only the devices its cgroup allows: ${[groupAcc, contAcc].filter((n): n is NodeAccess => n !== null).map((n) => `${n.path} (${n.dev})`).join(" and ")} must both be allowed, or the open fails EPERM even as root in the container`,
+    fix: "pass both nodes to the container (docker/podman --device /dev/vfio/vfio --device <group node>, a CDI spec: vfioctl cdi, the SR-IOV device plugin); libvirt adds them to its cgroup_device_acl. A node that is not passed at all is missing in the container: ENOENT",
+    log: "",
+  });
+  // vfio_group_fops_open and vfio_container_attach_group: a noiommu group needs CAP_SYS_RAWIO (-EPERM); attach also refuses to mix noiommu and IOMMU groups in one container (-EPERM)
+  const rawio = caller ? hasCap(caller, CAP_SYS_RAWIO) : null;
+  add({
+    id: "noiommu-rawio",
+    spec: "§8.4",
+    operation: "open",
+    errno: "EPERM",
+    status: noiommuNode ? (rawio === false ? "applies" : "would") : hk.noiommu ? "would" : "no",
+    when: "the program that opens a noiommu group lacks CAP_SYS_RAWIO, or puts it in a container with IOMMU-backed groups",
+    cause: noiommuNode
+      ? `${bdf}'s group is a noiommu group (${noiommuNode}): opening it, VFIO_GROUP_SET_CONTAINER and VFIO_SET_IOMMU(VFIO_NOIOMMU_IOMMU) need CAP_SYS_RAWIO${rawio === false ? "; this caller does not have it" : ""}, and one container cannot hold noiommu and IOMMU groups together`
+      : "vfio's enable_unsafe_noiommu_mode is on: a device without an IOMMU group that binds to vfio-pci gets a noiommu group, usable only with CAP_SYS_RAWIO",
+    fix: "run the consumer with CAP_SYS_RAWIO (root), one container per kind of group; better: enable the IOMMU and leave noiommu mode off",
+  });
+  // group-not-viable (above) is vfio_container_attach_group → iommu_group_claim_dma_owner: -EPERM while group->owner_cnt is held by a kernel driver
+  // vfio_iommu_type1.c vfio_pin_pages_remote: pages beyond RLIMIT_MEMLOCK without CAP_IPC_LOCK → -ENOMEM (not EPERM)
+  add({
+    id: "memlock-limit",
+    spec: "§8.3",
+    operation: "open",
+    errno: "ENOMEM",
+    // true of every host: listed when ENOMEM is asked about
+    status: errnoWanted === "ENOMEM" ? "would" : "no",
+    when: "VFIO_IOMMU_MAP_DMA pins more memory than the program's RLIMIT_MEMLOCK allows (it lacks CAP_IPC_LOCK)",
+    cause: "type1 pins every page it maps for DMA and counts it against the mapping process's locked-memory limit: past the limit VFIO_IOMMU_MAP_DMA fails ENOMEM (the open itself succeeds; the guest or DPDK app fails when it maps its memory)",
+    fix: "raise the limit for the consumer (ulimit -l, LimitMEMLOCK= in its systemd unit, memlock in /etc/security/limits.conf; libvirt raises it for its guests) or give it CAP_IPC_LOCK",
+    log: "vfio_pin_pages_remote: RLIMIT_MEMLOCK (<bytes>) exceeded",
+  });
   // ---------------------------------------------------------------- the cdev path (§2.9, §8.5)
   const rule = hk.cdevToken;
   const cdevKernel = hk.cdev === true || (hk.cdev === null && hk.behaviour?.vfioDeviceCdev === true);
@@ -258,6 +431,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     const st = (cond: boolean): CauseStatus => (cond ? (known ? "applies" : "possible") : "no");
     const node = cdevNode ?? (d.vfioDevice ? `/dev/vfio/devices/${d.vfioDevice}` : "/dev/vfio/devices/vfio<N>");
     const logDev = `vfio-pci ${bdf}`;
+    accessRows("cdev", [cdevNode ? await nodeAccess(sys, cdevNode) : null, hk.iommufd ? await nodeAccess(sys, "/dev/iommu") : null], "cdev-");
     add({
       id: "cdev-no-node",
       spec: "§8.1",
@@ -505,14 +679,15 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
 
   // ---------------------------------------------------------------- bind (§6)
   const have = drivers.includes(target);
+  const suggested = have ? null : suggestDriver(target, drivers);
   add({
     id: "bind-driver-missing",
     spec: "§6.2",
     operation: "bind",
     errno: "ENOENT",
     status: have ? "no" : "applies",
-    cause: `no driver ${target} is registered (/sys/bus/pci/drivers/${target} does not exist)`,
-    fix: `modprobe ${target.replace(/-/g, "_")}`,
+    cause: `no driver ${target} is registered (/sys/bus/pci/drivers/${target} does not exist)${suggested ? `: ${driverSuggestion(target, drivers)}` : ""}`,
+    fix: suggested ? `vfioctl bind ${bdf} ${suggested}` : `modprobe ${target.replace(/-/g, "_")}`,
   });
   add({
     id: "bind-override-other",
@@ -620,9 +795,44 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     else cdev = { node: n, verdict: "ok", errno: null, summary: `bind ${n ?? bdf}: should succeed${bypass ? " without any token (this kernel does not check it)" : pfLinked ? " with the PF's token" : ""}` };
   }
 
-  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes, ...(tokenLog ? { tokenLog } : {}) };
-  if (errnoWanted) {
-    out.ranked = causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]);
-  }
+  const ranked = errnoWanted ? causes.filter((c) => c.errno === errnoWanted && c.status !== "no").sort((a, b) => RANK[a.status] - RANK[b.status]) : undefined;
+  const asked = preflight(bdf, causes, opts, given, cdev, ranked, errnoWanted);
+  const out: Explanation = { bdf, role, device: d, pf, vfioPci: mod, token, holders, kernel: hk, open, cdev, causes, ...(tokenLog ? { tokenLog } : {}), asked };
+  if (ranked) out.ranked = ranked;
   return out;
+}
+
+/** The preflight answer: which operations were asked, and whether each would work (see Preflight). */
+function preflight(bdf: string, causes: Cause[], opts: ExplainOptions, given: boolean, cdev: Explanation["cdev"], ranked: Cause[] | undefined, errnoWanted: string | undefined): Preflight {
+  const ops: Cause["operation"][] = [];
+  if (opts.numvfs !== undefined) ops.push("sriov_numvfs");
+  if (opts.driver !== undefined) ops.push("bind");
+  if (opts.cdev) ops.push("cdev");
+  if (given || (!ops.length && errnoWanted === undefined)) ops.unshift("open");
+  if (!ops.length && ranked) {
+    const known = ranked.filter((c) => c.status === "applies" || c.status === "possible");
+    return {
+      question: "errno",
+      operations: [],
+      works: known.length > 0,
+      deciding: known.map((c) => c.id),
+      summary: known.length
+        ? `${errnoWanted} on ${bdf}: explained (${known.map((c) => `${c.id} ${c.status === "applies" ? "applies" : "may apply"}`).join(", ")})`
+        : `${errnoWanted} on ${bdf}: no known cause applies to this host's state now${ranked.length ? " (the rows listed are what would produce it)" : ""}`,
+    };
+  }
+  // a row decides against an operation when it applies (✗) or may apply (?); notes never do
+  const against = causes.filter((c) => ops.includes(c.operation) && !c.note && (c.status === "applies" || c.status === "possible"));
+  const parts: string[] = [];
+  for (const op of ops) {
+    const rows = against.filter((c) => c.operation === op);
+    const a = rows.find((c) => c.status === "applies");
+    const what = op === "open" ? "open" : op === "cdev" ? "cdev bind" : op === "sriov_numvfs" ? `sriov_numvfs = ${opts.numvfs}` : `bind ${opts.driver}`;
+    if (op === "cdev" && cdev === null) parts.push(`${what}: fails (this kernel has no vfio cdev)`);
+    else if (a) parts.push(`${what}: fails ${a.errno ?? "(blocks)"} (${a.id})`);
+    else if (rows.length) parts.push(`${what}: may fail ${rows[0]!.errno ?? "(may block)"} (${rows.map((c) => c.id).join(", ")}: sysfs cannot tell${rows.some((c) => c.id.includes("token-incorrect")) ? "; vfioctl token verify answers it" : ""})`);
+    else parts.push(`${what}: should succeed`);
+  }
+  const noCdev = ops.includes("cdev") && cdev === null;
+  return { question: "operations", operations: ops, works: !against.length && !noCdev, deciding: against.map((c) => c.id), summary: parts.join("; ") };
 }

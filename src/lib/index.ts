@@ -25,6 +25,7 @@ export * from "./kmsg.js";
 export * from "./bind.js";
 export * from "./sriov.js";
 export * from "./explain.js";
+export * from "./names.js";
 export * from "./audit.js";
 export * from "./args.js";
 export * from "./hostuse.js";

@@ -26,7 +26,7 @@ import { refuseOnCopiedTree, type OpStep } from "./steps.js";
 import { describeHolder, groupNodeHolders, holdersOf, scanVfioHolders, unknownReason } from "./holders.js";
 import { checkToken } from "./token.js";
 import { openGroupSession } from "./vfio.js";
-import { readDevice, requireDevice, type DeviceFacts } from "./sysfs.js";
+import { DMA_SAFE_DRIVERS, groupMembers, isVfioDriver, readDevice, requireDevice, type DeviceFacts } from "./sysfs.js";
 
 export interface SetTokenResult {
   pf: string;
@@ -50,6 +50,30 @@ async function groupBusy(sys: Syscalls, d: DeviceFacts, what: string): Promise<V
     errno: "EBUSY",
     fix: `${what} through the program that holds the group, or stop it first; a group can be open in one place at a time`,
     data: { holders },
+  });
+}
+
+/**
+ * EPERM from opening a group and attaching it to a container: vfio_container_attach_group →
+ * iommu_group_claim_dma_owner returns -EPERM while a kernel driver owns the group's DMA
+ * (group->owner_cnt), i.e. another device of the group is bound to a host driver. Names the
+ * device, the group, each member on a host driver, the errno and the fix.
+ */
+async function groupNotViable(sys: Syscalls, d: DeviceFacts, what: string): Promise<VfioctlError> {
+  const members = d.iommuGroup === null ? [] : await groupMembers(sys, d.iommuGroup);
+  const others = await Promise.all(members.filter((m) => m !== d.bdf).map((m) => readDevice(sys, m)));
+  const blockers = others.filter((m) => m.driver !== null && !DMA_SAFE_DRIVERS.has(m.driver) && !isVfioDriver(m.driver));
+  const listed = others.map((m) => `${m.bdf} ${m.driver ? `on ${m.driver}` : "unbound"}`).join(", ");
+  const why = blockers.length
+    ? `${blockers.map((b) => `${b.bdf} is bound to ${b.driver}`).join(", ")} (a host driver owns the group's DMA)`
+    : "a device of the group is bound to a host driver (none seen now: it may have been unbound since)";
+  return new VfioctlError("KERNEL", `${what} ${d.bdf}: IOMMU group ${d.iommuGroup} (${d.vfioNode}) is not usable: ${why}; EPERM (VFIO_GROUP_GET_STATUS has no VIABLE flag: VFIO_GROUP_SET_CONTAINER fails EPERM)${listed ? ` — the group's other devices: ${listed}` : ""}`, {
+    subject: d.bdf,
+    errno: "EPERM",
+    fix: blockers.length
+      ? `bind every device of /sys/kernel/iommu_groups/${d.iommuGroup}/devices to vfio-pci or unbind it: ${blockers.map((b) => `vfioctl bind ${b.bdf} vfio-pci`).join("; ")} (that takes them from the host), or put ${d.bdf} in a group of its own (ACS on the upstream port)`
+      : `check /sys/kernel/iommu_groups/${d.iommuGroup}/devices and try again`,
+    data: { group: d.iommuGroup, members: others.map((m) => ({ bdf: m.bdf, driver: m.driver })) },
   });
 }
 
@@ -119,7 +143,7 @@ export async function setToken(sys: Syscalls, pf: string, token: string, opts: {
     s = await openGroupSession(sys, d.iommuGroup!);
   } catch (e) {
     if (isErrno(e, "EBUSY")) throw await groupBusy(sys, d, "set the token");
-    if (isErrno(e, "EPERM")) throw new VfioctlError("KERNEL", `${pf}: ${d.vfioNode}: EPERM (group not viable: another device of IOMMU group ${d.iommuGroup} is bound to a host driver)`, { subject: pf, errno: "EPERM", fix: `bind every device of /sys/kernel/iommu_groups/${d.iommuGroup}/devices to vfio-pci or unbind it` });
+    if (isErrno(e, "EPERM")) throw await groupNotViable(sys, d, "set the token of");
     throw e;
   }
   try {
@@ -183,6 +207,7 @@ export async function verifyToken(sys: Syscalls, vf: string, token: string): Pro
     s = await openGroupSession(sys, d.iommuGroup!);
   } catch (e) {
     if (isErrno(e, "EBUSY")) throw await groupBusy(sys, d, "verify the token");
+    if (isErrno(e, "EPERM")) throw await groupNotViable(sys, d, "token verify");
     throw e;
   }
   try {

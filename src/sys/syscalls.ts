@@ -52,6 +52,9 @@ export interface Stat {
    * file's own number whatever path the process opened it by (chroot, container).
    */
   rdev: number;
+  /** st_uid / st_gid: owner and group (the model's files are all root's: 0) */
+  uid?: number;
+  gid?: number;
 }
 
 export interface Syscalls {

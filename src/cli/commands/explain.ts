@@ -1,6 +1,6 @@
 /** `vfioctl explain BDF`: predict opens, sriov_numvfs writes and binds without side effects. */
 import { VfioctlError } from "../../lib/errors.js";
-import { explainOpen, type Cause, type ExplainOptions } from "../../lib/explain.js";
+import { explainOpen, parseErrnoArg, type Cause, type ExplainOptions } from "../../lib/explain.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
@@ -46,7 +46,7 @@ register({
   name: "explain",
   summary: "predict (read-only) whether opening/configuring/binding a device works, and why not",
   help: `usage: vfioctl explain <bdf> [--token-file F | --token-stdin | --with-token] [--errno E]
-                        [--numvfs N] [--driver D] [--all]
+                        [--numvfs N] [--driver D] [--cdev] [--all]
 
 Predicts, without opening the device or writing anything (sysfs, /dev/vfio node existence and a
 /proc fd scan only), whether opening <bdf> through vfio would succeed, and lists the causes of
@@ -55,7 +55,8 @@ PF or VF / PF not on vfio-pci), the group rules (no node, EBUSY already open, EP
 viable), sriov_numvfs (ERANGE, EINVAL, EBUSY, ENOENT: no driver / no sriov_configure /
 vfio-pci enable_sriov=N which logs nothing; blocking on open VFs) and driver binding
 (override, EBUSY already bound, "Cannot bind to PF with SR-IOV enabled", denylist EINVAL,
-no IOMMU group, autoprobe off).
+no IOMMU group, autoprobe off); who may open the nodes (EACCES: mode/owner/group, SELinux/AppArmor
+denials in the kernel log; EPERM: a container's device cgroup, noiommu without CAP_SYS_RAWIO).
 
 The rules are the running kernel's (/proc/sys/kernel/osrelease resolved against vfioctl's table
 of kernel changes, and what /dev/iommu and /dev/vfio/devices show). On a kernel with the vfio
@@ -73,12 +74,19 @@ use 'vfioctl token verify'.
 
 Options:
   --token-file F, --token-stdin, --with-token   predict for an open that passes a token
-  --errno E      rank the causes of errno E (what you saw) on this host
+  --errno E      rank the causes of errno E (what you saw) on this host; a name or a number (13)
   --numvfs N     predict a write of N to sriov_numvfs
   --driver D     predict a bind to D (default vfio-pci)
+  --cdev         predict the bind through the vfio cdev as the asked operation
   --all          also list the rows that do not apply
 
-Exit codes: 0 the open should succeed, 1 it would fail (or may fail), 2 bad input.
+The exit code answers what was asked: --numvfs asks the sriov_numvfs write, --driver the bind
+(the kernel's bind write), --cdev the cdev bind, a token option or no option the open through
+the group; several may be asked at once. With only --errno E the question is whether E is
+explained here: 0 a cause applies or may apply now, 1 none does ("none known", or only rows
+that would apply for other input).
+Exit codes: 0 what was asked should succeed, 1 it would fail or may fail (a ✗ or ? row for it),
+2 bad input, 3 the kernel refused a read needed to answer.
 
 Examples:
   vfioctl --sim explain 0000:af:10.0
@@ -86,17 +94,18 @@ Examples:
   vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE
   vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check
   vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG
-  vfioctl explain 0000:3b:00.0 --errno ENOENT`,
+  vfioctl explain 0000:3b:00.0 --errno ENOENT
+  if vfioctl explain 0000:01:00.0 --numvfs 4; then vfioctl sriov 0000:01:00.0 4; fi   # a preflight`,
   async run(ctx, args) {
     return guarded(ctx, "explain", async () => {
-      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver", "config"], ["token-stdin", "with-token", "all"]);
+      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver", "config"], ["token-stdin", "with-token", "all", "cdev"]);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `explain: expected one BDF, got ${p.positional.length}`);
       const t = await tokenFrom(ctx, p);
       const o: ExplainOptions = {};
       if (t) o.token = true; // the value is never needed: sysfs cannot check it
       else if (p.flags.has("with-token")) o.token = true;
       const e = flagStr(p, "errno");
-      if (e !== undefined) o.errno = e;
+      if (e !== undefined) o.errno = parseErrnoArg(e);
       const n = flagStr(p, "numvfs");
       if (n !== undefined) {
         if (!/^\d+$/.test(n)) throw new VfioctlError("BAD_INPUT", `--numvfs: expected a count 0..65535, got ${JSON.stringify(n)}`);
@@ -104,9 +113,10 @@ Examples:
       }
       const d = flagStr(p, "driver");
       if (d !== undefined) o.driver = d;
+      if (p.flags.has("cdev")) o.cdev = true;
       const x = await explainOpen(ctx.sys, p.positional[0]!, o);
       const owner = await tokenOwner(ctx, x.role === "vf" ? (x.pf?.bdf ?? null) : x.role === "pf" ? x.bdf : null, flagStr(p, "config"));
-      const code = x.open.verdict === "ok" ? EXIT.OK : EXIT.NO;
+      const code = x.asked.works ? EXIT.OK : EXIT.NO;
       if (ctx.opts.json) {
         ctx.io.out(JSON.stringify({ ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
         return code;
@@ -134,6 +144,8 @@ Examples:
           for (const c of rows) out.push(...causeLines(c, true).map((l) => `  ${l}`));
         }
       }
+      out.push("");
+      out.push(`${x.asked.question === "errno" ? "answer" : "preflight"}: ${x.asked.works ? "✓" : "✗"} ${x.asked.summary}`);
       ctx.io.out(out.join("\n"));
       return code;
     });

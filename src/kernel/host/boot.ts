@@ -11,6 +11,13 @@ import { parseBdf } from "../pci/bdf.js";
 import { errnoName } from "../../sys/errno.js";
 import { HostFileError, parseHost, type HostDesc } from "./host-file.js";
 import { DEFAULT_HOST } from "./default-host.js";
+import { closestName } from "./suggest.js";
+
+/** A registered driver the name most likely means (module spelling vfio_pci, or a near miss). */
+function suggestDriverName(name: string, names: string[]): string | null {
+  const bare = (x: string) => x.replace(/[-_]/g, "");
+  return names.find((x) => bare(x) === bare(name)) ?? closestName(name, names);
+}
 
 export interface BootOptions extends KernelOptions {
   /** file name used in error messages */
@@ -92,7 +99,11 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     if (d.driver === "none") continue;
     if (d.driver !== undefined) {
       const drv = k.drivers.driver(d.driver);
-      if (!drv) throw new HostFileError(file, `devices[${i}].driver`, `a registered driver (${k.drivers.drivers.map((x) => x.name).join(", ")})`, d.driver);
+      if (!drv) {
+        const names = k.drivers.drivers.map((x) => x.name);
+        const near = suggestDriverName(d.driver, names);
+        throw new HostFileError(file, `devices[${i}].driver`, `a registered driver (${names.join(", ")}${near ? `; did you mean ${near}?` : ""}), or "none"`, d.driver);
+      }
       const r = await k.withDeviceLock(task, dev, () => k.drivers.probe(task, drv, dev));
       if (r < 0) throw new HostFileError(file, `devices[${i}].driver`, `a driver whose probe accepts ${d.bdf}`, `${d.driver} (probe failed: ${errnoName(r)})`);
     } else {
@@ -104,6 +115,13 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     if (!n) continue;
     const drv = dev.driver;
     if (!drv?.sriovConfigure) throw new HostFileError(file, `devices[${i}].sriov.num_vfs`, "a PF bound at boot to a driver with sriov_configure", `${d.bdf} on ${drv?.name ?? "no driver"}`);
+    // pci_sriov_set_totalvfs: a driver may cap the VFs below TotalVFs (igb: 7 on the 82576's 8);
+    // sriov_numvfs_store refuses more (ERANGE), so a host booted with more is impossible
+    const cap = dev.sriov?.driverMaxVFs ?? 0;
+    if (n > cap) {
+      const id = `${d.vendor.toString(16).padStart(4, "0")}:${d.device.toString(16).padStart(4, "0")}`;
+      throw new HostFileError(file, `devices[${i}].sriov.num_vfs`, `0..${cap} (${drv.name} caps ${id} at ${cap} VFs: sriov_totalvfs ${cap}, the device's TotalVFs ${d.sriov!.total_vfs})`, n);
+    }
     const saved = k.vfioPci.params.enable_sriov;
     k.vfioPci.params.enable_sriov = true;
     const r = await drv.sriovConfigure(k, task, dev, n);

@@ -14,7 +14,8 @@ import { createRequire } from "node:module";
 import { CONFIG_NAMES, KernelConfigError, profileOf, type KernelConfig, type KernelVersion } from "../profile.js";
 import type { HostDriverSpec } from "../drivers/host-driver.js";
 import { parseIdSpec } from "../drivers/host-driver.js";
-import { parseBdf } from "../pci/bdf.js";
+import { formatBdf, parseBdf, virtfnRid } from "../pci/bdf.js";
+import { closestName } from "./suggest.js";
 
 export interface SriovDesc {
   total_vfs: number;
@@ -121,7 +122,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw err("(top level)", "a mapping with a devices list", raw);
   const r = raw as Record<string, unknown>;
   const known = new Set(["name", "profile", "kernel", "modules", "drivers", "devices"]);
-  for (const k of Object.keys(r)) if (!known.has(k)) throw err(k, `one of ${[...known].join(", ")}`, k);
+  for (const k of Object.keys(r)) if (!known.has(k)) throw err(k, `one of ${[...known].join(", ")}${didYouMean(k, known)}`, k);
   const int = (v: unknown, field: string, lo: number, hi: number): number => {
     if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) throw err(field, `an integer ${lo}..${hi}`, v);
     return v;
@@ -150,7 +151,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
   if (r.kernel !== undefined) {
     if (typeof r.kernel !== "object" || r.kernel === null || Array.isArray(r.kernel)) throw err("kernel", "a mapping (version, config)", r.kernel);
     const kr = r.kernel as Record<string, unknown>;
-    for (const k of Object.keys(kr)) if (k !== "version" && k !== "config") throw err(`kernel.${k}`, "version or config", k);
+    for (const k of Object.keys(kr)) if (k !== "version" && k !== "config") throw err(`kernel.${k}`, `version or config${didYouMean(k, ["version", "config"])}`, k);
     const kd: KernelDesc = {};
     if (kr.version !== undefined) {
       const v = String(kr.version);
@@ -183,14 +184,14 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
   if (r.modules !== undefined) {
     if (typeof r.modules !== "object" || r.modules === null) throw err("modules", "a mapping", r.modules);
     const m = r.modules as Record<string, unknown>;
-    for (const k of Object.keys(m)) if (k !== "vfio_pci") throw err(`modules.${k}`, "vfio_pci", k);
+    for (const k of Object.keys(m)) if (k !== "vfio_pci") throw err(`modules.${k}`, `vfio_pci${k.replace(/-/g, "_") === "vfio_pci" || closestName(k, ["vfio_pci"]) ? " (module names are written with _)" : ""}`, k);
     if (m.vfio_pci !== undefined) {
       const vp = m.vfio_pci as Record<string, unknown>;
       if (typeof vp !== "object" || vp === null) throw err("modules.vfio_pci", "a mapping of parameters", vp);
       const params = ["enable_sriov", "disable_denylist", "disable_idle_d3", "nointxmask", "disable_vga"] as const;
       const o: Record<string, boolean> = {};
       for (const [k, v] of Object.entries(vp)) {
-        if (!(params as readonly string[]).includes(k)) throw err(`modules.vfio_pci.${k}`, `one of ${params.join(", ")}`, k);
+        if (!(params as readonly string[]).includes(k)) throw err(`modules.vfio_pci.${k}`, `one of ${params.join(", ")}${didYouMean(k, params)}`, k);
         o[k] = bool(v, `modules.vfio_pci.${k}`);
       }
       out.modules = { vfio_pci: o };
@@ -215,16 +216,16 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     });
   }
   if (!Array.isArray(r.devices)) throw err("devices", "a list of devices", r.devices);
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   r.devices.forEach((d0, i) => {
     const f = `devices[${i}]`;
     if (typeof d0 !== "object" || d0 === null) throw err(f, "a mapping", d0);
     const d = d0 as Record<string, unknown>;
     const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "rom_size", "reset_works", "sriov", "label"]);
-    for (const k of Object.keys(d)) if (!fields.has(k)) throw err(`${f}.${k}`, "a known device field", k);
+    for (const k of Object.keys(d)) if (!fields.has(k)) throw err(`${f}.${k}`, `a known device field${didYouMean(k, fields) || ` (${[...fields].join(", ")})`}`, k);
     if (typeof d.bdf !== "string" || !parseBdf(d.bdf)) throw err(`${f}.bdf`, 'a PCI address like "0000:01:00.0" (lowercase hex)', d.bdf);
-    if (seen.has(d.bdf)) throw err(`${f}.bdf`, "an address not used by another device", d.bdf);
-    seen.add(d.bdf);
+    if (seen.has(d.bdf)) throw err(`${f}.bdf`, `an address not used by another device (devices[${seen.get(d.bdf)}] is ${d.bdf})`, d.bdf);
+    seen.set(d.bdf, i);
     const dev: DeviceDesc = { bdf: d.bdf, vendor: int(d.vendor, `${f}.vendor`, 0, 0xffff), device: int(d.device, `${f}.device`, 0, 0xffff) };
     if (d.class !== undefined) dev.class = int(d.class, `${f}.class`, 0, 0xffffff);
     if (d.subsystem_vendor !== undefined) dev.subsystem_vendor = int(d.subsystem_vendor, `${f}.subsystem_vendor`, 0, 0xffff);
@@ -258,7 +259,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
       const sf = `${f}.sriov`;
       if (typeof s !== "object" || s === null) throw err(sf, "a mapping (total_vfs, offset, stride, vf_device)", s);
       const sk = new Set(["total_vfs", "offset", "stride", "vf_device", "vf_iommu_group", "num_vfs", "drivers_autoprobe", "vf_bars", "bus_end"]);
-      for (const k of Object.keys(s)) if (!sk.has(k)) throw err(`${sf}.${k}`, "a known SR-IOV field", k);
+      for (const k of Object.keys(s)) if (!sk.has(k)) throw err(`${sf}.${k}`, `a known SR-IOV field${didYouMean(k, sk) || ` (${[...sk].join(", ")})`}`, k);
       const sr: SriovDesc = {
         total_vfs: int(s.total_vfs, `${sf}.total_vfs`, 0, 65535),
         offset: int(s.offset, `${sf}.offset`, 0, 65535),
@@ -271,7 +272,10 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
         if (s.vf_iommu_group !== "own" && s.vf_iommu_group !== "pf") throw err(`${sf}.vf_iommu_group`, '"own" or "pf"', s.vf_iommu_group);
         sr.vf_iommu_group = s.vf_iommu_group;
       }
-      if (s.num_vfs !== undefined) sr.num_vfs = int(s.num_vfs, `${sf}.num_vfs`, 0, sr.total_vfs);
+      if (s.num_vfs !== undefined) {
+        if (typeof s.num_vfs === "number" && Number.isInteger(s.num_vfs) && s.num_vfs > sr.total_vfs) throw err(`${sf}.num_vfs`, `at most total_vfs (${sr.total_vfs}): a PF cannot enable more VFs than its SR-IOV capability's TotalVFs`, s.num_vfs);
+        sr.num_vfs = int(s.num_vfs, `${sf}.num_vfs`, 0, sr.total_vfs);
+      }
       if (s.drivers_autoprobe !== undefined) sr.drivers_autoprobe = bool(s.drivers_autoprobe, `${sf}.drivers_autoprobe`);
       if (s.vf_bars !== undefined) {
         if (!Array.isArray(s.vf_bars) || s.vf_bars.length > 6) throw err(`${sf}.vf_bars`, "a list of up to 6 BAR sizes", s.vf_bars);
@@ -282,5 +286,46 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     }
     out.devices.push(dev);
   });
+  checkVfAddresses(out, err);
   return out;
+}
+
+/** " (did you mean X?)" for a key within two edits of a known one, else "". */
+function didYouMean(k: string, known: Iterable<string>): string {
+  const c = closestName(k, [...known]);
+  return c ? ` (did you mean ${c}?)` : "";
+}
+
+/**
+ * Every VF a PF can have (VF i at rid = PF rid + offset + stride·i, pci_iov_virtfn_bus/devfn,
+ * for i < total_vfs) must land on a bus number ≤ 255 and on an address no declared device and no
+ * other PF's VF uses: on hardware the routing IDs are the PF's, so a declared device there is
+ * impossible (the model would silently replace it when the VF is created).
+ */
+function checkVfAddresses(host: HostDesc, err: (field: string, expected: string, found: unknown) => HostFileError): void {
+  const declared = new Map(host.devices.map((d, i) => [d.bdf, i]));
+  const vfOwner = new Map<string, { pf: number; vf: number }>();
+  host.devices.forEach((d, i) => {
+    const s = d.sriov;
+    if (!s || s.total_vfs === 0) return;
+    const a = parseBdf(d.bdf)!;
+    const sf = `devices[${i}].sriov`;
+    for (let vf = 0; vf < s.total_vfs; vf++) {
+      const r = virtfnRid(a.bus, a.devfn, s.offset, s.stride, vf);
+      if (r.bus > 255) {
+        throw err(`${sf}.total_vfs`, `VFs that fit below bus 0xff: with offset ${s.offset} and stride ${s.stride}, VF${vf} of ${d.bdf} would be on bus 0x${r.bus.toString(16)} (at most ${vf} VFs fit)`, s.total_vfs);
+      }
+      const bdf = formatBdf(a.domain, r.bus, r.devfn);
+      const other = declared.get(bdf);
+      if (other !== undefined) {
+        throw err(`devices[${other}].bdf`, `an address outside the VFs of devices[${i}] (${d.bdf}: offset ${s.offset}, stride ${s.stride}, total_vfs ${s.total_vfs} puts VF${vf} at ${bdf})`, bdf);
+      }
+      const prev = vfOwner.get(bdf);
+      if (prev !== undefined) {
+        const p = host.devices[prev.pf]!;
+        throw err(`${sf}.offset`, `VF addresses apart from devices[${prev.pf}]'s (${p.bdf} VF${prev.vf} is ${bdf}, and so would ${d.bdf} VF${vf} be)`, s.offset);
+      }
+      vfOwner.set(bdf, { pf: i, vf });
+    }
+  });
 }

@@ -261,14 +261,14 @@ export class LinuxSyscalls implements Syscalls {
   stat(path: string): Promise<Stat> {
     return this.sync("stat", path, () => {
       const st = fs.statSync(this.resolve(path));
-      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev };
+      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid };
     });
   }
 
   lstat(path: string): Promise<Stat> {
     return this.sync("lstat", path, () => {
       const st = fs.lstatSync(this.resolve(path));
-      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev };
+      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid };
     });
   }
 

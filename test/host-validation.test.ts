@@ -1,0 +1,102 @@
+/**
+ * Host descriptions that describe impossible hosts are refused with the file, the field path and
+ * expected-versus-found (docs/host-file.md "Validation").
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { bootHostFile, bootKernel } from "../src/kernel/host/boot.js";
+import { parseHost, validateHost } from "../src/kernel/host/host-file.js";
+import { DEFAULT_HOST } from "../src/kernel/host/default-host.js";
+import { readAttr } from "../src/sys/fsutil.js";
+
+const IGB = `    vendor: 0x8086\n    device: 0x10c9\n`;
+const igbPf = (sriov: string, bdf = "0000:01:00.0") => `  - bdf: "${bdf}"\n${IGB}    sriov: { total_vfs: 8, offset: 128, stride: 2, vf_device: 0x10ca${sriov} }\n`;
+
+function hostFile(text: string): string {
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-hostfile-")), "host.yaml");
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+async function bootFails(text: string): Promise<string> {
+  const f = hostFile(text);
+  try {
+    await bootHostFile(f);
+  } catch (e) {
+    const m = (e as Error).message;
+    assert.ok(m.startsWith(`${f}: `), m);
+    return m.slice(f.length + 2);
+  }
+  assert.fail("booted");
+}
+
+test("num_vfs above the driver's cap (igb: 7 on the 82576's 8) is refused naming the cap, the driver and TotalVFs", async () => {
+  const m = await bootFails(`devices:\n${igbPf(", num_vfs: 8")}`);
+  assert.equal(m, "devices[0].sriov.num_vfs: expected 0..7 (igb caps 8086:10c9 at 7 VFs: sriov_totalvfs 7, the device's TotalVFs 8), got 8");
+  // 7 boots, and shows 7 of 7
+  const k = await bootHostFile(hostFile(`devices:\n${igbPf(", num_vfs: 7")}`));
+  const sh = k.spawn("sh");
+  assert.equal(await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs"), "7");
+  assert.equal(await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"), "7");
+});
+
+test("num_vfs above total_vfs is refused as a TotalVFs error", () => {
+  assert.throws(() => parseHost(`devices:\n${igbPf(", num_vfs: 9")}`, "h.yaml"), {
+    message: "h.yaml: devices[0].sriov.num_vfs: expected at most total_vfs (8): a PF cannot enable more VFs than its SR-IOV capability's TotalVFs, got 9",
+  });
+});
+
+test("a declared device on a VF's address is refused naming both devices and the VF", () => {
+  // 0000:01:00.0 offset 128 stride 2: VF0 is 0000:01:10.0, VF3 0000:01:10.6
+  const text = `devices:\n${igbPf("")}  - bdf: "0000:01:10.6"\n    vendor: 0x144d\n    device: 0xa808\n`;
+  assert.throws(() => parseHost(text, "h.yaml"), {
+    message: 'h.yaml: devices[1].bdf: expected an address outside the VFs of devices[0] (0000:01:00.0: offset 128, stride 2, total_vfs 8 puts VF3 at 0000:01:10.6), got "0000:01:10.6"',
+  });
+  // one function further is free
+  assert.doesNotThrow(() => parseHost(text.replace("0000:01:10.6", "0000:01:10.7"), "h.yaml"));
+});
+
+test("two PFs whose VFs would share addresses are refused naming both", () => {
+  const text = `devices:\n${igbPf("")}${igbPf("", "0000:01:00.2")}`;
+  assert.throws(() => parseHost(text, "h.yaml"), /h\.yaml: devices\[1\]\.sriov\.offset: expected VF addresses apart from devices\[0\]'s \(0000:01:00\.0 VF1 is 0000:01:10\.2, and so would 0000:01:00\.2 VF0 be\), got 128/);
+});
+
+test("VFs past bus 0xff are refused", () => {
+  const text = `devices:\n  - bdf: "0000:ff:00.0"\n${IGB}    sriov: { total_vfs: 8, offset: 256, stride: 1, vf_device: 0x10ca }\n`;
+  assert.throws(() => parseHost(text, "h.yaml"), /devices\[0\]\.sriov\.total_vfs: expected VFs that fit below bus 0xff: with offset 256 and stride 1, VF0 of 0000:ff:00\.0 would be on bus 0x100 \(at most 0 VFs fit\), got 8/);
+});
+
+test("a duplicate BDF names the device that has it", () => {
+  const text = `devices:\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 2\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 3\n`;
+  assert.throws(() => parseHost(text, "h.yaml"), { message: 'h.yaml: devices[1].bdf: expected an address not used by another device (devices[0] is 0000:05:00.0), got "0000:05:00.0"' });
+});
+
+test("a driver the model does not have is refused with the registered ones and a suggestion", async () => {
+  const m = await bootFails(`devices:\n  - bdf: "0000:01:00.0"\n${IGB}    driver: vfio_pci\n`);
+  assert.match(m, /^devices\[0\]\.driver: expected a registered driver \(igb, .*vfio-pci; did you mean vfio-pci\?\), or "none", got "vfio_pci"$/);
+  const n = await bootFails(`devices:\n  - bdf: "0000:01:00.0"\n${IGB}    driver: e1000e\n`);
+  assert.doesNotMatch(n, /did you mean/);
+});
+
+test("unknown keys suggest the right one", () => {
+  const cases: [string, RegExp][] = [
+    [`devices:\n${igbPf(", num_vf: 2")}`, /devices\[0\]\.sriov\.num_vf: expected a known SR-IOV field \(did you mean num_vfs\?\), got "num_vf"/],
+    [`devices:\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 2\n    iommu_grop: 3\n`, /devices\[0\]\.iommu_grop: expected a known device field \(did you mean iommu_group\?\)/],
+    [`devices:\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 2\n    colour: red\n`, /devices\[0\]\.colour: expected a known device field \(bdf, vendor, device, /],
+    [`device: []\n`, /h\.yaml: device: expected one of name, profile, kernel, modules, drivers, devices \(did you mean devices\?\)/],
+    [`modules: { vfio_pci: { enable_srio: true } }\ndevices: []\n`, /modules\.vfio_pci\.enable_srio: expected one of .* \(did you mean enable_sriov\?\)/],
+    [`modules: { vfio-pci: { enable_sriov: true } }\ndevices: []\n`, /modules\.vfio-pci: expected vfio_pci \(module names are written with _\)/],
+  ];
+  for (const [text, re] of cases) assert.throws(() => parseHost(text, "h.yaml"), re, text);
+});
+
+test("the default host and the repository's host files pass the checks", async () => {
+  assert.doesNotThrow(() => validateHost(JSON.parse(JSON.stringify(DEFAULT_HOST)), "default"));
+  await bootKernel();
+  for (const f of ["test/fixtures/host-two-vfio-pfs.yaml", "test/fixtures/host-shared-group.yaml", "scenarios/hosts/lab-igb.yaml"]) {
+    await bootHostFile(new URL(`../../${f}`, import.meta.url).pathname);
+  }
+});
