@@ -19,6 +19,7 @@ import { VfioctlError } from "./errors.js";
 import { describeHolder, holdersOf, scanVfioHolders, unknownReason, vfioHolders } from "./holders.js";
 import { refuseIfHostUses } from "./hostuse.js";
 import { watchKmsg } from "./kmsg.js";
+import { driverSuggestion, suggestDriver } from "./names.js";
 import { refuseOnCopiedTree, stepText, type OpStep } from "./steps.js";
 import { denylisted, devPath, isVfioDriver, listDrivers, PCI_DEVICES, readDevice, readVfioPciModule, requireDevice, type DeviceFacts } from "./sysfs.js";
 
@@ -110,10 +111,11 @@ export async function bindDriver(sys: Syscalls, bdf: string, driver: string, opt
   await requireDevice(sys, bdf);
   const drivers = await listDrivers(sys);
   if (!drivers.includes(driver)) {
-    throw new VfioctlError("UNKNOWN_DRIVER", `driver: expected one of the registered PCI drivers (${drivers.join(", ")}), got ${JSON.stringify(driver)}`, {
+    const hint = driverSuggestion(driver, drivers);
+    throw new VfioctlError("UNKNOWN_DRIVER", `${bdf}: driver: expected one of the registered PCI drivers (${drivers.join(", ")}), got ${JSON.stringify(driver)}${hint ? `; ${hint}` : ""}`, {
       subject: driver,
       errno: "ENOENT",
-      fix: `load it first: modprobe ${driver.replace(/-/g, "_")}`,
+      fix: hint ? `vfioctl bind ${bdf} ${suggestDriver(driver, drivers)}` : `load it first: modprobe ${driver.replace(/-/g, "_")}`,
     });
   }
   const d = await readDevice(sys, bdf);

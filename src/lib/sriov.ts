@@ -79,7 +79,7 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
     throw new VfioctlError("BLOCKED", `${pf}: reading sriov_numvfs stayed blocked for ${timeoutMs} ms: another write to it (or a PF unbind) is waiting for a VF to be released`, { subject: pf, fix: "see `vfioctl audit` for who holds the VFs" });
   }
   const notes: string[] = [];
-  if (cur === n) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes: [`${pf} already has ${n} VFs: nothing to do`], log: [], plan: [] };
+  if (cur === n) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes: [], log: [], plan: [] };
   if (d.driver === null) {
     throw new VfioctlError("REFUSED", `${pf}: writing sriov_numvfs would fail ENOENT (no driver bound; cannot configure SR-IOV)`, { subject: pf, errno: "ENOENT", fix: `bind a PF driver: vfioctl bind ${pf} <native driver | pci-pf-stub | vfio-pci>` });
   }
