@@ -7,6 +7,7 @@ import { flagStr, guarded, parseArgs } from "./common.js";
 import { storeNameOf, tokenFrom } from "./token.js";
 import { loadConfig } from "../../host/host.js";
 import { DEFAULT_CONFIG } from "../../host/config.js";
+import { OPT, type OptionSpec } from "../spec.js";
 
 const MARK: Record<Cause["status"], string> = { applies: "✗", possible: "?", would: "·", no: " " };
 
@@ -42,13 +43,22 @@ async function tokenOwner(ctx: Context, pf: string | null, cfgPath: string | und
   return { policy: t.policy, name, text };
 }
 
+const OPTIONS: OptionSpec[] = [
+  OPT.tokenFile,
+  OPT.tokenStdin,
+  OPT.token,
+  { name: "with-token", type: "boolean", description: "predict for an open that passes a token (the token itself is not needed)" },
+  { name: "errno", type: "string", value: "E", description: "rank the causes of errno E (what you saw) on this host", complete: { values: ["EACCES", "EINVAL", "EBUSY", "EPERM", "ENOENT", "ERANGE", "E2BIG", "EFAULT", "ENODEV"] } },
+  { name: "numvfs", type: "string", value: "N", description: "predict a write of N to sriov_numvfs", complete: "none" },
+  { name: "driver", type: "string", value: "D", description: "predict a bind to D (default vfio-pci)", complete: "driver" },
+  OPT.config,
+  { name: "all", type: "boolean", description: "also list the rows that do not apply" },
+];
+
 register({
   name: "explain",
   summary: "predict (read-only) whether opening/configuring/binding a device works, and why not",
-  help: `usage: vfioctl explain <bdf> [--token-file F | --token-stdin | --with-token] [--errno E]
-                        [--numvfs N] [--driver D] [--all]
-
-Predicts, without opening the device or writing anything (sysfs, /dev/vfio node existence and a
+  description: `Predicts, without opening the device or writing anything (sysfs, /dev/vfio node existence and a
 /proc fd scan only), whether opening <bdf> through vfio would succeed, and lists the causes of
 every refusal Linux has for it: the VF token table (EACCES required / incorrect, EINVAL not a
 PF or VF / PF not on vfio-pci), the group rules (no node, EBUSY already open, EPERM not
@@ -69,27 +79,14 @@ Whether a given token is the right one cannot be seen in sysfs (the kernel never
 use 'vfioctl token verify'.
 
   ✗ applies now   ? possible (sysfs cannot tell)   · would apply for the input shown
-  ! a note that applies (the operation succeeds, but you should know this)
-
-Options:
-  --token-file F, --token-stdin, --with-token   predict for an open that passes a token
-  --errno E      rank the causes of errno E (what you saw) on this host
-  --numvfs N     predict a write of N to sriov_numvfs
-  --driver D     predict a bind to D (default vfio-pci)
-  --all          also list the rows that do not apply
-
-Exit codes: 0 the open should succeed, 1 it would fail (or may fail), 2 bad input.
-
-Examples:
-  vfioctl --sim explain 0000:af:10.0
-  vfioctl --sim explain 0000:af:10.0 --errno EACCES
-  vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE
-  vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check
-  vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG
-  vfioctl explain 0000:3b:00.0 --errno ENOENT`,
+  ! a note that applies (the operation succeeds, but you should know this)`,
+  positionals: [{ name: "bdf", complete: "bdf" }],
+  options: OPTIONS,
+  exits: { 0: "the operation should succeed", 1: "it would fail (or may fail)" },
+  examples: [`vfioctl --sim explain 0000:af:10.0`, `vfioctl --sim explain 0000:af:10.0 --errno EACCES`, `vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE`, `vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check`, `vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG`, `vfioctl explain 0000:3b:00.0 --errno ENOENT`],
   async run(ctx, args) {
     return guarded(ctx, "explain", async () => {
-      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver", "config"], ["token-stdin", "with-token", "all"]);
+      const p = parseArgs(args, OPTIONS);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `explain: expected one BDF, got ${p.positional.length}`);
       const t = await tokenFrom(ctx, p);
       const o: ExplainOptions = {};

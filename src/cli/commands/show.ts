@@ -7,20 +7,21 @@ import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs } from "./common.js";
 import { renderDevice } from "./render.js";
+import type { OptionSpec } from "../spec.js";
+
+const OPTIONS: OptionSpec[] = [];
 
 register({
   name: "show",
   summary: "one device in detail: driver, override, group, node, SR-IOV, token situation",
-  help: `usage: vfioctl show <bdf>
-
-Everything vfioctl knows about one PCI device from sysfs, /dev/vfio and /proc.
-
-Examples:
-  vfioctl --sim show 0000:af:10.0
-  vfioctl show 0000:01:00.0 --json`,
+  positionals: [{ name: "bdf", complete: "bdf" }],
+  description: "Everything vfioctl knows about one PCI device from sysfs, /dev/vfio and /proc.",
+  options: OPTIONS,
+  exits: { 0: "shown" },
+  examples: ["vfioctl --sim show 0000:af:10.0", "vfioctl show 0000:01:00.0 --json"],
   async run(ctx, args) {
     return guarded(ctx, "show", async () => {
-      const p = parseArgs(args, [], []);
+      const p = parseArgs(args, OPTIONS);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `show: expected one BDF, got ${p.positional.length}`);
       const bdf = checkBdf(p.positional[0]);
       await requireDevice(ctx.sys, bdf);
