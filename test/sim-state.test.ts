@@ -88,7 +88,8 @@ describe("vfioctl --sim --state DIR", () => {
     try {
       await holdVf0(dir);
       const hs = await ok(dir, "--json", "sim", "holders");
-      const holders = JSON.parse(hs.out) as { comm: string; holds: string; files: string[]; started: string }[];
+      const { schema, holders } = JSON.parse(hs.out) as { schema: string; holders: { comm: string; holds: string; files: string[]; started: string }[] };
+      assert.equal(schema, "vfioctl.sim-holders/1");
       assert.equal(holders.length, 1);
       assert.equal(holders[0]!.comm, "qemu");
       assert.equal(holders[0]!.holds, VF0);
@@ -155,7 +156,7 @@ describe("vfioctl --sim --state DIR", () => {
       await ok(dir, "token", "set", ACC_PF, "--token-file", "/run/acc.token");
       await ok(dir, "sim", "hold", ACC_VF, "--token-file", "/run/acc.token");
       // replay hands the token to the kernel again: the holder still holds the VF
-      const hs = JSON.parse((await ok(dir, "--json", "sim", "holders")).out) as unknown[];
+      const hs = (JSON.parse((await ok(dir, "--json", "sim", "holders")).out) as { holders: unknown[] }).holders;
       assert.equal(hs.length, 1);
       const log = logOf(dir);
       assert.match(log, /"secrets":\[\{"off":\d+,"len":36,"ref":"[0-9a-f]{64}"\}\]/);

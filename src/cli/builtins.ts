@@ -80,7 +80,8 @@ export async function complete(words: string[]): Promise<string[]> {
       if (g) {
         globals.push(w);
         if (!w.includes("=")) {
-          globals.push(before[i + 1] ?? "");
+          if (i + 1 < before.length) globals.push(before[i + 1]!);
+          else globals.push("");
           pending = g;
         }
         continue;
@@ -113,13 +114,7 @@ export async function complete(words: string[]): Promise<string[]> {
   const match = (xs: readonly string[]) => [...new Set(xs)].filter((x) => x.startsWith(cur));
   // the value of an option typed just before
   const prev = before[before.length - 1];
-  if (prev && !prev.includes("=") && prev.startsWith("-") && !pending) {
-    const name = prev;
-    const g = globalValued.get(name);
-    const own = [...(cmd?.options ?? []), ...(sub?.options ?? [])].find((o) => `--${o.name}` === name);
-    const o = g ?? (own?.type === "string" ? own : undefined);
-    if (o) return valuesOf(o.complete ?? "none", cur, globals);
-  }
+  if (pending) return valuesOf(pending.complete ?? "none", cur, GLOBAL_OPTIONS.includes(pending) ? globals.slice(0, -1) : globals);
   if (cur.startsWith("-")) {
     const eq = cur.indexOf("=");
     if (eq > 0) {
@@ -207,16 +202,30 @@ export function completionScript(shell: "bash" | "zsh" | "fish"): string {
 # install: vfioctl completion bash > ~/.local/share/bash-completion/completions/vfioctl
 #      or: source <(vfioctl completion bash)
 _vfioctl() {
-    local cur=\${COMP_WORDS[COMP_CWORD]}
-    local IFS=$'\\n'
-    local out
-    out=$("\${COMP_WORDS[0]}" __complete -- "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null)
+    local IFS=$' \t\n' cur out line
+    local -a words
+    if [[ -n \${COMP_LINE-} ]]; then
+        # split the line ourselves: bash splits words at ':' (COMP_WORDBREAKS), and BDFs have colons
+        line=\${COMP_LINE:0:COMP_POINT}
+        read -ra words <<< "$line"
+        [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+    else
+        words=("\${COMP_WORDS[@]:0:COMP_CWORD+1}")
+    fi
+    cur=\${words[\${#words[@]}-1]}
+    out=$("\${words[0]}" __complete -- "\${words[@]:1}" 2>/dev/null)
+    IFS=$'\n'
     COMPREPLY=()
     case "$out" in
         ${FILE_MARK}) COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null ;;
         ${DIR_MARK}) COMPREPLY=($(compgen -d -- "$cur")); compopt -o filenames 2>/dev/null ;;
-        *) [ -n "$out" ] && COMPREPLY=($out) ;;
+        *) [[ -n $out ]] && COMPREPLY=($out) ;;
     esac
+    # bash replaces only the part of the word after its last ':'
+    if [[ -n \${COMP_LINE-} && $cur == *:* && \${COMP_WORDBREAKS-:} == *:* ]]; then
+        local p=\${cur%"\${cur##*:}"}
+        COMPREPLY=("\${COMPREPLY[@]#"$p"}")
+    fi
     return 0
 }
 complete -F _vfioctl vfioctl

@@ -318,7 +318,8 @@ export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<numbe
     backend = await openBackend(opts, io);
   } catch (e) {
     const err = e as Error & { code?: string };
-    return fail(io, opts, typeof err.code === "string" && /^[A-Z_]+$/.test(err.code) ? err.code : "BACKEND", err.message);
+    const kind = err.name === "HostFileError" ? "HOST_FILE" : typeof err.code === "string" && /^[A-Z_]+$/.test(err.code) ? err.code : "BACKEND";
+    return fail(io, opts, kind, err.message);
   }
   const ctx: Context = {
     opts,

@@ -24,7 +24,7 @@ const ASCII: ReadonlyArray<readonly [string, string]> = [
   ["—", "--"],
   ["–", "-"],
   ["−", "-"],
-  ["·", "."],
+  ["·", "-"],
   ["●", "*"],
   ["○", "o"],
   ["≥", ">="],
@@ -73,6 +73,7 @@ function colorize(s: string): string {
     .replace(/(✓|(?<![A-Za-z])ok(?= ))/g, `${SGR.green}$1${SGR.reset}`)
     .replace(/(✗|\bFAIL\b|\bBLOCKED\b|\bNOT MATCHED\b)/g, `${SGR.red}$1${SGR.reset}`)
     .replace(/^(warning:|note:)/gm, `${SGR.yellow}$1${SGR.reset}`)
+    .replace(/^(PF|Other devices:|Processes holding \/dev\/vfio:)/gm, `${SGR.bold}$1${SGR.reset}`)
     .replace(/^(vfioctl(?: [a-z-]+)*: )/gm, `${SGR.bold}$1${SGR.reset}`);
 }
 

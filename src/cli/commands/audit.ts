@@ -58,7 +58,7 @@ register({
           }
         }
       }
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.audit/1", ...r }, null, 2));
       else {
         const out: string[] = [];
         if (!r.findings.length) out.push("no findings");

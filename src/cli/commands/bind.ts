@@ -16,9 +16,9 @@ const UNBIND_OPTIONS: OptionSpec[] = [
   REMOVE_VFS,
 ];
 
-function report(ctx: Context, r: BindResult, verb: string): number {
+function report(ctx: Context, r: BindResult, verb: string, command: "bind" | "unbind"): number {
   for (const w of r.warnings) ctx.io.err(w);
-  if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: `vfioctl.${command}/1`, ...r }, null, 2));
   else if (!r.changed) ctx.io.out(`${r.bdf}: already ${r.driver ? `bound to ${r.driver}` : "unbound"}; nothing changed`);
   else {
     ctx.io.out(`${r.bdf}: ${verb} (was ${r.previous.driver ?? "unbound"}${r.previous.driverOverride ? `, override ${r.previous.driverOverride}` : ""})`);
@@ -49,7 +49,7 @@ driver are restored. Binds Linux would refuse are refused first, with the reason
       const p = parseArgs(args, BIND_OPTIONS);
       if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `bind: expected <bdf> <driver>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
       const r = await bindDriver(ctx.sys, p.positional[0]!, p.positional[1]!, { releaseCaptured: p.flags.has("release-captured"), removeVfs: p.flags.has("remove-vfs"), timeoutMs: ctx.opts.timeoutMs });
-      return report(ctx, r, `bound to ${r.driver}`);
+      return report(ctx, r, `bound to ${r.driver}`, "bind");
     });
   },
 });
@@ -69,7 +69,7 @@ go away with the driver (unless --remove-vfs).`,
       const p = parseArgs(args, UNBIND_OPTIONS);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `unbind: expected one BDF, got ${p.positional.length}`);
       const r = await unbindDriver(ctx.sys, p.positional[0]!, { clearOverride: p.flags.has("clear-override"), removeVfs: p.flags.has("remove-vfs"), timeoutMs: ctx.opts.timeoutMs });
-      return report(ctx, r, "unbound");
+      return report(ctx, r, "unbound", "unbind");
     });
   },
 });

@@ -62,7 +62,8 @@ show     print the host's config file`,
           fs.closeSync(fd);
         }
         fs.renameSync(tmp, real);
-        ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.config/1", ok: true, installed: ctx.files.show(to), from: src }, null, 2));
+        else ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
         return EXIT.OK;
       }
       if (sub === "show") {

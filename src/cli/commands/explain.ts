@@ -105,7 +105,7 @@ use 'vfioctl token verify'.
       const owner = await tokenOwner(ctx, x.role === "vf" ? (x.pf?.bdf ?? null) : x.role === "pf" ? x.bdf : null, flagStr(p, "config"));
       const code = x.open.verdict === "ok" ? EXIT.OK : EXIT.NO;
       if (ctx.opts.json) {
-        ctx.io.out(JSON.stringify({ ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
+        ctx.io.out(JSON.stringify({ schema: "vfioctl.explain/1", ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
         return code;
       }
       const out: string[] = [];

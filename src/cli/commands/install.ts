@@ -159,7 +159,7 @@ register({
       if (!cfg.found) ctx.io.err(`note: ${needs.configPath} does not exist: the units name it anyway (vfioctl.service is skipped at boot until it does); --before and --enable-sriov come from the flags only`);
       const r = install(ctx.files, needs, { dryRun: p.flags.has("dry-run"), force: p.flags.has("force"), reload: !p.flags.has("no-reload") });
       if (ctx.opts.json) {
-        ctx.io.out(JSON.stringify({ needs, ...r, steps: r.steps.map((s) => (r.dryRun || s.kind !== "file" ? s : { ...s, content: undefined })) }, null, 2));
+        ctx.io.out(JSON.stringify({ schema: "vfioctl.install/1", needs, ...r, steps: r.steps.map((s) => (r.dryRun || s.kind !== "file" ? s : { ...s, content: undefined })) }, null, 2));
         return EXIT.OK;
       }
       printInstall(ctx, r, needs.configPath);
@@ -178,7 +178,7 @@ register({
       const p = parseArgs(args, UNINSTALL_OPTIONS);
       if (p.positional.length) throw new VfioctlError("BAD_INPUT", `uninstall: expected no arguments, got ${JSON.stringify(p.positional.join(" "))}`);
       const r = uninstall(ctx.files, { dryRun: p.flags.has("dry-run"), force: p.flags.has("force"), reload: !p.flags.has("no-reload") });
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.uninstall/1", ...r }, null, 2));
       else {
         printUninstall(ctx, r);
         reloadLines(ctx, r.reload);

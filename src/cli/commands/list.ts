@@ -30,7 +30,7 @@ vfio-pci's enable_sriov, and for each device whether opening it needs a VF token
       const p = parseArgs(args, OPTIONS);
       if (p.positional.length) throw new (await import("../../lib/errors.js")).VfioctlError("BAD_INPUT", `list: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
       const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders") });
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.list/1", ...inv }, null, 2));
       else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;
     });

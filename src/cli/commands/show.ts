@@ -28,7 +28,7 @@ register({
       const inv = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000) });
       const pf = inv.pfs.find((x) => x.bdf === bdf || x.vfDevices.some((v) => v.bdf === bdf)) ?? null;
       const d = [...inv.pfs.flatMap((x) => [x, ...x.vfDevices]), ...inv.others, ...inv.orphans].find((x) => x.bdf === bdf)!;
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(d.role === "vf" ? { ...d, pf: pf ? { bdf: pf.bdf, driver: pf.driver } : null } : d, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.show/1", ...(d.role === "vf" ? { ...d, pf: pf ? { bdf: pf.bdf, driver: pf.driver } : null } : d) }, null, 2));
       else ctx.io.out(renderDevice(d, d.role === "vf" ? pf : null, inv));
       return EXIT.OK;
     });

@@ -110,7 +110,7 @@ async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number
     const dfd = await vs.deviceFd(t ? `${bdf} vf_token=${t.token}` : bdf);
     await kmsg.drain();
     const files = [`/dev/vfio/vfio`, `/dev/vfio/${group}`, `${bdf} (device fd ${dfd})`];
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ pid: h.pid, comm, holds: bdf, group, deviceFd: dfd, token: t ? "given" : "none" }, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-hold/1", pid: h.pid, comm, holds: bdf, group, deviceFd: dfd, token: t ? "given" : "none" }, null, 2));
     else ctx.io.out(`pid ${h.pid} (${comm}) holds ${bdf}: ${files.join(", ")}${t ? " — opened with a VF token" : ""}\n  it stays open across invocations; end it with: vfioctl --sim --state ${s.dir} sim release ${h.pid}`);
     return EXIT.OK;
   } catch (e) {
@@ -129,7 +129,7 @@ async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number
     } catch {
       /* no explanation */
     }
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "KERNEL", errno: e.code, syscall: e.syscall, path: e.path, message: e.message, kernel: lines, reason, fix, held: false }, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.error/1", error: "KERNEL", errno: e.code, syscall: e.syscall, path: e.path, message: e.message, kernel: lines, reason, fix, held: false, exit: EXIT.KERNEL }, null, 2));
     ctx.io.err(`vfioctl sim hold: ${bdf}: ${e.message}`);
     for (const l of lines) ctx.io.err(`  kernel: ${l}`);
     if (reason) ctx.io.err(`  reason: ${reason}`);
@@ -179,7 +179,7 @@ async function release(ctx: Context, s: SimSession, rest: string[]): Promise<num
   const before = s.late.length;
   for (const h of hs) await s.exitProcess(h.pid);
   const done = s.late.slice(before);
-  if (ctx.opts.json) ctx.io.out(JSON.stringify({ released: hs.map((h) => ({ pid: h.pid, comm: h.comm, holds: h.holds ?? null })), completed: done }, null, 2));
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-release/1", released: hs.map((h) => ({ pid: h.pid, comm: h.comm, holds: h.holds ?? null })), completed: done }, null, 2));
   else {
     for (const h of hs) ctx.io.out(`released pid ${h.pid} (${h.comm})${h.holds ? ` holding ${h.holds}` : ""}: its files are closed`);
     for (const d of done) ctx.io.out(`  pending call of pid ${d.pid} completed: ${d.what} → ${d.result}`);
@@ -190,7 +190,7 @@ async function release(ctx: Context, s: SimSession, rest: string[]): Promise<num
 async function reboot(ctx: Context, s: SimSession): Promise<number> {
   const r = await s.reboot();
   if (ctx.opts.json) {
-    ctx.io.out(JSON.stringify(r, null, 2));
+    ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-reboot/1", ...r }, null, 2));
   } else {
     const mods = Object.entries(r.modules).map(([k, v]) => `${k}=${v ? "Y" : "N"}`);
     ctx.io.out(`rebooted ${s.dir}: boot ${r.boot} (new RNG seed: vfio-pci made new VF tokens at probe; no holders; the log starts empty)`);
@@ -218,7 +218,7 @@ async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<numbe
   }
   if (op === "list" && p.positional.length === 1) {
     const l = s.kernel.faults.list();
-    if (ctx.opts.json) ctx.io.out(JSON.stringify(l, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: l }, null, 2));
     else if (!l.length) ctx.io.out("no injected faults");
     else for (const f of l) ctx.io.out(`${f.syscall} ${f.path ?? "(any path)"} → ${f.errno} (${f.remaining} of ${f.count} left)`);
     return EXIT.OK;
@@ -250,7 +250,7 @@ async function status(ctx: Context, s: SimSession): Promise<number> {
     faults: s.kernel.faults.list(),
     blocked,
   };
-  if (ctx.opts.json) ctx.io.out(JSON.stringify(out, null, 2));
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-status/1", ...out }, null, 2));
   else {
     ctx.io.out(`${s.dir}: ${s.host.source}, profile ${s.host.profile}, boot ${out.boot} since ${out.bootedAt}, ${out.records} log records`);
     ctx.io.out(`  holders: ${holders.length ? holders.map((h) => `${h.pid} (${h.comm}) ${h.holds ?? ""}`).join("; ") : "none"}`);
@@ -296,7 +296,7 @@ async function runFile(ctx: Context, rest: string[]): Promise<number> {
     }
     throw e;
   }
-  if (json) ctx.io.out(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2));
+  if (json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-run/1", ok: runs.every((t) => t.ok), runs, ...(runs.length === 1 ? runs[0] : {}) }, null, 2));
   else ctx.io.out(runs.map(formatTranscript).join("\n\n"));
   return runs.every((t) => t.ok) ? EXIT.OK : EXIT.NO;
 }
@@ -326,7 +326,7 @@ export const sim: Command = register({
         case "holders": {
           parseArgs(rest, subOptions(sub), `sim ${sub}`);
           const rows = await holderRows(ctx, s);
-          if (ctx.opts.json) ctx.io.out(JSON.stringify(rows, null, 2));
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-holders/1", holders: rows }, null, 2));
           else if (!rows.length) ctx.io.out("no holders");
           else
             for (const r of rows) {

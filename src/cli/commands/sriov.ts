@@ -29,7 +29,7 @@ processes holding /dev/vfio nodes of which VFs (the write stays pending in the k
       if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `sriov: expected <pf> <n|off>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
       const r = await setNumVfs(ctx.sys, p.positional[0]!, p.positional[1]!, { viaZero: p.flags.has("via-zero"), timeoutMs: ctx.opts.timeoutMs });
       for (const n of r.notes) ctx.io.err(n);
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sriov/1", ...r }, null, 2));
       else if (r.changed) {
         ctx.io.out(`${r.pf}: ${r.from} → ${r.to} VFs${r.vfs.length ? `: ${r.vfs.join(" ")}` : ""}`);
         for (const l of r.log) ctx.io.out(`  kernel: ${l}`);

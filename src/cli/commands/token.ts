@@ -26,9 +26,13 @@ export async function tokenFrom(ctx: Context, p: ParsedArgs, prefix = "token"): 
     const t = readTokenFileSafe(ctx.files.input(file), file, { allowGroup: true });
     return { token: t!, source: `file ${file}`, warnings: [] };
   }
+  // on a terminal, --token-stdin asks for the token (not echoed) instead of waiting silently
+  const subject = p.positional.find((a) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(a)) ?? "the device";
+  const secret = ctx.io.secret;
+  const stdin = ctx.io.stdinTTY && secret ? () => secret(`${prefix === "token" ? "VF token" : "current VF token"} for ${subject}: `) : ctx.stdin;
   const r = await resolveToken({
     useStdin: p.flags.has(`${prefix}-stdin`),
-    stdin: ctx.stdin,
+    stdin,
     ...(prefix === "token" ? { env: ctx.env } : {}),
     ...(argv !== undefined ? { argv } : {}),
   });
@@ -168,13 +172,15 @@ register({
         }
         const prev = store.read(name, "previous");
         if (!prev) {
-          ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: false }, null, 2));
+          else ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
           return EXIT.OK;
         }
         store.remove(name, "previous");
         const m = store.meta(name);
         store.writeMeta(name, { ...m, updated: new Date().toISOString() });
-        ctx.io.out(`${pf} (${name}): previous token retired (VF users that still hold it keep running; they cannot reopen with it)`);
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: true }, null, 2));
+        else ctx.io.out(`${pf} (${name}): previous token retired (VF users that still hold it keep running; they cannot reopen with it)`);
         return EXIT.OK;
       }
       if (sub === "verify") {
@@ -194,7 +200,7 @@ register({
         }
         if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin, --from-store or $${TOKEN_ENV}), got none`);
         const r = await verifyToken(ctx.sys, p.positional[0]!, t.token);
-        if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token-verify/1", ...r }, null, 2));
         else ctx.io.out(`${r.vf}: ${r.result} — ${r.detail}`);
         return r.result === "mismatch" ? EXIT.NO : EXIT.OK;
       }
