@@ -31,7 +31,8 @@ async function vfioctl(dir: string, ...argv: string[]): Promise<Run> {
   let out = "";
   let err = "";
   const add = (s: string) => (s.endsWith("\n") ? s : s + "\n");
-  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += add(s)), err: (s) => void (err += add(s)), env: {}, stdin: async () => "" });
+  // the UTF-8 rendering (as on a UTF-8 terminal): lines are asserted with their → arrows
+  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += add(s)), err: (s) => void (err += add(s)), env: {}, stdin: async () => "", utf8: true });
   return { code, out, err };
 }
 
