@@ -19,6 +19,35 @@ export interface BuiltinCtx {
 
 const SHELLS = ["bash", "zsh", "fish"] as const;
 
+/** The help of the built-in commands. */
+export const BUILTIN_HELP: Record<string, string> = {
+  completion: `usage: vfioctl completion bash|zsh|fish
+
+Print a completion script for the shell. It completes commands, subcommands (token set …),
+options and their values, devices (all devices, PFs or VFs, as the argument needs) and drivers,
+asking \`vfioctl __complete\` for the command line typed so far: the devices are those of the host
+that line names (--sim [HOSTFILE], --state DIR, --root DIR), else of this host.
+
+Exit codes:
+   0  printed
+   2  bad usage or bad input (nothing changed)
+
+Examples:
+  source <(vfioctl completion bash)
+  vfioctl completion bash > ~/.local/share/bash-completion/completions/vfioctl
+  vfioctl completion zsh > "\${fpath[1]}/_vfioctl"
+  vfioctl completion fish > ~/.config/fish/completions/vfioctl.fish`,
+  man: `usage: vfioctl man
+
+Print the manual page vfioctl(1) in roff, generated from the same definitions as --help.
+
+Exit codes:
+   0  printed
+
+Examples:
+  vfioctl man | man -l -`,
+};
+
 export async function builtin(name: string, args: string[], b: BuiltinCtx): Promise<number> {
   if (name === "completion") {
     const sh = args[0];

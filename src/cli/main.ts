@@ -289,6 +289,11 @@ export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<numbe
       io.out(await fullUsage());
       return EXIT.OK;
     }
+    if (args[0] === "completion" || args[0] === "man") {
+      const { BUILTIN_HELP } = await import("./builtins.js");
+      io.out(BUILTIN_HELP[args[0]]!);
+      return EXIT.OK;
+    }
     const c = await loadCommand(args[0]);
     if (!c) {
       const list = (await allCommands()).filter((x) => !x.hidden).map((x) => `  ${x.name.padEnd(10)} ${x.summary}`);
@@ -298,7 +303,11 @@ export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<numbe
     return EXIT.OK;
   }
   if (name === "completion" || name === "__complete" || name === "man") {
-    const { builtin } = await import("./builtins.js");
+    const { builtin, BUILTIN_HELP } = await import("./builtins.js");
+    if (g.help && name !== "__complete") {
+      io.out(BUILTIN_HELP[name]!);
+      return EXIT.OK;
+    }
     return builtin(name, args, { io, opts, env, argv });
   }
   const cmd = await loadCommand(name);
