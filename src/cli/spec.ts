@@ -194,7 +194,7 @@ export function usageLines(c: CommandSpec): string[] {
   if (c.usage) return c.usage.map((u) => `vfioctl ${u}`);
   const subs = c.subcommands?.length ? c.subcommands : [{ name: "", summary: "", positionals: c.positionals, options: c.options }];
   return subs.map((s) => {
-    const opts = (s.options ?? []).filter((o) => !o.hidden).map((o) => `[${optionLabel(o).replace(/^-., /, "")}]`);
+    const opts = (s.options ?? []).filter((o) => !o.hidden).map((o) => `[${optionLabel(o).replace(/^-., /, "")}]${o.multiple ? "..." : ""}`);
     return ["vfioctl", c.name, s.name, ...(s.positionals ?? []).map(positionalText), ...opts].filter(Boolean).join(" ");
   });
 }
