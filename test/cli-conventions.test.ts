@@ -282,3 +282,24 @@ test("a write error on standard output fails the command (exit 3, message); a cl
   const pipe = spawnSync("sh", ["-c", `"${process.execPath}" "${bin}" --sim list --all | head -c 10 >/dev/null; echo "exit \${PIPESTATUS:-}"`], { encoding: "utf8", cwd: repo });
   assert.equal(pipe.stderr, "", "no EPIPE trace");
 });
+
+test("--token-stdin on a real terminal (script(1)'s pty): the prompt is shown and the token typed is not echoed", { skip: !has("script") && "script(1) is not installed", timeout: 60_000 }, async () => {
+  const { spawn } = await import("node:child_process");
+  const token = "01234567-89ab-cdef-0123-456789abcdef";
+  const child = spawn("script", ["-qec", `"${process.execPath}" "${bin}" --sim token verify 0000:af:10.0 --token-stdin`, "/dev/null"], { cwd: repo, env: { ...process.env, LANG: "C" } });
+  let out = "";
+  let sent = false;
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+    // type the token only once the prompt is there (echo is off by then)
+    if (!sent && out.includes("VF token for 0000:af:10.0: ")) {
+      sent = true;
+      child.stdin.write(`${token}\r`);
+    }
+  });
+  const code = await new Promise<number | null>((r) => child.on("close", r));
+  assert.ok(sent, `no prompt: ${out}`);
+  assert.equal(code, 1, out);
+  assert.match(out, /0000:af:10\.0: mismatch/);
+  assert.ok(!out.includes(token), `the token was echoed: ${out}`);
+});

@@ -39,10 +39,11 @@ function writeOut(s: string): void {
 function readSecret(prompt: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(prompt);
     let line = "";
     const wasRaw = stdin.isRaw;
+    // echo off before the prompt appears: nothing typed after it is shown
     stdin.setRawMode(true);
+    process.stderr.write(prompt);
     stdin.setEncoding("utf8");
     stdin.resume();
     const done = (e?: Error) => {
