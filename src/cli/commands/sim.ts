@@ -213,7 +213,8 @@ async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<numbe
   const [op, path, errno] = p.positional;
   if (op === "clear" && p.positional.length === 1) {
     s.clearFaults();
-    ctx.io.out("every injected fault cleared");
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: s.kernel.faults.list() }, null, 2));
+    else ctx.io.out("every injected fault cleared");
     return EXIT.OK;
   }
   if (op === "list" && p.positional.length === 1) {
@@ -232,7 +233,8 @@ async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<numbe
   const count = cs === undefined ? 1 : Number(cs);
   if (!Number.isInteger(count) || count < 1) throw new VfioctlError("BAD_INPUT", `--count: expected a positive integer, got ${JSON.stringify(cs)}`);
   s.addFault({ syscall: op as FaultSyscall, path, errno: errno.toUpperCase(), count });
-  ctx.io.out(`the next ${count === 1 ? "" : `${count} `}${op}${count === 1 ? "" : "s"} on ${path} fail${count === 1 ? "s" : ""} with ${errno.toUpperCase()} (kept until used or 'sim fault clear')`);
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: s.kernel.faults.list() }, null, 2));
+  else ctx.io.out(`the next ${count === 1 ? "" : `${count} `}${op}${count === 1 ? "" : "s"} on ${path} fail${count === 1 ? "s" : ""} with ${errno.toUpperCase()} (kept until used or 'sim fault clear')`);
   return EXIT.OK;
 }
 
