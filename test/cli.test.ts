@@ -50,7 +50,8 @@ async function state(k: Kernel): Promise<string> {
 
 test("vfioctl --sim list draws the PF → VF tree with drivers, groups and token marks", async () => {
   let out = "";
-  const code = await main(["--sim", "list"], { out: (s) => (out += s + "\n"), err: () => {} });
+  // a terminal with a UTF-8 locale: the tree is drawn with box characters and the token marks
+  const code = await main(["--sim", "list"], { out: (s) => (out += s + "\n"), err: () => {}, isTTY: true, utf8: true, color: false });
   assert.equal(code, EXIT.OK);
   assert.match(out, /^PF 0000:af:00\.0 .* vfio-pci .* group 5 \(\/dev\/vfio\/5\)\s+VFs 2\/16$/m);
   assert.match(out, /^├─ VF0 +0000:af:10\.0 .*vfio-pci \[override\]/m);

@@ -26,7 +26,8 @@ const transcript: string[] = [];
 async function vfioctl(dir: string, ...argv: string[]): Promise<Run> {
   let out = "";
   let err = "";
-  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += s + "\n"), err: (s) => void (err += s + "\n"), env: {}, stdin: async () => "" });
+  // the UTF-8 rendering (as on a UTF-8 terminal): lines are asserted with their → arrows
+  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += s + "\n"), err: (s) => void (err += s + "\n"), env: {}, stdin: async () => "", utf8: true });
   transcript.push(out, err);
   return { code, out, err };
 }

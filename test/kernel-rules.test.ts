@@ -44,7 +44,8 @@ async function setToken(k: Kernel, token = U1) {
 
 async function cli(args: string[]): Promise<{ code: number; out: string }> {
   let out = "";
-  const code = await main(args, { out: (s) => (out += s + "\n"), err: (s) => (out += s + "\n"), env: {} });
+  // the UTF-8 rendering (as on a UTF-8 terminal): the rows are asserted with their ✓/✗ marks
+  const code = await main(args, { out: (s) => (out += s + "\n"), err: (s) => (out += s + "\n"), env: {}, utf8: true });
   return { code, out };
 }
 

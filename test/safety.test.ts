@@ -286,7 +286,7 @@ test("bind takes several devices (driver last, or first as dpdk-devbind writes i
   assert.match(r.out, /^0000:01:10\.0: bound to igbvf \(was vfio-pci, override vfio-pci\)$/m);
   assert.match(r.out, /^0000:01:10\.2: bound to igbvf \(was vfio-pci, override vfio-pci\)$/m);
   r = await runCli(k, ["bind", "01:10.0", "01:10.2", "vfio-pci"], { json: true });
-  const j = JSON.parse(r.out) as { bdf: string; driver: string }[];
+  const j = (JSON.parse(r.out) as { schema: string; results: { bdf: string; driver: string }[] }).results;
   assert.deepEqual(j.map((x) => [x.bdf, x.driver]), [["0000:01:10.0", "vfio-pci"], ["0000:01:10.2", "vfio-pci"]]);
 });
 

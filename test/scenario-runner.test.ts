@@ -90,7 +90,10 @@ test("vfioctl sim run exits 0 when the file holds and 1 when an expectation fail
   writeFileSync(f, JSON.stringify({ host: LAB_HOST, ops: [{ name: "r", read: "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", expect: { value: "9\n" } }] }));
   out.length = 0;
   assert.equal(await main(["sim", "run", f, "--json"], io), 1);
-  const runs = JSON.parse(out.join("")) as { ok: boolean; profile: string }[];
+  const j = JSON.parse(out.join("")) as { schema: string; ok: boolean; runs: { ok: boolean; profile: string }[] };
+  assert.equal(j.schema, "vfioctl.sim-run/1");
+  assert.equal(j.ok, false);
+  const runs = j.runs;
   assert.deepEqual(runs.map((r) => [r.profile, r.ok]), [["6.1", false], ["6.12", false]]);
   assert.equal(await main(["sim", "run"], io), 2);
 });

@@ -31,7 +31,8 @@ async function vfioctl(dir: string, ...argv: string[]): Promise<Run> {
   let out = "";
   let err = "";
   const add = (s: string) => (s.endsWith("\n") ? s : s + "\n");
-  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += add(s)), err: (s) => void (err += add(s)), env: {}, stdin: async () => "" });
+  // the UTF-8 rendering (as on a UTF-8 terminal): lines are asserted with their → arrows
+  const code = await main(["--sim", "--state", dir, ...argv], { out: (s) => void (out += add(s)), err: (s) => void (err += add(s)), env: {}, stdin: async () => "", utf8: true });
   return { code, out, err };
 }
 
@@ -88,7 +89,8 @@ describe("vfioctl --sim --state DIR", () => {
     try {
       await holdVf0(dir);
       const hs = await ok(dir, "--json", "sim", "holders");
-      const holders = JSON.parse(hs.out) as { comm: string; holds: string; files: string[]; started: string }[];
+      const { schema, holders } = JSON.parse(hs.out) as { schema: string; holders: { comm: string; holds: string; files: string[]; started: string }[] };
+      assert.equal(schema, "vfioctl.sim-holders/1");
       assert.equal(holders.length, 1);
       assert.equal(holders[0]!.comm, "qemu");
       assert.equal(holders[0]!.holds, VF0);
@@ -155,7 +157,7 @@ describe("vfioctl --sim --state DIR", () => {
       await ok(dir, "token", "set", ACC_PF, "--token-file", "/run/acc.token");
       await ok(dir, "sim", "hold", ACC_VF, "--token-file", "/run/acc.token");
       // replay hands the token to the kernel again: the holder still holds the VF
-      const hs = JSON.parse((await ok(dir, "--json", "sim", "holders")).out) as unknown[];
+      const hs = (JSON.parse((await ok(dir, "--json", "sim", "holders")).out) as { holders: unknown[] }).holders;
       assert.equal(hs.length, 1);
       const log = logOf(dir);
       assert.match(log, /"secrets":\[\{"off":\d+,"len":36,"ref":"[0-9a-f]{64}"\}\]/);

@@ -1,44 +1,79 @@
 /**
  * The `vfioctl` command: global options, backend selection (real host or `--sim` model) and
- * dispatch to the subcommands registered in ./commands.
+ * dispatch to the subcommands registered in ./commands. The options, the usage and every
+ * command's help come from the definitions (./spec.ts).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { parseArgs as nodeParseArgs } from "node:util";
 import { COMMANDS } from "./commands/index.js";
-import { allCommands, loadCommand } from "./commands/modules.js";
+import { allCommands, COMMAND_MODULES, loadCommand } from "./commands/modules.js";
 import { EXIT, type Command, type Context, type GlobalOptions, type Output } from "./context.js";
+import { GLOBAL_OPTIONS, usageText } from "./spec.js";
+import { styledOutput } from "./output.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { hostFiles, type HostFiles } from "../sys/hostfs.js";
 import { isKernelVersion } from "../kernel/versions.js";
-
-const USAGE = `usage: vfioctl [--sim [HOSTFILE] [--state DIR]] [--profile VERSION] [--root DIR] [--json] [--timeout MS] <command> [args]
-
-Inspect and manage vfio-pci SR-IOV physical functions, their virtual functions and VF tokens,
-on this Linux host or on the built-in kernel model (--sim).
-
-Global options:
-  --sim [HOSTFILE]   run on the kernel model; HOSTFILE is a YAML/JSON host description
-                     (the built-in default host when omitted)
-  --state DIR        with --sim: keep the simulated host in DIR between invocations (its
-                     kernel, long-lived holders, and its files under DIR/root)
-  --profile V        kernel for --sim: any version (6.17.1, 6.12.117+deb13-amd64,
-                     6.8.0-51-generic) or the lab's Debian kernels 6.1 (default) / 6.12
-  --root DIR         real backend against a directory tree (e.g. a copied /sys)
-  --json             machine-readable output
-  --timeout MS       how long to wait for writes Linux may block (default 5000)
-  -h, --help         this help; 'vfioctl help COMMAND' for a command's help
-
-Commands:
-`;
 
 export interface MainIo extends Output {
   env?: Record<string, string | undefined>;
   stdin?: () => Promise<string>;
 }
 
+/** What went wrong writing standard output (ENOSPC on /dev/full, EIO …); EPIPE is not an error. */
+let stdoutError: NodeJS.ErrnoException | null = null;
+let stdoutClosed = false;
+
+function writeOut(s: string): void {
+  if (stdoutClosed || stdoutError) return;
+  try {
+    // a file (stdout redirected) is written synchronously: its errors are thrown here
+    process.stdout.write(s.endsWith("\n") ? s : s + "\n");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EPIPE") stdoutClosed = true;
+    else stdoutError ??= e as NodeJS.ErrnoException;
+  }
+}
+
+/** Read one line from the terminal without echoing it (the prompt goes to stderr). */
+function readSecret(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    let line = "";
+    const wasRaw = stdin.isRaw;
+    // echo off before the prompt appears: nothing typed after it is shown
+    stdin.setRawMode(true);
+    process.stderr.write(prompt);
+    stdin.setEncoding("utf8");
+    stdin.resume();
+    const done = (e?: Error) => {
+      stdin.setRawMode(wasRaw);
+      stdin.pause();
+      stdin.removeListener("data", onData);
+      process.stderr.write("\n");
+      if (e) reject(e);
+      else resolve(line + "\n");
+    };
+    const onData = (d: string) => {
+      for (const ch of d) {
+        if (ch === "\r" || ch === "\n") return done();
+        if (ch === "\u0003") return done(Object.assign(new Error("interrupted"), { code: "EINTR" }));
+        if (ch === "\u0004") return done();
+        if (ch === "\u007f" || ch === "\b") line = line.slice(0, -1);
+        else if (ch === "\u0015") line = "";
+        else if (ch >= " ") line += ch;
+      }
+    };
+    stdin.on("data", onData);
+  });
+}
+
 const stdIo: MainIo = {
-  out: (s) => process.stdout.write(s.endsWith("\n") ? s : s + "\n"),
+  out: writeOut,
   err: (s) => process.stderr.write(s.endsWith("\n") ? s : s + "\n"),
+  isTTY: process.stdout.isTTY === true,
+  stdinTTY: process.stdin.isTTY === true,
+  secret: readSecret,
 };
 
 function readStdin(): Promise<string> {
@@ -52,51 +87,134 @@ function readStdin(): Promise<string> {
   });
 }
 
+/** The names `vfioctl NAME` accepts besides the commands' own. */
+const BUILTINS = ["help", "version", "completion", "man", "__complete"];
+
 /** The usage text, listing the commands registered so far (every command once ./commands/all.js is loaded). */
 export function usage(commands: readonly Command[] = COMMANDS): string {
-  return USAGE + commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join("\n") + "\n";
+  return usageText(commands);
 }
 
 /** The usage text with every command (loads every command module). */
 const fullUsage = async () => usage(await allCommands());
 
-/** Parse global options (anywhere before or after the command); returns the rest. */
-export function parseGlobal(argv: string[]): { opts: GlobalOptions; rest: string[]; error?: string } {
+/** The host description extensions --sim takes. */
+const HOST_FILE = /\.(ya?ml|json)$/i;
+
+export interface GlobalParse {
+  opts: GlobalOptions;
+  rest: string[];
+  error?: string;
+  help?: boolean;
+  version?: boolean;
+}
+
+/**
+ * Parse the global options (anywhere before or after the command; util.parseArgs tokenises,
+ * everything it does not know is left, in order, for the command); returns the rest.
+ * --sim takes the next argument as its host description when it names a .yaml, .yml or .json
+ * file; any other file name there is an error (it is not taken for a command).
+ */
+export function parseGlobal(argv: string[]): GlobalParse {
   const opts: GlobalOptions = { sim: false, json: false, timeoutMs: 5000 };
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--sim") {
-      opts.sim = true;
-      const n = argv[i + 1];
-      if (n !== undefined && /\.(ya?ml|json)$/i.test(n)) {
-        opts.simFile = n;
-        i++;
-      }
-    } else if (a.startsWith("--sim=")) {
-      opts.sim = true;
-      opts.simFile = a.slice(6);
-    } else if (a === "--profile" || a.startsWith("--profile=")) {
-      const v = a.includes("=") ? a.slice(10) : argv[++i];
-      if (v === undefined || !isKernelVersion(v)) return { opts, rest, error: `--profile: expected a kernel version (6.1, 6.12, 6.17.1, 6.12.117+deb13-amd64, 6.8.0-51-generic …), got ${JSON.stringify(v ?? "")}` };
-      opts.profile = v;
-    } else if (a === "--root" || a.startsWith("--root=")) {
-      const v = a.includes("=") ? a.slice(7) : argv[++i];
-      if (!v) return { opts, rest, error: "--root: expected a directory" };
-      opts.root = v;
-    } else if (a === "--state" || a.startsWith("--state=")) {
-      const v = a.includes("=") ? a.slice(8) : argv[++i];
-      if (!v) return { opts, rest, error: "--state: expected a directory (the simulated host's state)" };
-      opts.state = v;
-    } else if (a === "--json") opts.json = true;
-    else if (a === "--timeout" || a.startsWith("--timeout=")) {
-      const v = a.includes("=") ? a.slice(10) : argv[++i];
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) return { opts, rest, error: `--timeout: expected milliseconds, got ${JSON.stringify(v ?? "")}` };
-      opts.timeoutMs = n;
-    } else rest.push(a);
+  const config: Record<string, { type: "boolean" | "string"; short?: string; multiple?: boolean }> = {};
+  for (const o of GLOBAL_OPTIONS) config[o.name] = { type: o.type, ...(o.short ? { short: o.short } : {}) };
+  const { tokens } = nodeParseArgs({ args: argv, options: config, strict: false, allowPositionals: true, tokens: true });
+  const consumed = new Set<number>();
+  const out: GlobalParse = { opts, rest: [] };
+  const known = (name: string) => GLOBAL_OPTIONS.some((o) => o.name === name);
+  const byIndex = new Map<number, typeof tokens>();
+  let terminator = argv.length;
+  for (const t of tokens) {
+    if (t.kind === "option-terminator") {
+      terminator = t.index;
+      break;
+    }
+    if (t.kind === "option") byIndex.set(t.index, [...(byIndex.get(t.index) ?? []), t]);
   }
-  return { opts, rest };
+  let firstPositional = -1;
+  for (const t of tokens) if (t.kind === "positional" && t.index < terminator) {
+    firstPositional = t.index;
+    break;
+  }
+  const fail = (error: string): GlobalParse => ({ ...out, error });
+  for (const [index, group] of byIndex) {
+    // a negative number (sriov PF -1) and any group with an option of the command stay the command's
+    if (/^-\d/.test(argv[index]!) || !group.every((t) => t.kind === "option" && known(t.name))) continue;
+    for (const t of group) {
+      if (t.kind !== "option") continue;
+      consumed.add(index);
+      const v = t.value;
+      if (v !== undefined && !t.inlineValue) consumed.add(index + 1);
+      if (config[t.name]!.type === "boolean" && t.inlineValue && t.name !== "sim") return fail(`--${t.name}: takes no value, got ${JSON.stringify(argv[index])}`);
+      switch (t.name) {
+        case "sim": {
+          opts.sim = true;
+          if (t.inlineValue) {
+            const f = argv[index]!.slice("--sim=".length);
+            if (!HOST_FILE.test(f)) return fail(`--sim ${f}: expected a host description file ending in .yaml, .yml or .json (docs/host-file.md), got ${JSON.stringify(f)}`);
+            opts.simFile = f;
+            break;
+          }
+          const n = argv[index + 1];
+          if (n === undefined || index + 1 >= terminator || n.startsWith("-")) break;
+          if (HOST_FILE.test(n)) {
+            opts.simFile = n;
+            consumed.add(index + 1);
+            if (firstPositional === index + 1) firstPositional = -1;
+          } else if (firstPositional === index + 1 && !isCommandName(n) && (existsSync(n) || /[/.]/.test(n))) {
+            return fail(`--sim ${n}: expected a host description file ending in .yaml, .yml or .json (docs/host-file.md), got ${JSON.stringify(n)}${existsSync(n) ? " (the file exists, but is not named as a host description)" : ""}`);
+          }
+          break;
+        }
+        case "profile":
+          if (v === undefined || !isKernelVersion(v)) return fail(`--profile: expected a kernel version (6.1, 6.12, 6.17.1, 6.12.117+deb13-amd64, 6.8.0-51-generic …), got ${JSON.stringify(v ?? "")}`);
+          opts.profile = v;
+          break;
+        case "root":
+          if (!v) return fail("--root: expected a directory");
+          opts.root = v;
+          break;
+        case "state":
+          if (!v) return fail("--state: expected a directory (the simulated host's state)");
+          opts.state = v;
+          break;
+        case "json":
+          opts.json = true;
+          break;
+        case "quiet":
+          opts.quiet = true;
+          break;
+        case "timeout": {
+          const n = Number(v);
+          if (v === undefined || v === "" || !Number.isInteger(n) || n < 0) return fail(`--timeout: expected milliseconds, got ${JSON.stringify(v ?? "")}`);
+          opts.timeoutMs = n;
+          break;
+        }
+        case "help":
+          out.help = true;
+          break;
+        case "version":
+          out.version = true;
+          break;
+      }
+    }
+  }
+  out.rest = argv.filter((_, i) => !consumed.has(i));
+  return out;
+}
+
+function isCommandName(n: string): boolean {
+  return BUILTINS.includes(n) || COMMAND_MODULES.some(([c]) => c === n);
+}
+
+/** The combinations of global options that make no sense, with why (checked before a backend opens). */
+export function checkGlobal(opts: GlobalOptions, rest: readonly string[]): string | undefined {
+  const simRun = rest[0] === "sim" && rest[1] === "run";
+  if (opts.profile && !opts.sim && !simRun) return "--profile: only with --sim (it picks the simulated host's kernel; a real host runs its own)";
+  if (opts.sim && opts.root) return "--root: not with --sim (--root reads a copied tree through the real backend; --sim runs the kernel model, which has its own sysfs)";
+  if (opts.state && !opts.sim) return "--state: only with --sim (a real host keeps its own state)";
+  return undefined;
 }
 
 export interface Backend {
@@ -109,7 +227,6 @@ export interface Backend {
 
 /** Open the backend the options ask for. */
 export async function openBackend(opts: GlobalOptions, io?: Output): Promise<Backend> {
-  if (opts.state && !opts.sim) throw new Error("--state: only with --sim (a real host keeps its own state)");
   if (opts.sim) {
     if (opts.state) {
       const { openSimState } = await import("../sim/state.js");
@@ -140,42 +257,79 @@ export async function openBackend(opts: GlobalOptions, io?: Output): Promise<Bac
   return { sys, files: hostFiles("/"), close: () => sys.exit().catch(() => {}) };
 }
 
-export async function main(argv: string[], io: MainIo = stdIo): Promise<number> {
-  const { opts, rest, error } = parseGlobal(argv);
-  if (error) {
-    io.err(`vfioctl: ${error}`);
+/** A usage error (or a backend that cannot open): the message on stderr; with --json also a vfioctl.error/1 object on stdout. */
+function fail(io: Output, opts: Pick<GlobalOptions, "json">, error: string, message: string, code: number = EXIT.USAGE, extra: Record<string, unknown> = {}): number {
+  if (opts.json) io.out(JSON.stringify({ schema: "vfioctl.error/1", error, message, ...extra, exit: code }, null, 2));
+  io.err(`vfioctl: ${message}`);
+  return code;
+}
+
+export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<number> {
+  const env = rawIo.env ?? process.env;
+  const g = parseGlobal(argv);
+  const { opts, rest } = g;
+  const io = styledOutput(rawIo, env, { json: opts.json, quiet: opts.quiet === true });
+  if (g.error) return fail(io, opts, "USAGE", g.error);
+  const [name, ...args] = rest;
+  if (g.version || name === "version") {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+    io.out(opts.json ? JSON.stringify({ schema: "vfioctl.version/1", version: pkg.version }, null, 2) : `vfioctl ${pkg.version}`);
+    return EXIT.OK;
+  }
+  if (!name) {
+    if (g.help) {
+      io.out(await fullUsage());
+      return EXIT.OK;
+    }
+    if (opts.json) return fail(io, opts, "USAGE", "expected a command (vfioctl --help lists them)");
+    io.err(await fullUsage());
     return EXIT.USAGE;
   }
-  const [name, ...args] = rest;
-  if (!name || name === "-h" || name === "--help") {
-    (name ? io.out : io.err)(await fullUsage());
-    return name ? EXIT.OK : EXIT.USAGE;
-  }
   if (name === "help") {
-    const c = args[0] === undefined ? undefined : await loadCommand(args[0]);
-    io.out(c ? c.help : await fullUsage());
-    return c || !args[0] ? EXIT.OK : EXIT.USAGE;
-  }
-  if (name === "--version" || name === "version") {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
-    io.out(`vfioctl ${pkg.version}`);
+    if (args[0] === undefined) {
+      io.out(await fullUsage());
+      return EXIT.OK;
+    }
+    if (args[0] === "completion" || args[0] === "man") {
+      const { BUILTIN_HELP } = await import("./builtins.js");
+      io.out(BUILTIN_HELP[args[0]]!);
+      return EXIT.OK;
+    }
+    const c = await loadCommand(args[0]);
+    if (!c) {
+      const list = (await allCommands()).filter((x) => !x.hidden).map((x) => `  ${x.name.padEnd(10)} ${x.summary}`);
+      return fail(io, opts, "USAGE", `unknown command ${args[0]}\ncommands:\n${list.join("\n")}`);
+    }
+    io.out(c.help);
     return EXIT.OK;
+  }
+  if (name === "completion" || name === "__complete" || name === "man") {
+    const { builtin, BUILTIN_HELP } = await import("./builtins.js");
+    if (g.help && name !== "__complete") {
+      io.out(BUILTIN_HELP[name]!);
+      return EXIT.OK;
+    }
+    return builtin(name, args, { io, opts, env, argv });
   }
   const cmd = await loadCommand(name);
   if (!cmd) {
-    io.err(`vfioctl: unknown command ${JSON.stringify(name)}\n${await fullUsage()}`);
+    if (opts.json) fail(io, opts, "USAGE", `unknown command ${JSON.stringify(name)}`);
+    else io.err(`vfioctl: unknown command ${JSON.stringify(name)}\n${await fullUsage()}`);
     return EXIT.USAGE;
   }
-  if (args.includes("-h") || args.includes("--help")) {
+  if (g.help) {
     io.out(cmd.help);
     return EXIT.OK;
   }
+  const bad = checkGlobal(opts, rest);
+  if (bad) return fail(io, opts, "USAGE", bad);
   let backend: Backend;
   try {
     backend = await openBackend(opts, io);
   } catch (e) {
-    io.err(`vfioctl: ${(e as Error).message}`);
-    return EXIT.USAGE;
+    const err = e as Error & { code?: string };
+    const kind = err.name === "HostFileError" ? "HOST_FILE" : typeof err.code === "string" && /^[A-Z_]+$/.test(err.code) ? err.code : "BACKEND";
+    return fail(io, opts, kind, err.message);
   }
   const ctx: Context = {
     opts,
@@ -183,12 +337,31 @@ export async function main(argv: string[], io: MainIo = stdIo): Promise<number> 
     ...(backend.kernel ? { kernel: backend.kernel } : {}),
     files: backend.files,
     io,
-    env: io.env ?? process.env,
-    stdin: io.stdin ?? readStdin,
+    env,
+    stdin: rawIo.stdin ?? readStdin,
   };
   try {
     return await cmd.run(ctx, args);
   } finally {
     await backend.close();
   }
+}
+
+/**
+ * Run vfioctl as a process: main(), then standard output flushed; a write error on standard
+ * output (ENOSPC on /dev/full, EIO) is reported and makes the exit code 3; a closed pipe (EPIPE:
+ * \`vfioctl list | head -1\`) ends the output quietly.
+ */
+export async function cli(argv: string[]): Promise<number> {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") stdoutClosed = true;
+    else stdoutError ??= e;
+  });
+  let code = await main(argv);
+  await new Promise<void>((r) => (stdoutClosed || stdoutError ? r() : process.stdout.write("", () => r())));
+  if (stdoutError) {
+    process.stderr.write(`vfioctl: cannot write standard output: ${stdoutError.code ?? stdoutError.message}\n`);
+    if (code === EXIT.OK || code === EXIT.NO) code = EXIT.KERNEL;
+  }
+  return code;
 }

@@ -8,14 +8,23 @@ import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
 import { tokenFrom } from "./token.js";
+import { OPT, type OptionSpec } from "../spec.js";
+
+const OPTIONS: OptionSpec[] = [
+  OPT.tokenFile,
+  OPT.tokenStdin,
+  OPT.token,
+  OPT.showToken,
+  OPT.config,
+  { name: "qmp", type: "string", value: "SOCKET", description: "qemu: print the QMP device_add line that hot-adds the VFs through SOCKET (keeps the token off argv)", complete: "file" },
+  { name: "from-env", type: "string", value: "RESOURCE", description: "take the devices from the SR-IOV network device plugin's PCIDEVICE_* variables for RESOURCE", complete: "none" },
+];
 
 register({
   name: "args",
   summary: "command-line pieces for DPDK, QEMU or SPDK to use VFs, with the token by reference",
-  help: `usage: vfioctl args dpdk|qemu|spdk <bdf>... [--token-file F | --token-stdin] [--show-token] [--config F] [--qmp SOCKET]
-       vfioctl args dpdk|qemu|spdk --from-env RESOURCE [--token-file F] …
-
-Prints the exact pieces each consumer needs for the given VFs:
+  usage: [`args dpdk|qemu|spdk <bdf>... [--token-file F | --token-stdin] [--show-token] [--config F] [--qmp SOCKET]`, `args dpdk|qemu|spdk --from-env RESOURCE [--token-file F] …`],
+  description: `Prints the exact pieces each consumer needs for the given VFs:
   dpdk   -a BDF ... --vfio-vf-token=UUID      (one token per process: all VFs must share it)
   qemu   -device vfio-pci,host=BDF,vf-token=UUID   (group path only; iommufd ignores vf-token)
   spdk   -A BDF ... --env-context=--vfio-vf-token=UUID   (passed through to DPDK's EAL)
@@ -34,22 +43,14 @@ device plugin's PCIDEVICE_<PREFIX>_<RESOURCE> and PCIDEVICE_<PREFIX>_<RESOURCE>_
 in the environment (additionalInfo, "extra":{"token":…}) is used only without another source,
 with a warning. Each consumer's caveats are listed, including what
 its cdev (iommufd) mode does with the token on this host's kernel: QEMU's iommufd backend binds
-with flags 0 and ignores vf-token; DPDK's cdev mode retries without the token after a failure.
-
-Examples:
-  vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token
-  vfioctl --sim args qemu 0000:af:10.0
-  vfioctl --sim --profile 6.17.1 args qemu 0000:af:10.0      # a kernel whose cdev cannot take the token
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h apply
-  vfioctl --sim --state /tmp/h args dpdk 0000:01:10.0 0000:01:10.2     # the token read from the store at launch
-  vfioctl --sim --state /tmp/h args qemu 0000:01:10.0 --qmp /run/vm1.qmp
-  vfioctl --sim args dpdk 0000:af:00.0 --token-file /run/acc100.token   # DPDK as the PF's driver
-  PCIDEVICE_INTEL_COM_ACC100=0000:af:10.0 vfioctl --sim args dpdk --from-env intel.com/acc100 --token-file /run/vfioctl/tokens/acc100
-  vfioctl args dpdk 0000:3b:01.0 --json`,
+with flags 0 and ignores vf-token; DPDK's cdev mode retries without the token after a failure.`,
+  positionals: [{ name: "dpdk|qemu|spdk", complete: { values: ["dpdk", "qemu", "spdk"] } }, { name: "bdf", complete: "vf", variadic: true }],
+  options: OPTIONS,
+  exits: { 0: "printed", 3: "a device cannot be handed to the consumer (the reason is shown)" },
+  examples: [`vfioctl --sim args dpdk 0000:af:10.0 0000:af:10.1 --token-file /run/acc100.token`, `vfioctl --sim args qemu 0000:af:10.0`, `vfioctl --sim --profile 6.17.1 args qemu 0000:af:10.0      # a kernel whose cdev cannot take the token`, `vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h apply`, `vfioctl --sim --state /tmp/h args dpdk 0000:01:10.0 0000:01:10.2     # the token read from the store at launch`, `vfioctl --sim --state /tmp/h args qemu 0000:01:10.0 --qmp /run/vm1.qmp`, `vfioctl --sim args dpdk 0000:af:00.0 --token-file /run/acc100.token   # DPDK as the PF's driver`, `PCIDEVICE_INTEL_COM_ACC100=0000:af:10.0 vfioctl --sim args dpdk --from-env intel.com/acc100 --token-file /run/vfioctl/tokens/acc100`, `vfioctl args dpdk 0000:3b:01.0 --json`],
   async run(ctx, args) {
     return guarded(ctx, "args", async () => {
-      const p = parseArgs(args, ["token-file", "token", "config", "qmp", "from-env"], ["token-stdin", "show-token"]);
+      const p = parseArgs(args, OPTIONS);
       const [consumer, ...named] = p.positional;
       if (!consumer) throw new VfioctlError("BAD_INPUT", "args: expected dpdk, qemu or spdk and at least one BDF, got nothing");
       // a relative token file means nothing to the script that reads it at launch: make it absolute

@@ -6,13 +6,14 @@ import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
 import { loadConfig, statusHost } from "../../host/host.js";
 import { DEFAULT_CONFIG } from "../../host/config.js";
+import { OPT, type OptionSpec } from "../spec.js";
+
+const OPTIONS: OptionSpec[] = [OPT.config];
 
 register({
   name: "audit",
   summary: "trust audit: VFs leaked to host drivers, cleared overrides, enable_sriov, groups, holders",
-  help: `usage: vfioctl audit [--config FILE]
-
-Reports (read-only):
+  description: `Reports (read-only):
   - VFs of a vfio-pci PF bound to host drivers (the PF's userspace driver lost trust)
   - VFs of a vfio-pci PF whose captured driver_override "vfio-pci" was cleared or changed
   - vfio-pci PFs with VFs while vfio-pci's enable_sriov is off (sriov_numvfs then fails ENOENT)
@@ -23,17 +24,13 @@ Reports (read-only):
   - which processes hold /dev/vfio nodes, and the devices of those groups (/proc/*/fd)
   - with a host config (--config F, default /etc/vfioctl/host.yaml when present): VF users whose
     process started before the PF's last token rotation (they may hold the old token), and PFs
-    whose kernel token is not the stored one
-
-Exit codes: 0 no findings, 1 findings.
-
-Examples:
-  vfioctl --sim audit
-  vfioctl --sim --profile 6.12.58 audit      # a cdev kernel without the token check
-  vfioctl audit --json | jq '.findings[] | .id'`,
+    whose kernel token is not the stored one`,
+  options: OPTIONS,
+  exits: { 0: "no findings", 1: "findings (listed)" },
+  examples: [`vfioctl --sim audit`, `vfioctl --sim --profile 6.12.58 audit      # a cdev kernel without the token check`, `vfioctl audit --json | jq '.findings[] | .id'`],
   async run(ctx, args) {
     return guarded(ctx, "audit", async () => {
-      const p = parseArgs(args, ["config"], []);
+      const p = parseArgs(args, OPTIONS);
       if (p.positional.length) throw new VfioctlError("BAD_INPUT", `audit: expected no arguments, got ${JSON.stringify(p.positional[0])}`);
       const r = await audit(ctx.sys);
       // with a host config: the token's lifecycle findings (VF users that may hold a rotated-out token)
@@ -61,7 +58,7 @@ Examples:
           }
         }
       }
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.audit/1", ...r }, null, 2));
       else {
         const out: string[] = [];
         if (!r.findings.length) out.push("no findings");

@@ -1,4 +1,4 @@
-/** `vfioctl bind BDF DRIVER` and `vfioctl unbind BDF`. */
+/** `vfioctl bind DEVICE... DRIVER` and `vfioctl unbind DEVICE`. */
 import { bindDriver, unbindDriver, type BindResult } from "../../lib/bind.js";
 import { VfioctlError } from "../../lib/errors.js";
 import { resolveDevice } from "../../lib/resolve.js";
@@ -6,10 +6,31 @@ import { listDrivers } from "../../lib/sysfs.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs, reportError } from "./common.js";
+import { OPT, type OptionSpec } from "../spec.js";
 
-function report(ctx: Context, r: BindResult, verb: string, json = ctx.opts.json): number {
+const REMOVE_VFS: OptionSpec = { name: "remove-vfs", type: "boolean", description: "allow changing the driver of a PF whose VFs go away with its driver" };
+const FORCE: OptionSpec = {
+  name: "force",
+  type: "boolean",
+  description: "take the device from its driver even when this host uses it (an interface up, with addresses or routes, or enslaved; a block device mounted, held by dm/md or swap): refused without it",
+};
+const BIND_OPTIONS: OptionSpec[] = [
+  { name: "release-captured", type: "boolean", description: "allow moving a captured VF of a vfio-pci PF to another driver" },
+  REMOVE_VFS,
+  FORCE,
+  { name: "clear-override", type: "boolean", description: "clear driver_override once the device is bound (it stays bound); on a device already bound to DRIVER, only clear it" },
+  { ...OPT.dryRun, description: "print the writes, in order, and change nothing" },
+];
+const UNBIND_OPTIONS: OptionSpec[] = [
+  { name: "clear-override", type: "boolean", description: "also clear driver_override, so the next probe may pick any driver" },
+  REMOVE_VFS,
+  { ...FORCE, description: "unbind even when this host uses the device (see vfioctl help bind)" },
+  { ...OPT.dryRun, description: "print the writes, in order, and change nothing" },
+];
+
+function report(ctx: Context, r: BindResult, verb: string, command: "bind" | "unbind", json = ctx.opts.json): number {
   for (const w of r.warnings) ctx.io.err(w);
-  if (json) ctx.io.out(JSON.stringify(r, null, 2));
+  if (json) ctx.io.out(JSON.stringify({ schema: `vfioctl.${command}/1`, ...r }, null, 2));
   else if (r.dryRun) {
     ctx.io.out(`${r.bdf}: dry run, nothing changed; would write:`);
     for (const l of r.plan) ctx.io.out(`  ${l}`);
@@ -22,14 +43,16 @@ function report(ctx: Context, r: BindResult, verb: string, json = ctx.opts.json)
   return EXIT.OK;
 }
 
+const DEVICE_NAMES = `A device is a PCI address (0000:01:00.0, or 01:00.0 for domain 0000) or a network interface
+(eth2).`;
+
 register({
   name: "bind",
   summary: "bind a device to a driver (driver_override + unbind + drivers_probe, verified, rolled back)",
-  help: `usage: vfioctl bind <device>... <driver> [--release-captured] [--remove-vfs] [--force] [--clear-override] [--dry-run]
-
-A device is a PCI address (0000:01:00.0, or 01:00.0 for domain 0000) or a network interface
-(eth2). Several devices are bound one after the other; a failure on one is reported and the
-others are still done (as dpdk-devbind does); the exit code is the first failure's.
+  usage: ["bind <device>... <driver> [--release-captured] [--remove-vfs] [--force] [--clear-override] [--dry-run]", "bind <driver> <device>... [options]"],
+  positionals: [{ name: "device", complete: "bdf", variadic: true }, { name: "driver", complete: "driver" }],
+  description: `${DEVICE_NAMES} Several devices are bound one after the other; a failure on one is reported
+and the others are still done (as dpdk-devbind does); the exit code is the first failure's.
 The driver may also come first (dpdk-devbind's order: bind vfio-pci 01:00.0 01:00.1).
 
 Set driver_override to DRIVER, unbind the current driver, write the BDF to drivers_probe and
@@ -42,32 +65,27 @@ driver are restored. Binds Linux would refuse are refused first, with the reason
     can no longer trust that VF, and the kernel warns "VF … bound to driver … while PF bound
     to driver vfio-pci".
   - a device held open through /dev/vfio (the unbind would block until it is released)
-
-Options:
-  --release-captured  allow moving a captured VF of a vfio-pci PF to another driver
-  --remove-vfs        allow rebinding a PF whose VFs go away with its driver
-  --force             take the device from its driver even when this host uses it (an
-                      interface up, with addresses or routes, or enslaved; a block device
-                      mounted, held by dm/md or swap): refused without it
-  --clear-override    clear driver_override once the device is bound (it stays bound); on a
-                      device already bound to DRIVER, only clear it
-  --dry-run           print the writes, in order, and change nothing
+  - a device this host uses (an interface up, with addresses or routes, or enslaved; a block
+    device mounted, held or swap): exit 1 unless --force
 
 driver_override stays DRIVER after a bind (said on stderr): the device comes back to DRIVER
-after an unbind, a re-probe or a hotplug, until it is cleared.
-
-Exit codes: 0 bound (or already bound), 1 refused because this host uses the device (--force),
-2 bad input or a copied tree (--root), 3 refused or failed (errno shown),
-4 a write stayed blocked past --timeout.
-
-Examples:
-  vfioctl --sim bind 0000:05:00.0 vfio-pci
-  vfioctl --sim bind 01:00.0 vfio-pci --dry-run
-  vfioctl bind eth2 eth3 vfio-pci
-  vfioctl bind 0000:01:10.0 igbvf --release-captured`,
+after an unbind, a re-probe or a hotplug, until it is cleared (--clear-override).`,
+  options: BIND_OPTIONS,
+  exits: {
+    0: "bound (or already bound)",
+    1: "refused because this host uses the device (--force overrides)",
+    3: "refused or failed (errno shown)",
+    4: "a write stayed blocked past --timeout",
+  },
+  examples: [
+    "vfioctl --sim bind 0000:05:00.0 vfio-pci",
+    "vfioctl --sim bind 01:00.0 vfio-pci --dry-run",
+    "vfioctl bind eth2 eth3 vfio-pci",
+    "vfioctl bind 0000:01:10.0 igbvf --release-captured",
+  ],
   async run(ctx, args) {
     return guarded(ctx, "bind", async () => {
-      const p = parseArgs(args, [], ["release-captured", "remove-vfs", "force", "clear-override", "dry-run"]);
+      const p = parseArgs(args, BIND_OPTIONS);
       if (p.positional.length < 2) throw new VfioctlError("BAD_INPUT", `bind: expected <device>... <driver>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
       const pos = p.positional;
       const drivers = await listDrivers(ctx.sys);
@@ -81,7 +99,7 @@ Examples:
           for (const w of r.warnings) ctx.io.err(w);
           return { r, code: EXIT.OK };
         }
-        return { r, code: report(ctx, r, `bound to ${r.driver}`) };
+        return { r, code: report(ctx, r, `bound to ${r.driver}`, "bind") };
       };
       if (devs.length === 1) return (await one(devs[0]!)).code;
       // several devices: each is done and reported on its own; the first failure's code is the exit code
@@ -96,7 +114,7 @@ Examples:
           if (code === EXIT.OK) code = c;
         }
       }
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(results, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.bind/1", results }, null, 2));
       return code;
     });
   },
@@ -105,30 +123,26 @@ Examples:
 register({
   name: "unbind",
   summary: "unbind a device from its driver (refuses when that would block or remove VFs)",
-  help: `usage: vfioctl unbind <device> [--clear-override] [--remove-vfs] [--force] [--dry-run]
+  positionals: [{ name: "device", complete: "bdf" }],
+  description: `${DEVICE_NAMES}
 
 Write the BDF to its driver's unbind file and check the driver link is gone. Refused first
-when Linux would block (a process holds the device's /dev/vfio group) or when a PF's VFs would
-go away with the driver (unless --remove-vfs).
-
-Options:
-  --clear-override  also clear driver_override, so the next probe may pick any driver
-  --remove-vfs      allow unbinding a PF whose VFs go away with its driver
-  --force           unbind even when this host uses the device (see vfioctl help bind)
-  --dry-run         print the writes, in order, and change nothing
-
-Exit codes: 0 unbound (or already unbound), 1 refused because this host uses the device
-(--force), 2 bad input or a copied tree (--root), 3 refused or failed, 4 blocked.
-
-Examples:
-  vfioctl --sim unbind 0000:05:00.0
-  vfioctl unbind 0000:af:00.0 --remove-vfs`,
+when Linux would block (a process holds the device's /dev/vfio group), when a PF's VFs would
+go away with the driver (unless --remove-vfs), or when this host uses the device (unless --force).`,
+  options: UNBIND_OPTIONS,
+  exits: {
+    0: "unbound (or already unbound)",
+    1: "refused because this host uses the device (--force overrides)",
+    3: "refused or failed (errno shown)",
+    4: "a write stayed blocked past --timeout",
+  },
+  examples: ["vfioctl --sim unbind 0000:05:00.0", "vfioctl unbind 0000:af:00.0 --remove-vfs"],
   async run(ctx, args) {
     return guarded(ctx, "unbind", async () => {
-      const p = parseArgs(args, [], ["clear-override", "remove-vfs", "force", "dry-run"]);
-      if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `unbind: expected one BDF, got ${p.positional.length}`);
+      const p = parseArgs(args, UNBIND_OPTIONS);
+      if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `unbind: expected one device, got ${p.positional.length}`);
       const r = await unbindDriver(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!), { clearOverride: p.flags.has("clear-override"), removeVfs: p.flags.has("remove-vfs"), force: p.flags.has("force"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs });
-      return report(ctx, r, "unbound");
+      return report(ctx, r, "unbound", "unbind");
     });
   },
 });

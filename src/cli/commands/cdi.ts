@@ -9,15 +9,23 @@ import { TokenStore } from "../../host/store.js";
 import { readerGid } from "../../host/tokens.js";
 import { checkBdf } from "../../lib/bdf.js";
 import { VfioctlError } from "../../lib/errors.js";
+import { OPT, type CommandBody, type OptionSpec } from "../spec.js";
 import type { HostFiles } from "../../sys/hostfs.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
 
-const HELP = `usage: vfioctl cdi [PF...] [--config F] [--out DIR] [--kind VENDOR/CLASS] [--access group|cdev|auto]
-                   [--cdi-version V] [--dry-run] [--json]
+const OPTIONS: OptionSpec[] = [
+  OPT.config,
+  { name: "out", type: "string", value: "DIR", description: `the directory the spec is written to (default ${DEFAULT_CDI_DIR})`, complete: "dir" },
+  { name: "kind", type: "string", value: "VENDOR/CLASS", description: `the CDI kind (default ${DEFAULT_CDI_KIND})`, complete: "none" },
+  { name: "access", type: "string", value: "group|cdev|auto", description: "the device nodes given: the group's (default), the vfio cdev's, or the cdev where there is one", complete: { values: ["group", "cdev", "auto"] } },
+  { name: "cdi-version", type: "string", value: "V", description: `the declared CDI version (default ${CDI_CURRENT})`, complete: { values: ["0.3.0", "0.5.0", "0.6.0", "0.7.0"] } },
+  { name: "dry-run", type: "boolean", description: "print the spec and change nothing" },
+];
 
-Write a Container Device Interface (CDI ${CDI_CURRENT}) spec that gives containers the VFs of the
+const SPEC: CommandBody = {
+  description: `Write a Container Device Interface (CDI ${CDI_CURRENT}) spec that gives containers the VFs of the
 PFs in the host config (default ${DEFAULT_CONFIG}), or of the PFs named, one CDI device per VF on
 vfio-pci ("<pf name>-vf<index>"):
   device nodes  /dev/vfio/vfio and the VF's group node /dev/vfio/<N>   (--access group, default)
@@ -34,15 +42,12 @@ VFs on a host driver or without an IOMMU group are left out, with the reason.
 
 --cdi-version sets the declared version (default ${CDI_CURRENT}; the fields used need 0.3.0, or 0.7.0
 with a token reader group): runtimes built with an older CDI library skip a spec whose version
-they do not know — Debian 12's podman 4.3.1 takes at most 0.5.0 ("unresolvable CDI devices").
-
-Examples:
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h apply
-  vfioctl --sim --state /tmp/h cdi --dry-run
-  vfioctl --sim cdi 0000:af:00.0 --dry-run --json
-  sudo vfioctl cdi && podman run --device vfioctl/vf=acc100-vf0 IMAGE
-  sudo vfioctl cdi --cdi-version 0.5.0        # for podman 4.3 (Debian 12)`;
+they do not know — Debian 12's podman 4.3.1 takes at most 0.5.0 ("unresolvable CDI devices").`,
+  positionals: [{ name: "pf", complete: "pf", optional: true, variadic: true }],
+  options: OPTIONS,
+  exits: { 0: "written (or printed with --dry-run)", 3: "the spec could not be written" },
+  examples: [`vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h apply`, `vfioctl --sim --state /tmp/h cdi --dry-run`, `vfioctl --sim cdi 0000:af:00.0 --dry-run --json`, `sudo vfioctl cdi && podman run --device vfioctl/vf=acc100-vf0 IMAGE`, `sudo vfioctl cdi --cdi-version 0.5.0        # for podman 4.3 (Debian 12)`],
+};
 
 interface Resolved {
   inputs: CdiPfInput[];
@@ -86,10 +91,10 @@ async function resolvePfs(ctx: Context, cfg: HostConfig | null, named: string[])
 register({
   name: "cdi",
   summary: "write a CDI spec giving containers the VFs, their device nodes and a read-only token file",
-  help: HELP,
+  ...SPEC,
   async run(ctx, args) {
     return guarded(ctx, "cdi", async () => {
-      const p = parseArgs(args, ["config", "out", "kind", "access", "cdi-version"], ["dry-run"]);
+      const p = parseArgs(args, OPTIONS);
       const cfgPath = flagStr(p, "config");
       let cfg: HostConfig | null = null;
       try {

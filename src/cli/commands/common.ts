@@ -6,40 +6,21 @@ import { isErrno, SysError } from "../../sys/errno.js";
 import { TimeoutError } from "../../sys/fsutil.js";
 import { EXIT, type Context } from "../context.js";
 import { VfioctlError } from "../../lib/errors.js";
+import { parseOptions, type OptionSpec, type ParsedArgs } from "../spec.js";
 
-export interface ParsedArgs {
-  positional: string[];
-  flags: Map<string, string | true>;
-}
+export type { ParsedArgs } from "../spec.js";
 
 /**
- * Parse `args` against the options a command accepts: `valued` take a value (`--x V` or
- * `--x=V`), `bool` do not. Unknown options are an error (expected-versus-found).
+ * Parse `args` against the options a command (or subcommand) declares in its definition
+ * (../spec.ts: Node's util.parseArgs underneath). Unknown options are an error (expected-versus-found).
  */
-export function parseArgs(args: string[], valued: string[], bool: string[]): ParsedArgs {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--") {
-      positional.push(...args.slice(i + 1));
-      break;
-    }
-    if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-      if (valued.includes(name)) {
-        const v = eq > 0 ? a.slice(eq + 1) : args[++i];
-        if (v === undefined) throw new VfioctlError("BAD_INPUT", `--${name}: expected a value, got nothing`);
-        flags.set(name, v);
-      } else if (bool.includes(name) && eq < 0) flags.set(name, true);
-      else {
-        const known = [...valued.map((v) => `--${v} V`), ...bool.map((b) => `--${b}`)];
-        throw new VfioctlError("BAD_INPUT", `unknown option ${JSON.stringify(a)}: expected ${known.length ? known.join(", ") : "no options"}`);
-      }
-    } else positional.push(a);
-  }
-  return { positional, flags };
+export function parseArgs(args: string[], options: readonly OptionSpec[] = [], where = ""): ParsedArgs {
+  return parseOptions(args, options, where);
+}
+
+/** The error object --json prints on stdout (docs/json.md, vfioctl.error/1). */
+export function errorJson(error: string, message: string, exit: number, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({ schema: "vfioctl.error/1", error, message, ...extra, exit }, null, 2);
 }
 
 export const flagStr = (p: ParsedArgs, name: string): string | undefined => {
@@ -50,18 +31,22 @@ export const flagStr = (p: ParsedArgs, name: string): string | undefined => {
 /** Print an error the way every command does, and return its exit code. */
 export function reportError(ctx: Context, e: unknown, cmd: string): number {
   if (e instanceof VfioctlError) {
-    if (ctx.opts.json) ctx.io.out(JSON.stringify(e.toJSON(), null, 2));
+    const code = e.kind === "usage" ? EXIT.USAGE : e.kind === "no" ? EXIT.NO : e.kind === "blocked" ? EXIT.BLOCKED : EXIT.KERNEL;
+    if (ctx.opts.json) {
+      const { error, message, ...rest } = e.toJSON() as { error: string; message: string };
+      ctx.io.out(errorJson(error, message, code, rest));
+    }
     ctx.io.err(`vfioctl ${cmd}: ${e.message}${e.fix ? `\n  fix: ${e.fix}` : ""}`);
-    return e.kind === "usage" ? EXIT.USAGE : e.kind === "no" ? EXIT.NO : e.kind === "blocked" ? EXIT.BLOCKED : EXIT.KERNEL;
+    return code;
   }
   if (e instanceof TimeoutError) {
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "BLOCKED", message: e.message }, null, 2));
+    if (ctx.opts.json) ctx.io.out(errorJson("BLOCKED", e.message, EXIT.BLOCKED));
     ctx.io.err(`vfioctl ${cmd}: ${e.message}`);
     return EXIT.BLOCKED;
   }
   if (e instanceof SysError || isErrno(e)) {
     const se = e as SysError;
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "KERNEL", errno: se.code, syscall: se.syscall, path: se.path, message: se.message }, null, 2));
+    if (ctx.opts.json) ctx.io.out(errorJson("KERNEL", se.message, EXIT.KERNEL, { errno: se.code, syscall: se.syscall, path: se.path }));
     ctx.io.err(`vfioctl ${cmd}: ${se.message}`);
     return EXIT.KERNEL;
   }

@@ -8,28 +8,29 @@ import { VfioctlError } from "../../lib/errors.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
+import type { OptionSpec } from "../spec.js";
+
+const TO_OPTIONS: OptionSpec[] = [{ name: "to", type: "string", value: "PATH", description: `where the host config is (default ${DEFAULT_CONFIG}; with --sim under the simulated host's root)`, complete: "file" }];
 
 register({
   name: "config",
   summary: "check a host config, or install it as this host's config (config check|install|show)",
-  help: `usage: vfioctl config check [FILE]
-       vfioctl config install FILE [--to PATH]
-       vfioctl config show
-
-check    validate a host config (default ${DEFAULT_CONFIG}); errors name the field, what was
+  description: `check    validate a host config (default ${DEFAULT_CONFIG}); errors name the field, what was
          expected and what was found (exit 2)
 install  validate FILE (a file of yours; relative paths are not mapped) and write it atomically
          as the host's config (default ${DEFAULT_CONFIG}; with --sim under the simulated host's root)
-show     print the host's config file
-
-Examples:
-  vfioctl config check examples/lab-igb.yaml
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h config show`,
+show     print the host's config file`,
+  subcommands: [
+    { name: "check", summary: "validate a host config", positionals: [{ name: "file", complete: "file", optional: true }] },
+    { name: "install", summary: "install FILE as the host's config", positionals: [{ name: "file", complete: "file" }], options: TO_OPTIONS },
+    { name: "show", summary: "print the host's config file", options: TO_OPTIONS },
+  ],
+  exits: { 0: "valid, installed or shown" },
+  examples: [`vfioctl config check examples/lab-igb.yaml`, `vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h config show`],
   async run(ctx, args) {
     return guarded(ctx, "config", async () => {
       const [sub, ...rest] = args;
-      const p = parseArgs(rest, ["to"], []);
+      const p = parseArgs(rest, TO_OPTIONS);
       if (sub === "check") {
         const file = p.positional[0] ?? DEFAULT_CONFIG;
         const cfg = loadConfig(ctx.files, file);
@@ -61,7 +62,8 @@ Examples:
           fs.closeSync(fd);
         }
         fs.renameSync(tmp, real);
-        ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.config/1", ok: true, installed: ctx.files.show(to), from: src }, null, 2));
+        else ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
         return EXIT.OK;
       }
       if (sub === "show") {

@@ -1,12 +1,14 @@
 /** `vfioctl explain BDF`: predict opens, sriov_numvfs writes and binds without side effects. */
 import { VfioctlError } from "../../lib/errors.js";
-import { explainOpen, parseErrnoArg, type Cause, type ExplainOptions } from "../../lib/explain.js";
+import { EXPLAIN_ERRNOS, explainOpen, parseErrnoArg, type Cause, type ExplainOptions } from "../../lib/explain.js";
+import { resolveDevice } from "../../lib/resolve.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
 import { storeNameOf, tokenFrom } from "./token.js";
 import { loadConfig } from "../../host/host.js";
 import { DEFAULT_CONFIG } from "../../host/config.js";
+import { OPT, type OptionSpec } from "../spec.js";
 
 const MARK: Record<Cause["status"], string> = { applies: "✗", possible: "?", would: "·", no: " " };
 
@@ -42,12 +44,23 @@ async function tokenOwner(ctx: Context, pf: string | null, cfgPath: string | und
   return { policy: t.policy, name, text };
 }
 
+const OPTIONS: OptionSpec[] = [
+  OPT.tokenFile,
+  OPT.tokenStdin,
+  OPT.token,
+  { name: "with-token", type: "boolean", description: "predict for an open that passes a token (the token itself is not needed)" },
+  { name: "errno", type: "string", value: "E", description: "rank the causes of errno E (what you saw) on this host; a name or a number (13)", complete: { values: [...EXPLAIN_ERRNOS] } },
+  { name: "numvfs", type: "string", value: "N", description: "predict a write of N to sriov_numvfs", complete: "none" },
+  { name: "driver", type: "string", value: "D", description: "predict a bind to D (default vfio-pci)", complete: "driver" },
+  { name: "cdev", type: "boolean", description: "predict the bind through the vfio cdev as the asked operation" },
+  OPT.config,
+  { name: "all", type: "boolean", description: "also list the rows that do not apply" },
+];
+
 register({
   name: "explain",
   summary: "predict (read-only) whether opening/configuring/binding a device works, and why not",
-  help: `usage: vfioctl explain <bdf> [--token-file F | --token-stdin | --with-token] [--errno E]
-                        [--numvfs N] [--driver D] [--cdev] [--all]
-
+  description: `The device is a PCI address (0000:01:00.0, or 01:00.0) or a network interface (eth2).
 Predicts, without opening the device or writing anything (sysfs, /dev/vfio node existence and a
 /proc fd scan only), whether opening <bdf> through vfio would succeed, and lists the causes of
 every refusal Linux has for it: the VF token table (EACCES required / incorrect, EINVAL not a
@@ -72,33 +85,30 @@ use 'vfioctl token verify'.
   ✗ applies now   ? possible (sysfs cannot tell)   · would apply for the input shown
   ! a note that applies (the operation succeeds, but you should know this)
 
-Options:
-  --token-file F, --token-stdin, --with-token   predict for an open that passes a token
-  --errno E      rank the causes of errno E (what you saw) on this host; a name or a number (13)
-  --numvfs N     predict a write of N to sriov_numvfs
-  --driver D     predict a bind to D (default vfio-pci)
-  --cdev         predict the bind through the vfio cdev as the asked operation
-  --all          also list the rows that do not apply
-
 The exit code answers what was asked: --numvfs asks the sriov_numvfs write, --driver the bind
 (the kernel's bind write), --cdev the cdev bind, a token option or no option the open through
 the group; several may be asked at once. With only --errno E the question is whether E is
 explained here: 0 a cause applies or may apply now, 1 none does ("none known", or only rows
-that would apply for other input).
-Exit codes: 0 what was asked should succeed, 1 it would fail or may fail (a ✗ or ? row for it),
-2 bad input, 3 the kernel refused a read needed to answer.
-
-Examples:
-  vfioctl --sim explain 0000:af:10.0
-  vfioctl --sim explain 0000:af:10.0 --errno EACCES
-  vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE
-  vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check
-  vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG
-  vfioctl explain 0000:3b:00.0 --errno ENOENT
-  if vfioctl explain 0000:01:00.0 --numvfs 4; then vfioctl sriov 0000:01:00.0 4; fi   # a preflight`,
+that would apply for other input).`,
+  positionals: [{ name: "device", complete: "bdf" }],
+  options: OPTIONS,
+  exits: {
+    0: "what was asked should succeed (with only --errno: a cause of it applies or may apply here)",
+    1: "it would fail or may fail (a ✗ or ? row for it); with only --errno: no cause applies",
+    3: "the kernel refused a read needed to answer",
+  },
+  examples: [
+    `vfioctl --sim explain 0000:af:10.0`,
+    `vfioctl --sim explain 0000:af:10.0 --errno EACCES`,
+    `vfioctl --sim explain 0000:01:00.0 --numvfs 9 --errno ERANGE`,
+    `vfioctl --sim --profile 6.12.58 explain 0000:af:10.0     # a cdev kernel without the token check`,
+    `vfioctl --sim --profile 6.17.1 explain 0000:af:10.0 --with-token --errno E2BIG`,
+    `vfioctl explain 0000:3b:00.0 --errno ENOENT`,
+    `if vfioctl explain 0000:01:00.0 --numvfs 4; then vfioctl sriov 0000:01:00.0 4; fi   # a preflight`,
+  ],
   async run(ctx, args) {
     return guarded(ctx, "explain", async () => {
-      const p = parseArgs(args, ["token-file", "token", "errno", "numvfs", "driver", "config"], ["token-stdin", "with-token", "all", "cdev"]);
+      const p = parseArgs(args, OPTIONS);
       if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `explain: expected one BDF, got ${p.positional.length}`);
       const t = await tokenFrom(ctx, p);
       const o: ExplainOptions = {};
@@ -114,11 +124,11 @@ Examples:
       const d = flagStr(p, "driver");
       if (d !== undefined) o.driver = d;
       if (p.flags.has("cdev")) o.cdev = true;
-      const x = await explainOpen(ctx.sys, p.positional[0]!, o);
+      const x = await explainOpen(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!), o);
       const owner = await tokenOwner(ctx, x.role === "vf" ? (x.pf?.bdf ?? null) : x.role === "pf" ? x.bdf : null, flagStr(p, "config"));
       const code = x.asked.works ? EXIT.OK : EXIT.NO;
       if (ctx.opts.json) {
-        ctx.io.out(JSON.stringify({ ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
+        ctx.io.out(JSON.stringify({ schema: "vfioctl.explain/1", ...(p.flags.has("all") ? x : { ...x, causes: x.causes.filter((c) => c.status !== "no") }), ...(owner ? { tokenOwner: owner } : {}) }, null, 2));
         return code;
       }
       const out: string[] = [];

@@ -5,8 +5,16 @@ import type { Plan } from "../../host/plan.js";
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
+import { OPT, type OptionSpec } from "../spec.js";
 
-const CONFIG_HELP = `  --config FILE   the host config (default ${DEFAULT_CONFIG}; with --sim, under the simulated host's root)`;
+const CONFIG_OPTIONS: OptionSpec[] = [{ ...OPT.config, description: `the host config (default ${DEFAULT_CONFIG}; with --sim, under the simulated host's root)` }];
+const APPLY_OPTIONS: OptionSpec[] = [
+  ...CONFIG_OPTIONS,
+  { name: "dry-run", type: "boolean", description: "print the plan and change nothing" },
+  { name: "undo-interrupted", type: "boolean", description: "undo an interrupted apply instead of finishing it" },
+  { name: "boot", type: "boolean", description: "run as the boot unit does (quiet when there is nothing to do)" },
+  { name: "device", type: "string", value: "BDF", description: "only the PF at BDF, and set its token again (the udev rule runs this after vfio-pci re-probes a PF: the kernel regenerated its token); a device that is not in the config is ignored (exit 0)", complete: "pf" },
+];
 
 export function renderPlan(plan: Plan): string {
   const out: string[] = [];
@@ -33,27 +41,18 @@ function loadCfg(ctx: Context, file: string | undefined) {
 register({
   name: "plan",
   summary: "the steps from this host's state to its config, in order, with what Linux does at each",
-  help: `usage: vfioctl plan [--config FILE] [--json]
-
-Read the host config and the host, and print the exact steps apply would take, in order, with
+  description: `Read the host config and the host, and print the exact steps apply would take, in order, with
 what Linux will do at each and every write it makes: implied steps included (VFs removed before
 their PF changes driver, a VF count change going through 0, vfio-pci's enable_sriov, the token
 stored before it is set and set before VFs exist). Anything that would block is named (the
 processes holding a VF, a non-viable IOMMU group). Changes nothing (it may open a free VF to
-check the kernel's token, and closes it at once).
-
-${CONFIG_HELP}
-
-Exit codes: 0 nothing to do, 1 there are steps, 2 bad config, 3 something blocks.
-
-Examples:
-  # one story on one state directory
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h plan                       # steps to take (exit 1)
-  vfioctl --sim --state /tmp/h plan --json`,
+check the kernel's token, and closes it at once).`,
+  options: CONFIG_OPTIONS,
+  exits: { 0: "nothing to do", 1: "there are steps", 3: "something blocks (named)" },
+  examples: [`# one story on one state directory`, `vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h plan                       # steps to take (exit 1)`, `vfioctl --sim --state /tmp/h plan --json`],
   async run(ctx, args) {
     return guarded(ctx, "plan", async () => {
-      const p = parseArgs(args, ["config"], []);
+      const p = parseArgs(args, CONFIG_OPTIONS);
       const cfg = loadCfg(ctx, flagStr(p, "config"));
       const { plan } = await planHost({ sys: ctx.sys, files: ctx.files, cfg, timeoutMs: ctx.opts.timeoutMs });
       if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.plan/1", ...plan }, null, 2));
@@ -112,9 +111,7 @@ function renderApply(r: HostApplyReport): string {
 register({
   name: "apply",
   summary: "converge this host to its config (journaled, one at a time, rolled back on failure)",
-  help: `usage: vfioctl apply [--config FILE] [--dry-run] [--undo-interrupted] [--boot [--device BDF]] [--json]
-
-Converge the host to its config: exactly the steps \`vfioctl plan\` shows. One apply runs at a
+  description: `Converge the host to its config: exactly the steps \`vfioctl plan\` shows. One apply runs at a
 time (a lock in the state directory, default /var/lib/vfioctl); each step is journaled before
 and after it runs. When a step fails, the completed steps are undone in reverse order and the
 host is compared with a snapshot taken before the first step: the report says what failed (the
@@ -123,27 +120,13 @@ nothing. An apply killed half way is noticed by the next one, which finishes it 
 or, with --undo-interrupted, undoes its completed steps.
 
 Tokens: a generated token is written to the store (fsynced) before the kernel sees it, and set
-before the PF gets VFs, so no VF ever exists with a token nobody knows.
-
-${CONFIG_HELP}
-  --dry-run            print the plan and change nothing
-  --undo-interrupted   undo an interrupted apply instead of finishing it
-  --boot               run as the boot unit does (quiet when there is nothing to do)
-  --device BDF         only the PF at BDF, and set its token again (the udev rule runs this
-                       after vfio-pci re-probes a PF: the kernel regenerated its token); a
-                       device that is not in the config is ignored (exit 0)
-
-Exit codes: 0 done or nothing to do, 2 bad config, 3 blocked or a step failed (rolled back),
-4 a write stayed blocked, 5 the rollback left something behind (listed).
-
-Examples:
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h apply --dry-run
-  vfioctl --sim --state /tmp/h apply
-  vfioctl --sim --state /tmp/h apply          # again: nothing to do`,
+before the PF gets VFs, so no VF ever exists with a token nobody knows.`,
+  options: APPLY_OPTIONS,
+  exits: { 0: "done, dry run, or nothing to do", 3: "blocked, or a step failed (rolled back)", 4: "a write stayed blocked past --timeout", 5: "the rollback left something behind (listed)" },
+  examples: [`vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h apply --dry-run`, `vfioctl --sim --state /tmp/h apply`, `vfioctl --sim --state /tmp/h apply          # again: nothing to do`],
   async run(ctx, args) {
     return guarded(ctx, "apply", async () => {
-      const p = parseArgs(args, ["config", "device"], ["dry-run", "undo-interrupted", "boot"]);
+      const p = parseArgs(args, APPLY_OPTIONS);
       const cfg = loadCfg(ctx, flagStr(p, "config"));
       const device = flagStr(p, "device");
       const r = await applyHost({ sys: ctx.sys, files: ctx.files, cfg, timeoutMs: ctx.opts.timeoutMs }, { dryRun: p.flags.has("dry-run"), undoInterrupted: p.flags.has("undo-interrupted"), ...(device ? { device } : {}) });
@@ -157,7 +140,7 @@ Examples:
         case "interrupted-undone":
           return EXIT.OK;
         case "rollback-incomplete":
-          return 5;
+          return EXIT.PARTIAL;
         default:
           return r.failed?.error?.message.includes("still blocked") ? EXIT.BLOCKED : EXIT.KERNEL;
       }
@@ -168,25 +151,16 @@ Examples:
 register({
   name: "status",
   summary: "drift between the host config and this host, per PF (exit 1 when they differ)",
-  help: `usage: vfioctl status [--config FILE] [--json]
-
-For each PF of the host config: which device the rule matched and how, its driver and VF count
+  description: `For each PF of the host config: which device the rule matched and how, its driver and VF count
 against the config, each VF's driver, the token (policy; whether the kernel holds the stored
 token, checked by opening a free VF; a leftover pending token; the previous token kept after a
-rotation and the VF users whose process started before it), and who holds the vfio groups.
-
-${CONFIG_HELP}
-
-Exit codes: 0 in sync, 1 drift (listed), 2 bad config.
-
-Examples:
-  vfioctl --sim --state /tmp/h config install examples/default-host.yaml
-  vfioctl --sim --state /tmp/h status                     # drift before apply (exit 1)
-  vfioctl --sim --state /tmp/h apply
-  vfioctl --sim --state /tmp/h status --json`,
+rotation and the VF users whose process started before it), and who holds the vfio groups.`,
+  options: CONFIG_OPTIONS,
+  exits: { 0: "in sync", 1: "drift (listed)" },
+  examples: [`vfioctl --sim --state /tmp/h config install examples/default-host.yaml`, `vfioctl --sim --state /tmp/h status                     # drift before apply (exit 1)`, `vfioctl --sim --state /tmp/h apply`, `vfioctl --sim --state /tmp/h status --json`],
   async run(ctx, args) {
     return guarded(ctx, "status", async () => {
-      const p = parseArgs(args, ["config"], []);
+      const p = parseArgs(args, CONFIG_OPTIONS);
       const cfg = loadCfg(ctx, flagStr(p, "config"));
       const s = await statusHost({ sys: ctx.sys, files: ctx.files, cfg, timeoutMs: ctx.opts.timeoutMs });
       if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.status/1", ...s }, null, 2));

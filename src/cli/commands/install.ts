@@ -7,11 +7,25 @@ import { install, uninstall, type InstallReport, type ReloadResult, type Step, t
 import { EXIT, type Context } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs, plural } from "./common.js";
+import { OPT, type CommandBody, type OptionSpec } from "../spec.js";
 
-const INSTALL_HELP = `usage: vfioctl install [--config FILE] [--before UNIT]... [--enable-sriov | --no-enable-sriov]
-                       [--disable-denylist] [--dry-run] [--force] [--no-reload] [--json]
+const COMMON_OPTIONS: OptionSpec[] = [
+  { name: "force", type: "boolean", description: "also overwrite or remove files changed by hand or not installed by vfioctl" },
+  { name: "no-reload", type: "boolean", description: "do not run systemctl daemon-reload / udevadm control --reload" },
+];
+const INSTALL_OPTIONS: OptionSpec[] = [
+  { ...OPT.config, description: `the host config the boot run converges (default ${DEFAULT_CONFIG_PATH}); its boot.before and vfio-pci PFs decide --before and --enable-sriov` },
+  { name: "before", type: "string", multiple: true, value: "UNIT", description: "a unit that uses the VFs and must start after them (repeatable, or comma-separated)", complete: "none" },
+  { name: "enable-sriov", type: "boolean", description: "write vfio_pci enable_sriov=1 (default: when the config has a PF on vfio-pci with VFs)" },
+  { name: "no-enable-sriov", type: "boolean", description: "no enable_sriov=1, whatever the config says" },
+  { name: "disable-denylist", type: "boolean", description: "a PF is on vfio-pci's denylist: write vfio_pci disable_denylist=1" },
+  { name: "dry-run", type: "boolean", description: "print every file with its content; change nothing" },
+  ...COMMON_OPTIONS,
+];
+const UNINSTALL_OPTIONS: OptionSpec[] = [{ name: "dry-run", type: "boolean", description: "print what would be removed; change nothing" }, ...COMMON_OPTIONS];
 
-Install what brings this host's vfioctl state back at every boot, in the style of driverctl:
+const INSTALL_SPEC: CommandBody = {
+  description: `Install what brings this host's vfioctl state back at every boot, in the style of driverctl:
   /etc/systemd/system/vfioctl.service       runs "vfioctl apply --boot --config FILE" once at
                                             boot, after module loading and the udev coldplug,
                                             before network-pre.target, basic.target and each
@@ -28,47 +42,22 @@ never follow a symbolic link. Running it again changes nothing (and says so); af
 options only the files whose content changed are rewritten. A file edited by hand, or one that
 vfioctl did not install, is never overwritten without --force. On a real host it then runs
 "systemctl daemon-reload" and "udevadm control --reload" (skip with --no-reload). With --sim the
-files go to the simulated host's root, never to the real /etc.
+files go to the simulated host's root, never to the real /etc.`,
+  options: INSTALL_OPTIONS,
+  exits: { 0: "installed, or nothing to change", 3: "a file could not be written or a reload failed" },
+  examples: [`vfioctl --sim install --dry-run --before libvirtd.service --enable-sriov`, `vfioctl --sim install --dry-run --config examples/lab-igb.yaml`, `vfioctl --sim --state /tmp/h install --before libvirtd.service`, `vfioctl --sim --state /tmp/h install          # again: "nothing to change"`, `sudo vfioctl install --config /etc/vfioctl/host.yaml --before libvirtd.service --enable-sriov`, `vfioctl help uninstall`],
+};
 
-Options:
-  --config FILE        the host config the boot run converges (default ${DEFAULT_CONFIG_PATH});
-                       when it exists, its boot.before units and its PFs on vfio-pci with VFs
-                       (enable_sriov=1) are taken from it
-  --before UNIT        a unit that uses the VFs and must start after them (repeatable, or
-                       comma-separated; added to the config's boot.before): libvirtd.service …
-  --enable-sriov       write vfio_pci enable_sriov=1 (default: when the config has a PF on
-                       vfio-pci with VFs)
-  --no-enable-sriov    no enable_sriov=1, whatever the config says
-  --disable-denylist   a PF is on vfio-pci's denylist: write vfio_pci disable_denylist=1
-  --dry-run            print every file with its content; change nothing
-  --force              overwrite files changed by hand or not installed by vfioctl
-  --no-reload          do not run systemctl daemon-reload / udevadm control --reload
-
-Examples:
-  vfioctl --sim install --dry-run --before libvirtd.service --enable-sriov
-  vfioctl --sim install --dry-run --config examples/lab-igb.yaml
-  vfioctl --sim --state /tmp/h install --before libvirtd.service
-  vfioctl --sim --state /tmp/h install          # again: "nothing to change"
-  sudo vfioctl install --config /etc/vfioctl/host.yaml --before libvirtd.service --enable-sriov
-  vfioctl help uninstall`;
-
-const UNINSTALL_HELP = `usage: vfioctl uninstall [--dry-run] [--force] [--no-reload] [--json]
-
-Remove exactly the files and symlinks "vfioctl install" placed, as listed in
+const UNINSTALL_SPEC: CommandBody = {
+  description: `Remove exactly the files and symlinks "vfioctl install" placed, as listed in
 /var/lib/vfioctl/installed.json, then the directories it created when they are empty. A file
 changed by hand since install is left in place and reported (exit 1); --force removes it too.
 On a real host it then runs "systemctl daemon-reload" and "udevadm control --reload" (skip with
---no-reload). The host config, the token store and the running VFs are not touched.
-
-Options:
-  --dry-run     print what would be removed; change nothing
-  --force       also remove files changed by hand since install
-  --no-reload   do not run systemctl daemon-reload / udevadm control --reload
-
-Examples:
-  vfioctl --sim --state /tmp/h uninstall --dry-run
-  vfioctl --sim --state /tmp/h uninstall
-  sudo vfioctl uninstall --force`;
+--no-reload). The host config, the token store and the running VFs are not touched.`,
+  options: UNINSTALL_OPTIONS,
+  exits: { 0: "removed, or nothing to remove", 1: "a file changed by hand was kept (listed; --force removes it)", 3: "a file could not be removed" },
+  examples: [`vfioctl --sim --state /tmp/h uninstall --dry-run`, `vfioctl --sim --state /tmp/h uninstall`, `sudo vfioctl uninstall --force`],
+};
 
 const VERB: Record<Step["action"], string> = { create: "created", update: "updated", unchanged: "unchanged", remove: "removed", kept: "KEPT", gone: "gone" };
 const DRY: Record<Step["action"], string> = { create: "would create", update: "would update", unchanged: "unchanged", remove: "would remove", kept: "would keep", gone: "gone" };
@@ -147,35 +136,14 @@ function fromConfig(ctx: Context, configPath: string): { input: BootInput; found
   return { input: { before: cfg.boot.before, enableSriov: needsEnableSriov(cfg), sriovPfs: sriov, paths: [...new Set([cfg.stateDir, cfg.store, STATE_DIR])] }, found: true };
 }
 
-/** `--before A --before B,C` (repeatable; parseArgs keeps one value per flag). */
-function takeBefore(args: string[]): { before: string[]; rest: string[] } {
-  const before: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--") {
-      rest.push(...args.slice(i));
-      break;
-    }
-    let v: string | undefined;
-    if (a === "--before") {
-      v = args[++i];
-      if (v === undefined) throw new VfioctlError("BAD_INPUT", "--before: expected a unit name, got nothing");
-    } else if (a.startsWith("--before=")) v = a.slice(9);
-    if (v === undefined) rest.push(a);
-    else before.push(...v.split(",").map((s) => s.trim()).filter(Boolean));
-  }
-  return { before, rest };
-}
-
 register({
   name: "install",
   summary: "install the systemd units, udev rule and module options that bring the host state back at boot",
-  help: INSTALL_HELP,
+  ...INSTALL_SPEC,
   async run(ctx, args) {
     return guarded(ctx, "install", async () => {
-      const { before, rest } = takeBefore(args);
-      const p = parseArgs(rest, ["config"], ["enable-sriov", "no-enable-sriov", "disable-denylist", "dry-run", "force", "no-reload"]);
+      const p = parseArgs(args, INSTALL_OPTIONS);
+      const before = (p.lists.get("before") ?? []).flatMap((v) => v.split(",").map((s) => s.trim()).filter(Boolean));
       if (p.positional.length) throw new VfioctlError("BAD_INPUT", `install: expected no arguments, got ${JSON.stringify(p.positional.join(" "))}`, { fix: "see vfioctl help install" });
       if (p.flags.has("enable-sriov") && p.flags.has("no-enable-sriov")) throw new VfioctlError("BAD_INPUT", "install: expected one of --enable-sriov and --no-enable-sriov, got both");
       const configPath = flagStr(p, "config") ?? DEFAULT_CONFIG_PATH;
@@ -191,7 +159,7 @@ register({
       if (!cfg.found) ctx.io.err(`note: ${needs.configPath} does not exist: the units name it anyway (vfioctl.service is skipped at boot until it does); --before and --enable-sriov come from the flags only`);
       const r = install(ctx.files, needs, { dryRun: p.flags.has("dry-run"), force: p.flags.has("force"), reload: !p.flags.has("no-reload") });
       if (ctx.opts.json) {
-        ctx.io.out(JSON.stringify({ needs, ...r, steps: r.steps.map((s) => (r.dryRun || s.kind !== "file" ? s : { ...s, content: undefined })) }, null, 2));
+        ctx.io.out(JSON.stringify({ schema: "vfioctl.install/1", needs, ...r, steps: r.steps.map((s) => (r.dryRun || s.kind !== "file" ? s : { ...s, content: undefined })) }, null, 2));
         return EXIT.OK;
       }
       printInstall(ctx, r, needs.configPath);
@@ -204,13 +172,13 @@ register({
 register({
   name: "uninstall",
   summary: "remove exactly the boot files vfioctl install placed (hand-edited ones are kept and reported)",
-  help: UNINSTALL_HELP,
+  ...UNINSTALL_SPEC,
   async run(ctx, args) {
     return guarded(ctx, "uninstall", async () => {
-      const p = parseArgs(args, [], ["dry-run", "force", "no-reload"]);
+      const p = parseArgs(args, UNINSTALL_OPTIONS);
       if (p.positional.length) throw new VfioctlError("BAD_INPUT", `uninstall: expected no arguments, got ${JSON.stringify(p.positional.join(" "))}`);
       const r = uninstall(ctx.files, { dryRun: p.flags.has("dry-run"), force: p.flags.has("force"), reload: !p.flags.has("no-reload") });
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.uninstall/1", ...r }, null, 2));
       else {
         printUninstall(ctx, r);
         reloadLines(ctx, r.reload);

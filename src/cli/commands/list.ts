@@ -7,13 +7,18 @@ import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs } from "./common.js";
 import { renderTree } from "./render.js";
+import type { OptionSpec } from "../spec.js";
+
+const OPTIONS: OptionSpec[] = [
+  { name: "all", type: "boolean", description: "show every VF (default: the first 16 per PF)" },
+  { name: "no-holders", type: "boolean", description: "skip the /proc scan for processes holding /dev/vfio nodes" },
+];
 
 register({
   name: "list",
   summary: "PF → VF tree: drivers, overrides, IOMMU groups, /dev/vfio nodes, VF counts, token situation",
-  help: `usage: vfioctl list [<device>...] [--all] [--no-holders]
-
-With devices (0000:01:00.0, 01:00.0 or an interface name such as eth0), only those: a PF with
+  positionals: [{ name: "device", complete: "bdf", optional: true, variadic: true }],
+  description: `With devices (0000:01:00.0, 01:00.0 or an interface name such as eth0), only those: a PF with
 all its VFs, a VF with its PF.
 
 First the running kernel: its version (as vfioctl's table of kernel changes resolves it),
@@ -26,24 +31,18 @@ vfio-pci's enable_sriov, and for each device whether opening it needs a VF token
   ?  cannot tell from sysfs
 Each device shows its network interfaces and NUMA node (after the driver) and, for PFs and
 other devices, its vendor and device names from the system's pci.ids (/usr/share/misc/pci.ids,
-/usr/share/hwdata/pci.ids or /usr/share/pci.ids; VFIOCTL_PCI_IDS=FILE names another, empty none).
-
-Options:
-  --all         show every VF (default: the first 16 per PF)
-  --no-holders  skip the /proc scan for processes holding /dev/vfio nodes
-
-Examples:
-  vfioctl --sim list
-  vfioctl list --json | jq '.pfs[] | {bdf, driver, vfs: [.vfDevices[].bdf]}'
-  vfioctl --root /tmp/sys-copy list`,
+/usr/share/hwdata/pci.ids or /usr/share/pci.ids; VFIOCTL_PCI_IDS=FILE names another, empty none).`,
+  options: OPTIONS,
+  exits: { 0: "listed" },
+  examples: ["vfioctl --sim list", "vfioctl --sim list 01:00.0", "vfioctl list --json | jq '.pfs[] | {bdf, driver, vfs: [.vfDevices[].bdf]}'", "vfioctl --root /tmp/sys-copy list"],
   async run(ctx, args) {
     return guarded(ctx, "list", async () => {
-      const p = parseArgs(args, [], ["all", "no-holders"]);
+      const p = parseArgs(args, OPTIONS);
       const only = await resolveDevices(ctx.sys, p.positional);
       for (const b of only) await requireDevice(ctx.sys, b);
       const all = await inventory(ctx.sys, { numvfsTimeoutMs: Math.min(ctx.opts.timeoutMs, 1000), holders: !p.flags.has("no-holders"), pciIds: pciIds(ctx.env) });
       const inv = only.length ? filterInventory(all, only) : all;
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(inv, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.list/1", ...inv }, null, 2));
       else ctx.io.out(`kernel ${inv.kernel.summary}\n${renderTree(inv, { all: p.flags.has("all") })}`);
       return EXIT.OK;
     });

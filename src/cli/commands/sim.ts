@@ -19,20 +19,34 @@ import { explainOpen } from "../../lib/explain.js";
 import { watchKmsg } from "../../lib/kmsg.js";
 import { errnoNumber, isErrno } from "../../sys/errno.js";
 import { readAttr } from "../../sys/fsutil.js";
-import { flagStr, guarded, parseArgs } from "./common.js";
+import { flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
+import { OPT, type CommandBody, type SubcommandSpec } from "../spec.js";
 import { tokenFrom } from "./token.js";
 import type { FaultSyscall } from "../../kernel/faults.js";
 
-const HELP = `usage: vfioctl sim run FILE [--profile 6.1|6.12] [--host HOSTFILE] [--json]
-       vfioctl --sim [HOSTFILE] --state DIR sim hold <bdf> [--token-file F | --token-stdin] [--as NAME]
-       vfioctl --sim --state DIR sim release <bdf|NAME|pid>
-       vfioctl --sim --state DIR sim holders
-       vfioctl --sim --state DIR sim reboot
-       vfioctl --sim --state DIR sim fault write|open|ioctl PATH ERRNO [--count N]
-       vfioctl --sim --state DIR sim fault clear|list
-       vfioctl --sim --state DIR sim status
+const SIM_SUBCOMMANDS: SubcommandSpec[] = [
+  {
+    name: "run",
+    summary: "play a scenario file on the kernel model",
+    positionals: [{ name: "file", complete: "file" }],
+    options: [
+      { name: "profile", type: "string", value: "V", description: "run only this kernel profile, 6.1 or 6.12 (default: every profile the file declares)", complete: { values: ["6.1", "6.12"] } },
+      { name: "host", type: "string", value: "FILE", description: "model host description (default: the file's host:, else hosts/lab-igb.yaml next to the scenario)", complete: "file" },
+      { name: "json", type: "boolean", description: "print the transcript(s) as JSON" },
+    ],
+  },
+  { name: "hold", summary: "a model process that holds a device open", positionals: [{ name: "bdf", complete: "bdf" }], options: [OPT.tokenFile, OPT.tokenStdin, OPT.token, { name: "as", type: "string", value: "NAME", description: "the holder's process name (default holder)", complete: "none" }] },
+  { name: "release", summary: "end holders by device, name or pid", positionals: [{ name: "bdf|NAME|pid", complete: "bdf" }] },
+  { name: "holders", summary: "list the holder processes" },
+  { name: "reboot", summary: "a new boot of the simulated host" },
+  { name: "fault", summary: "make matching syscalls fail", positionals: [{ name: "write|open|ioctl|clear|list", complete: { values: ["write", "open", "ioctl", "clear", "list"] } }, { name: "path", complete: "file", optional: true }, { name: "errno", optional: true, complete: "none" }], options: [{ name: "count", type: "string", value: "N", description: "how many matching calls fail (default 1)", complete: "none" }] },
+  { name: "status", summary: "what the state directory holds" },
+];
+const subOptions = (sub: string) => SIM_SUBCOMMANDS.find((s) => s.name === sub)?.options ?? [];
 
-run      Play a scenario file (YAML or JSON, see docs/scenarios.md) on the kernel model and
+const SPEC: CommandBody = {
+  usage: [`sim run FILE [--profile 6.1|6.12] [--host HOSTFILE] [--json]`, `--sim [HOSTFILE] --state DIR sim hold <bdf> [--token-file F | --token-stdin] [--as NAME]`, `--sim --state DIR sim release <bdf|NAME|pid>`, `--sim --state DIR sim holders`, `--sim --state DIR sim reboot`, `--sim --state DIR sim fault write|open|ioctl PATH ERRNO [--count N]`, `--sim --state DIR sim fault clear|list`, `--sim --state DIR sim status`],
+  description: `run      Play a scenario file (YAML or JSON, see docs/scenarios.md) on the kernel model and
          print, per operation, the return value, the errno and the kernel log lines it
          produced. The file's expectations are checked: the exit code is 1 when one did not
          hold.
@@ -55,19 +69,11 @@ reboot   A new boot: new RNG seed (vfio-pci makes new VF tokens at probe), boot 
          every enabled unit of DIR/root/etc/systemd/system whose ExecStart runs vfioctl.
 fault    Make the next N (default 1) matching syscalls fail with ERRNO before they run
          (PATH: exact, or a prefix ending in *). Kept in the log until 'sim fault clear'.
-status   The state dir: host, profile, boot, records, holders, faults, blocked calls.
-
-Examples:
-  vfioctl sim run scenarios/token-decision-table.yaml
-  vfioctl sim run scenarios/blocking-removal.yaml --profile 6.12 --json
-  vfioctl --sim --state /tmp/h sriov 0000:01:00.0 2
-  vfioctl --sim --state /tmp/h bind 0000:01:10.0 vfio-pci
-  vfioctl --sim --state /tmp/h sim hold 0000:01:10.0 --as qemu
-  vfioctl --sim --state /tmp/h --timeout 500 sriov 0000:01:00.0 0     # blocked (exit 4)
-  vfioctl --sim --state /tmp/h sim release qemu                       # the write completes
-  vfioctl --sim --state /tmp/h sim fault write /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs EIO
-  vfioctl --sim --state /tmp/h sim reboot
-`;
+status   The state dir: host, profile, boot, records, holders, faults, blocked calls.`,
+  subcommands: SIM_SUBCOMMANDS,
+  exits: { 0: "done; run: every expectation held", 1: "run: an expectation did not hold", 3: "hold: the open failed (errno and likely reason shown)" },
+  examples: [`vfioctl sim run scenarios/token-decision-table.yaml`, `vfioctl sim run scenarios/blocking-removal.yaml --profile 6.12 --json`, `vfioctl --sim --state /tmp/h sriov 0000:01:00.0 2`, `vfioctl --sim --state /tmp/h bind 0000:01:10.0 vfio-pci`, `vfioctl --sim --state /tmp/h sim hold 0000:01:10.0 --as qemu`, `vfioctl --sim --state /tmp/h --timeout 500 sriov 0000:01:00.0 0     # blocked (exit 4)`, `vfioctl --sim --state /tmp/h sim release qemu                       # the write completes`, `vfioctl --sim --state /tmp/h sim fault write /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs EIO`, `vfioctl --sim --state /tmp/h sim reboot`],
+};
 
 function needState(ctx: Context, sub: string): SimSession {
   const s = simSessionOf(ctx.kernel);
@@ -78,7 +84,7 @@ function needState(ctx: Context, sub: string): SimSession {
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 
 async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
-  const p = parseArgs(rest, ["token-file", "token", "as"], ["token-stdin"]);
+  const p = parseArgs(rest, subOptions("hold"), "sim hold");
   if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `sim hold: expected one device address, got ${p.positional.length}`);
   const bdf = checkBdf(p.positional[0]);
   const comm = flagStr(p, "as") ?? "holder";
@@ -104,7 +110,7 @@ async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number
     const dfd = await vs.deviceFd(t ? `${bdf} vf_token=${t.token}` : bdf);
     await kmsg.drain();
     const files = [`/dev/vfio/vfio`, `/dev/vfio/${group}`, `${bdf} (device fd ${dfd})`];
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ pid: h.pid, comm, holds: bdf, group, deviceFd: dfd, token: t ? "given" : "none" }, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-hold/1", pid: h.pid, comm, holds: bdf, group, deviceFd: dfd, token: t ? "given" : "none" }, null, 2));
     else ctx.io.out(`pid ${h.pid} (${comm}) holds ${bdf}: ${files.join(", ")}${t ? " — opened with a VF token" : ""}\n  it stays open across invocations; end it with: vfioctl --sim --state ${s.dir} sim release ${h.pid}`);
     return EXIT.OK;
   } catch (e) {
@@ -123,7 +129,7 @@ async function hold(ctx: Context, s: SimSession, rest: string[]): Promise<number
     } catch {
       /* no explanation */
     }
-    if (ctx.opts.json) ctx.io.out(JSON.stringify({ error: "KERNEL", errno: e.code, syscall: e.syscall, path: e.path, message: e.message, kernel: lines, reason, fix, held: false }, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.error/1", error: "KERNEL", errno: e.code, syscall: e.syscall, path: e.path, message: e.message, kernel: lines, reason, fix, held: false, exit: EXIT.KERNEL }, null, 2));
     ctx.io.err(`vfioctl sim hold: ${bdf}: ${e.message}`);
     for (const l of lines) ctx.io.err(`  kernel: ${l}`);
     if (reason) ctx.io.err(`  reason: ${reason}`);
@@ -162,7 +168,7 @@ async function holderRows(ctx: Context, s: SimSession) {
 }
 
 async function release(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
-  const p = parseArgs(rest, [], []);
+  const p = parseArgs(rest, subOptions("release"), "sim release");
   if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `sim release: expected a holder's device, name or pid, got ${p.positional.length} arguments`);
   const what = p.positional[0]!;
   const hs = s.holders().filter((h) => String(h.pid) === what || h.comm === what || h.holds === what);
@@ -173,7 +179,7 @@ async function release(ctx: Context, s: SimSession, rest: string[]): Promise<num
   const before = s.late.length;
   for (const h of hs) await s.exitProcess(h.pid);
   const done = s.late.slice(before);
-  if (ctx.opts.json) ctx.io.out(JSON.stringify({ released: hs.map((h) => ({ pid: h.pid, comm: h.comm, holds: h.holds ?? null })), completed: done }, null, 2));
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-release/1", released: hs.map((h) => ({ pid: h.pid, comm: h.comm, holds: h.holds ?? null })), completed: done }, null, 2));
   else {
     for (const h of hs) ctx.io.out(`released pid ${h.pid} (${h.comm})${h.holds ? ` holding ${h.holds}` : ""}: its files are closed`);
     for (const d of done) ctx.io.out(`  pending call of pid ${d.pid} completed: ${d.what} → ${d.result}`);
@@ -184,7 +190,7 @@ async function release(ctx: Context, s: SimSession, rest: string[]): Promise<num
 async function reboot(ctx: Context, s: SimSession): Promise<number> {
   const r = await s.reboot();
   if (ctx.opts.json) {
-    ctx.io.out(JSON.stringify(r, null, 2));
+    ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-reboot/1", ...r }, null, 2));
   } else {
     const mods = Object.entries(r.modules).map(([k, v]) => `${k}=${v ? "Y" : "N"}`);
     ctx.io.out(`rebooted ${s.dir}: boot ${r.boot} (new RNG seed: vfio-pci made new VF tokens at probe; no holders; the log starts empty)`);
@@ -203,16 +209,17 @@ async function reboot(ctx: Context, s: SimSession): Promise<number> {
 const FAULT_SYSCALLS = ["write", "open", "ioctl"];
 
 async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<number> {
-  const p = parseArgs(rest, ["count"], []);
+  const p = parseArgs(rest, subOptions("fault"), "sim fault");
   const [op, path, errno] = p.positional;
   if (op === "clear" && p.positional.length === 1) {
     s.clearFaults();
-    ctx.io.out("every injected fault cleared");
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: s.kernel.faults.list() }, null, 2));
+    else ctx.io.out("every injected fault cleared");
     return EXIT.OK;
   }
   if (op === "list" && p.positional.length === 1) {
     const l = s.kernel.faults.list();
-    if (ctx.opts.json) ctx.io.out(JSON.stringify(l, null, 2));
+    if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: l }, null, 2));
     else if (!l.length) ctx.io.out("no injected faults");
     else for (const f of l) ctx.io.out(`${f.syscall} ${f.path ?? "(any path)"} → ${f.errno} (${f.remaining} of ${f.count} left)`);
     return EXIT.OK;
@@ -226,7 +233,8 @@ async function fault(ctx: Context, s: SimSession, rest: string[]): Promise<numbe
   const count = cs === undefined ? 1 : Number(cs);
   if (!Number.isInteger(count) || count < 1) throw new VfioctlError("BAD_INPUT", `--count: expected a positive integer, got ${JSON.stringify(cs)}`);
   s.addFault({ syscall: op as FaultSyscall, path, errno: errno.toUpperCase(), count });
-  ctx.io.out(`the next ${count === 1 ? "" : `${count} `}${op}${count === 1 ? "" : "s"} on ${path} fail${count === 1 ? "s" : ""} with ${errno.toUpperCase()} (kept until used or 'sim fault clear')`);
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-faults/1", faults: s.kernel.faults.list() }, null, 2));
+  else ctx.io.out(`the next ${count === 1 ? "" : `${count} `}${op}${count === 1 ? "" : "s"} on ${path} fail${count === 1 ? "s" : ""} with ${errno.toUpperCase()} (kept until used or 'sim fault clear')`);
   return EXIT.OK;
 }
 
@@ -244,7 +252,7 @@ async function status(ctx: Context, s: SimSession): Promise<number> {
     faults: s.kernel.faults.list(),
     blocked,
   };
-  if (ctx.opts.json) ctx.io.out(JSON.stringify(out, null, 2));
+  if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-status/1", ...out }, null, 2));
   else {
     ctx.io.out(`${s.dir}: ${s.host.source}, profile ${s.host.profile}, boot ${out.boot} since ${out.bootedAt}, ${out.records} log records`);
     ctx.io.out(`  holders: ${holders.length ? holders.map((h) => `${h.pid} (${h.comm}) ${h.holds ?? ""}`).join("; ") : "none"}`);
@@ -255,25 +263,23 @@ async function status(ctx: Context, s: SimSession): Promise<number> {
 }
 
 async function runFile(ctx: Context, rest: string[]): Promise<number> {
-  let file: string | undefined;
-  let profile = ctx.opts.profile as string | undefined;
-  let host: string | undefined;
-  let json = ctx.opts.json;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (a === "--profile") profile = rest[++i];
-    else if (a.startsWith("--profile=")) profile = a.slice(10);
-    else if (a === "--host") host = rest[++i];
-    else if (a.startsWith("--host=")) host = a.slice(7);
-    else if (a === "--json") json = true;
-    else if (!file && !a.startsWith("-")) file = a;
-    else {
-      ctx.io.err(`vfioctl sim run: unexpected argument ${JSON.stringify(a)}\n${HELP}`);
-      return EXIT.USAGE;
-    }
+  let p: ParsedArgs;
+  try {
+    p = parseArgs(rest, subOptions("run"), "sim run");
+  } catch (e) {
+    ctx.io.err(`vfioctl ${(e as Error).message}\n${sim.help}`);
+    return EXIT.USAGE;
   }
+  if (p.positional.length > 1) {
+    ctx.io.err(`vfioctl sim run: unexpected argument ${JSON.stringify(p.positional[1])}\n${sim.help}`);
+    return EXIT.USAGE;
+  }
+  const file = p.positional[0];
+  const profile = flagStr(p, "profile") ?? (ctx.opts.profile as string | undefined);
+  const host = flagStr(p, "host");
+  const json = ctx.opts.json || p.flags.has("json");
   if (!file) {
-    ctx.io.err(`vfioctl sim run: expected a scenario FILE\n${HELP}`);
+    ctx.io.err(`vfioctl sim run: expected a scenario FILE\n${sim.help}`);
     return EXIT.USAGE;
   }
   if (profile !== undefined && profile !== "6.1" && profile !== "6.12") {
@@ -292,21 +298,21 @@ async function runFile(ctx: Context, rest: string[]): Promise<number> {
     }
     throw e;
   }
-  if (json) ctx.io.out(JSON.stringify(runs.length === 1 ? runs[0] : runs, null, 2));
+  if (json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-run/1", ok: runs.every((t) => t.ok), runs, ...(runs.length === 1 ? runs[0] : {}) }, null, 2));
   else ctx.io.out(runs.map(formatTranscript).join("\n\n"));
   return runs.every((t) => t.ok) ? EXIT.OK : EXIT.NO;
 }
 
 const SUBS = ["run", "hold", "release", "holders", "reboot", "fault", "status"];
 
-export const sim: Command = {
+export const sim: Command = register({
   name: "sim",
   summary: "the kernel model: run a scenario file; with --state DIR: hold/release, reboot, faults",
-  help: HELP,
+  ...SPEC,
   async run(ctx: Context, args: string[]): Promise<number> {
     const [sub, ...rest] = args;
     if (!sub || !SUBS.includes(sub)) {
-      ctx.io.err(sub ? `vfioctl sim: unknown subcommand ${JSON.stringify(sub)} (expected ${SUBS.join(", ")})\n${HELP}` : HELP);
+      ctx.io.err(sub ? `vfioctl sim: unknown subcommand ${JSON.stringify(sub)} (expected ${SUBS.join(", ")})\n${sim.help}` : sim.help);
       return EXIT.USAGE;
     }
     if (sub === "run") return runFile(ctx, rest);
@@ -320,9 +326,9 @@ export const sim: Command = {
         case "release":
           return release(ctx, s, rest);
         case "holders": {
-          parseArgs(rest, [], []);
+          parseArgs(rest, subOptions(sub), `sim ${sub}`);
           const rows = await holderRows(ctx, s);
-          if (ctx.opts.json) ctx.io.out(JSON.stringify(rows, null, 2));
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sim-holders/1", holders: rows }, null, 2));
           else if (!rows.length) ctx.io.out("no holders");
           else
             for (const r of rows) {
@@ -332,16 +338,14 @@ export const sim: Command = {
           return EXIT.OK;
         }
         case "reboot":
-          parseArgs(rest, [], []);
+          parseArgs(rest, subOptions(sub), `sim ${sub}`);
           return reboot(ctx, s);
         case "fault":
           return fault(ctx, s, rest);
         default:
-          parseArgs(rest, [], []);
+          parseArgs(rest, subOptions(sub), `sim ${sub}`);
           return status(ctx, s);
       }
     });
   },
-};
-
-register(sim);
+});

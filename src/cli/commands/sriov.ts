@@ -5,12 +5,19 @@ import { setNumVfs } from "../../lib/sriov.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { guarded, parseArgs } from "./common.js";
+import { OPT, type OptionSpec } from "../spec.js";
+
+const OPTIONS: OptionSpec[] = [
+  { name: "via-zero", type: "boolean", description: "change a non-zero count by writing 0 first (destroys every VF)" },
+  { name: "force", type: "boolean", description: "remove VFs even when this host uses them (a VF interface up, with addresses or routes, or enslaved; a mounted block device)" },
+  { ...OPT.dryRun, description: "print the writes, in order, and change nothing" },
+];
 
 register({
   name: "sriov",
   summary: "set a PF's VF count (preflight of every sriov_numvfs refusal; names who blocks)",
-  help: `usage: vfioctl sriov <pf> <n|off> [--via-zero] [--force] [--dry-run]
-
+  positionals: [{ name: "pf", complete: "pf" }, { name: "n|off", complete: { values: ["off", "0", "1", "2", "4", "8"] } }],
+  description: `The PF is a PCI address (0000:01:00.0, or 01:00.0) or its network interface (eth2).
 Write n to the PF's sriov_numvfs after checking what Linux would refuse:
   - n > sriov_totalvfs                                    ERANGE
   - no driver bound / driver without sriov_configure       ENOENT
@@ -21,23 +28,22 @@ If the write blocks because a VF is held open, vfioctl waits --timeout ms, then 
 processes holding /dev/vfio nodes of which VFs (the write stays pending in the kernel).
 
 Removing VFs this host uses (a VF interface up, with addresses or routes, or enslaved; a
-mounted block device) is refused unless --force. --dry-run prints the writes and changes nothing.
-
-Exit codes: 0 done or nothing to do, 1 refused because this host uses a VF (--force),
-2 bad input or a copied tree (--root), 3 refused/failed (ERANGE above sriov_totalvfs …),
-4 blocked.
-
-Examples:
-  vfioctl --sim sriov 0000:01:00.0 4
-  vfioctl --sim sriov 0000:01:00.0 off
-  vfioctl --timeout 2000 sriov 0000:af:00.0 4 --via-zero`,
+mounted block device) is refused unless --force. --dry-run prints the writes and changes nothing.`,
+  options: OPTIONS,
+  exits: {
+    0: "done or nothing to do",
+    1: "refused because this host uses a VF (--force overrides)",
+    3: "refused or failed (errno shown: ERANGE above sriov_totalvfs …)",
+    4: "the write stayed blocked past --timeout",
+  },
+  examples: ["vfioctl --sim sriov 0000:01:00.0 4", "vfioctl --sim sriov 01:00.0 2 --dry-run", "vfioctl --sim sriov 0000:01:00.0 off", "vfioctl --timeout 2000 sriov 0000:af:00.0 4 --via-zero"],
   async run(ctx, args) {
     return guarded(ctx, "sriov", async () => {
-      const p = parseArgs(args, [], ["via-zero", "force", "dry-run"]);
+      const p = parseArgs(args, OPTIONS);
       if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `sriov: expected <pf> <n|off>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
       const r = await setNumVfs(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!, "pf"), p.positional[1]!, { viaZero: p.flags.has("via-zero"), force: p.flags.has("force"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs });
       for (const n of r.notes) ctx.io.err(n);
-      if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+      if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sriov/1", ...r }, null, 2));
       else if (r.dryRun) {
         ctx.io.out(`${r.pf}: dry run, nothing changed; ${r.from} → ${r.to} VFs would write:`);
         for (const l of r.plan) ctx.io.out(`  ${l}`);

@@ -16,6 +16,7 @@ import { resolveDevice } from "../../lib/resolve.js";
 import { copiedTree, refuseOnCopiedTree, stepText } from "../../lib/steps.js";
 import { planSetToken } from "../../lib/tokenops.js";
 import { ARGV_TOKEN_WARNING, flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
+import { OPT, type CommandBody, type SubcommandSpec } from "../spec.js";
 
 /** The token a command was given (file, stdin, --token with a warning, or the environment). */
 export async function tokenFrom(ctx: Context, p: ParsedArgs, prefix = "token"): Promise<ResolvedToken | null> {
@@ -27,9 +28,13 @@ export async function tokenFrom(ctx: Context, p: ParsedArgs, prefix = "token"): 
     const t = readTokenFileSafe(ctx.files.input(file), file, { allowGroup: true });
     return { token: t!, source: `file ${file}`, warnings: [] };
   }
+  // on a terminal, --token-stdin asks for the token (not echoed) instead of waiting silently
+  const subject = p.positional.find((a) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(a)) ?? "the device";
+  const secret = ctx.io.secret;
+  const stdin = ctx.io.stdinTTY && secret ? () => secret(`${prefix === "token" ? "VF token" : "current VF token"} for ${subject}: `) : ctx.stdin;
   const r = await resolveToken({
     useStdin: p.flags.has(`${prefix}-stdin`),
-    stdin: ctx.stdin,
+    stdin,
     ...(prefix === "token" ? { env: ctx.env } : {}),
     ...(argv !== undefined ? { argv } : {}),
   });
@@ -59,14 +64,33 @@ export async function storeNameOf(ctx: Context, cfg: HostConfig | null, bdf: str
   return { name: `pci-${bdf.replace(/:/g, "-")}`, pc: null };
 }
 
-const HELP = `usage: vfioctl token set <pf> [--token-file F | --token-stdin] [--current-token-file F] [--show-token] [--config F] [--dry-run]
-       vfioctl token rotate <pf> [--show-token] [--config F] [--dry-run]
-       vfioctl token retire <pf> [--config F]
-       vfioctl token show <pf> [--previous] [--config F]
-       vfioctl token path <pf> [--config F]
-       vfioctl token verify <vf> [--token-file F | --token-stdin | --from-store]
+const PF = [{ name: "pf", complete: "pf" as const }];
+const TOKEN_SUBCOMMANDS: SubcommandSpec[] = [
+  {
+    name: "set",
+    summary: "set a PF's VF token (stored first)",
+    positionals: PF,
+    options: [
+      OPT.tokenFile,
+      OPT.tokenStdin,
+      OPT.token,
+      { name: "current-token-file", type: "string", value: "F", description: "the PF's current token, when it is not in the store (needed while a VF is open)", complete: "file" },
+      OPT.showToken,
+      OPT.config,
+      { ...OPT.dryRun, description: "print the store write and the ioctls, in order (the token as <token>), and change nothing" },
+      { name: "keep", type: "string", value: "FILE", description: "refused: tokens are written only to the token store", hidden: true },
+    ],
+  },
+  { name: "rotate", summary: "a new random token while VFs stay open", positionals: PF, options: [OPT.showToken, OPT.config, { ...OPT.dryRun, description: "print the store write and the ioctls, in order (the token as <token>), and change nothing" }] },
+  { name: "retire", summary: "remove the previous token", positionals: PF, options: [OPT.config] },
+  { name: "show", summary: "print the stored token", positionals: PF, options: [{ name: "previous", type: "boolean", description: "the previous token kept after a rotation" }, OPT.config] },
+  { name: "path", summary: "where the token is stored", positionals: PF, options: [OPT.config] },
+  { name: "verify", summary: "open a VF with a token and close it", positionals: [{ name: "vf", complete: "vf" }], options: [OPT.tokenFile, OPT.tokenStdin, OPT.token, { name: "from-store", type: "boolean", description: "use the token stored for the VF's PF" }, OPT.config] },
+];
+const subOptions = (sub: string) => TOKEN_SUBCOMMANDS.find((s) => s.name === sub)?.options ?? [];
 
-set     Set the VF token of a PF bound to vfio-pci: the token given (--token-file F,
+const SPEC: CommandBody = {
+  description: `set     Set the VF token of a PF bound to vfio-pci: the token given (--token-file F,
         --token-stdin, $${TOKEN_ENV}, or --token UUID, warned: visible in /proc/PID/cmdline) or a
         new random one. The token is written to the store first (fsynced; default
         ${DEFAULT_STORE}/<name>/, 0700 directories, 0600 files; <name> is the PF's name in the
@@ -85,28 +109,21 @@ retire  Remove the previous token after every VF user moved to the new one.
 show    Print the stored token (you asked for it: it is printed). path: where it is stored.
 verify  Open the VF with the token and close it at once: match (exit 0), mismatch (EACCES
         "Incorrect VF token", exit 1), not needed (PF not on vfio-pci / not a VF, exit 0).
-        --from-store uses the VF's PF's stored token.
-
-Examples:
-  # one story on one state directory
-  vfioctl --sim --state /tmp/h token set 0000:af:00.0
-  vfioctl --sim --state /tmp/h token verify 0000:af:10.0 --from-store
-  vfioctl --sim --state /tmp/h sim hold 0000:af:10.0 --token-file /etc/vfioctl/tokens/pci-0000-af-00.0/current --as dpdk
-  vfioctl --sim --state /tmp/h token rotate 0000:af:00.0   # dpdk keeps running with the old token
-  vfioctl --sim --state /tmp/h token verify 0000:af:10.1 --from-store
-  vfioctl --sim --state /tmp/h sim release dpdk
-  vfioctl --sim --state /tmp/h token retire 0000:af:00.0
-  vfioctl --sim --state /tmp/h token path 0000:af:00.0`;
+        --from-store uses the VF's PF's stored token.`,
+  subcommands: TOKEN_SUBCOMMANDS,
+  exits: { 0: "done; verify: the token matches, or none is needed", 1: "verify: the token is wrong (EACCES \"Incorrect VF token\")", 3: "Linux refused (errno shown)" },
+  examples: [`# one story on one state directory`, `vfioctl --sim --state /tmp/h token set 0000:af:00.0`, `vfioctl --sim --state /tmp/h token verify 0000:af:10.0 --from-store`, `vfioctl --sim --state /tmp/h sim hold 0000:af:10.0 --token-file /etc/vfioctl/tokens/pci-0000-af-00.0/current --as dpdk`, `vfioctl --sim --state /tmp/h token rotate 0000:af:00.0   # dpdk keeps running with the old token`, `vfioctl --sim --state /tmp/h token verify 0000:af:10.1 --from-store`, `vfioctl --sim --state /tmp/h sim release dpdk`, `vfioctl --sim --state /tmp/h token retire 0000:af:00.0`, `vfioctl --sim --state /tmp/h token path 0000:af:00.0`],
+};
 
 register({
   name: "token",
   summary: "set, rotate, retire or verify a PF's VF token (stored before it is set; never echoed)",
-  help: HELP,
+  ...SPEC,
   async run(ctx, args) {
     return guarded(ctx, "token", async () => {
       const [sub, ...rest] = args;
       if (sub === "set" || sub === "rotate") {
-        const p = sub === "set" ? parseArgs(rest, ["token-file", "token", "current-token-file", "config", "keep"], ["token-stdin", "show-token", "dry-run"]) : parseArgs(rest, ["config"], ["show-token", "dry-run"]);
+        const p = parseArgs(rest, subOptions(sub), `token ${sub}`);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
         if (p.flags.has("keep")) {
           throw new VfioctlError("BAD_INPUT", "--keep: tokens are written only to the token store (and never elsewhere); consumers read it from there", { fix: `drop --keep; \`vfioctl token path ${p.positional[0]}\` prints where the token is stored` });
@@ -154,7 +171,7 @@ register({
         return EXIT.OK;
       }
       if (sub === "retire" || sub === "show" || sub === "path") {
-        const p = parseArgs(rest, ["config"], sub === "show" ? ["previous"] : []);
+        const p = parseArgs(rest, subOptions(sub), `token ${sub}`);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token ${sub}: expected one PF address, got ${p.positional.length}`);
         const pf = await resolveDevice(ctx.sys, p.positional[0], "pf");
         const cfg = optionalConfig(ctx, flagStr(p, "config"));
@@ -173,17 +190,19 @@ register({
         }
         const prev = store.read(name, "previous");
         if (!prev) {
-          ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: false }, null, 2));
+          else ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
           return EXIT.OK;
         }
         store.remove(name, "previous");
         const m = store.meta(name);
         store.writeMeta(name, { ...m, updated: new Date().toISOString() });
-        ctx.io.out(`${pf} (${name}): previous token retired (VF users that still hold it keep running; they cannot reopen with it)`);
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: true }, null, 2));
+        else ctx.io.out(`${pf} (${name}): previous token retired (VF users that still hold it keep running; they cannot reopen with it)`);
         return EXIT.OK;
       }
       if (sub === "verify") {
-        const p = parseArgs(rest, ["token-file", "token", "config"], ["token-stdin", "from-store"]);
+        const p = parseArgs(rest, subOptions(sub), `token ${sub}`);
         if (p.positional.length !== 1) throw new VfioctlError("BAD_INPUT", `token verify: expected one VF address, got ${p.positional.length}`);
         let t = p.flags.has("from-store") ? null : await tokenFrom(ctx, p);
         if (p.flags.has("from-store")) {
@@ -199,7 +218,7 @@ register({
         }
         if (!t) throw new VfioctlError("TOKEN_SOURCE", `token verify: expected a token (--token-file F, --token-stdin, --from-store or $${TOKEN_ENV}), got none`);
         const r = await verifyToken(ctx.sys, await resolveDevice(ctx.sys, p.positional[0], "vf"), t.token);
-        if (ctx.opts.json) ctx.io.out(JSON.stringify(r, null, 2));
+        if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token-verify/1", ...r }, null, 2));
         else ctx.io.out(`${r.vf}: ${r.result} — ${r.detail}`);
         return r.result === "mismatch" ? EXIT.NO : EXIT.OK;
       }
