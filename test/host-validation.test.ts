@@ -86,7 +86,7 @@ test("unknown keys suggest the right one", () => {
     [`devices:\n${igbPf(", num_vf: 2")}`, /devices\[0\]\.sriov\.num_vf: expected a known SR-IOV field \(did you mean num_vfs\?\), got "num_vf"/],
     [`devices:\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 2\n    iommu_grop: 3\n`, /devices\[0\]\.iommu_grop: expected a known device field \(did you mean iommu_group\?\)/],
     [`devices:\n  - bdf: "0000:05:00.0"\n    vendor: 1\n    device: 2\n    colour: red\n`, /devices\[0\]\.colour: expected a known device field \(bdf, vendor, device, /],
-    [`device: []\n`, /h\.yaml: device: expected one of name, profile, kernel, modules, drivers, devices \(did you mean devices\?\)/],
+    [`device: []\n`, /h\.yaml: device: expected one of name, profile, kernel, modules, drivers, devices, net \(did you mean devices\?\)/],
     [`modules: { vfio_pci: { enable_srio: true } }\ndevices: []\n`, /modules\.vfio_pci\.enable_srio: expected one of .* \(did you mean enable_sriov\?\)/],
     [`modules: { vfio-pci: { enable_sriov: true } }\ndevices: []\n`, /modules\.vfio-pci: expected vfio_pci \(module names are written with _\)/],
   ];
@@ -99,4 +99,22 @@ test("the default host and the repository's host files pass the checks", async (
   for (const f of ["test/fixtures/host-two-vfio-pfs.yaml", "test/fixtures/host-shared-group.yaml", "scenarios/hosts/lab-igb.yaml"]) {
     await bootHostFile(new URL(`../../${f}`, import.meta.url).pathname);
   }
+});
+
+test("net: a host file says what the host does with its interfaces; bind then refuses the one in use, and bad entries are refused by field", async () => {
+  const { runCli } = await import("../testlib/cli.js");
+  const host = parseHost(
+    `devices:\n  - { bdf: "0000:01:00.0", vendor: 0x8086, device: 0x10c9, class: 0x020000, driver: igb }\nnet:\n  eth0: { up: true, addresses: ["10.1.2.3/16"], routes: ["default via 10.1.0.1"] }\n`,
+    "h.yaml",
+  );
+  const k = await bootKernel(host);
+  const r = await runCli(k, ["bind", "01:00.0", "vfio-pci"]);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /0000:01:00\.0: in use by this host: eth0 is up with address 10\.1\.2\.3\/16 and the default route/);
+  for (const [text, re] of [
+    [`net: { eth0: { up: yes } }`, /h\.yaml: net\.eth0\.up: expected true or false/],
+    [`net: { eth0: { addresses: ["10.0.0.5"] } }`, /h\.yaml: net\.eth0\.addresses\[0\]: expected an address with its prefix/],
+    [`net: { eth0: { adresses: [] } }`, /h\.yaml: net\.eth0\.adresses: expected one of up, addresses, routes, master \(did you mean addresses\?\)/],
+    [`net: [eth0]`, /h\.yaml: net: expected a mapping of interface names/],
+  ] as const) assert.throws(() => parseHost(`devices: []\n${text}\n`, "h.yaml"), re, text);
 });

@@ -43,6 +43,7 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     throw new HostFileError(file, "drivers", "names of modelled drivers or full specs", (e as Error).message);
   }
   Object.assign(k.vfioPci.params, desc.modules?.vfio_pci ?? {});
+  for (const [name, cfg] of Object.entries(desc.net ?? {})) k.net.configure(name, cfg);
   // vfio_pci_init: pr_warn("device denylist disabled.\n") with pr_fmt "vfio_pci: ". The kernel
   // prints it after pci_register_driver; the model prints it before probing boot devices.
   if (k.vfioPci.params.disable_denylist) k.log.printk(KERN_WARNING, "vfio_pci: device denylist disabled.");

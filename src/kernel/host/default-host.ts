@@ -6,12 +6,15 @@
  * - 0000:05:00.0 an NVMe drive without SR-IOV;
  * - 0000:06:00.0 an Amazon PF that pci-pf-stub claims (its built-in id);
  * - 0000:3d:00.0 an Intel QAT C62x on vfio-pci's denylist.
+ * The E810's interface (eth1) is the host's own network: up, with an address and the default
+ * route, so taking 0000:3b:00.0 from ice is refused unless --force (the igb PF's eth0 is down).
  */
 import type { HostDesc } from "./host-file.js";
 
 export const DEFAULT_HOST: HostDesc = {
   name: "default",
   modules: { vfio_pci: { enable_sriov: true } },
+  net: { eth1: { up: true, addresses: ["192.168.122.10/24", "fe80::5054:ff:fe12:3456/64"], routes: ["default via 192.168.122.1", "192.168.122.0/24"] } },
   devices: [
     {
       bdf: "0000:01:00.0",

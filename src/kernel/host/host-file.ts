@@ -10,6 +10,7 @@
  * const k = await Kernel.fromHost(desc);
  * ```
  */
+import type { NetIfConfig } from "../net.js";
 import { createRequire } from "node:module";
 import { CONFIG_NAMES, KernelConfigError, profileOf, type KernelConfig, type KernelVersion } from "../profile.js";
 import type { HostDriverSpec } from "../drivers/host-driver.js";
@@ -75,6 +76,9 @@ export interface HostDesc {
   /** drivers in registration order: names of modelled drivers or full specs */
   drivers?: (string | HostDriverSpec)[];
   devices: DeviceDesc[];
+  /** what the host does with its network interfaces (named eth0, eth1 … in probe order):
+   * { eth1: { up: true, addresses: ["192.168.122.10/24"], routes: ["default via 192.168.122.1"] } } */
+  net?: Record<string, NetIfConfig>;
 }
 
 export class HostFileError extends Error {
@@ -121,7 +125,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
   const err = (field: string, expected: string, found: unknown) => new HostFileError(file, field, expected, found);
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw err("(top level)", "a mapping with a devices list", raw);
   const r = raw as Record<string, unknown>;
-  const known = new Set(["name", "profile", "kernel", "modules", "drivers", "devices"]);
+  const known = new Set(["name", "profile", "kernel", "modules", "drivers", "devices", "net"]);
   for (const k of Object.keys(r)) if (!known.has(k)) throw err(k, `one of ${[...known].join(", ")}${didYouMean(k, known)}`, k);
   const int = (v: unknown, field: string, lo: number, hi: number): number => {
     if (typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi) throw err(field, `an integer ${lo}..${hi}`, v);
@@ -180,6 +184,39 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
       }
     }
     out.kernel = kd;
+  }
+  if (r.net !== undefined) {
+    if (typeof r.net !== "object" || r.net === null || Array.isArray(r.net)) throw err("net", "a mapping of interface names (eth0 …) to { up, addresses, routes, master }", r.net);
+    const net: Record<string, NetIfConfig> = {};
+    const cidr = /^(?:\d{1,3}(?:\.\d{1,3}){3}\/\d{1,2}|[0-9a-f:]+:[0-9a-f:]*\/\d{1,3})$/i;
+    for (const [name, v] of Object.entries(r.net as Record<string, unknown>)) {
+      const f = `net.${name}`;
+      if (!/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(name)) throw err(f, "an interface name (eth0, at most 15 characters)", name);
+      if (typeof v !== "object" || v === null || Array.isArray(v)) throw err(f, "a mapping (up, addresses, routes, master)", v);
+      const o = v as Record<string, unknown>;
+      const keys = ["up", "addresses", "routes", "master"];
+      for (const k of Object.keys(o)) if (!keys.includes(k)) throw err(`${f}.${k}`, `one of ${keys.join(", ")}${didYouMean(k, keys)}`, k);
+      const c: NetIfConfig = {};
+      if (o.up !== undefined) c.up = bool(o.up, `${f}.up`);
+      const list = (k: "addresses" | "routes", ok: (x: string) => boolean, what: string): string[] | undefined => {
+        if (o[k] === undefined) return undefined;
+        if (!Array.isArray(o[k])) throw err(`${f}.${k}`, `a list of ${what}`, o[k]);
+        return (o[k] as unknown[]).map((x, i) => {
+          if (typeof x !== "string" || !ok(x)) throw err(`${f}.${k}[${i}]`, what, x);
+          return x;
+        });
+      };
+      const a = list("addresses", (x) => cidr.test(x), 'an address with its prefix ("10.0.0.5/24", "2001:db8::5/64")');
+      if (a) c.addresses = a;
+      const rt = list("routes", (x) => /^(default|\S+\/\d+)( via \S+)?$/.test(x), '"default", "default via GW" or "NET/LEN [via GW]"');
+      if (rt) c.routes = rt;
+      if (o.master !== undefined) {
+        if (typeof o.master !== "string" || !/^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/.test(o.master)) throw err(`${f}.master`, "an interface name (bond0, br0)", o.master);
+        c.master = o.master;
+      }
+      net[name] = c;
+    }
+    out.net = net;
   }
   if (r.modules !== undefined) {
     if (typeof r.modules !== "object" || r.modules === null) throw err("modules", "a mapping", r.modules);
