@@ -419,3 +419,25 @@ test("the model's nvme shows its namespace and partitions; bind refuses a mounte
   assert.ok(!(await sys.readdir("/sys/block")).includes("nvme0n1"), "the namespace goes with the driver");
   await sys.exit();
 });
+
+test("sriov on a terminal says, while Linux blocks the write, who holds the VFs and how long is left of --timeout", { timeout: 30_000 }, async () => {
+  const k = await bootKernel();
+  const pf = "0000:af:00.0";
+  const vf = "0000:af:10.0";
+  const qemu = k.spawn("qemu-system-x86");
+  const { openDevice } = await import("../testlib/spec/index.js");
+  const U = "2ab74924-c335-45f4-9b16-8569e5b08258";
+  // set a known token through the PF, then hold the VF
+  const p = await openDevice(qemu, pf, `${pf} vf_token=${U}`);
+  await qemu.close(p.device as number);
+  await qemu.close(p.group);
+  await qemu.close(p.container);
+  const o = await openDevice(qemu, vf, `${vf} vf_token=${U}`);
+  assert.equal(typeof o.device, "number", String(o.device));
+  const r = await runCli(k, ["sriov", pf, "0"], { isTTY: true, timeoutMs: 2600 });
+  assert.equal(r.code, EXIT.BLOCKED, r.err);
+  const lines = r.err.split("\n").filter((l) => l.startsWith("waiting for Linux to remove the VFs"));
+  assert.ok(lines.length >= 2, r.err);
+  assert.match(lines[0]!, new RegExp(`^waiting for Linux to remove the VFs: ${vf.replace(/\./g, "\\.")} held by pid ${qemu.pid} \\(qemu-system-x86\\); [12] s left of --timeout 2600 ms$`));
+  await qemu.exit();
+});

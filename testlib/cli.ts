@@ -23,7 +23,7 @@ export function simRoot(): HostFiles {
   return hostFiles(fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-testroot-")));
 }
 
-export async function runCli(k: Kernel, argv: string[], o: { json?: boolean; env?: Record<string, string>; files?: HostFiles; stdin?: string } = {}): Promise<CliRun> {
+export async function runCli(k: Kernel, argv: string[], o: { json?: boolean; env?: Record<string, string>; files?: HostFiles; stdin?: string; isTTY?: boolean; timeoutMs?: number } = {}): Promise<CliRun> {
   const [name, ...args] = argv;
   const cmd = COMMANDS.find((c) => c.name === name);
   if (!cmd) throw new Error(`no command ${name}`);
@@ -31,11 +31,11 @@ export async function runCli(k: Kernel, argv: string[], o: { json?: boolean; env
   let err = "";
   const sys = k.spawn("vfioctl");
   const ctx: Context = {
-    opts: { sim: true, json: o.json ?? false, timeoutMs: 200 },
+    opts: { sim: true, json: o.json ?? false, timeoutMs: o.timeoutMs ?? 200 },
     sys,
     kernel: k,
     files: o.files ?? simRoot(),
-    io: { out: (s) => (out += s + "\n"), err: (s) => (err += s + "\n") },
+    io: { out: (s) => (out += s + "\n"), err: (s) => (err += s + "\n"), ...(o.isTTY ? { isTTY: true } : {}) },
     env: o.env ?? {},
     stdin: async () => o.stdin ?? "",
   };

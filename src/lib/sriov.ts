@@ -12,7 +12,7 @@
  * ```
  */
 import { isErrno } from "../sys/errno.js";
-import { readAttr, withTimeout, writeText, TimeoutError } from "../sys/fsutil.js";
+import { readAttr, withTimeout, writeText, TimeoutError, type WaitProgress } from "../sys/fsutil.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { checkBdf } from "./bdf.js";
 import { VfioctlError } from "./errors.js";
@@ -26,6 +26,8 @@ export interface SriovOptions {
   /** allow a non-zero → different non-zero change by writing 0 first (destroys every VF) */
   viaZero?: boolean;
   timeoutMs?: number;
+  /** called about every second while a write Linux blocks is waited for, with who holds the VFs */
+  onWait?: (w: WaitProgress & { holders: string }) => void;
   /** remove VFs even when the host uses them (interfaces up, addresses, mounts …) */
   force?: boolean;
   /** work out the writes and return them without making any */
@@ -115,9 +117,23 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
   if (opts.dryRun) return { pf, from: cur, to: n, changed: false, vfs: d.sriov.vfs, notes, log: [], plan, dryRun: true };
   refuseOnCopiedTree(sys, "sriov", steps);
   const kmsg = await watchKmsg(sys);
+  // who holds the VFs, looked up once the write has waited a second (only with a progress callback)
+  let holdersText: Promise<string> | undefined;
+  const heldText = async (): Promise<string> => {
+    const scan = await scanVfioHolders(sys);
+    const vfs = await Promise.all(d.sriov!.vfs.map((b) => readDevice(sys, b, { numvfsTimeoutMs: 200 }).catch(() => null)));
+    const held = vfs.flatMap((v) => (v ? holdersOf(scan.holders, v.iommuGroup).map((h) => `${v.bdf} held by pid ${h.pid} (${h.comm})`) : []));
+    return held.join("; ") || unknownReason(scan) || "no holder visible in /proc";
+  };
+  const onWait = opts.onWait
+    ? (w: WaitProgress) => {
+        holdersText ??= heldText();
+        void holdersText.then((h) => opts.onWait!({ ...w, holders: h }));
+      }
+    : undefined;
   const step = async (v: number) => {
     try {
-      await withTimeout(writeText(sys, path, String(v)), timeoutMs, `write ${path}`);
+      await withTimeout(writeText(sys, path, String(v)), timeoutMs, `write ${path}`, onWait);
     } catch (e) {
       const log = await kmsg.drain();
       if (e instanceof TimeoutError) {

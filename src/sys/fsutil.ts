@@ -87,10 +87,23 @@ export class TimeoutError extends Error {
  * The timer keeps the event loop alive: a write the kernel model blocks is a promise nothing
  * else keeps alive, and the timeout must still fire. It is cleared as soon as the race settles.
  */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string, onWait?: (w: WaitProgress) => void, everyMs = 1000): Promise<T> {
   let t: NodeJS.Timeout | undefined;
+  let iv: NodeJS.Timeout | undefined;
+  const t0 = Date.now();
   const timer = new Promise<never>((_, rej) => {
     t = setTimeout(() => rej(new TimeoutError(what, ms)), ms);
   });
-  return Promise.race([p, timer]).finally(() => clearTimeout(t));
+  if (onWait) iv = setInterval(() => onWait({ what, elapsedMs: Date.now() - t0, timeoutMs: ms }), everyMs);
+  return Promise.race([p, timer]).finally(() => {
+    clearTimeout(t);
+    if (iv) clearInterval(iv);
+  });
+}
+
+/** How long a write Linux blocks has been waited for (given to a progress callback every second). */
+export interface WaitProgress {
+  what: string;
+  elapsedMs: number;
+  timeoutMs: number;
 }

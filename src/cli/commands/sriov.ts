@@ -41,7 +41,14 @@ mounted block device) is refused unless --force. --dry-run prints the writes and
     return guarded(ctx, "sriov", async () => {
       const p = parseArgs(args, OPTIONS);
       if (p.positional.length !== 2) throw new VfioctlError("BAD_INPUT", `sriov: expected <pf> <n|off>, got ${p.positional.length} argument${p.positional.length === 1 ? "" : "s"}`);
-      const r = await setNumVfs(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!, "pf"), p.positional[1]!, { viaZero: p.flags.has("via-zero"), force: p.flags.has("force"), dryRun: p.flags.has("dry-run"), timeoutMs: ctx.opts.timeoutMs });
+      const r = await setNumVfs(ctx.sys, await resolveDevice(ctx.sys, p.positional[0]!, "pf"), p.positional[1]!, {
+        viaZero: p.flags.has("via-zero"),
+        force: p.flags.has("force"),
+        dryRun: p.flags.has("dry-run"),
+        timeoutMs: ctx.opts.timeoutMs,
+        // on a terminal: say what the wait is for and how long is left (--quiet drops it)
+        ...(ctx.io.isTTY && !ctx.opts.json ? { onWait: (w: { elapsedMs: number; timeoutMs: number; holders: string }) => (ctx.io.info ?? ctx.io.err)(`waiting for Linux to remove the VFs: ${w.holders}; ${Math.max(0, Math.ceil((w.timeoutMs - w.elapsedMs) / 1000))} s left of --timeout ${w.timeoutMs} ms`) } : {}),
+      });
       for (const n of r.notes) ctx.io.err(n);
       if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.sriov/1", ...r }, null, 2));
       else if (r.dryRun) {
