@@ -223,6 +223,18 @@ test("--root: changing commands are refused naming the tree and the file (exit 2
   r = await cli(["--root", "/nonexistent", "list"]);
   assert.equal(r.code, EXIT.USAGE);
   assert.match(r.err, /--root \/nonexistent: ENOENT/);
+  // commands that change the host's own files (config, store, journal, units, CDI spec) are refused
+  // on a copied tree before anything runs; with --dry-run they answer
+  for (const argv of [["apply"], ["install"], ["uninstall"], ["cdi"], ["config", "install", "examples/default-host.yaml"], ["token", "retire", PF]]) {
+    r = await cli(["--root", tree, ...argv]);
+    assert.equal(r.code, EXIT.USAGE, `${argv.join(" ")}: ${r.err}`);
+    assert.ok(r.err.includes(`--root ${tree} is a copied tree, read-only: ${argv.slice(0, argv[0] === "config" || argv[0] === "token" ? 2 : 1).join(" ")} would change this host's files`), r.err);
+  }
+  const to = path.join(tree, "host.yaml");
+  r = await cli(["--root", tree, "config", "install", "examples/default-host.yaml", "--to", to, "--dry-run"]);
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /dry run, nothing changed; would write .*host\.yaml/);
+  assert.equal(fs.existsSync(to), false);
   fs.rmSync(tree, { recursive: true });
 });
 
@@ -440,4 +452,26 @@ test("sriov on a terminal says, while Linux blocks the write, who holds the VFs 
   assert.ok(lines.length >= 2, r.err);
   assert.match(lines[0]!, new RegExp(`^waiting for Linux to remove the VFs: ${vf.replace(/\./g, "\\.")} held by pid ${qemu.pid} \\(qemu-system-x86\\); [12] s left of --timeout 2600 ms$`));
   await qemu.exit();
+});
+
+test("token retire --dry-run names the store file it would remove and removes nothing", async () => {
+  const state = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-retire-"));
+  const cli = async (argv: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await main(["--sim", "--state", state, ...argv], { out: (s) => (out += s + "\n"), err: (s) => (err += s + "\n") });
+    return { code, out, err };
+  };
+  const pf = "0000:af:00.0";
+  assert.equal((await cli(["token", "set", pf])).code, EXIT.OK);
+  assert.equal((await cli(["token", "rotate", pf])).code, EXIT.OK);
+  const prev = path.join(state, "root/etc/vfioctl/tokens/pci-0000-af-00.0/previous");
+  assert.ok(fs.existsSync(prev));
+  const r = await cli(["token", "retire", pf, "--dry-run"]);
+  assert.equal(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /dry run, nothing changed; would remove \/etc\/vfioctl\/tokens\/pci-0000-af-00\.0\/previous/);
+  assert.ok(fs.existsSync(prev), "the previous token is still there");
+  assert.equal((await cli(["token", "retire", pf])).code, EXIT.OK);
+  assert.ok(!fs.existsSync(prev));
+  fs.rmSync(state, { recursive: true });
 });

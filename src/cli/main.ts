@@ -226,6 +226,28 @@ export interface Backend {
 }
 
 /** Open the backend the options ask for. */
+/**
+ * Commands (and subcommands) that change the host's own files rather than sysfs: on a copied
+ * tree (--root) they are refused before anything runs, unless --dry-run. bind, unbind, sriov and
+ * token set/rotate are refused by the library at their first write, naming it.
+ */
+const HOST_FILE_CHANGES: Readonly<Record<string, true | readonly string[]>> = {
+  apply: true,
+  install: true,
+  uninstall: true,
+  cdi: true,
+  config: ["install"],
+  token: ["retire"],
+};
+
+/** The command line a copied tree refuses ("apply", "config install" …), or null. */
+export function copiedTreeRefusal(name: string, args: readonly string[]): string | null {
+  const c = HOST_FILE_CHANGES[name];
+  if (!c || args.includes("--dry-run")) return null;
+  if (c === true) return name;
+  return args[0] !== undefined && c.includes(args[0]) ? `${name} ${args[0]}` : null;
+}
+
 export async function openBackend(opts: GlobalOptions, io?: Output): Promise<Backend> {
   if (opts.sim) {
     if (opts.state) {
@@ -323,6 +345,8 @@ export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<numbe
   }
   const bad = checkGlobal(opts, rest);
   if (bad) return fail(io, opts, "USAGE", bad);
+  const ro = opts.root !== undefined ? copiedTreeRefusal(name, args) : null;
+  if (ro) return fail(io, opts, "READ_ONLY_TREE", `--root ${opts.root} is a copied tree, read-only: ${ro} would change this host's files (${ro.startsWith("cdi") ? "the CDI spec" : "the host config, token store, journal or boot files"}) and the host the tree was copied from is not this one; run without --root on the host itself, or add --dry-run`);
   let backend: Backend;
   try {
     backend = await openBackend(opts, io);

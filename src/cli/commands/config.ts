@@ -1,14 +1,14 @@
 /** `vfioctl config check|install|show`: the host config file itself. */
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
-import { randomBytes } from "node:crypto";
+import { AtomicWriteError, writeFileAtomic } from "../../sys/atomic.js";
 import { DEFAULT_CONFIG, parseConfig } from "../../host/config.js";
 import { loadConfig } from "../../host/host.js";
 import { VfioctlError } from "../../lib/errors.js";
 import { EXIT } from "../context.js";
 import { register } from "./index.js";
 import { flagStr, guarded, parseArgs } from "./common.js";
-import type { OptionSpec } from "../spec.js";
+import { OPT, type OptionSpec } from "../spec.js";
 
 const TO_OPTIONS: OptionSpec[] = [{ name: "to", type: "string", value: "PATH", description: `where the host config is (default ${DEFAULT_CONFIG}; with --sim under the simulated host's root)`, complete: "file" }];
 
@@ -22,7 +22,7 @@ install  validate FILE (a file of yours; relative paths are not mapped) and writ
 show     print the host's config file`,
   subcommands: [
     { name: "check", summary: "validate a host config", positionals: [{ name: "file", complete: "file", optional: true }] },
-    { name: "install", summary: "install FILE as the host's config", positionals: [{ name: "file", complete: "file" }], options: TO_OPTIONS },
+    { name: "install", summary: "install FILE as the host's config", positionals: [{ name: "file", complete: "file" }], options: [...TO_OPTIONS, { ...OPT.dryRun, description: "validate FILE and say where it would be written; change nothing" }] },
     { name: "show", summary: "print the host's config file", options: TO_OPTIONS },
   ],
   exits: { 0: "valid, installed or shown" },
@@ -30,7 +30,7 @@ show     print the host's config file`,
   async run(ctx, args) {
     return guarded(ctx, "config", async () => {
       const [sub, ...rest] = args;
-      const p = parseArgs(rest, TO_OPTIONS);
+      const p = parseArgs(rest, sub === "install" ? [...TO_OPTIONS, OPT.dryRun] : TO_OPTIONS);
       if (sub === "check") {
         const file = p.positional[0] ?? DEFAULT_CONFIG;
         const cfg = loadConfig(ctx.files, file);
@@ -51,17 +51,19 @@ show     print the host's config file`,
           throw new VfioctlError("BAD_INPUT", `config ${src}: ${code}`, { subject: src, errno: code });
         }
         parseConfig(text, src);
+        if (p.flags.has("dry-run")) {
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.config/1", ok: true, dryRun: true, wouldInstall: ctx.files.show(to), from: src, bytes: Buffer.byteLength(text) }, null, 2));
+          else ctx.io.out(`${src}: valid; dry run, nothing changed; would write ${ctx.files.show(to)} (${Buffer.byteLength(text)} bytes, mode 0644, atomically)`);
+          return EXIT.OK;
+        }
         const real = ctx.files.real(to);
         fs.mkdirSync(nodePath.dirname(real), { recursive: true, mode: 0o755 });
-        const tmp = `${real}.${randomBytes(3).toString("hex")}.tmp`;
-        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
         try {
-          fs.writeSync(fd, text);
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
+          writeFileAtomic(real, text, { mode: 0o644 });
+        } catch (e) {
+          const code = e instanceof AtomicWriteError ? e.code : ((e as NodeJS.ErrnoException).code ?? "EIO");
+          throw new VfioctlError("KERNEL", `config install: ${ctx.files.show(to)}: ${code}`, { subject: to, errno: code, fix: "run as root, or give --to a writable path; nothing was changed" });
         }
-        fs.renameSync(tmp, real);
         if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.config/1", ok: true, installed: ctx.files.show(to), from: src }, null, 2));
         else ctx.io.out(`${src} installed as ${ctx.files.show(to)}`);
         return EXIT.OK;

@@ -82,7 +82,7 @@ const TOKEN_SUBCOMMANDS: SubcommandSpec[] = [
     ],
   },
   { name: "rotate", summary: "a new random token while VFs stay open", positionals: PF, options: [OPT.showToken, OPT.config, { ...OPT.dryRun, description: "print the store write and the ioctls, in order (the token as <token>), and change nothing" }] },
-  { name: "retire", summary: "remove the previous token", positionals: PF, options: [OPT.config] },
+  { name: "retire", summary: "remove the previous token", positionals: PF, options: [OPT.config, { ...OPT.dryRun, description: "say which store file would be removed; change nothing" }] },
   { name: "show", summary: "print the stored token", positionals: PF, options: [{ name: "previous", type: "boolean", description: "the previous token kept after a rotation" }, OPT.config] },
   { name: "path", summary: "where the token is stored", positionals: PF, options: [OPT.config] },
   { name: "verify", summary: "open a VF with a token and close it", positionals: [{ name: "vf", complete: "vf" }], options: [OPT.tokenFile, OPT.tokenStdin, OPT.token, { name: "from-store", type: "boolean", description: "use the token stored for the VF's PF" }, OPT.config] },
@@ -192,6 +192,12 @@ register({
         if (!prev) {
           if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: false }, null, 2));
           else ctx.io.out(`${pf} (${name}): no previous token kept: nothing to retire`);
+          return EXIT.OK;
+        }
+        if (p.flags.has("dry-run")) {
+          const f = store.path(name, "previous");
+          if (ctx.opts.json) ctx.io.out(JSON.stringify({ schema: "vfioctl.token/1", pf, name, retired: false, dryRun: true, wouldRemove: f }, null, 2));
+          else ctx.io.out(`${pf} (${name}): dry run, nothing changed; would remove ${f} and update ${store.path(name, "meta.json")}`);
           return EXIT.OK;
         }
         store.remove(name, "previous");
