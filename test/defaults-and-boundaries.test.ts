@@ -94,3 +94,33 @@ test("driver_override reads take the device lock: behind a disable waiting for a
     assert.equal(await vfOverride, "vfio-pci\n");
   }
 });
+
+test("explain on a checked cdev kernel: a token to BIND_IOMMUFD of a device that is neither PF nor VF is refused (EINVAL row applies)", async () => {
+  const k = await bootKernel(undefined, { profile: "7.3.4" });
+  const sh = k.spawn("t");
+  const { bindDriver } = await import("../src/lib/bind.js");
+  await bindDriver(sh, "0000:05:00.0", "vfio-pci");
+  const { explainOpen } = await import("../src/lib/explain.js");
+  const x = await explainOpen(sh, "0000:05:00.0", { token: true, cdev: true });
+  const row = x.causes.find((c) => c.id === "cdev-token-not-needed");
+  assert.ok(row && row.status !== "no", JSON.stringify(row));
+  assert.equal(x.asked.works, false);
+  const plain = await explainOpen(sh, "0000:05:00.0", { cdev: true });
+  assert.equal(plain.causes.find((c) => c.id === "cdev-token-not-needed")?.status, "would", "without a token the row only would apply");
+});
+
+test("explain --numvfs 0 while a VF is open names the VF and its holder in the blocking row", async () => {
+  const k = await bootKernel();
+  const qemu = k.spawn("qemu-kvm");
+  const U = "2ab74924-c335-45f4-9b16-8569e5b08258";
+  const p = await openDevice(qemu, "0000:af:00.0", `0000:af:00.0 vf_token=${U}`);
+  for (const fd of [p.device as number, p.group, p.container]) await qemu.close(fd);
+  const o = await openDevice(qemu, "0000:af:10.0", `0000:af:10.0 vf_token=${U}`);
+  assert.equal(typeof o.device, "number");
+  const { explainOpen } = await import("../src/lib/explain.js");
+  const x = await explainOpen(k.spawn("vfioctl"), "0000:af:00.0", { numvfs: 0 });
+  const row = x.causes.find((c) => c.id === "numvfs-blocks-vf-open")!;
+  assert.equal(row.status, "applies");
+  assert.match(row.cause, new RegExp(`the write blocks until every VF user closes: 0000:af:10\\.0: pid ${qemu.pid} \\(qemu-kvm\\)`));
+  await qemu.exit();
+});
