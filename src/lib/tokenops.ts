@@ -113,14 +113,20 @@ export function setTokenSteps(pf: string, group: number, method: "open" | "featu
 /** What `setToken` would do, checked like it (device, SR-IOV, vfio-pci), without opening anything. */
 export async function planSetToken(sys: Syscalls, pf: string): Promise<{ pf: string; method: "open" | "feature"; vfsHeld: string[]; steps: OpStep[] }> {
   checkBdf(pf, "pf");
+  const { d, vfsHeld } = await checkSetToken(sys, pf);
+  const method = vfsHeld.length ? "feature" : "open";
+  return { pf, method, vfsHeld, steps: setTokenSteps(pf, d.iommuGroup!, method) };
+}
+
+/** The checks of a token set (device, SR-IOV, vfio-pci) and which of the PF's VFs are held open. */
+async function checkSetToken(sys: Syscalls, pf: string): Promise<{ d: DeviceFacts; vfsHeld: string[] }> {
   await requireDevice(sys, pf);
   const d = await readDevice(sys, pf);
   if (!d.sriov) throw new VfioctlError("REFUSED", `${pf}: not an SR-IOV PF (no sriov_totalvfs): a token would be refused with EINVAL ("VF token incorrectly provided, not a PF or VF")`, { subject: pf, errno: "EINVAL", fix: d.physfn ? `VF tokens are set on the PF: vfioctl token set ${d.physfn}` : "VF tokens exist only for SR-IOV PFs bound to vfio-pci" });
   needVfioPci(d, "the PF");
   const { holders } = await scanVfioHolders(sys);
   const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
-  const method = vfsHeld.length ? "feature" : "open";
-  return { pf, method, vfsHeld, steps: setTokenSteps(pf, d.iommuGroup!, method) };
+  return { d, vfsHeld };
 }
 
 /**
@@ -131,12 +137,7 @@ export async function setToken(sys: Syscalls, pf: string, token: string, opts: {
   checkBdf(pf, "pf");
   token = checkToken(token, "the new token");
   const current = opts.current !== undefined ? checkToken(opts.current, "the current token") : undefined;
-  await requireDevice(sys, pf);
-  const d = await readDevice(sys, pf);
-  if (!d.sriov) throw new VfioctlError("REFUSED", `${pf}: not an SR-IOV PF (no sriov_totalvfs): a token would be refused with EINVAL ("VF token incorrectly provided, not a PF or VF")`, { subject: pf, errno: "EINVAL", fix: d.physfn ? `VF tokens are set on the PF: vfioctl token set ${d.physfn}` : "VF tokens exist only for SR-IOV PFs bound to vfio-pci" });
-  needVfioPci(d, "the PF");
-  const { holders } = await scanVfioHolders(sys);
-  const vfsHeld = (await Promise.all(d.sriov.vfs.map((v) => readDevice(sys, v)))).filter((v) => holdersOf(holders, v.iommuGroup).length > 0).map((v) => v.bdf);
+  const { d, vfsHeld } = await checkSetToken(sys, pf);
   refuseOnCopiedTree(sys, "token set", setTokenSteps(pf, d.iommuGroup!, vfsHeld.length ? "feature" : "open"));
   let s;
   try {
