@@ -42,7 +42,8 @@ export type BehaviourFlag =
   | "bindIommufdToken"
   | "vfDevSetSeparate"
   | "deviceFeatureEnotty"
-  | "bindIommufdFullStruct";
+  | "bindIommufdFullStruct"
+  | "driverOverrideGeneric";
 
 export type Behaviour = Readonly<Record<BehaviourFlag, boolean>>;
 
@@ -218,6 +219,16 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     confidence: "patch",
     effect: "BIND_IOMMUFD copies the whole 24-byte struct: a token_uuid_ptr is read instead of failing E2BIG (copy_struct_from_user was given the old 16-byte size, so any non-zero byte past 16 was E2BIG and the pointer field was never filled in)",
     source: "stable review [PATCH 6.18 404/430] 2025-12-29 (commit 2f03f21fe7516902283b135de272d3c7b10672de upstream); mainline release and 6.18.3 per the issue",
+  },
+  {
+    flag: "driverOverrideGeneric",
+    commit: null,
+    title: "driver core: generic driver_override (struct device's driver_override with its own spinlock; PCI converted to it)",
+    mainline: "7.0",
+    stable: ["6.12.80"],
+    confidence: "lab",
+    effect: "reading or writing a PCI device's driver_override takes a spinlock (drivers/base/bus.c driver_override_show, dd.c __device_set_driver_override) instead of the device lock: it no longer waits behind a removal or a sriov_numvfs write that waits for a VF's user",
+    source: "drivers/base/bus.c of Debian's linux-source-6.12 (6.12.117) and linux-source-7.3 (7.3.4) have the spinlock version; the lab: on 6.12.117 the reads of scenarios/blocking-removal.yaml return at once, on 6.1.0-57 they wait; the commit, its mainline release and the 6.12 stable release (6.12.80 or 6.12.91) were not located: 7.0 and 6.12.80 are inferred",
   },
 ];
 

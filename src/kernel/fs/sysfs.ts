@@ -271,12 +271,23 @@ export class SysfsTrees {
           () => -ERRNO.EPERM,
         ),
       // pci-sysfs.c driver_override_show and driver_set_override (the store) take device_lock
-      // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user
+      // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user. The generic
+      // driver_override (driverOverrideGeneric: 6.12.80+, 7.0) takes a spinlock instead: no wait.
       driver_override: () =>
-        rw(
-          (task) => k.withDeviceLock(task, d, () => `${d.driverOverride ?? "(null)"}\n`),
-          (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
-        ),
+        k.profile.behaviour.driverOverrideGeneric
+          ? rw(
+              () => `${d.driverOverride ?? "(null)"}\n`,
+              (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
+            )
+          : rw(
+              // a read that waited for the lock of a device removed meanwhile: ENODEV (the lab, 6.1)
+              (task) =>
+                k.withDeviceLock(task, d, () => {
+                  if (!d.present) throw new SysErrorCode(ERRNO.ENODEV);
+                  return `${d.driverOverride ?? "(null)"}\n`;
+                }),
+              (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
+            ),
       subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
       iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
