@@ -48,6 +48,8 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
   const host = await import("./host-check.js");
   if (files.length === 1 && files[0] === host.HOST_JOB) return host.runGuestHostJob(kernel, out);
   const { loadScenario, runScenario } = await import("../src/scenario/index.js");
+  const { labKernel } = await import("./kernels.js");
+  const family = labKernel(kernel).family;
   const loaded = loadGuestModules();
   mkdirSync(path.join(out, "scn"), { recursive: true });
   const res: Record<string, unknown> = {};
@@ -58,8 +60,8 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
     // pending after 3 s here (VFIOCTL_LAB_BLOCK_MS), not the runner's 1.5 s default.
     // settleMs: while an op is blocked, each later op waits this long for it, so that what its
     // completion logs is attributed to the op that released it, as on the model (TCG is slow).
-    const be = await guestBackend(kernel);
-    const tr = await runScenario(sc, be, { profile: kernel });
+    const be = await guestBackend(family);
+    const tr = await runScenario(sc, be, { profile: family });
     const ms = Math.round(performance.now() - t0);
     writeFileSync(path.join(out, "scn", `${path.basename(f).replace(/\.ya?ml$/, "")}.json`), JSON.stringify({ ms, transcript: tr }, null, 1));
     res[path.basename(f)] = { ok: tr.ok, ms };
@@ -232,6 +234,10 @@ export interface Cell {
   expectations?: string[];
   /** where vfioctl disagreed with what a real consumer did (lab/consumers.ts) */
   wrong?: string[];
+  /** the guest was run again: why (a stall under TCG, a boot that never reached init) */
+  reruns?: string[];
+  /** the guest stalled on both runs: no kernel answer to compare (not a difference) */
+  stalled?: boolean;
 }
 
 function scenarioFiles(project: string, given: string[]): string[] {
@@ -257,31 +263,48 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   // the consumer rows (lab/consumers.ts) likewise with "consumers", "dpdk", "qemu" or a row name
   const consumerSel = o.files.filter(isConsumerSelector);
   const consumerRows = o.files.length === 0 ? consumerRowsFor([]) : consumerSel.length ? consumerRowsFor(consumerSel) : [];
-  const given = o.files.filter((f) => !isHostSelector(f) && !isConsumerSelector(f));
+  const { isSelftestSelector: isSel } = await import("./selftest.js");
+  const given = o.files.filter((f) => !isHostSelector(f) && !isConsumerSelector(f) && !isSel(f));
   const withCli = o.files.length === 0 || given.some((f) => path.resolve(f) === cliFile);
   const withHost = o.files.length === 0 || o.files.some(isHostSelector);
   const files = o.files.length && !given.length ? [] : scenarioFiles(PROJECT, given).filter((f) => f !== cliFile);
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
+  const { KERNELS } = await import("./vm.js");
+  const { labKernel, modelProfileOf } = await import("./kernels.js");
+  const { CACHE } = await import("./vm.js");
+  const { isSelftestSelector, selftestCells } = await import("./selftest.js");
+  const withSelftest = o.files.length === 0 || o.files.some(isSelftestSelector);
   const tasks: (() => Promise<Cell | Cell[]>)[] = [];
   for (const k of o.kernels) {
-    if (withCli) tasks.push(() => cliCells(k, outDir));
-    if (withHost) tasks.push(() => hostCells(k, outDir));
-    for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
+    // the CLI, host and consumer rows compare the group path on Debian's two kernels
+    const debian = (KERNELS as readonly string[]).includes(k);
+    const family = labKernel(k).family;
+    const mp = modelProfileOf(k, CACHE);
+    if (withCli && debian) tasks.push(() => cliCells(k, outDir));
+    if (withHost && debian) tasks.push(() => hostCells(k, outDir));
+    if (debian) for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
+    if (withSelftest) tasks.push(() => selftestCells(k, outDir));
     for (const f of files) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
         const cell: Cell = { scenario: name, kernel: k, status: "error", diffs: [] };
         try {
           const sc = loadScenario(f);
-          if (sc.profiles.length && !sc.profiles.includes(k)) {
+          if (sc.profiles.length && !sc.profiles.includes(family)) {
             cell.status = "match";
             cell.error = "not for this kernel";
             return cell;
           }
-          const g = await runInGuest(k, { kind: "scenarios", files: [f] }, 600);
+          const g = await runInGuest(k, { kind: "scenarios", files: [f] }, 600, { stallS: STALL_S });
           cell.bootS = g.bootS;
           cell.wallMs = g.wallMs;
+          if (g.reruns) cell.reruns = g.reruns;
+          if (g.stalled) {
+            cell.stalled = true;
+            cell.error = `guest stalled twice (no console output for ${STALL_S} s); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}`;
+            return cell;
+          }
           let real: { ms: number; transcript: TranscriptLike } | undefined;
           try {
             real = JSON.parse(readFileSync(path.join(g.runDir, "scn", `${name}.json`), "utf8"));
@@ -291,7 +314,7 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
           }
           dropRun(g);
           cell.guestMs = real!.ms;
-          const model = (await runScenario(sc, await modelBackend(sc, { profile: k }), { profile: k })) as unknown as TranscriptLike;
+          const model = (await runScenario(sc, await modelBackend(sc, mp), { profile: family })) as unknown as TranscriptLike;
           cell.realOk = real!.transcript.ok;
           cell.modelOk = model.ok;
           cell.diffs = diffTranscripts(real!.transcript, model, modelOnlyOps(sc));
@@ -309,6 +332,9 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   writeFileSync(path.join(outDir, "report.json"), JSON.stringify(cells, null, 1) + "\n");
   return cells.some((c) => c.status !== "match") ? 1 : 0;
 }
+
+/** Per-operation timeout of the scenario and selftest guests (VFIOCTL_LAB_STALL_S, default 150 s). */
+export const STALL_S = Number(process.env.VFIOCTL_LAB_STALL_S ?? 150);
 
 /** The CLI conformance rows of one kernel (lab/cli-check.ts): one guest run, then the model. */
 async function cliCells(k: string, outDir: string): Promise<Cell[]> {
@@ -361,6 +387,12 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
         cells.push(rediffConsumer(c, saved, labFiltered));
         continue;
       }
+      if (c.scenario.startsWith("selftest:") || c.scenario.startsWith("cdev:")) {
+        const { rediffSelftest } = await import("./selftest.js");
+        const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-selftest.json`), "utf8"));
+        cells.push(rediffSelftest(c, saved));
+        continue;
+      }
       if (c.scenario.startsWith("host:")) {
         const { rediffHost } = await import("./host-check.js");
         const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-host.json`), "utf8"));
@@ -399,14 +431,15 @@ function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
       if (!c) return "-".padEnd(26);
       const t = c.wallMs ? ` ${(c.wallMs / 1000).toFixed(1)}s` : "";
       const w = c.wrong?.length ? `WRONG(${c.wrong.length})` : "";
-      const s = c.status === "diff" ? [c.diffs.length || !w ? `DIFF(${c.diffs.length})` : "", w].filter(Boolean).join(" ") : c.status === "error" ? "ERROR" : c.error ? "n/a" : "match";
-      return `${s}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
+      const s = c.status === "diff" ? [c.diffs.length || !w ? `DIFF(${c.diffs.length})` : "", w].filter(Boolean).join(" ") : c.status === "error" ? (c.stalled ? "STALL" : "ERROR") : c.error ? "n/a" : "match";
+      return `${s}${c.reruns ? "*" : ""}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
     });
     console.log(`${n.padEnd(w)}  ${row.join("")}`);
   }
   const boots = cells.map((c) => c.bootS).filter((x): x is number => typeof x === "number");
   if (boots.length) console.log(`boot (guest uptime at share mount): min ${Math.min(...boots).toFixed(1)} s, max ${Math.max(...boots).toFixed(1)} s`);
   console.log(`total ${(totalMs / 1000).toFixed(1)} s for ${cells.length} runs`);
+  for (const c of cells) for (const r of c.reruns ?? []) console.log(`* ${c.kernel} ${c.scenario}: run again (${r})`);
   for (const c of cells) {
     if (c.status === "match" && !c.expectations?.length) continue;
     console.log(`\n--- ${c.kernel} ${c.scenario}: ${c.status}`);
