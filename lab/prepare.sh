@@ -272,12 +272,20 @@ if want 7.3; then
 fi
 for k in 7.3-cdev 6.12-cdev 7.3-e2big; do
   want "$k" || { [ "$k" = 7.3-cdev ] && want selftest; } || continue
+  # rebuilt when lab/kernel.config changes (a build made before the sum existed is adopted)
+  KSUM=$(cat "$HERE/kernel.config" | sha256sum | cut -c1-16)
+  if [ -d "$CACHE/build/$k/root/boot" ]; then
+    [ -f "$CACHE/build/$k/config-sum" ] || echo "$KSUM" >"$CACHE/build/$k/config-sum"
+    if [ "$(cat "$CACHE/build/$k/config-sum")" = "$KSUM" ]; then touch "$CACHE/.done-build-$k"; else rm -f "$CACHE/.done-build-$k"; fi
+  else
+    rm -f "$CACHE/.done-build-$k"
+  fi
   case $k in
     7.3-cdev) step build-$k bk build "$k" linux-source-7.3 keep ;;
     6.12-cdev) step build-$k bk build "$k" linux-source-6.12 ;;
     7.3-e2big) step build-$k bk build "$k" linux-source-7.3 e2big ;;
   esac
-  [ -d "$CACHE/build/$k/root" ] || rm -f "$CACHE/.done-build-$k"
+  echo "$KSUM" >"$CACHE/build/$k/config-sum"
   say "$k: built in $(cat "$CACHE/build/$k/build-seconds" 2>/dev/null || echo '?') s (make -j${VFIOCTL_LAB_JOBS:-2} bzImage modules)"
   [ "$(cat "$CACHE/.initsum-$k" 2>/dev/null)" = "$INIT_SUM" ] || rm -f "$CACHE/.done-initramfs-$k"
   step initramfs-$k initramfs "$k" "$CACHE/build/$k/root" && echo "$INIT_SUM" >"$CACHE/.initsum-$k"
