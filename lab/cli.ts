@@ -12,6 +12,8 @@
  *                      dpdk:chroot, dpdk:mntns, qemu:vf) the real-consumer rows
  *                      (lab/consumers.ts: DPDK testpmd and QEMU beside vfioctl)
  *   --rediff           compare again the transcripts the last --report saved (no guest)
+ *   --remodel          like --rediff, but run the model again against the saved real transcripts
+ *                      (after a model change; the scenario and selftest rows)
  *   --kernel K         only this kernel (6.1, 6.12, 7.3, 6.12-cdev, 7.3-cdev, 7.3-e2big:
  *                      lab/kernels.ts); repeatable. Default: 6.1, 6.12 and the ready ones of
  *                      VFIOCTL_LAB_KERNELS (default all)
@@ -34,16 +36,21 @@ interface Args {
   prepare: boolean;
   files: string[];
   all: boolean;
+  remodel: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { mode: "report", kernels: [], names: [], jobs: 2, prepare: true, files: [], all: false };
+  const a: Args = { mode: "report", kernels: [], names: [], jobs: 2, prepare: true, files: [], all: false, remodel: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     if (x === "--probe") a.mode = "probe";
     else if (x === "--raw") a.mode = "raw";
     else if (x === "--report") a.mode = "report";
     else if (x === "--rediff") a.mode = "rediff";
+    else if (x === "--remodel") {
+      a.mode = "rediff";
+      a.remodel = true;
+    }
     else if (x === "--kernel") a.kernels.push(argv[++i]!);
     else if (x === "--jobs") a.jobs = Number(argv[++i]);
     else if (x === "--no-prepare") a.prepare = false;
@@ -81,7 +88,7 @@ export async function labMain(argv: string[]): Promise<number> {
     if (a.kernels.length === 0) a.kernels = defaultKernels(a.all);
   };
   if (a.mode === "rediff") pickKernels();
-  if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0 });
+  if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0, remodel: a.remodel });
   if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
   pickKernels();
   if (a.mode === "probe") {

@@ -329,7 +329,14 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   }
   const cells = (await pool(tasks, o.jobs)).flat();
   printReport(cells, o.kernels, Date.now() - o.t0);
-  writeFileSync(path.join(outDir, "report.json"), JSON.stringify(cells, null, 1) + "\n");
+  // report.json keeps the cells of earlier runs that this run did not redo (other kernels, rows)
+  let kept: Cell[] = [];
+  try {
+    kept = (JSON.parse(readFileSync(path.join(outDir, "report.json"), "utf8")) as Cell[]).filter((c) => !cells.some((x) => x.kernel === c.kernel && x.scenario === c.scenario));
+  } catch {
+    /* none yet */
+  }
+  writeFileSync(path.join(outDir, "report.json"), JSON.stringify([...kept, ...cells], null, 1) + "\n");
   return cells.some((c) => c.status !== "match") ? 1 : 0;
 }
 
@@ -373,7 +380,7 @@ async function cliCells(k: string, outDir: string): Promise<Cell[]> {
 }
 
 /** Compare again the transcripts a previous --report saved (after a change of the filter). */
-export async function rediff(o: { kernels: string[]; t0: number }): Promise<number> {
+export async function rediff(o: { kernels: string[]; t0: number; remodel?: boolean }): Promise<number> {
   const { PROJECT } = await import("./vm.js");
   const dir = path.join(PROJECT, "lab/transcripts/conformance");
   const old = JSON.parse(readFileSync(path.join(dir, "report.json"), "utf8")) as Cell[];
@@ -388,8 +395,9 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
         continue;
       }
       if (c.scenario.startsWith("selftest:") || c.scenario.startsWith("cdev:")) {
-        const { rediffSelftest } = await import("./selftest.js");
+        const { rediffSelftest, runModelSelftest } = await import("./selftest.js");
         const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-selftest.json`), "utf8"));
+        if (o.remodel) saved.model = await runModelSelftest(c.kernel, (await import("./vm.js")).CACHE);
         cells.push(rediffSelftest(c, saved));
         continue;
       }
@@ -409,8 +417,16 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
         continue;
       }
       const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), "utf8"));
-      const { loadScenario } = await import("../src/scenario/index.js");
-      const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(loadScenario(path.join(PROJECT, "scenarios", `${c.scenario}.yaml`))));
+      const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
+      const sc = loadScenario(path.join(PROJECT, "scenarios", `${c.scenario}.yaml`));
+      if (o.remodel) {
+        // the saved real transcript against the model as it is now
+        const { labKernel, modelProfileOf } = await import("./kernels.js");
+        const { CACHE } = await import("./vm.js");
+        saved.model = await runScenario(sc, await modelBackend(sc, modelProfileOf(c.kernel, CACHE)), { profile: labKernel(c.kernel).family });
+        writeFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), JSON.stringify({ ...saved, diffs: diffTranscripts(saved.real, saved.model, modelOnlyOps(sc)) }, null, 1) + "\n");
+      }
+      const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(sc));
       cells.push({ ...c, diffs, status: diffs.length ? "diff" : "match" });
     } catch {
       cells.push(c);

@@ -39,6 +39,7 @@ export type BehaviourFlag =
   | "pciEnumDeviceType"
   | "probeFailedDevErr"
   | "denylistDsaIax"
+  | "pciResetLogged"
   | "bindIommufdToken"
   | "vfDevSetSeparate"
   | "deviceFeatureEnotty"
@@ -178,6 +179,16 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     confidence: "inferred",
     effect: "vfio-pci refuses Intel DSA and IAX (8086:0b25, 8086:0cfe) with EINVAL unless disable_denylist=Y",
     source: "src/kernel/vfio/pci/denylist.ts (upstream 95feb3160eef, v6.10); whether 6.1.y carries a backport is not known",
+  },
+  {
+    flag: "pciResetLogged",
+    commit: null,
+    title: "(title not read) PCI: log a function reset of a device whose driver has no reset_prepare/reset_done",
+    mainline: "6.16",
+    stable: [],
+    confidence: "lab",
+    effect: 'pci_dev_save_and_disable / pci_dev_restore log "<drv> <dev>: resetting" and "<drv> <dev>: reset done" at level 4 when the bound driver has no reset_prepare / reset_done handler: vfio-pci logs both at every first open of a device (vfio_pci_core_enable → pci_try_reset_function) and at VFIO_DEVICE_RESET',
+    source: "drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4), absent from linux-source-6.12 (6.12.117); lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none, 6.17 showed them (shared LAB.md). The commit was not located; 6.16 (a linux-pci patch of May 2025) is inferred",
   },
   {
     flag: "bindIommufdToken",
