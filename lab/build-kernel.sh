@@ -15,7 +15,9 @@
 #          vfio_df_ioctl_bind_iommufd()"): the bind copies only offsetofend(out_devid) = 16 bytes
 #          (the kernel struct's size argument is minsz again), so a 24-byte bind with a token
 #          pointer gets E2BIG from copy_struct_from_user, as on 6.17.x and 6.18.0-6.18.2.
-#   keep   keep the source tree (root/../src) for the selftest build.
+#   keep   keep the source tree (root/../src) for the selftest build and for variants.
+# VFIOCTL_LAB_FROM=<name>: start from the kept tree of that build when it is of the same source
+# package (its objects are reused: the e2big variant of 7.3-cdev rebuilds a few files).
 # The source tree is removed after the build unless VARIANT says keep (or "e2big,keep").
 # Times go to stderr; the caller (prepare.sh) logs the step's total.
 set -euo pipefail
@@ -50,12 +52,21 @@ build() {
   if [ -z "$deb" ]; then fetch "$pkg"; deb=$(ls "$CACHE"/src/"${pkg}"_*.deb | sort -V | tail -1); fi
   local t0=$SECONDS
   rm -rf "$B.tmp"; mkdir -p "$B.tmp"
-  local tarball
-  tarball=$(dpkg-deb -c "$deb" | awk '{print $6}' | grep -E '^\./usr/src/linux-source-[0-9.]+\.tar\.(xz|bz2|gz)$' | head -1)
-  [ -n "$tarball" ] || { echo "build-kernel: no source tarball in $deb" >&2; return 1; }
-  dpkg-deb --fsys-tarfile "$deb" | tar -xO "$tarball" | tar -xJ -C "$B.tmp"
-  mv "$B.tmp"/linux-source-* "$B.tmp/src"
-  echo "build-kernel $name: unpacked $(basename "$deb") in $((SECONDS - t0)) s" >&2
+  # a variant of a kept build of the same source package starts from that tree and its objects
+  # (only what the variant changes is rebuilt): VFIOCTL_LAB_FROM=<name of the kept build>
+  local from=${VFIOCTL_LAB_FROM:+$CACHE/build/$VFIOCTL_LAB_FROM}
+  if [ -n "$from" ] && [ -d "$from/src" ] && [ "$(cat "$from/source-deb" 2>/dev/null)" = "$(basename "$deb")" ]; then
+    cp -a "$from/src" "$B.tmp/src"
+    echo "build-kernel $name: copied the tree of $VFIOCTL_LAB_FROM ($(basename "$deb")) in $((SECONDS - t0)) s" >&2
+  else
+    local tarball
+    tarball=$(dpkg-deb -c "$deb" | awk '{print $6}' | grep -E '^\./usr/src/linux-source-[0-9.]+\.tar\.(xz|bz2|gz)$' | head -1)
+    [ -n "$tarball" ] || { echo "build-kernel: no source tarball in $deb" >&2; return 1; }
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO "$tarball" | tar -xJ -C "$B.tmp"
+    mv "$B.tmp"/linux-source-* "$B.tmp/src"
+    echo "build-kernel $name: unpacked $(basename "$deb") in $((SECONDS - t0)) s" >&2
+  fi
+  basename "$deb" >"$B.tmp/source-deb"
   cd "$B.tmp/src"
   case ",$variant," in
     *,e2big,*)
@@ -69,6 +80,8 @@ build() {
   esac
   make -s tinyconfig >/dev/null
   KCONFIG_CONFIG=.config scripts/kconfig/merge_config.sh -m .config "$HERE/kernel.config" >/dev/null
+  # a variant says so in its release (uname -r): 7.3.4-lab-e2big
+  case ",$variant," in *,e2big,*) scripts/config --set-str LOCALVERSION "-lab-e2big" ;; esac
   make -s olddefconfig >/dev/null
   local miss=0 line
   while read -r line; do

@@ -271,6 +271,8 @@ if want 7.3; then
   step initramfs-7.3 initramfs 7.3 "$CACHE/k73/root" && echo "$INIT_SUM" >"$CACHE/.initsum-7.3"
 fi
 for k in 7.3-cdev 6.12-cdev 7.3-e2big; do
+  # the e2big variant starts from 7.3-cdev's tree: build that first when both are wanted
+  [ "$k" = 7.3-e2big ] && want 7.3-e2big && ! [ -d "$CACHE/build/7.3-cdev/src" ] && ! want 7.3-cdev && EXTRA="$EXTRA 7.3-cdev"
   want "$k" || { [ "$k" = 7.3-cdev ] && want selftest; } || continue
   # rebuilt when lab/kernel.config changes (a build made before the sum existed is adopted)
   KSUM=$(cat "$HERE/kernel.config" | sha256sum | cut -c1-16)
@@ -283,7 +285,8 @@ for k in 7.3-cdev 6.12-cdev 7.3-e2big; do
   case $k in
     7.3-cdev) step build-$k bk build "$k" linux-source-7.3 keep ;;
     6.12-cdev) step build-$k bk build "$k" linux-source-6.12 ;;
-    7.3-e2big) step build-$k bk build "$k" linux-source-7.3 e2big ;;
+    # from the kept 7.3-cdev tree when it is there: only device_cdev.c and the release change
+    7.3-e2big) VFIOCTL_LAB_FROM=7.3-cdev step build-$k bk build "$k" linux-source-7.3 e2big ;;
   esac
   echo "$KSUM" >"$CACHE/build/$k/config-sum"
   say "$k: built in $(cat "$CACHE/build/$k/build-seconds" 2>/dev/null || echo '?') s (make -j${VFIOCTL_LAB_JOBS:-2} bzImage modules)"
