@@ -53,7 +53,8 @@ step() { # step NAME CMD...: run CMD unless $CACHE/.done-NAME exists; log the ti
 
 host_packages() {
   local need=()
-  for p in debootstrap busybox-static xz-utils cpio kmod bc util-linux gzip; do
+  # the kernel builds (lab/build-kernel.sh) and the selftest: gcc, make, bison, flex, libelf, libssl, file
+  for p in debootstrap busybox-static xz-utils cpio kmod bc util-linux gzip gcc make bison flex libelf-dev libssl-dev file; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then
