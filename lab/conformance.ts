@@ -14,7 +14,7 @@
  *   Timestamps and sequence numbers are never compared.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Syscalls } from "../src/sys/syscalls.js";
 
@@ -271,7 +271,11 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
   const { KERNELS } = await import("./vm.js");
-  const { labKernel, modelProfileOf } = await import("./kernels.js");
+  const { labKernel, modelProfileOf, hasCdev } = await import("./kernels.js");
+  // the cdev scenarios (scenarios/cdev/*.yaml) run on the kernels that have the vfio cdev, with the
+  // whole report or with "cdev"; a file named explicitly runs on those kernels too
+  const cdevDir = path.join(PROJECT, "scenarios/cdev");
+  const cdevFiles = o.files.length === 0 || o.files.includes("cdev") ? existsSync(cdevDir) ? readdirSync(cdevDir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => path.join(cdevDir, f)) : [] : [];
   const { CACHE } = await import("./vm.js");
   const { isSelftestSelector, selftestCells } = await import("./selftest.js");
   const withSelftest = o.files.length === 0 || o.files.some(isSelftestSelector);
@@ -285,7 +289,8 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
     if (withHost && debian) tasks.push(() => hostCells(k, outDir));
     if (debian) for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
     if (withSelftest) tasks.push(() => selftestCells(k, outDir));
-    for (const f of files) {
+    const mine = [...files.filter((f) => hasCdev(k) || path.dirname(f) !== cdevDir), ...(hasCdev(k) ? cdevFiles.filter((f) => !files.includes(f)) : [])];
+    for (const f of mine) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
         const cell: Cell = { scenario: name, kernel: k, status: "error", diffs: [] };
@@ -418,7 +423,8 @@ export async function rediff(o: { kernels: string[]; t0: number; remodel?: boole
       }
       const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), "utf8"));
       const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
-      const sc = loadScenario(path.join(PROJECT, "scenarios", `${c.scenario}.yaml`));
+      const inCdev = path.join(PROJECT, "scenarios/cdev", `${c.scenario}.yaml`);
+      const sc = loadScenario(existsSync(inCdev) ? inCdev : path.join(PROJECT, "scenarios", `${c.scenario}.yaml`));
       if (o.remodel) {
         // the saved real transcript against the model as it is now
         const { labKernel, modelProfileOf } = await import("./kernels.js");

@@ -78,3 +78,18 @@ test("selftestDiffs compares the binary's verdicts with the model's and the port
   assert.equal(d["selftest:logic"]!.length, 1);
   assert.deepEqual(d["cdev:a"], [{ op: "cdev:a", field: "x", real: "ok", model: "EBUSY" }]);
 });
+
+test("scenarios/cdev/cdev-token.yaml on the model: open cdev_of, IOAS_ALLOC, BIND_IOMMUFD with and without a token, ATTACH_IOMMUFD_PT, per row", async () => {
+  const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
+  const sc = loadScenario(new URL("../../scenarios/cdev/cdev-token.yaml", import.meta.url).pathname);
+  const run = async (k: string) => {
+    const t = await runScenario(sc, await modelBackend(sc, modelProfileOf(k, cache)), { profile: "6.12" });
+    return Object.fromEntries(t.ops.map((o) => [o.name, o.errno ?? o.ret]));
+  };
+  const fixed = await run("7.3-cdev");
+  assert.deepEqual([fixed["pf-bind-token"], fixed["vf0-bind-none"], fixed["vf0-bind-wrong"], fixed["vf0-bind-right"], fixed["vf0-group-node"]], [0, "EACCES", "EACCES", 0, "EBUSY"]);
+  const bypass = await run("6.12-cdev");
+  assert.deepEqual([bypass["pf-bind-token"], bypass["pf-bind-plain"], bypass["vf0-bind-none"]], ["EINVAL", 0, 0]);
+  const e2big = await run("7.3-e2big");
+  assert.deepEqual([e2big["pf-bind-token"], e2big["vf0-bind-right"], e2big["vf1-bind-16-flags1"]], ["E2BIG", "E2BIG", "EFAULT"]);
+});
