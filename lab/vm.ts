@@ -82,7 +82,11 @@ export async function runInGuest(kernel: string, job: Record<string, unknown>, t
 
 /** The last non-empty console line (where a stalled guest stopped). */
 export function lastLine(console: string): string {
-  const l = console.split(/\r?\n/).map((x) => x.trim()).filter(Boolean);
+  // the lines QEMU and timeout print once the guest is killed are not where it stopped
+  const l = console
+    .split(/\r?\n/)
+    .map((x) => x.trim())
+    .filter((x) => x && !/^qemu-system-\S+: terminating on signal|^qemu-system-\S+: warning: nic /.test(x));
   return (l.at(-1) ?? "").slice(0, 200);
 }
 
