@@ -167,7 +167,7 @@ export interface VariantRun {
  * created once (sriov_numvfs=1, as vf_setup does) and removed at the end. Each variant gets a
  * fresh process from `spawn`, whose fds are closed after it (the harness forks per test).
  */
-export async function sriovUapiLogic(spawn: () => Promise<Syscalls>): Promise<Record<string, VariantRun>> {
+export async function sriovUapiLogic(spawn: () => Promise<Syscalls>, say: (s: string) => void = () => {}): Promise<Record<string, VariantRun>> {
   const sh = await spawn();
   const d = `/sys/bus/pci/devices/${PF}`;
   const w = async (f: string, s: string) => {
@@ -217,6 +217,7 @@ export async function sriovUapiLogic(spawn: () => Promise<Syscalls>): Promise<Re
             await p.closeAll();
           }
           out[variantName(mode.name, tname, test)] = { verdict, steps };
+          say(`${verdict} ${variantName(mode.name, tname, test)}`);
         }
       }
     }
@@ -230,7 +231,7 @@ export async function sriovUapiLogic(spawn: () => Promise<Syscalls>): Promise<Re
  * The cdev checks of the issue's table, each a few steps with their errnos. Needs the PF on
  * vfio-pci with enable_sriov=1 and no VFs; leaves it so.
  */
-export async function cdevChecks(spawn: () => Promise<Syscalls>): Promise<Record<string, Record<string, string>>> {
+export async function cdevChecks(spawn: () => Promise<Syscalls>, say: (s: string) => void = () => {}): Promise<Record<string, Record<string, string>>> {
   const sh = await spawn();
   const d = `/sys/bus/pci/devices/${PF}`;
   const w = async (f: string, s: string) => {
@@ -280,6 +281,7 @@ export async function cdevChecks(spawn: () => Promise<Syscalls>): Promise<Record
       await p.closeAll();
     }
     out[name] = rec;
+    say(`${name} ${JSON.stringify(rec)}`);
   };
   try {
     // the PF bound through the cdev with a token (24-byte struct, flags=TOKEN): does it set it?
@@ -383,10 +385,12 @@ export async function runGuestSelftestJob(kernel: string, cache: string, out: st
   const spawn = async () => new LinuxSyscalls();
   const t1 = performance.now();
   process.stdout.write("selftest: the port over LinuxSyscalls\n");
-  const logic = await sriovUapiLogic(spawn);
+  // one console line per variant and check: the stall watchdog takes silence for a stall
+  const say = (x: string) => process.stdout.write(`selftest: ${x}\n`);
+  const logic = await sriovUapiLogic(spawn, say);
   const logicMs = Math.round(performance.now() - t1);
   process.stdout.write("selftest: the cdev checks\n");
-  const cdev = await cdevChecks(spawn);
+  const cdev = await cdevChecks(spawn, say);
   const res = { kernel, release: execFileSync("uname", ["-r"]).toString().trim(), bin: existsSync(bin) ? bin : null, binRc, binMs, tap: parseTap(tap), tapText: tap, logic, logicMs, cdev };
   writeFileSync(path.join(out, "selftest.json"), JSON.stringify(res, null, 1));
   return { binRc, binMs, logicMs };
