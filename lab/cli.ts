@@ -12,14 +12,20 @@
  *                      dpdk:chroot, dpdk:mntns, qemu:vf) the real-consumer rows
  *                      (lab/consumers.ts: DPDK testpmd and QEMU beside vfioctl)
  *   --rediff           compare again the transcripts the last --report saved (no guest)
- *   --kernel K         only this kernel (6.1 or 6.12); repeatable
+ *   --remodel          like --rediff, but run the model again against the saved real transcripts
+ *                      (after a model change; the scenario and selftest rows)
+ *   --kernel K         only this kernel (6.1, 6.12, 7.3, 6.12-cdev, 7.3-cdev, 7.3-e2big:
+ *                      lab/kernels.ts); repeatable. Default: 6.1, 6.12 and the ready ones of
+ *                      VFIOCTL_LAB_KERNELS (default all)
+ *   --all              every kernel prepare made ready
+ *   selftest           (as a file) only the kernel selftest rows (lab/selftest.ts)
  *   --jobs N           guests run at once (default 2)
  *   --no-prepare       do not run lab/prepare.sh first
  */
 import { copyFileSync, mkdirSync, existsSync } from "node:fs";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { KERNELS, PROJECT, prepare, runInGuest, dropRun, type GuestRun } from "./vm.js";
+import { PROJECT, defaultKernels, prepare, runInGuest, dropRun, type GuestRun } from "./vm.js";
 import { SEQUENCES } from "./sequences.js";
 
 interface Args {
@@ -29,24 +35,30 @@ interface Args {
   jobs: number;
   prepare: boolean;
   files: string[];
+  all: boolean;
+  remodel: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { mode: "report", kernels: [], names: [], jobs: 2, prepare: true, files: [] };
+  const a: Args = { mode: "report", kernels: [], names: [], jobs: 2, prepare: true, files: [], all: false, remodel: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     if (x === "--probe") a.mode = "probe";
     else if (x === "--raw") a.mode = "raw";
     else if (x === "--report") a.mode = "report";
     else if (x === "--rediff") a.mode = "rediff";
+    else if (x === "--remodel") {
+      a.mode = "rediff";
+      a.remodel = true;
+    }
     else if (x === "--kernel") a.kernels.push(argv[++i]!);
     else if (x === "--jobs") a.jobs = Number(argv[++i]);
     else if (x === "--no-prepare") a.prepare = false;
+    else if (x === "--all") a.all = true;
     else if (x.startsWith("--")) throw new Error(`unknown option ${x}`);
     else if (a.mode === "raw") a.names.push(x);
     else a.files.push(x);
   }
-  if (a.kernels.length === 0) a.kernels = [...KERNELS];
   return a;
 }
 
@@ -71,8 +83,14 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 export async function labMain(argv: string[]): Promise<number> {
   const a = parseArgs(argv);
   const t0 = Date.now();
-  if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0 });
+  // kernels: those named; else Debian's 6.1 and 6.12 plus VFIOCTL_LAB_KERNELS (all ready ones with --all)
+  const pickKernels = () => {
+    if (a.kernels.length === 0) a.kernels = defaultKernels(a.all);
+  };
+  if (a.mode === "rediff") pickKernels();
+  if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0, remodel: a.remodel });
   if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
+  pickKernels();
   if (a.mode === "probe") {
     const runs = await pool(a.kernels.map((k) => () => runInGuest(k, { kind: "probe" }, 300)), a.jobs);
     let bad = 0;

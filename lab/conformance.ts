@@ -14,7 +14,7 @@
  *   Timestamps and sequence numbers are never compared.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Syscalls } from "../src/sys/syscalls.js";
 
@@ -48,6 +48,8 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
   const host = await import("./host-check.js");
   if (files.length === 1 && files[0] === host.HOST_JOB) return host.runGuestHostJob(kernel, out);
   const { loadScenario, runScenario } = await import("../src/scenario/index.js");
+  const { labKernel } = await import("./kernels.js");
+  const family = labKernel(kernel).family;
   const loaded = loadGuestModules();
   mkdirSync(path.join(out, "scn"), { recursive: true });
   const res: Record<string, unknown> = {};
@@ -58,8 +60,8 @@ export async function runGuestScenarios(kernel: string, files: string[], out: st
     // pending after 3 s here (VFIOCTL_LAB_BLOCK_MS), not the runner's 1.5 s default.
     // settleMs: while an op is blocked, each later op waits this long for it, so that what its
     // completion logs is attributed to the op that released it, as on the model (TCG is slow).
-    const be = await guestBackend(kernel);
-    const tr = await runScenario(sc, be, { profile: kernel });
+    const be = await guestBackend(family);
+    const tr = await runScenario(sc, be, { profile: family });
     const ms = Math.round(performance.now() - t0);
     writeFileSync(path.join(out, "scn", `${path.basename(f).replace(/\.ya?ml$/, "")}.json`), JSON.stringify({ ms, transcript: tr }, null, 1));
     res[path.basename(f)] = { ok: tr.ok, ms };
@@ -232,6 +234,10 @@ export interface Cell {
   expectations?: string[];
   /** where vfioctl disagreed with what a real consumer did (lab/consumers.ts) */
   wrong?: string[];
+  /** the guest was run again: why (a stall under TCG, a boot that never reached init) */
+  reruns?: string[];
+  /** the guest stalled on both runs: no kernel answer to compare (not a difference) */
+  stalled?: boolean;
 }
 
 function scenarioFiles(project: string, given: string[]): string[] {
@@ -257,31 +263,53 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   // the consumer rows (lab/consumers.ts) likewise with "consumers", "dpdk", "qemu" or a row name
   const consumerSel = o.files.filter(isConsumerSelector);
   const consumerRows = o.files.length === 0 ? consumerRowsFor([]) : consumerSel.length ? consumerRowsFor(consumerSel) : [];
-  const given = o.files.filter((f) => !isHostSelector(f) && !isConsumerSelector(f));
+  const { isSelftestSelector: isSel } = await import("./selftest.js");
+  const given = o.files.filter((f) => !isHostSelector(f) && !isConsumerSelector(f) && !isSel(f));
   const withCli = o.files.length === 0 || given.some((f) => path.resolve(f) === cliFile);
   const withHost = o.files.length === 0 || o.files.some(isHostSelector);
   const files = o.files.length && !given.length ? [] : scenarioFiles(PROJECT, given).filter((f) => f !== cliFile);
   const outDir = path.join(PROJECT, "lab/transcripts/conformance");
   mkdirSync(outDir, { recursive: true });
+  const { KERNELS } = await import("./vm.js");
+  const { labKernel, modelProfileOf, hasCdev } = await import("./kernels.js");
+  // the cdev scenarios (scenarios/cdev/*.yaml) run on the kernels that have the vfio cdev, with the
+  // whole report or with "cdev"; a file named explicitly runs on those kernels too
+  const cdevDir = path.join(PROJECT, "scenarios/cdev");
+  const cdevFiles = o.files.length === 0 || o.files.includes("cdev") ? existsSync(cdevDir) ? readdirSync(cdevDir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => path.join(cdevDir, f)) : [] : [];
+  const { CACHE } = await import("./vm.js");
+  const { isSelftestSelector, selftestCells } = await import("./selftest.js");
+  const withSelftest = o.files.length === 0 || o.files.some(isSelftestSelector);
   const tasks: (() => Promise<Cell | Cell[]>)[] = [];
   for (const k of o.kernels) {
-    if (withCli) tasks.push(() => cliCells(k, outDir));
-    if (withHost) tasks.push(() => hostCells(k, outDir));
-    for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
-    for (const f of files) {
+    // the CLI, host and consumer rows compare the group path on Debian's two kernels
+    const debian = (KERNELS as readonly string[]).includes(k);
+    const family = labKernel(k).family;
+    const mp = modelProfileOf(k, CACHE);
+    if (withCli && debian) tasks.push(() => cliCells(k, outDir));
+    if (withHost && debian) tasks.push(() => hostCells(k, outDir));
+    if (debian) for (const r of consumerRows) tasks.push(() => consumerCell(k, r, outDir));
+    if (withSelftest) tasks.push(() => selftestCells(k, outDir));
+    const mine = [...files.filter((f) => hasCdev(k) || path.dirname(f) !== cdevDir), ...(hasCdev(k) ? cdevFiles.filter((f) => !files.includes(f)) : [])];
+    for (const f of mine) {
       tasks.push(async () => {
         const name = path.basename(f).replace(/\.ya?ml$/, "");
         const cell: Cell = { scenario: name, kernel: k, status: "error", diffs: [] };
         try {
           const sc = loadScenario(f);
-          if (sc.profiles.length && !sc.profiles.includes(k)) {
+          if (sc.profiles.length && !sc.profiles.includes(family)) {
             cell.status = "match";
             cell.error = "not for this kernel";
             return cell;
           }
-          const g = await runInGuest(k, { kind: "scenarios", files: [f] }, 600);
+          const g = await runInGuest(k, { kind: "scenarios", files: [f] }, 600, { stallS: STALL_S });
           cell.bootS = g.bootS;
           cell.wallMs = g.wallMs;
+          if (g.reruns) cell.reruns = g.reruns;
+          if (g.stalled) {
+            cell.stalled = true;
+            cell.error = `guest stalled twice (no console output for ${STALL_S} s); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}`;
+            return cell;
+          }
           let real: { ms: number; transcript: TranscriptLike } | undefined;
           try {
             real = JSON.parse(readFileSync(path.join(g.runDir, "scn", `${name}.json`), "utf8"));
@@ -291,7 +319,7 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
           }
           dropRun(g);
           cell.guestMs = real!.ms;
-          const model = (await runScenario(sc, await modelBackend(sc, { profile: k }), { profile: k })) as unknown as TranscriptLike;
+          const model = (await runScenario(sc, await modelBackend(sc, mp), { profile: family })) as unknown as TranscriptLike;
           cell.realOk = real!.transcript.ok;
           cell.modelOk = model.ok;
           cell.diffs = diffTranscripts(real!.transcript, model, modelOnlyOps(sc));
@@ -306,9 +334,19 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
   }
   const cells = (await pool(tasks, o.jobs)).flat();
   printReport(cells, o.kernels, Date.now() - o.t0);
-  writeFileSync(path.join(outDir, "report.json"), JSON.stringify(cells, null, 1) + "\n");
+  // report.json keeps the cells of earlier runs that this run did not redo (other kernels, rows)
+  let kept: Cell[] = [];
+  try {
+    kept = (JSON.parse(readFileSync(path.join(outDir, "report.json"), "utf8")) as Cell[]).filter((c) => !cells.some((x) => x.kernel === c.kernel && x.scenario === c.scenario));
+  } catch {
+    /* none yet */
+  }
+  writeFileSync(path.join(outDir, "report.json"), JSON.stringify([...kept, ...cells], null, 1) + "\n");
   return cells.some((c) => c.status !== "match") ? 1 : 0;
 }
+
+/** Per-operation timeout of the scenario and selftest guests (VFIOCTL_LAB_STALL_S, default 150 s). */
+export const STALL_S = Number(process.env.VFIOCTL_LAB_STALL_S ?? 150);
 
 /** The CLI conformance rows of one kernel (lab/cli-check.ts): one guest run, then the model. */
 async function cliCells(k: string, outDir: string): Promise<Cell[]> {
@@ -347,7 +385,7 @@ async function cliCells(k: string, outDir: string): Promise<Cell[]> {
 }
 
 /** Compare again the transcripts a previous --report saved (after a change of the filter). */
-export async function rediff(o: { kernels: string[]; t0: number }): Promise<number> {
+export async function rediff(o: { kernels: string[]; t0: number; remodel?: boolean }): Promise<number> {
   const { PROJECT } = await import("./vm.js");
   const dir = path.join(PROJECT, "lab/transcripts/conformance");
   const old = JSON.parse(readFileSync(path.join(dir, "report.json"), "utf8")) as Cell[];
@@ -359,6 +397,13 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
         const { rediffConsumer, savedName } = await import("./consumers.js");
         const saved = JSON.parse(readFileSync(path.join(dir, savedName(c.kernel, c.scenario as never)), "utf8"));
         cells.push(rediffConsumer(c, saved, labFiltered));
+        continue;
+      }
+      if (c.scenario.startsWith("selftest:") || c.scenario.startsWith("cdev:")) {
+        const { rediffSelftest, runModelSelftest } = await import("./selftest.js");
+        const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-selftest.json`), "utf8"));
+        if (o.remodel) saved.model = await runModelSelftest(c.kernel, (await import("./vm.js")).CACHE);
+        cells.push(rediffSelftest(c, saved));
         continue;
       }
       if (c.scenario.startsWith("host:")) {
@@ -377,8 +422,17 @@ export async function rediff(o: { kernels: string[]; t0: number }): Promise<numb
         continue;
       }
       const saved = JSON.parse(readFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), "utf8"));
-      const { loadScenario } = await import("../src/scenario/index.js");
-      const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(loadScenario(path.join(PROJECT, "scenarios", `${c.scenario}.yaml`))));
+      const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
+      const inCdev = path.join(PROJECT, "scenarios/cdev", `${c.scenario}.yaml`);
+      const sc = loadScenario(existsSync(inCdev) ? inCdev : path.join(PROJECT, "scenarios", `${c.scenario}.yaml`));
+      if (o.remodel) {
+        // the saved real transcript against the model as it is now
+        const { labKernel, modelProfileOf } = await import("./kernels.js");
+        const { CACHE } = await import("./vm.js");
+        saved.model = await runScenario(sc, await modelBackend(sc, modelProfileOf(c.kernel, CACHE)), { profile: labKernel(c.kernel).family });
+        writeFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), JSON.stringify({ ...saved, diffs: diffTranscripts(saved.real, saved.model, modelOnlyOps(sc)) }, null, 1) + "\n");
+      }
+      const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(sc));
       cells.push({ ...c, diffs, status: diffs.length ? "diff" : "match" });
     } catch {
       cells.push(c);
@@ -399,14 +453,15 @@ function printReport(cells: Cell[], kernels: string[], totalMs: number): void {
       if (!c) return "-".padEnd(26);
       const t = c.wallMs ? ` ${(c.wallMs / 1000).toFixed(1)}s` : "";
       const w = c.wrong?.length ? `WRONG(${c.wrong.length})` : "";
-      const s = c.status === "diff" ? [c.diffs.length || !w ? `DIFF(${c.diffs.length})` : "", w].filter(Boolean).join(" ") : c.status === "error" ? "ERROR" : c.error ? "n/a" : "match";
-      return `${s}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
+      const s = c.status === "diff" ? [c.diffs.length || !w ? `DIFF(${c.diffs.length})` : "", w].filter(Boolean).join(" ") : c.status === "error" ? (c.stalled ? "STALL" : "ERROR") : c.error ? "n/a" : "match";
+      return `${s}${c.reruns ? "*" : ""}${t}${c.realOk === false ? " real-exp-fail" : ""}`.padEnd(26);
     });
     console.log(`${n.padEnd(w)}  ${row.join("")}`);
   }
   const boots = cells.map((c) => c.bootS).filter((x): x is number => typeof x === "number");
   if (boots.length) console.log(`boot (guest uptime at share mount): min ${Math.min(...boots).toFixed(1)} s, max ${Math.max(...boots).toFixed(1)} s`);
   console.log(`total ${(totalMs / 1000).toFixed(1)} s for ${cells.length} runs`);
+  for (const c of cells) for (const r of c.reruns ?? []) console.log(`* ${c.kernel} ${c.scenario}: run again (${r})`);
   for (const c of cells) {
     if (c.status === "match" && !c.expectations?.length) continue;
     console.log(`\n--- ${c.kernel} ${c.scenario}: ${c.status}`);

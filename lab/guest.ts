@@ -6,6 +6,7 @@
  *       { kind: "scenarios", kernel, files }  conformance: each scenario file → /tmp/scn/<name>.json
  *       { kind: "cli", kernel }               CLI conformance (lab/cli-check.ts) → /tmp/cli.json
  *       { kind: "consumers", kernel, consumers: { row, trixie } }   a consumer row (lab/consumers.ts) → /tmp/consumers.json
+ *       { kind: "selftest", kernel, cache }   the kernel's sriov uapi selftest, its port, the cdev checks (lab/selftest.ts) → /tmp/selftest.json
  * Writes /tmp/result.json { ok, ms, error? } last.
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -17,7 +18,8 @@ import { SEQUENCES, seqBoot } from "./sequences.js";
 import { KmsgReader as Kmsg } from "../src/sys/kmsg.js";
 
 interface Job {
-  kind: "raw" | "probe" | "scenarios" | "cli" | "consumers";
+  kind: "raw" | "probe" | "scenarios" | "cli" | "consumers" | "selftest";
+  cache?: string;
   kernel: string;
   sequence?: string;
   files?: string[];
@@ -63,6 +65,9 @@ async function main(): Promise<void> {
     } else if (job.kind === "cli") {
       const { runGuestCliJob } = await import("./conformance.js");
       result.cli = await runGuestCliJob(job.kernel, process.cwd(), out);
+    } else if (job.kind === "selftest") {
+      const { runGuestSelftestJob } = await import("./selftest.js");
+      result.selftest = await runGuestSelftestJob(job.kernel, job.cache ?? "/var/cache/vfioctl-lab", out);
     } else if (job.kind === "consumers") {
       const { runGuestConsumerJob } = await import("./consumers-guest.js");
       result.consumers = await runGuestConsumerJob(job.kernel, process.cwd(), out);

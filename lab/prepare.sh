@@ -7,7 +7,17 @@
 #   $CACHE/k61/               Debian 12 kernel 6.1 unpacked from its .deb (vmlinuz + modules)
 #   $CACHE/trixie/lab/<kver>/ vmlinuz + initramfs.cpio.gz per kernel (inside the Debian 13 folder,
 #                             so QEMU run with `chroot $CACHE/trixie` sees them as /lab/<kver>/)
-#   $CACHE/kernels.json       which kernels were built: [{name, version, dir}]
+#   $CACHE/k73/               Debian 13 backports' own 7.3 kernel (linux-binary/-modules/-base)
+#   $CACHE/build/<name>/      the lab's own kernels (lab/build-kernel.sh: Debian's kernel source,
+#                             tinyconfig + lab/kernel.config, IOMMUFD and VFIO_DEVICE_CDEV on):
+#                             6.12-cdev, 7.3-cdev, 7.3-e2big (7.3 with 2f03f21fe751 reverted)
+#   $CACHE/selftest/          the kernel's vfio selftests built statically from the 7.3 source
+#   $CACHE/src/               the Debian packages fetched for the steps above
+#   $CACHE/kernels.json       which kernels are ready: [{name, version, dir, ...}] (lab/kernels.ts
+#                             describes the extra fields; readers of name/version/dir are unaffected)
+#
+# Kernels beyond 6.1 and 6.12: VFIOCTL_LAB_KERNELS (default "7.3 7.3-cdev 6.12-cdev 7.3-e2big"),
+# e.g. VFIOCTL_LAB_KERNELS="7.3-cdev" for CI; "none" for only the two Debian kernels.
 #
 # Timings of each step go to stderr and to $CACHE/prepare.log.
 set -euo pipefail
@@ -43,7 +53,8 @@ step() { # step NAME CMD...: run CMD unless $CACHE/.done-NAME exists; log the ti
 
 host_packages() {
   local need=()
-  for p in debootstrap busybox-static xz-utils cpio kmod bc util-linux gzip; do
+  # the kernel builds (lab/build-kernel.sh) and the selftest: gcc, make, bison, flex, libelf, libssl, file
+  for p in debootstrap busybox-static xz-utils cpio kmod bc util-linux gzip gcc make bison flex libelf-dev libssl-dev file; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -216,6 +227,87 @@ done
 step initramfs-6.1 k61_initramfs && echo "$INIT_SUM" >"$CACHE/.initsum-6.1"
 step initramfs-6.12 k612_initramfs && echo "$INIT_SUM" >"$CACHE/.initsum-6.12"
 
-printf '[{"name":"6.1","version":"%s","dir":"/lab/6.1"},{"name":"6.12","version":"%s","dir":"/lab/6.12"}]\n' \
-  "$(cat "$CACHE/trixie/lab/6.1/version")" "$(cat "$CACHE/trixie/lab/6.12/version")" >"$CACHE/kernels.json"
+# ---- kernels beyond Debian's 6.1 and 6.12 (VFIOCTL_LAB_KERNELS)
+EXTRA=${VFIOCTL_LAB_KERNELS:-7.3 7.3-cdev 6.12-cdev 7.3-e2big}
+[ "$EXTRA" = none ] && EXTRA=
+want() { case " $EXTRA " in *" $1 "*) return 0 ;; esac; return 1; }
+BK="$HERE/build-kernel.sh"
+# build-kernel.sh's own lines (unpack, build time) go to the log too
+bk() { bash "$BK" "$@" 2> >(while read -r l; do say "$l"; done); }
+
+# Debian 13 backports' own kernel (7.x: the image package is a stub over linux-base-*, -binary-*
+# and -modules-*; vmlinuz and config under /usr/lib/modules/<ver>/), laid out like k61
+k73() {
+  local work=$CACHE/k73.tmp ver p
+  rm -rf "$work"; mkdir -p "$work/root"
+  ver=$(bash "$BK" fetch --depends-of linux-image-amd64/trixie-backports | sed -n 's/^linux-image-\(7\.[0-9.]*+deb13-amd64\)$/\1/p' | head -1)
+  [ -n "$ver" ] || { echo "no 7.x linux-image in trixie-backports" >&2; return 1; }
+  for p in base binary modules; do ls "$CACHE"/src/linux-$p-"$ver"_*.deb >/dev/null 2>&1 || bash "$BK" fetch "linux-$p-$ver"; done
+  for p in base binary modules; do dpkg-deb -x "$(ls "$CACHE"/src/linux-$p-"$ver"_*.deb | tail -1)" "$work/root"; done
+  mkdir -p "$work/root/lib/modules" "$work/root/boot"
+  mv "$work/root/usr/lib/modules/$ver" "$work/root/lib/modules/$ver"
+  cp "$work/root/lib/modules/$ver/vmlinuz" "$work/root/boot/vmlinuz-$ver"
+  rm -rf "$work/root/usr/share"
+  depmod -b "$work/root" "$ver"
+  rm -rf "$CACHE/k73"; mv "$work" "$CACHE/k73"
+}
+# the kernel's vfio selftests, static, from the 7.3 source kept by the 7.3-cdev build
+selftest() {
+  local src=$CACHE/build/7.3-cdev/src out=$CACHE/selftest
+  [ -d "$src" ] || { echo "selftest: no 7.3 source tree ($src)" >&2; return 1; }
+  make -s -C "$src" headers >/dev/null
+  make -s -C "$src/tools/testing/selftests/vfio" LDFLAGS=-static -j"${VFIOCTL_LAB_JOBS:-2}" >"$CACHE/selftest-build.log" 2>&1 ||
+    { tail -30 "$CACHE/selftest-build.log" >&2; return 1; }
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local b
+  for b in vfio_pci_sriov_uapi_test; do
+    file "$src/tools/testing/selftests/vfio/$b" 2>/dev/null | grep -q "statically linked" || echo "selftest: $b is not static" >&2
+    cp "$src/tools/testing/selftests/vfio/$b" "$out.tmp/"
+  done
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+if want 7.3; then
+  step k73 k73
+  [ "$(cat "$CACHE/.initsum-7.3" 2>/dev/null)" = "$INIT_SUM" ] || rm -f "$CACHE/.done-initramfs-7.3"
+  step initramfs-7.3 initramfs 7.3 "$CACHE/k73/root" && echo "$INIT_SUM" >"$CACHE/.initsum-7.3"
+fi
+for k in 7.3-cdev 6.12-cdev 7.3-e2big; do
+  # the e2big variant starts from 7.3-cdev's tree: build that first when both are wanted
+  [ "$k" = 7.3-e2big ] && want 7.3-e2big && ! [ -d "$CACHE/build/7.3-cdev/src" ] && ! want 7.3-cdev && EXTRA="$EXTRA 7.3-cdev"
+  want "$k" || { [ "$k" = 7.3-cdev ] && want selftest; } || continue
+  # rebuilt when lab/kernel.config changes (a build made before the sum existed is adopted)
+  KSUM=$(cat "$HERE/kernel.config" | sha256sum | cut -c1-16)
+  if [ -d "$CACHE/build/$k/root/boot" ]; then
+    [ -f "$CACHE/build/$k/config-sum" ] || echo "$KSUM" >"$CACHE/build/$k/config-sum"
+    if [ "$(cat "$CACHE/build/$k/config-sum")" = "$KSUM" ]; then touch "$CACHE/.done-build-$k"; else rm -f "$CACHE/.done-build-$k"; fi
+  else
+    rm -f "$CACHE/.done-build-$k"
+  fi
+  case $k in
+    7.3-cdev) step build-$k bk build "$k" linux-source-7.3 keep ;;
+    6.12-cdev) step build-$k bk build "$k" linux-source-6.12 ;;
+    # from the kept 7.3-cdev tree when it is there: only device_cdev.c and the release change
+    7.3-e2big) VFIOCTL_LAB_FROM=7.3-cdev step build-$k bk build "$k" linux-source-7.3 e2big ;;
+  esac
+  echo "$KSUM" >"$CACHE/build/$k/config-sum"
+  say "$k: built in $(cat "$CACHE/build/$k/build-seconds" 2>/dev/null || echo '?') s (make -j${VFIOCTL_LAB_JOBS:-2} bzImage modules)"
+  [ "$(cat "$CACHE/.initsum-$k" 2>/dev/null)" = "$INIT_SUM" ] || rm -f "$CACHE/.done-initramfs-$k"
+  step initramfs-$k initramfs "$k" "$CACHE/build/$k/root" && echo "$INIT_SUM" >"$CACHE/.initsum-$k"
+done
+if want 7.3-cdev || want selftest; then
+  [ -x "$CACHE/selftest/vfio_pci_sriov_uapi_test" ] || rm -f "$CACHE/.done-selftest"
+  step selftest selftest
+fi
+
+# kernels.json: every kernel that is ready (name, version, dir as before; lab/kernels.ts adds the rest)
+{
+  sep=
+  printf '['
+  for k in 6.1 6.12 7.3 7.3-cdev 6.12-cdev 7.3-e2big; do
+    [ -f "$CACHE/trixie/lab/$k/version" ] && [ -f "$CACHE/trixie/lab/$k/initramfs.cpio.gz" ] || continue
+    printf '%s{"name":"%s","version":"%s","dir":"/lab/%s"}' "$sep" "$k" "$(cat "$CACHE/trixie/lab/$k/version")" "$k"
+    sep=,
+  done
+  printf ']\n'
+} >"$CACHE/kernels.json.tmp" && mv "$CACHE/kernels.json.tmp" "$CACHE/kernels.json"
 say "ready in $(echo "$(date +%s.%N) - $T0" | bc -l | xargs printf '%.1f') s: $(cat "$CACHE/kernels.json")"

@@ -15,8 +15,20 @@ export const PROJECT = (() => {
 })();
 
 export const CACHE = process.env.VFIOCTL_LAB_CACHE ?? "/var/cache/vfioctl-lab";
+/** Debian's two kernels, always in the lab. */
 export const KERNELS = ["6.1", "6.12"] as const;
-export type KernelName = (typeof KERNELS)[number];
+export type KernelName = string;
+
+/**
+ * The kernels a run covers when none is named: Debian's 6.1 and 6.12, and those of
+ * VFIOCTL_LAB_KERNELS (default: every other lab kernel, lab/kernels.ts) that prepare made ready.
+ * `all`: every ready kernel.
+ */
+export function defaultKernels(all = false): string[] {
+  const extra = all ? null : (process.env.VFIOCTL_LAB_KERNELS ?? "7.3 7.3-cdev 6.12-cdev 7.3-e2big").split(/\s+/).filter((x) => x && x !== "none");
+  const order = ["6.1", "6.12", "7.3", "6.12-cdev", "7.3-cdev", "7.3-e2big"];
+  return order.filter((k) => KERNELS.includes(k as never) || ((extra === null || extra.includes(k)) && existsSync(path.join(CACHE, "trixie/lab", k, "initramfs.cpio.gz"))));
+}
 
 /** Run lab/prepare.sh (cheap when everything is cached); returns its wall time in ms. */
 export function prepare(log: (s: string) => void = (s) => process.stderr.write(s)): number {
@@ -40,6 +52,10 @@ export interface GuestRun {
   endS: number | null;
   console: string;
   result: Record<string, unknown> | null;
+  /** the guest went silent for machine.stallS seconds and was killed */
+  stalled?: boolean;
+  /** why an earlier run of this job was dropped and the job run again */
+  reruns?: string[];
 }
 
 let seq = 0;
@@ -54,9 +70,24 @@ const BOOT_WATCHDOG_MS = Number(process.env.VFIOCTL_LAB_BOOT_WATCHDOG_MS ?? 120_
  */
 export async function runInGuest(kernel: string, job: Record<string, unknown>, timeoutS = 900, machine: GuestMachine = {}): Promise<GuestRun> {
   const first = await runOnce(kernel, job, timeoutS, machine);
-  if (first.bootS !== null) return first;
+  if (first.bootS !== null && !first.stalled) return first;
+  // a guest that never reached init, or (with machine.stallS) went silent mid-job: the emulator,
+  // not a kernel answer; run it once more and say so
+  const why = first.stalled ? `stalled: no console output for ${machine.stallS} s after ${JSON.stringify(lastLine(first.console))}` : "never reached init";
   dropRun(first);
-  return runOnce(kernel, job, timeoutS, machine);
+  const second = await runOnce(kernel, job, timeoutS, machine);
+  second.reruns = [why];
+  return second;
+}
+
+/** The last non-empty console line (where a stalled guest stopped). */
+export function lastLine(console: string): string {
+  // the lines QEMU and timeout print once the guest is killed are not where it stopped
+  const l = console
+    .split(/\r?\n/)
+    .map((x) => x.trim())
+    .filter((x) => x && !/^qemu-system-\S+: terminating on signal|^qemu-system-\S+: warning: nic /.test(x));
+  return (l.at(-1) ?? "").slice(0, 200);
 }
 
 /** Per-run machine options (the consumer rows: 4 GiB and hugepages); unset: lab/boot.sh's defaults. */
@@ -65,6 +96,12 @@ export interface GuestMachine {
   memMiB?: number;
   /** words added to the kernel command line (after VFIOCTL_LAB_APPEND) */
   append?: string;
+  /**
+   * per-operation timeout: a booted guest that prints nothing on its console for this long is
+   * taken as stalled (TCG: seen inside a PF open after "resetting"), killed and run once more;
+   * its jobs trace every system call (or test) on the console, so silence is not a slow answer
+   */
+  stallS?: number;
 }
 
 /** The environment lab/boot.sh gets for a run with these machine options. */
@@ -97,11 +134,22 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
     const chunks: Buffer[] = [];
     const live = openSync(path.join(runDir, "console.log"), "w"); // readable while the guest runs
     let booted = false;
+    let stalled = false;
     const watchdog = setTimeout(() => {
       if (!booted) p.kill("SIGTERM");
     }, BOOT_WATCHDOG_MS);
+    let last = Date.now();
+    const stallTimer = machine.stallS
+      ? setInterval(() => {
+          if (booted && Date.now() - last > machine.stallS! * 1000) {
+            stalled = true;
+            p.kill("SIGTERM");
+          }
+        }, 1000)
+      : undefined;
     const onData = (b: Buffer) => {
       chunks.push(b);
+      last = Date.now();
       writeSync(live, b);
       // the serial console comes in pieces: look at what came so far, not at this piece alone
       if (!booted && Buffer.concat(chunks).includes("VFIOCTL-LAB: init")) booted = true;
@@ -111,6 +159,7 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
     p.on("error", reject);
     p.on("close", () => {
       clearTimeout(watchdog);
+      if (stallTimer) clearInterval(stallTimer);
       const cons = Buffer.concat(chunks).toString("utf8");
       closeSync(live);
       const done = /VFIOCTL-LAB-DONE rc=(\d+) uptime=([\d.]+)/.exec(cons);
@@ -130,6 +179,7 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
         endS: done ? Number(done[2]) : null,
         console: cons,
         result,
+        ...(stalled ? { stalled } : {}),
       });
     });
   });

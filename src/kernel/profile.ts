@@ -47,6 +47,8 @@ export interface KernelProfile {
   readonly cdevToken: CdevTokenRule;
   /** drivers/base/dd.c call_driver_probe: the probe-failed line (probeFailedDevErr) */
   probeFailed(drv: string, dev: string, err: number): { text: string; onDevice: boolean; level: number };
+  /** drivers/pci/pci.c: "resetting" / "reset done" (level 4) around a function reset under a driver without reset handlers (pciResetLogged) */
+  readonly logsReset: boolean;
   /** drivers/iommu/iommu.c: "Removing from iommu group N" when a device leaves its group (!iommuRemoveSilent) */
   readonly logsIommuRemove: boolean;
   /**
@@ -130,6 +132,7 @@ function resolveProfile(v: KernelVersion, config: Partial<KernelConfig>): Kernel
       ? (drv, dev, err) => ({ text: `${drv} ${dev}: probe with driver ${drv} failed with error ${err}`, onDevice: true, level: 3 })
       : (drv, dev, err) => ({ text: `${drv}: probe of ${dev} failed with error ${err}`, onDevice: false, level: 4 }),
     logsIommuRemove: !b.iommuRemoveSilent,
+    logsReset: b.pciResetLogged,
     numvfsShowTakesLock: true,
     enumLine: b.pciEnumDeviceType
       ? (vn, d, ht, cls, pcie) => `[${hex4(vn)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}${pcie ? " PCIe Endpoint" : " conventional PCI endpoint"}`

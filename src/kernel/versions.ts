@@ -39,6 +39,7 @@ export type BehaviourFlag =
   | "pciEnumDeviceType"
   | "probeFailedDevErr"
   | "denylistDsaIax"
+  | "pciResetLogged"
   | "bindIommufdToken"
   | "vfDevSetSeparate"
   | "deviceFeatureEnotty"
@@ -181,6 +182,16 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     source: "src/kernel/vfio/pci/denylist.ts (upstream 95feb3160eef, v6.10); whether 6.1.y carries a backport is not known",
   },
   {
+    flag: "pciResetLogged",
+    commit: null,
+    title: "(title not read) PCI: log a function reset of a device whose driver has no reset_prepare/reset_done",
+    mainline: "6.16",
+    stable: [],
+    confidence: "lab",
+    effect: 'pci_dev_save_and_disable / pci_dev_restore log "<drv> <dev>: resetting" and "<drv> <dev>: reset done" at level 4 when the bound driver has no reset_prepare / reset_done handler: vfio-pci logs both at every first open of a device (vfio_pci_core_enable → pci_try_reset_function) and at VFIO_DEVICE_RESET',
+    source: "drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4), absent from linux-source-6.12 (6.12.117); lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none, 6.17 showed them (shared LAB.md). The commit was not located; 6.16 (a linux-pci patch of May 2025) is inferred",
+  },
+  {
     flag: "bindIommufdToken",
     commit: "86624ba3b522",
     title: "vfio/pci: Do vf_token checks for VFIO_DEVICE_BIND_IOMMUFD",
@@ -222,13 +233,13 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
   },
   {
     flag: "driverOverrideGeneric",
-    commit: null,
-    title: "driver core: generic driver_override (struct device's driver_override with its own spinlock; PCI converted to it)",
+    commit: "cb3d1049f4ea",
+    title: "driver core: generalize driver_override in struct device (its own spinlock; PCI converted to it)",
     mainline: "7.0",
     stable: ["6.12.80"],
     confidence: "lab",
     effect: "reading or writing a PCI device's driver_override takes a spinlock (drivers/base/bus.c driver_override_show, dd.c __device_set_driver_override) instead of the device lock: it no longer waits behind a removal or a sriov_numvfs write that waits for a VF's user",
-    source: "drivers/base/bus.c of Debian's linux-source-6.12 (6.12.117) and linux-source-7.3 (7.3.4) have the spinlock version; the lab: on 6.12.117 the reads of scenarios/blocking-removal.yaml return at once, on 6.1.0-57 they wait; the commit, its mainline release and the 6.12 stable release (6.12.80 or 6.12.91) were not located: 7.0 and 6.12.80 are inferred",
+    source: "drivers/base/bus.c of Debian's linux-source-6.12 (6.12.117) and linux-source-7.3 (7.3.4) have the spinlock version; the lab: on 6.12.117 the reads of scenarios/blocking-removal.yaml return at once, on 6.1.0-57 they wait; the driver-core commit is of 2026-03-03, merged for 7.0 (driver-core-7.0-rc5, read in a commit summary); the commit converting PCI and the 6.12 stable release (6.12.80 or 6.12.91) were not located: 6.12.80 is inferred",
   },
 ];
 

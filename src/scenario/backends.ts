@@ -12,7 +12,7 @@
  */
 import * as nodePath from "node:path";
 import { bootHostFile, bootKernel } from "../kernel/host/boot.js";
-import type { KernelVersion } from "../kernel/profile.js";
+import type { KernelConfig, KernelVersion } from "../kernel/profile.js";
 import type { ScenarioBackend } from "./runner.js";
 import type { Scenario } from "./scenario.js";
 
@@ -23,10 +23,11 @@ export function scenarioHostPath(sc: Scenario, override?: string): string {
 }
 
 /** Boot a fresh model for a scenario. */
-export async function modelBackend(sc: Scenario, opts: { profile?: string; host?: string; seed?: number } = {}): Promise<ScenarioBackend> {
+export async function modelBackend(sc: Scenario, opts: { profile?: string; config?: Partial<KernelConfig>; host?: string; seed?: number } = {}): Promise<ScenarioBackend> {
   const profile = (opts.profile ?? sc.profiles[0] ?? "6.1") as KernelVersion;
   const host = scenarioHostPath(sc, opts.host);
-  const kernel = host === "default" ? await bootKernel(undefined, { profile }) : await bootHostFile(host, { profile });
+  const ko = opts.config ? { profile, config: opts.config } : { profile };
+  const kernel = host === "default" ? await bootKernel(undefined, ko) : await bootHostFile(host, ko);
   return { kind: "model", kernel, profile, blockWindowMs: 0, spawn: async (comm) => kernel.spawn(comm) };
 }
 

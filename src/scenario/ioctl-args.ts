@@ -24,7 +24,11 @@ import {
   regionInfoBuf,
   reqEventfdBuf,
   uuidParse,
+  attachIommufdPtBuf,
+  bindIommufdBuf,
+  detachIommufdPtBuf,
 } from "../uapi/vfio.js";
+import { IOMMUFD, ioasAllocBuf } from "../uapi/iommufd.js";
 import { parseFlags, type REQUESTS } from "./scenario.js";
 
 export const IOMMU_TYPES: Record<string, number> = { TYPE1: 1, SPAPR_TCE: 2, TYPE1v2: 3, DMA_CC: 4, EEH: 5, TYPE1_NESTING: 6, SPAPR_TCE_v2: 7, NOIOMMU: 8, UNMAP_ALL: 9, UPDATE_VADDR: 10 };
@@ -187,6 +191,26 @@ export function buildIoctl(req: keyof typeof REQUESTS, fdName: string, a: Record
       payload.copy(b, 20);
       return { request: VFIO.DEVICE_SET_IRQS, arg: b, text: call(`flags=${String(a.flags ?? 0)} index=${a.index ?? "REQ"} start=${start} count=${count} argsz=${argsz}${data.length ? ` data=[${data.join(",")}]` : ""}`) };
     }
+    case "DEVICE_BIND_IOMMUFD": {
+      // struct vfio_device_bind_iommufd: argsz (default 24), flags (default TOKEN with a token),
+      // iommufd (an fd name or a number), token_uuid_ptr → the token's 16 bytes
+      const ifd = a.iommufd === undefined ? -1 : typeof a.iommufd === "number" ? a.iommufd : ctx.fd(String(a.iommufd));
+      const opts: Parameters<typeof bindIommufdBuf>[1] = {};
+      if (a.argsz !== undefined) opts.argsz = Number(a.argsz);
+      if (a.flags !== undefined) opts.flags = Number(a.flags);
+      if (a.token !== undefined) opts.token = ctx.uuid(String(a.token));
+      const shown = [`iommufd=${a.iommufd ?? -1}`, a.flags !== undefined ? `flags=${a.flags}` : "", a.argsz !== undefined ? `argsz=${a.argsz}` : "", a.token !== undefined ? `token=${a.token}` : ""].filter(Boolean).join(" ");
+      return { request: VFIO.DEVICE_BIND_IOMMUFD, arg: bindIommufdBuf(ifd, opts), text: call(shown), decode: (x) => ({ out_devid: x.readUInt32LE(12) }) };
+    }
+    case "DEVICE_ATTACH_IOMMUFD_PT": {
+      const pt = Number(a.pt_id ?? 0);
+      const opts = { ...(a.argsz !== undefined ? { argsz: Number(a.argsz) } : {}), ...(a.flags !== undefined ? { flags: Number(a.flags) } : {}) };
+      return { request: VFIO.DEVICE_ATTACH_IOMMUFD_PT, arg: attachIommufdPtBuf(pt, opts), text: call(`pt_id=${pt}${a.flags !== undefined ? ` flags=${a.flags}` : ""}`), decode: (x) => ({ pt_id: x.readUInt32LE(8) }) };
+    }
+    case "DEVICE_DETACH_IOMMUFD_PT":
+      return { request: VFIO.DEVICE_DETACH_IOMMUFD_PT, arg: detachIommufdPtBuf(a.flags !== undefined ? { flags: Number(a.flags) } : {}), text: call("") };
+    case "IOMMU_IOAS_ALLOC":
+      return { request: IOMMUFD.IOAS_ALLOC, arg: ioasAllocBuf(a.flags !== undefined ? { flags: Number(a.flags) } : {}), text: `IOMMU_IOAS_ALLOC(${fdName})`, decode: (x) => ({ out_ioas_id: x.readUInt32LE(8) }) };
     case "DEVICE_FEATURE": {
       const flags = parseFlags(a.flags ?? 0, FEATURE_FLAGS, ctx.err);
       let payload: Buffer | undefined;

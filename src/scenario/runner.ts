@@ -351,6 +351,19 @@ class Runner {
     return `/dev/vfio/${n}`;
   }
 
+  /** /dev/vfio/devices/vfio<N> of a device, from its vfio-dev/ directory (as the kernel selftests find it) */
+  private async cdevPath(op: Op, sys: Syscalls, bdf: string): Promise<string> {
+    let names: string[];
+    try {
+      names = await sys.readdir(`/sys/bus/pci/devices/${bdf}/vfio-dev`);
+    } catch (e) {
+      throw this.err(op, `cdev_of ${bdf}: cannot read its vfio-dev directory (${(e as SysError).code ?? e})`);
+    }
+    const n = names.find((x) => /^vfio\d+$/.test(x));
+    if (!n) throw this.err(op, `cdev_of ${bdf}: no vfio<N> in its vfio-dev directory`);
+    return `/dev/vfio/devices/${n}`;
+  }
+
   private prepare(op: Op, proc: Proc | null): { call: string; run: () => Promise<Outcome> } {
     const sys = proc?.sys as Syscalls;
     switch (op.kind) {
@@ -370,9 +383,9 @@ class Runner {
         return { call: `exists ${op.path}`, run: async () => ({ value: await exists(sys, op.path!) }) };
       case "open":
         return {
-          call: `open ${op.groupOf ? `group_of(${op.groupOf})` : op.path} as ${op.as}`,
+          call: `open ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path} as ${op.as}`,
           run: async () => {
-            const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.path!;
+            const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.cdevOf ? await this.cdevPath(op, sys, op.cdevOf) : op.path!;
             const fd = await sys.open(path, op.flags ?? 0);
             proc!.fds.set(op.as!, fd);
             return { ret: "fd" };

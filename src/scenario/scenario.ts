@@ -75,6 +75,8 @@ export interface Op {
   path?: string;
   /** open: resolve /dev/vfio/<N> from this device's iommu_group link */
   groupOf?: string;
+  /** open: resolve /dev/vfio/devices/vfio<N> from this device's vfio-dev/ directory (the cdev) */
+  cdevOf?: string;
   data?: string;
   flags?: number;
   /** readlink: keep only the last path component */
@@ -297,10 +299,11 @@ class Parser {
         const o = r.open;
         const op: Op = { kind: "open", ...base, expect, as: as ?? name, flags: 0 };
         if (isObj(o)) {
-          if (o.group_of === undefined) throw this.err(`${where}.open`, "expected a path or { group_of: BDF }");
-          op.groupOf = str(o.group_of, "open.group_of");
+          if (o.group_of !== undefined) op.groupOf = str(o.group_of, "open.group_of");
+          else if (o.cdev_of !== undefined) op.cdevOf = str(o.cdev_of, "open.cdev_of");
+          else throw this.err(`${where}.open`, "expected a path, { group_of: BDF } or { cdev_of: BDF }");
         } else op.path = str(o, "open");
-        op.flags = r.flags !== undefined ? this.flags(r.flags, OPEN_FLAGS, `${where}.flags`) : op.groupOf || op.path!.startsWith("/dev/vfio") ? 2 : 0;
+        op.flags = r.flags !== undefined ? this.flags(r.flags, OPEN_FLAGS, `${where}.flags`) : op.groupOf || op.cdevOf || op.path!.startsWith("/dev/vfio") || op.path === "/dev/iommu" ? 2 : 0;
         return [op];
       }
       case "close": {
@@ -443,6 +446,11 @@ export const REQUESTS = {
   DEVICE_SET_IRQS: 10,
   DEVICE_RESET: 11,
   DEVICE_FEATURE: 17,
+  DEVICE_BIND_IOMMUFD: 18,
+  DEVICE_ATTACH_IOMMUFD_PT: 19,
+  DEVICE_DETACH_IOMMUFD_PT: 20,
+  /** iommufd (/dev/iommu): IOMMU_IOAS_ALLOC */
+  IOMMU_IOAS_ALLOC: 0x81,
 } as const;
 const ALIASES: Record<string, keyof typeof REQUESTS> = {
   DEVICE_GET_REGION_INFO: "GET_REGION_INFO",
@@ -452,6 +460,10 @@ const ALIASES: Record<string, keyof typeof REQUESTS> = {
   FEATURE: "DEVICE_FEATURE",
   GET_DEVICE_FD: "GROUP_GET_DEVICE_FD",
   GET_INFO: "DEVICE_GET_INFO",
+  BIND_IOMMUFD: "DEVICE_BIND_IOMMUFD",
+  ATTACH_IOMMUFD_PT: "DEVICE_ATTACH_IOMMUFD_PT",
+  DETACH_IOMMUFD_PT: "DEVICE_DETACH_IOMMUFD_PT",
+  IOAS_ALLOC: "IOMMU_IOAS_ALLOC",
 };
 
 export function normaliseRequest(s: string): keyof typeof REQUESTS | null {

@@ -36,6 +36,15 @@ export interface IommufdDevice {
 /** struct iommufd_ctx: one per open of /dev/iommu. */
 export class IommufdCtx {
   readonly objects = new Map<number, IommufdObject>();
+  /** ictx->vfio_ioas: the IOAS the VFIO compat ioctls and compat group attach use (vfio_compat.c) */
+  vfioIoas: IommufdIoas | null = null;
+
+  /** vfio_compat.c iommufd_vfio_compat_ioas_create: made once, by the first group attached to this fd */
+  compatIoasCreate(): number {
+    if (this.vfioIoas && this.objects.get(this.vfioIoas.id) === this.vfioIoas) return 0;
+    this.vfioIoas = this.add((id) => ({ kind: "ioas" as const, id }));
+    return 0;
+  }
 
   /** xa_alloc with XA_FLAGS_ALLOC1: the lowest free id ≥ 1 */
   private allocId(): number {
@@ -113,7 +122,8 @@ export class IommufdFile implements OpenFile {
   // copy_struct_from_user against the kernel's struct size
   async ioctl(_task: Task, _proc: ModelProcess, req: number, arg: Buffer | number | undefined): Promise<number> {
     const nr = req & 0xff;
-    if ((req >>> 8) !== IOMMUFD_TYPE || nr < IOMMUFD_CMD_BASE) return -ERRNO.ENOTTY; // the VFIO compat ioctls are not modelled
+    if (req >>> 8 === VFIO_TYPE && nr < IOMMUFD_CMD_BASE) return vfioCompatIoctl(this.ctx, req, arg);
+    if ((req >>> 8) !== IOMMUFD_TYPE || nr < IOMMUFD_CMD_BASE) return -ERRNO.ENOTTY;
     const op = OPS[req];
     if (!op) return -ERRNO.ENOTTY; // known to the kernel but not modelled (map/unmap, hwpt alloc …), or unknown
     if (!(arg instanceof Buffer) || arg.length < 4) return -ERRNO.EFAULT;
@@ -125,6 +135,33 @@ export class IommufdFile implements OpenFile {
     }
     if (arg.length < Math.min(usize, op.size)) return -ERRNO.EFAULT;
     return op.run(this.ctx, arg, usize);
+  }
+}
+
+/** ';': the VFIO ioctl type (include/uapi/linux/vfio.h VFIO_TYPE) */
+const VFIO_TYPE = 0x3b;
+
+/**
+ * vfio_compat.c iommufd_vfio_ioctl: /dev/iommu answers a VFIO container's first ioctls, so an
+ * iommufd fd can stand in for /dev/vfio/vfio (the kernel selftests' iommufd_compat_type1 and
+ * _type1v2 modes). GET_API_VERSION is VFIO_API_VERSION (0); CHECK_EXTENSION 1 for TYPE1,
+ * TYPE1v2 and UNMAP_ALL; SET_IOMMU needs the compat IOAS a group's SET_CONTAINER made (ENODEV
+ * before), takes TYPE1 and TYPE1v2 (EINVAL otherwise). DMA map/unmap and GET_INFO are not
+ * modelled (ENOTTY), nor NOIOMMU.
+ */
+function vfioCompatIoctl(ctx: IommufdCtx, req: number, arg: Buffer | number | undefined): number {
+  const nr = req & 0xff;
+  const v = typeof arg === "number" ? arg : 0;
+  switch (nr) {
+    case 100: // VFIO_GET_API_VERSION
+      return 0;
+    case 101: // VFIO_CHECK_EXTENSION
+      return v === 1 || v === 3 || v === 9 ? 1 : 0;
+    case 102: // VFIO_SET_IOMMU
+      if (!ctx.vfioIoas || ctx.objects.get(ctx.vfioIoas.id) !== ctx.vfioIoas) return -ERRNO.ENODEV;
+      return v === 1 || v === 3 ? 0 : -ERRNO.EINVAL;
+    default:
+      return -ERRNO.ENOTTY;
   }
 }
 

@@ -28,7 +28,7 @@ import type { PciDev } from "../pci/pci.js";
 import type { ModelProcess } from "../process.js";
 import { WaitQueue } from "../sync.js";
 import { CdevFile, decodeBindIommufd } from "./device_cdev.js";
-import type { IommufdCtx } from "../iommufd/main.js";
+import { IommufdFile, type IommufdCtx } from "../iommufd/main.js";
 
 /** struct vfio_device_ops, the driver half of a vfio device. */
 export interface VfioDeviceOps {
@@ -70,6 +70,8 @@ export class VfioGroup {
   /** the one open struct file of /dev/vfio/<id> (single open) */
   file: GroupFile | null = null;
   container: Container | null = null;
+  /** group->iommufd: an iommufd fd given to SET_CONTAINER in place of a container (IOMMUFD kernels) */
+  iommufdFile: IommufdFile | null = null;
   /** devices of this group with open_count > 0 (container_users − 1 in 6.1) */
   openDevices = 0;
   /** 6.6+ cdev_device_open_cnt: devices of this group bound through the cdev (blocks the group node) */
@@ -164,7 +166,7 @@ export class GroupFile implements OpenFile {
         if (arg.readUInt32LE(0) < 8) return -ERRNO.EINVAL;
         if (g.revoked) return -ERRNO.ENODEV;
         let flags = 0;
-        if (g.container) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+        if (g.container || g.iommufdFile) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
         else if (this.k.iommu.viable(g.iommuGroup)) flags = VFIO_GROUP_FLAGS_VIABLE;
         arg.writeUInt32LE(flags, 4);
         return 0;
@@ -173,8 +175,17 @@ export class GroupFile implements OpenFile {
         if (!(arg instanceof Buffer) || arg.length < 4) return -ERRNO.EFAULT;
         const f = proc.fileOf(arg.readInt32LE(0));
         if (!f) return -ERRNO.EBADF;
-        if (g.container) return -ERRNO.EINVAL;
+        if (g.container || g.iommufdFile) return -ERRNO.EINVAL;
         if (g.revoked) return -ERRNO.ENODEV;
+        if (f instanceof IommufdFile) {
+          // group.c: iommufd_ctx_from_file, then iommufd_vfio_compat_ioas_create; DMA ownership
+          // is claimed later, when a device binds (vfio_df_iommufd_bind)
+          const r = f.ctx.compatIoasCreate();
+          if (r < 0) return r;
+          g.iommufdFile = f;
+          getFile(f);
+          return 0;
+        }
         if (!(f instanceof ContainerFile)) return -ERRNO.EBADFD;
         // iommu_group_claim_dma_owner: a kernel driver owns DMA in this group
         if (!this.k.iommu.viable(g.iommuGroup)) return -ERRNO.EPERM;
@@ -185,6 +196,13 @@ export class GroupFile implements OpenFile {
         return 0;
       }
       case VFIO.GROUP_UNSET_CONTAINER:
+        if (g.iommufdFile) {
+          if (g.openDevices > 0) return -ERRNO.EBUSY;
+          const f = g.iommufdFile;
+          g.iommufdFile = null;
+          putFile(task, f);
+          return 0;
+        }
         if (!g.container) return -ERRNO.EINVAL;
         if (g.openDevices > 0) return -ERRNO.EBUSY;
         vfio.detachContainer(g, task);
@@ -202,6 +220,11 @@ export class GroupFile implements OpenFile {
   release(task: Task): void {
     const g = this.group;
     if (g.container) this.k.vfio.detachContainer(g, task);
+    if (g.iommufdFile) {
+      const f = g.iommufdFile;
+      g.iommufdFile = null;
+      putFile(task, f);
+    }
     if (g.file === this) g.file = null;
   }
 }
@@ -428,8 +451,8 @@ export class VfioCore {
     }
     if (!dev) return -ERRNO.ENODEV;
     // vfio_df_group_open: only now the container is required
-    if (!g.container) return -ERRNO.EINVAL;
-    if (dev.openCount === 0 && g.container.iommuType === null) return -ERRNO.EINVAL;
+    if (!g.container && !g.iommufdFile) return -ERRNO.EINVAL;
+    if (g.container && dev.openCount === 0 && g.container.iommuType === null) return -ERRNO.EINVAL;
     dev.openCount++;
     if (dev.openCount === 1) {
       const r = dev.ops.openDevice(task);

@@ -162,9 +162,18 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
   openDevice(_task: Task): number {
     // vfio_pci_core_enable → pci_enable_device
     pciEnableDevice(this.k, this.pdev);
+    // then pci_try_reset_function (the 82576's PF and VFs have FLR)
+    this.logReset();
     const pf = this.sriovPfCoreDev;
     if (pf?.vfToken) pf.vfToken.users++;
     return 0;
+  }
+
+  /** pci_dev_save_and_disable / pci_dev_restore under vfio-pci (no reset_prepare / reset_done): 6.16+ log both */
+  private logReset(): void {
+    if (!this.k.profile.logsReset || !this.pdev.resetWorks) return;
+    this.k.log.dev(4, this.pdev, "resetting");
+    this.k.log.dev(4, this.pdev, "reset done");
   }
 
   /** vfio_pci_core_close_device */
@@ -263,7 +272,9 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
       case VFIO.DEVICE_SET_IRQS:
         return this.setIrqs(proc, arg);
       case VFIO.DEVICE_RESET:
-        return p.resetWorks ? 0 : -ERRNO.EINVAL;
+        if (!p.resetWorks) return -ERRNO.EINVAL;
+        this.logReset();
+        return 0;
       default:
         return -ERRNO.ENOTTY;
     }
