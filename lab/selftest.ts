@@ -21,6 +21,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { Syscalls } from "../src/sys/syscalls.js";
 import { O_RDWR } from "../src/sys/syscalls.js";
+import { writeText } from "../src/sys/fsutil.js";
 import { IOMMUFD, ioasAllocBuf } from "../src/uapi/iommufd.js";
 import {
   VFIO,
@@ -170,14 +171,7 @@ export interface VariantRun {
 export async function sriovUapiLogic(spawn: () => Promise<Syscalls>, say: (s: string) => void = () => {}): Promise<Record<string, VariantRun>> {
   const sh = await spawn();
   const d = `/sys/bus/pci/devices/${PF}`;
-  const w = async (f: string, s: string) => {
-    const fd = await sh.open(f, 1);
-    try {
-      await sh.write(fd, s);
-    } finally {
-      await sh.close(fd);
-    }
-  };
+  const w = (f: string, s: string) => writeText(sh, f, s);
   await w(`${d}/sriov_numvfs`, "1");
   const vfLink = await sh.readlink(`${d}/virtfn0`);
   const vf = vfLink.slice(vfLink.lastIndexOf("/") + 1);
@@ -234,14 +228,7 @@ export async function sriovUapiLogic(spawn: () => Promise<Syscalls>, say: (s: st
 export async function cdevChecks(spawn: () => Promise<Syscalls>, say: (s: string) => void = () => {}): Promise<Record<string, Record<string, string>>> {
   const sh = await spawn();
   const d = `/sys/bus/pci/devices/${PF}`;
-  const w = async (f: string, s: string) => {
-    const fd = await sh.open(f, 1);
-    try {
-      await sh.write(fd, s);
-    } finally {
-      await sh.close(fd);
-    }
-  };
+  const w = (f: string, s: string) => writeText(sh, f, s);
   const out: Record<string, Record<string, string>> = {};
   const has = await attempt(sh.stat("/dev/iommu"));
   if (has.e) return { "cdev:nodes": { "/dev/iommu": has.e } };
