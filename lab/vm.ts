@@ -70,14 +70,22 @@ const BOOT_WATCHDOG_MS = Number(process.env.VFIOCTL_LAB_BOOT_WATCHDOG_MS ?? 120_
  */
 export async function runInGuest(kernel: string, job: Record<string, unknown>, timeoutS = 900, machine: GuestMachine = {}): Promise<GuestRun> {
   const first = await runOnce(kernel, job, timeoutS, machine);
-  if (first.bootS !== null && !first.stalled) return first;
-  // a guest that never reached init, or (with machine.stallS) went silent mid-job: the emulator,
-  // not a kernel answer; run it once more and say so
-  const why = first.stalled ? `stalled: no console output for ${machine.stallS} s after ${JSON.stringify(lastLine(first.console))}` : "never reached init";
+  const abort = first.rc === null ? emulatorAbort(first.console) : null;
+  if (first.bootS !== null && !first.stalled && !abort) return first;
+  // a guest that never reached init, (with machine.stallS) went silent mid-job, or whose QEMU
+  // aborted (TCG: iotlb_to_section's assertion, LAB.md): the emulator, not a kernel answer; run
+  // it once more and say so
+  const why = abort ? `QEMU aborted: ${abort}` : first.stalled ? `stalled: no console output for ${machine.stallS} s after ${JSON.stringify(lastLine(first.console))}` : "never reached init";
   dropRun(first);
   const second = await runOnce(kernel, job, timeoutS, machine);
   second.reruns = [why];
   return second;
+}
+
+/** QEMU's own assertion or abort line in the output of a guest whose job never reported, or null. */
+export function emulatorAbort(console: string): string | null {
+  const m = /^qemu-system-[\w-]+: .*(?:Assertion .* failed|[Aa]borted).*$/m.exec(console);
+  return m ? m[0].trim() : null;
 }
 
 /** The last non-empty console line (where a stalled guest stopped). */

@@ -110,3 +110,10 @@ test("CLI conformance: the state scenario reaches both states on the model, and 
   assert.ok(d["cli:list"]!.some((x) => x.field.endsWith("[0000:01:10.0].driver")));
   assert.ok(d["cli:audit"]!.length > 0);
 });
+
+test("a guest whose QEMU aborted (TCG's iotlb_to_section assertion) is told from a kernel answer: emulatorAbort finds QEMU's line", async () => {
+  const { emulatorAbort } = await import("../lab/vm.js");
+  const console = "VFIOCTL-LAB: mounted 4.83 1.23\nqemu-system-x86_64: system/physmem.c:2671: iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed.\n";
+  assert.equal(emulatorAbort(console), "qemu-system-x86_64: system/physmem.c:2671: iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed.");
+  assert.equal(emulatorAbort("VFIOCTL-LAB: mounted 4.8 1.2\n[   3.1] vfio-pci 0000:01:00.0: resetting\n"), null);
+});

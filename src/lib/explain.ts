@@ -376,7 +376,7 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
     when: "the security policy of the program that opens it (its SELinux domain, its AppArmor profile) does not allow the vfio nodes",
     cause: denials?.length
       ? `the kernel log shows a denial for this device's nodes: ${denials.slice(-2).map((t) => JSON.stringify(t)).join("; ")}`
-      : `${lsmName || "a security module"} is active: it can refuse an open the mode bits allow (EACCES), and says so in the kernel log ("avc:  denied { read write }" for SELinux, apparmor="DENIED" operation="open" for AppArmor)${readLog ? "; the log shows no such denial for this device's nodes" : " (explain --errno EACCES reads the log for them)"}`,
+      : `${lsmName || "a security module"} ${lsmName.includes(" and ") ? "are" : "is"} active: it can refuse an open the mode bits allow (EACCES), and says so in the kernel log ("avc:  denied { read write }" for SELinux, apparmor="DENIED" operation="open" for AppArmor)${readLog ? "; the log shows no such denial for this device's nodes" : " (explain --errno EACCES reads the log for them)"}`,
     fix: lsm.selinux ? "look for avc: denied in the kernel log or ausearch -m avc; libvirt labels the nodes for its guests (svirt); for another program a policy module (audit2allow) or the right context on /dev/vfio/*" : "look for apparmor=\"DENIED\" in the kernel log; libvirt's virt-aa-helper adds the nodes to the guest's profile; for another program add the nodes (/dev/vfio/* rw) to its profile",
     log: denials?.length ? denials[denials.length - 1]! : lsm.apparmor ? 'apparmor="DENIED" operation="open" … name="/dev/vfio/<N>" requested_mask="wr"' : 'avc:  denied  { read write } for … name="<N>" … tclass=chr_file',
   });

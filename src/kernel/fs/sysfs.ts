@@ -486,6 +486,10 @@ export class SysfsTrees {
     });
     mods.vfio = staticDir({ parameters: staticDir({}) });
     mods.vfio_iommu_type1 = staticDir({ parameters: staticDir({}) });
+    // Debian's and Ubuntu's kernels build AppArmor in and enable it at boot (the lab's Debian
+    // guests read Y here); an upstream build such as the lab's own tinyconfig kernels has none
+    const distro = k.profile.ident.distro;
+    if (distro === "debian" || distro === "ubuntu") mods.apparmor = staticDir({ parameters: staticDir({ enabled: ro(() => "Y\n") }) });
     return staticDir(mods);
   }
 }
