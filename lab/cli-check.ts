@@ -177,6 +177,8 @@ export function normaliseCli(snap: CliSnapshot): CliSnapshot {
       .replace(/upstream \d+\.\d+\.\d+/g, "upstream <version>")
       .replace(/pid \d+ \([^)]*\) fd \d+/g, "pid <pid> (<comm>) fd <fd>")
       .replace(/pid \d+ \([^)]*\)/g, "pid <pid> (<comm>)")
+      // a vfio group node's major is allocated at boot and its minor in group creation order
+      .replace(/\(c (?!10:)\d+:\d+\)/g, "(c <rdev>)")
       .replace(/\/dev\/vfio\/(\d+)\b/g, (_, n: string) => `/dev/vfio/${g(Number(n))}`)
       .replace(/\/iommu_groups\/(\d+)\b/g, (_, n: string) => `/iommu_groups/${g(Number(n))}`)
       .replace(/\b(iommu_group|IOMMU group|group) (\d+)\b/g, (_, w: string, n: string) => `${w} ${g(Number(n))}`);

@@ -363,6 +363,8 @@ export function normaliseConsumerSnap(snap: Record<string, CliOutput>, roles: Re
     let s = s0.replace(/\bpid (\d+)\b/g, (_x, n: string) => `pid ${role(Number(n))}`).replace(/\) fd \d+/g, ") fd <fd>");
     if (side === "real") s = s.replace(/(^|[\s("])\/host(\/dev\/)/g, "$1$2").replace(/(\[own mount namespace), chroot \/host\]/g, "$1]");
     return s
+      // a vfio group node's major is allocated at boot and its minor in group creation order
+      .replace(/\(c (?!10:)\d+:\d+\)/g, "(c <rdev>)")
       .replace(/\/dev\/vfio\/(\d+)\b/g, (_, n: string) => `/dev/vfio/${g(Number(n))}`)
       .replace(/\/iommu_groups\/(\d+)\b/g, (_, n: string) => `/iommu_groups/${g(Number(n))}`)
       .replace(/\b(iommu_group|IOMMU group|group) (\d+)\b/g, (_, w: string, n: string) => `${w} ${g(Number(n))}`)

@@ -160,6 +160,9 @@ export class SysfsTrees {
           if (!p || !/^\d+$/.test(name)) return undefined;
           return staticDir({
             comm: ro(() => `${p.comm}\n`),
+            // fs/proc/array.c proc_pid_status, the lines a permission check reads: the model's
+            // processes run as root with every capability (41 on 6.x: CapEff 000001ffffffffff)
+            status: ro(() => `Name:\t${p.comm.slice(0, 15)}\nPid:\t${p.pid}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t000001ffffffffff\n`),
             mountinfo: ro(() => k.disks.procMountinfo()),
             stat: ro(() => procPidStat(k, p.pid, p.comm, p.startNs)),
             // kernel/cgroup/cgroup.c proc_cgroup_show: the v2 line only (the model has no v1 hierarchies)

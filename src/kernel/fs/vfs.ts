@@ -138,6 +138,7 @@ export class Vfs {
     const { node } = this.resolve(task, path, nofollow);
     const kind: FileKind = node.t === "attr" || node.t === "anon" ? "file" : node.t;
     const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : node.t === "anon" ? 0o600 : 0o777;
-    return { kind, mode, size: node.t === "attr" ? 4096 : 0, rdev: node.t === "char" ? (node.rdev ?? 0) : 0 };
+    // every file of the model is root's, as sysfs, /proc and a default /dev are
+    return { kind, mode, size: node.t === "attr" ? 4096 : 0, rdev: node.t === "char" ? (node.rdev ?? 0) : 0, uid: 0, gid: 0 };
   }
 }
