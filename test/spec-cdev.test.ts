@@ -154,7 +154,7 @@ describe("VFIO_DEVICE_BIND_IOMMUFD × kernel row", () => {
         assert.equal(want === "ok" ? value === 0 : value, want === "ok" ? true : want, `${v}: got ${value}`);
         const line = c.log?.[rule];
         // (a VF's first successful open also logs pci_enable_device's "enabling device (0000 -> 0002)",
-        // and from 6.16 the open's function reset "resetting" / "reset done": pciResetLogged)
+        // and from 6.13 the open's function reset "resetting" / "reset done": pciResetLogged)
         assert.deepEqual(lines.filter((l) => !l.includes("enabling device") && !/: reset(ting| done)$/.test(l)), line ? [line] : [], v);
       });
     }
@@ -213,7 +213,7 @@ describe("the token on the cdev path", () => {
     const pf = await openCdev(sh, PF);
     const { value, lines } = await logged(k, () => bind(sh, pf, ifd.fd, { token: U2 }));
     assert.equal(typeof value, "number");
-    // nothing about the token; the open's function reset (pciResetLogged, 6.16+) logs its two lines
+    // nothing about the token; the open's function reset (pciResetLogged, 6.13+) logs its two lines
     assert.deepEqual(lines, [`vfio-pci ${PF}: resetting`, `vfio-pci ${PF}: reset done`]);
     assert.equal(tokenOf(k), U2);
     const vf = await openCdev(sh, VF0);

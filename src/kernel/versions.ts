@@ -183,13 +183,13 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
   },
   {
     flag: "pciResetLogged",
-    commit: null,
-    title: "(title not read) PCI: log a function reset of a device whose driver has no reset_prepare/reset_done",
-    mainline: "6.16",
+    commit: "a3151e6daaec",
+    title: "PCI: Warn if a running device is unaware of reset",
+    mainline: "6.13",
     stable: [],
-    confidence: "lab",
+    confidence: "patch",
     effect: 'pci_dev_save_and_disable / pci_dev_restore log "<drv> <dev>: resetting" and "<drv> <dev>: reset done" at level 4 when the bound driver has no reset_prepare / reset_done handler: vfio-pci logs both at every first open of a device (vfio_pci_core_enable → pci_try_reset_function) and at VFIO_DEVICE_RESET',
-    source: "drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4), absent from linux-source-6.12 (6.12.117); lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none, 6.17 showed them (shared LAB.md). The commit was not located; 6.16 (a linux-pci patch of May 2025) is inferred",
+    source: "the patch (Keith Busch, linux-pci 2024-10-25, v2) and its commit in the PCI pull for 6.13; drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4) has it, linux-source-6.12 (6.12.117) not; lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none. A logging change, not a fix: no stable backport",
   },
   {
     flag: "bindIommufdToken",
