@@ -127,6 +127,8 @@ export class Kernel {
   readonly rng: Rng;
   readonly log: KernelLog;
   readonly iommu = new IommuCore();
+  /** ACPI PCI interrupt links set up in this boot (drivers/acpi/pci_link.c irq.initialized) */
+  readonly acpiIrqLinks = new Set<string>();
   readonly pci: PciCore;
   readonly drivers: DriverCore;
   readonly vfio: VfioCore;

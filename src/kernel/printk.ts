@@ -125,9 +125,21 @@ export class KernelLog {
 
   /** The /dev/kmsg line for a record: "prio,seq,usec,flags;text\n" plus dictionary lines. */
   static kmsgLine(r: LogRecord): string {
-    let s = `${r.level},${r.seq},${r.tsUsec},-;${r.text}\n`;
-    if (r.subsystem) s += ` SUBSYSTEM=${r.subsystem}\n`;
-    if (r.device) s += ` DEVICE=${r.device}\n`;
+    let s = `${r.level},${r.seq},${r.tsUsec},-;${kmsgEscape(r.text)}\n`;
+    if (r.subsystem) s += ` SUBSYSTEM=${kmsgEscape(r.subsystem)}\n`;
+    if (r.device) s += ` DEVICE=${kmsgEscape(r.device)}\n`;
     return s;
   }
+}
+
+/**
+ * kernel/printk/printk.c (msg_add_ext_text): /dev/kmsg writes a control character, a byte ≥ 127
+ * and the backslash itself as a hex escape (backslash, x, two digits), so the ACPI line naming
+ * the link "\_SB_.GSIA" reads "\x5c_SB_.GSIA" there (the lab's kernels do so).
+ */
+export function kmsgEscape(text: string): string {
+  if (!/[\x00-\x1f\x7f-\uffff\\]/.test(text)) return text;
+  let out = "";
+  for (const b of Buffer.from(text, "utf8")) out += b < 0x20 || b >= 0x7f || b === 0x5c ? `\\x${b.toString(16).padStart(2, "0")}` : String.fromCharCode(b);
+  return out;
 }

@@ -65,6 +65,11 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     dev.bars = [...(d.bars ?? [0x20000, 0, 0, 0x4000, 0, 0]), 0, 0, 0, 0, 0, 0].slice(0, 6);
     dev.romSize = d.rom_size ?? 0;
     dev.resetWorks = d.reset_works ?? true;
+    if (d.acpi_irq_link) {
+      dev.acpiIrqLink = { ...d.acpi_irq_link };
+      // a device a driver enables at boot has set its link up already
+      if (d.driver && d.driver !== "none") k.acpiIrqLinks.add(d.acpi_irq_link.name);
+    }
     dev.msixVectors = 10;
     const dom = d.bdf.slice(0, 4);
     const root = `/sys/devices/pci${dom}:00`;

@@ -54,6 +54,9 @@ export interface DeviceDesc {
   bars?: number[];
   rom_size?: number;
   reset_works?: boolean;
+  /** the ACPI PCI interrupt link the device's INTx is routed through (x86 firmware): the first
+   *  pci_enable_device of a device on a link not yet in use logs "ACPI: <name>: Enabled at IRQ <irq>" */
+  acpi_irq_link?: { name: string; irq: number };
   sriov?: SriovDesc;
   /** free text shown by `vfioctl list` */
   label?: string;
@@ -258,7 +261,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     const f = `devices[${i}]`;
     if (typeof d0 !== "object" || d0 === null) throw err(f, "a mapping", d0);
     const d = d0 as Record<string, unknown>;
-    const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "rom_size", "reset_works", "sriov", "label"]);
+    const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "rom_size", "reset_works", "acpi_irq_link", "sriov", "label"]);
     for (const k of Object.keys(d)) if (!fields.has(k)) throw err(`${f}.${k}`, `a known device field${didYouMean(k, fields) || ` (${[...fields].join(", ")})`}`, k);
     if (typeof d.bdf !== "string" || !parseBdf(d.bdf)) throw err(`${f}.bdf`, 'a PCI address like "0000:01:00.0" (lowercase hex)', d.bdf);
     if (seen.has(d.bdf)) throw err(`${f}.bdf`, `an address not used by another device (devices[${seen.get(d.bdf)}] is ${d.bdf})`, d.bdf);
@@ -290,6 +293,12 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     }
     if (d.rom_size !== undefined) dev.rom_size = int(d.rom_size, `${f}.rom_size`, 0, 1 << 24);
     if (d.reset_works !== undefined) dev.reset_works = bool(d.reset_works, `${f}.reset_works`);
+    if (d.acpi_irq_link !== undefined) {
+      const l = d.acpi_irq_link as Record<string, unknown>;
+      const lf = `${f}.acpi_irq_link`;
+      if (typeof l !== "object" || l === null || typeof l.name !== "string" || !/^\\[A-Z0-9_.]+$/.test(l.name) || Object.keys(l).some((k) => k !== "name" && k !== "irq")) throw err(lf, 'a mapping { name: "\\_SB_.GSIA", irq: 16 }', l);
+      dev.acpi_irq_link = { name: l.name, irq: int(l.irq, `${lf}.irq`, 0, 1023) };
+    }
     if (d.label !== undefined) dev.label = String(d.label);
     if (d.sriov !== undefined) {
       const s = d.sriov as Record<string, unknown>;

@@ -97,6 +97,8 @@ export class PciDev implements PrintkDevice {
   command = 0x0003;
   /** function-level reset works (vfio reports VFIO_DEVICE_FLAGS_RESET) */
   resetWorks = true;
+  /** the ACPI interrupt link of the device's INTx (host-file acpi_irq_link), if described */
+  acpiIrqLink: { name: string; irq: number } | null = null;
   sriov: SriovState | null = null;
   physfn: PciDev | null = null;
   vfIndex = -1;
@@ -181,5 +183,12 @@ export function pciEnableDevice(k: Kernel, dev: PciDev): void {
     const h = (n: number) => n.toString(16).padStart(4, "0");
     k.log.dev(6, dev, `enabling device (${h(old)} -> ${h(cmd)})`);
     dev.command = cmd;
+  }
+  // x86 pcibios_enable_device → pcibios_enable_irq → acpi_pci_irq_enable: the link is set up
+  // (and logged, by acpi_pci_link_allocate) the first time any device on it is enabled in a boot
+  const l = dev.acpiIrqLink;
+  if (l && !k.acpiIrqLinks.has(l.name)) {
+    k.acpiIrqLinks.add(l.name);
+    k.log.printk(6, `ACPI: ${l.name}: Enabled at IRQ ${l.irq}`);
   }
 }

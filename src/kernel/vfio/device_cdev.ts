@@ -15,7 +15,7 @@
  * the 86624ba3b522 patch with the goto-unlock fix-up for 6.17+, 2f03f21fe751 for the copy size):
  * struct → flags/iommufd → group-path fd → vfio_device_block_group (EBUSY) → already bound
  * (EINVAL) → [6.17+ token: may set the PF token, may log] → iommufd_ctx_from_fd (EBADF/EBADFD) →
- * vfio_df_open (single open on the cdev path: EINVAL; iommufd claims DMA ownership: EBUSY;
+ * vfio_df_open (single open on the cdev path: EINVAL; iommufd claims DMA ownership: EPERM;
  * open_device: VF `users`++) → out_devid.
  */
 import { ERRNO } from "../../sys/errno.js";
@@ -138,10 +138,12 @@ export class CdevFile implements OpenFile {
     if (!(f instanceof IommufdFile)) return fail(-ERRNO.EBADFD);
     // vfio_df_open: "Only the group path allows the device to be opened multiple times"
     if (dev.openCount !== 0) return fail(-ERRNO.EINVAL);
-    // iommufd_device_bind → iommu_device_claim_dma_owner: a kernel driver (or another iommufd)
-    // owns DMA in the group → EBUSY (inferred from iommu.c; the lab must confirm)
+    // iommufd_device_bind → iommu_device_claim_dma_owner: the group's owner_cnt is taken by
+    // another iommufd (owner ≠ this context) or by a kernel driver on a member (its
+    // iommu_device_use_default_domain counts with a NULL owner) → EPERM. The lab (7.3.4-lab,
+    // 6.12.117-lab) showed EPERM for a second iommufd; the kernel-driver case is read from iommu.c.
     const owner = this.k.vfio.dmaOwners.get(g.iommuGroup);
-    if (!this.k.iommu.viable(g.iommuGroup) || (owner && owner !== f.ctx)) return fail(-ERRNO.EBUSY);
+    if (!this.k.iommu.viable(g.iommuGroup) || (owner && owner !== f.ctx)) return fail(-ERRNO.EPERM);
     dev.openCount = 1;
     const r = dev.ops.openDevice(task); // vfio-pci: a PF-linked VF counts as a token user
     if (r < 0) {
