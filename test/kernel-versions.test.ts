@@ -115,7 +115,7 @@ describe("the profile names resolve to exactly what the lab compared", () => {
     assert.equal(p.unregisterHidesDevice, false);
     assert.deepEqual(p.config, { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
     assert.equal(p.cdevToken, "none");
-    assert.equal(p.behaviour.denylistDsaIax, false);
+    assert.equal(p.behaviour.denylistDsaIax, true, "Debian's 6.1.y is past 6.1.91");
     assert.equal(p.behaviour.tokenBeforeContainer, true);
     assert.equal(p.behaviour.igbSriovAfterReinit, false);
   });
@@ -254,8 +254,8 @@ describe("the table's effects, seen through the model on both sides of each boun
     }
   });
 
-  test("denylistDsaIax: Intel DSA (8086:0b25) probes vfio-pci on 6.9.12, is refused on 6.10.0", async () => {
-    for (const [v, refused] of [["6.9.12", false], ["6.10.0", true]] as const) {
+  test("denylistDsaIax: Intel DSA (8086:0b25) is refused from 6.10.0 and from the stable releases of 2024-05-17 (6.1.91, 6.6.31, 6.8.10, 6.9.1), probes vfio-pci before them", async () => {
+    for (const [v, refused] of [["6.9.0", false], ["6.9.1", true], ["6.10.0", true], ["6.1.90", false], ["6.1.91", true], ["6.6.30", false], ["6.6.31", true], ["6.8.9", false], ["6.8.10", true]] as const) {
       const k = await bootKernel(parseHost('devices:\n  - { bdf: "0000:6a:01.0", vendor: 0x8086, device: 0x0b25, class: 0x088000, driver: none }\n'), { profile: v });
       const sh = k.spawn("sh");
       await w(sh, `${dev("0000:6a:01.0")}/driver_override`, "vfio-pci");

@@ -343,11 +343,11 @@ for (const profile of PROFILES) {
       assert.deepEqual(lines, [`vfio-pci ${QAT}: device denylist disabled - allowing device 8086:37c8.`]);
     });
 
-    for (const [id, on61, on612] of [["37c8", true, true], ["37c9", true, true], ["0435", true, true], ["0443", true, true], ["19e2", true, true], ["19e3", true, true], ["0b25", false, true], ["0cfe", false, true], ["6f54", false, false]] as const) {
+    for (const [id, on61, on612] of [["37c8", true, true], ["37c9", true, true], ["0435", true, true], ["0443", true, true], ["19e2", true, true], ["19e3", true, true], ["0b25", true, true], ["0cfe", true, true], ["6f54", false, false]] as const) {
       const listed = profile === "6.1" ? on61 : on612;
       test(`8086:${id} is ${listed ? "" : "not "}on the denylist`, async () => {
-        // DSA/IAX SPR0 (0b25, 0cfe): upstream 95feb3160eef, v6.10; whether Debian's 6.1.y carries the
-        // stable backport is unverified — the 6.1 profile leaves them off.
+        // DSA/IAX SPR0 (0b25, 0cfe): upstream 95feb3160eef, v6.10, and stable 6.1.91 (Debian's 6.1.y
+        // is past it), 6.6.31, 6.8.10, 6.9.1.
         const { k } = await boot(profile);
         const d = { vendor: 0x8086, device: parseInt(id, 16) } as Parameters<typeof k.vfioPci.isDenylisted>[0];
         assert.equal(k.vfioPci.isDenylisted(d, k.profile.version), listed);

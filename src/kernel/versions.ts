@@ -174,12 +174,12 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
   {
     flag: "denylistDsaIax",
     commit: "95feb3160eef",
-    title: "(title not read) Intel DSA and IAX added to vfio-pci's device denylist",
+    title: "VFIO: Add the SPR_DSA and SPR_IAX devices to the denylist",
     mainline: "6.10",
-    stable: [],
-    confidence: "inferred",
+    stable: ["6.1.91", "6.6.31", "6.8.10", "6.9.1"],
+    confidence: "patch",
     effect: "vfio-pci refuses Intel DSA and IAX (8086:0b25, 8086:0cfe) with EINVAL unless disable_denylist=Y",
-    source: "src/kernel/vfio/pci/denylist.ts (upstream 95feb3160eef, v6.10); whether 6.1.y carries a backport is not known",
+    source: "the patch (Arjan van de Ven, public with the hardware erratum in May 2024) in the 6.10 merge window; the stable releases of 2024-05-17: the 6.9.1 review patch, the 6.8.10-rc2 shortlog, and the 6.1.91 and 6.6.31 announcements (drivers/vfio/pci/vfio_pci.c, 2 lines); 5.15.y and 5.10.y not read",
   },
   {
     flag: "pciResetLogged",
