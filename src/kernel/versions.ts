@@ -73,13 +73,13 @@ export interface BehaviourChange {
 export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
   {
     flag: "tokenBeforeContainer",
-    commit: null,
-    title: "vfio: split vfio_group_get_device_fd() (match + VF token before the container check)",
+    commit: "805bb6c1bd90",
+    title: "vfio: Split up vfio_group_get_device_fd()",
     mainline: "5.19",
     stable: [],
-    confidence: "inferred",
+    confidence: "patch",
     effect: "VFIO_GROUP_GET_DEVICE_FD parses the match string and validates the VF token (which may set the PF token) before it requires a container with an IOMMU; before, a group without a container failed EINVAL first and the token was untouched",
-    source: "kernel-spec §2.7 (5.7 vfio.c order [C], ≈5.19 reorder [P]); 6.1 and 6.12 order confirmed in the lab",
+    source: "the patch (Jason Gunthorpe's vfio_group locking series, v2 of 2022-05-16, 3/6): vfio_device_get_from_name (→ ops->match → the token) moves ahead of the container check, which becomes vfio_device_assign_container inside vfio_device_open; merged for 5.19. kernel-spec §2.7 (5.7 vfio.c order [C]); 6.1 and 6.12 order confirmed in the lab",
   },
   {
     flag: "vfioDeviceSysfs",
