@@ -472,10 +472,21 @@ export async function explainOpen(sys: Syscalls, bdf: string, opts: ExplainOptio
       id: "cdev-not-viable",
       spec: "§8.2",
       operation: "cdev",
-      errno: "EBUSY",
+      errno: "EPERM",
       status: blockers.length ? "applies" : "no",
-      cause: `IOMMU group ${d.iommuGroup} has ${blockers.map((b) => `${b.bdf} on ${b.driver}`).join(", ") || "no device on a host driver"}: iommufd cannot claim the group's DMA (inferred: iommu_device_claim_dma_owner EBUSY; the lab must confirm)`,
+      cause: `IOMMU group ${d.iommuGroup} has ${blockers.map((b) => `${b.bdf} on ${b.driver}`).join(", ") || "no device on a host driver"}: a kernel driver holds the group's DMA ownership, so iommufd cannot claim it (iommu_device_claim_dma_owner: EPERM)`,
       fix: `bind every device of the group to vfio-pci or unbind it: ${blockers.map((b) => `vfioctl bind ${b.bdf} vfio-pci`).join("; ") || "nothing to do"}`,
+    });
+    // another member bound through its cdev: its iommufd owns the group's DMA (the lab: EPERM on 7.3.4-lab and 6.12.117-lab)
+    const otherMemberCdev = cdevHeld.filter((h) => (h.device ? h.device !== bdf : h.target !== cdevNode));
+    add({
+      id: "cdev-group-owned",
+      spec: "§8.2",
+      operation: "cdev",
+      errno: "EPERM",
+      status: otherMemberCdev.length ? "possible" : "no",
+      cause: `another device of IOMMU group ${d.iommuGroup ?? "?"} is open through its cdev (${otherMemberCdev.map(describeHolder).join("; ") || "nobody now"}); once it is bound, that iommufd owns the group's DMA and a bind to any other iommufd fails EPERM (iommu_device_claim_dma_owner)`,
+      fix: "bind every device of the group through one iommufd (in one process), or close the other device's cdev fd",
     });
     add({
       id: "cdev-unbound",
