@@ -310,6 +310,8 @@ export interface KernelIdent {
   basis: string;
   /** what the table cannot know about this kernel (distribution backports) */
   caveat?: string;
+  /** Ubuntu's /proc/version_signature, when the version came from one */
+  versionSignature?: string;
 }
 
 /** Debian 12 ABI names (6.1.0-NN-amd64) whose upstream version the lab read in /proc/version. */
@@ -342,8 +344,27 @@ const DEBIAN13_DATES: Readonly<Record<string, string>> = { "6.12.117": "2026-11-
  * its base 6.8.0), RHEL's ("5.14.0-427.13.1.el9_4.x86_64": base 5.14.0), a /proc/version line,
  * or an upstream release with a local suffix ("6.17.1-lab"). Throws KernelVersionError.
  */
-export function identifyKernel(input: string, opts: { procVersion?: string } = {}): KernelIdent {
+export function identifyKernel(input: string, opts: { procVersion?: string; versionSignature?: string } = {}): KernelIdent {
   const s0 = input.trim();
+  // Ubuntu's /proc/version_signature: "Ubuntu 6.8.0-51.52-generic 6.8.12" (ABI.upload-flavour, then
+  // the upstream stable release that kernel is rebased on)
+  const sig = UBUNTU_SIGNATURE.exec(s0) ?? (opts.versionSignature ? UBUNTU_SIGNATURE.exec(opts.versionSignature.trim()) : null);
+  if (sig) {
+    const osrelease = `${sig[1]}.${sig[2]}.${sig[3]}-${sig[4]}-${sig[6]}`;
+    if (UBUNTU_SIGNATURE.test(s0) || s0 === osrelease || /^Linux version /.test(s0)) {
+      const up = parseRelease(sig[7]!);
+      return {
+        input,
+        release: up,
+        osrelease,
+        procVersion: opts.procVersion ?? (/^Linux version /.test(s0) ? s0 : `Linux version ${osrelease} (buildd@ubuntu) #${sig[5]}-Ubuntu SMP PREEMPT_DYNAMIC`),
+        distro: "ubuntu",
+        basis: `Ubuntu ${osrelease} is rebased on upstream ${formatRelease(up)} (/proc/version_signature)`,
+        caveat: `Ubuntu adds SAUCE patches and picks of its own to ${formatRelease(up)}; the table knows upstream stable releases only`,
+        versionSignature: sig[0]!,
+      };
+    }
+  }
   if (s0 === "6.1" || s0 === "6.12") {
     const id = identifyKernel(ALIASES[s0]);
     return { ...id, input, alias: s0, basis: `profile ${s0}: the lab's Debian kernel ${id.osrelease} (${id.basis})` };
@@ -401,6 +422,8 @@ export function identifyKernel(input: string, opts: { procVersion?: string } = {
   if (/^[-+~._a-zA-Z0-9]+$/.test(rest)) return mk(base, "upstream", `upstream ${formatRelease(base)} with local version ${JSON.stringify(rest)}`, upstreamPv);
   throw new KernelVersionError(input, `kernel version: expected a release like 6.12.58 or 6.8.0-51-generic, got ${JSON.stringify(input)}`);
 }
+
+const UBUNTU_SIGNATURE = /^Ubuntu (\d+)\.(\d+)\.(\d+)-(\d+)\.(\d+)(?:~[^-\s]+)?-([a-z0-9-]+) (\d+\.\d+\.\d+)$/;
 
 /** Whether a version string can be identified (for option checks). */
 export function isKernelVersion(s: string): boolean {

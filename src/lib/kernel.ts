@@ -1,6 +1,6 @@
 /**
  * The running kernel as the host tool sees it: its version (/proc/sys/kernel/osrelease, with
- * /proc/version for Debian 12's ABI names), resolved against the behaviour table
+ * /proc/version for Debian 12's ABI names and /proc/version_signature for Ubuntu's), resolved against the behaviour table
  * (src/kernel/versions.ts), and what its nodes show of its build: /dev/iommu (iommufd),
  * /dev/vfio/devices and vfio-dev/vfio<N>/dev (the vfio cdev), vfio's noiommu parameter.
  * From those: how VFIO_DEVICE_BIND_IOMMUFD treats the VF token on this host. Read-only.
@@ -71,11 +71,13 @@ export const CDEV_RULE_TEXT: Record<CdevTokenRule | "unknown", string> = {
 export async function readHostKernel(sys: Syscalls): Promise<HostKernel> {
   const osrelease = await tryRead(sys, "/proc/sys/kernel/osrelease");
   const procVersion = await tryRead(sys, "/proc/version");
+  // Ubuntu: "Ubuntu 6.8.0-51.52-generic 6.8.12" names the upstream release its ABI is rebased on
+  const versionSignature = await tryRead(sys, "/proc/version_signature");
   let ident: KernelIdent | null = null;
   let identifyError: string | undefined;
   if (osrelease) {
     try {
-      ident = identifyKernel(osrelease, procVersion ? { procVersion } : {});
+      ident = identifyKernel(osrelease, { ...(procVersion ? { procVersion } : {}), ...(versionSignature ? { versionSignature } : {}) });
     } catch (e) {
       identifyError = (e as Error).message;
     }

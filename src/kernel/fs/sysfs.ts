@@ -138,7 +138,7 @@ export class SysfsTrees {
         ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, rdev: IOMMU_MISC_RDEV, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
       proc: lazyDir(
-        () => ["self", "stat", "uptime", "version", "sys", "net", "swaps", ...[...k.processes.keys()].map(String)],
+        () => ["self", "stat", "uptime", "version", ...(k.profile.ident.versionSignature ? ["version_signature"] : []), "sys", "net", "swaps", ...[...k.processes.keys()].map(String)],
         (name) => {
           // net/ipv4/route.c, fib_trie.c, net/ipv6/addrconf.c, route.c: the model's interfaces (src/kernel/net.ts)
           if (name === "net")
@@ -153,6 +153,8 @@ export class SysfsTrees {
           // kernel/utsname_sysctl.c osrelease (uname -r) and fs/proc/version.c: the modelled kernel's names
           if (name === "sys") return staticDir({ kernel: staticDir({ osrelease: ro(() => `${k.profile.ident.osrelease}\n`), random: staticDir({ boot_id: ro(() => `${k.bootId}\n`) }) }) });
           if (name === "version") return ro(() => `${k.profile.ident.procVersion}\n`);
+          // Ubuntu's kernels only (the ubuntu/version_signature patch): "Ubuntu <ABI>-<flavour> <upstream>"
+          if (name === "version_signature" && k.profile.ident.versionSignature) return ro(() => `${k.profile.ident.versionSignature}\n`);
           if (name === "swaps") return ro(() => k.disks.procSwaps());
           if (name === "stat") return ro(() => procStat(k));
           if (name === "uptime") return ro(() => procUptime(k));

@@ -1,0 +1,46 @@
+/**
+ * Ubuntu's kernels name their upstream base in /proc/version_signature
+ * ("Ubuntu 6.8.0-51.52-generic 6.8.12"): uname -r alone (6.8.0-51-generic) does not say which
+ * 6.8.y it is, so stable backports (e.g. the DSA/IAX denylist of 6.8.10) are resolved from it.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { identifyKernel, formatRelease } from "../src/kernel/versions.js";
+import { bootKernel } from "../src/kernel/host/boot.js";
+import { readHostKernel } from "../src/lib/kernel.js";
+
+test("a version signature gives the upstream release; uname -r alone stays the base .0 with its caveat", () => {
+  const s = identifyKernel("6.8.0-51-generic", { versionSignature: "Ubuntu 6.8.0-51.52-generic 6.8.12\n" });
+  assert.equal(formatRelease(s.release), "6.8.12");
+  assert.equal(s.distro, "ubuntu");
+  assert.equal(s.versionSignature, "Ubuntu 6.8.0-51.52-generic 6.8.12");
+  assert.match(s.basis, /rebased on upstream 6\.8\.12 \(\/proc\/version_signature\)/);
+  const bare = identifyKernel("6.8.0-51-generic");
+  assert.equal(formatRelease(bare.release), "6.8.0");
+  assert.match(bare.caveat!, /resolved as 6\.8\.0/);
+  // the signature string itself is a profile; an HWE kernel's "~22.04.1" is part of its ABI
+  const hwe = identifyKernel("Ubuntu 6.8.0-51.52~22.04.1-generic 6.8.12");
+  assert.equal(hwe.osrelease, "6.8.0-51-generic");
+  assert.equal(formatRelease(hwe.release), "6.8.12");
+  // a signature of another kernel than uname -r is not used
+  const other = identifyKernel("6.8.0-40-generic", { versionSignature: "Ubuntu 6.8.0-51.52-generic 6.8.12" });
+  assert.equal(formatRelease(other.release), "6.8.0");
+});
+
+test("the stable backports follow the signature: 6.8.0-51 (6.8.12) has the DSA/IAX denylist of 6.8.10, 6.8.0 does not", async () => {
+  const on = await bootKernel(undefined, { profile: "Ubuntu 6.8.0-51.52-generic 6.8.12" });
+  assert.equal(on.profile.behaviour.denylistDsaIax, true);
+  const off = await bootKernel(undefined, { profile: "6.8.0-51-generic" });
+  assert.equal(off.profile.behaviour.denylistDsaIax, false);
+});
+
+test("the host tool reads /proc/version_signature: the model of an Ubuntu kernel has it, others do not", async () => {
+  const k = await bootKernel(undefined, { profile: "Ubuntu 6.8.0-51.52-generic 6.8.12" });
+  const hk = await readHostKernel(k.spawn("sh"));
+  assert.equal(hk.osrelease, "6.8.0-51-generic");
+  assert.equal(formatRelease(hk.ident!.release), "6.8.12");
+  assert.match(hk.summary, /6\.8\.0-51-generic \(upstream 6\.8\.12\)/);
+  const d = await bootKernel(undefined, { profile: "6.12.58" });
+  const sh = d.spawn("sh");
+  await assert.rejects(sh.open("/proc/version_signature", 0), /ENOENT/);
+});
