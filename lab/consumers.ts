@@ -32,6 +32,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Syscalls } from "../src/sys/syscalls.js";
 import type { OpDiff } from "./conformance.js";
 
@@ -68,6 +69,29 @@ export const ROLE_COMM: Record<string, string> = {
 /** the VF users of a row (the roles placed in a chroot or a mount namespace) */
 const VF_ROLES = new Set(["vfR", "vfW", "vfN"]);
 
+/**
+ * The host config `vfioctl status` reads beside the consumers (lab/consumers/host.yaml: the PF on
+ * vfio-pci with 2 VFs, its token set by dpdk-testpmd). The guest sees the project at its own
+ * path, so both sides read the same file by the same name.
+ */
+export const HOST_CONFIG = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../lab/consumers/host.yaml");
+
+/**
+ * The cgroups the mount-namespace VF users run in (row dpdk:mntns), named as container runtimes
+ * name them, and the container vfioctl is expected to name from /proc/PID/cgroup (short ids: the
+ * first 12 hex digits, as `docker ps` shows them).
+ */
+export const CONTAINER_CGROUPS: Record<string, { cgroup: string; container: { runtime: string; id: string; pod?: string } }> = {
+  vfR: { cgroup: "/system.slice/docker-3f2a9c1b0d4e5f60718293a4b5c6d7e8f9012345678901234567890abcdef012.scope", container: { runtime: "docker", id: "3f2a9c1b0d4e" } },
+  vfW: { cgroup: "/machine.slice/libpod-8e7d6c5b4a39281706f5e4d3c2b1a0998877665544332211ffeeddccbbaa0099.scope", container: { runtime: "podman", id: "8e7d6c5b4a39" } },
+  vfN: {
+    cgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6b1f0c2e_3d4a_4b5c_9e8f_7a6b5c4d3e2f.slice/cri-containerd-0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9.scope",
+    container: { runtime: "containerd", id: "0a1b2c3d4e5f", pod: "6b1f0c2e-3d4a-4b5c-9e8f-7a6b5c4d3e2f" },
+  },
+};
+/** The cgroup a row's role runs in on both sides (null: the root cgroup, "/"). */
+export const cgroupOf = (row: ConsumerRow, role: string): string | null => (row === "dpdk:mntns" ? (CONTAINER_CGROUPS[role]?.cgroup ?? null) : null);
+
 /** vfioctl commands (after the global --json) by name */
 export const COMMANDS: Record<string, string[]> = {
   list: ["list"],
@@ -79,9 +103,12 @@ export const COMMANDS: Record<string, string[]> = {
   "explain-vf0-eacces": ["explain", VF0, "--errno", "EACCES"],
   "explain-vf0-token-eacces": ["explain", VF0, "--with-token", "--errno", "EACCES"],
   audit: ["audit"],
+  status: ["status", "--config", HOST_CONFIG],
+  /** run once, at step pf-sriov: the VFs are created by vfioctl while testpmd holds the PF */
+  "sriov-2": ["sriov", PF, "2"],
 };
-const PF_SET = ["list", "show-pf", "explain-pf", "audit"];
-const FULL = ["list", "show-pf", "show-vf0", "explain-pf", "explain-vf0", "explain-vf0-token", "audit"];
+const PF_SET = ["list", "show-pf", "explain-pf", "audit", "status"];
+const FULL = ["list", "show-pf", "show-vf0", "explain-pf", "explain-vf0", "explain-vf0-token", "audit", "status"];
 
 export interface StepDef {
   name: string;
@@ -93,19 +120,21 @@ export interface StepDef {
 
 export const DPDK_STEPS: StepDef[] = [
   { name: "pf-held", commands: PF_SET, what: "testpmd drives the PF (-a PF --vfio-vf-token=U), no VFs" },
-  { name: "vfs", commands: FULL, what: "2 VFs created (sriov_numvfs=2) while the PF testpmd runs; no VF user yet" },
+  { name: "pf-sriov", commands: ["sriov-2"], what: "`vfioctl sriov PF 2` while the PF testpmd runs" },
+  { name: "vfs", commands: FULL, what: "2 VFs created (by vfioctl sriov) while the PF testpmd runs; no VF user yet" },
   { name: "vf-right", commands: FULL, what: "testpmd on VF0 with the right token is running" },
   { name: "vf-right-exit", commands: ["list"], what: "it quit" },
   { name: "vf-wrong", commands: FULL, what: "testpmd on VF0 with a wrong token is running (no port)" },
   { name: "vf-wrong-exit", commands: ["list", "explain-vf0-token-eacces", "explain-vf0-eacces"], what: "it quit; what explain says about the EACCES it got (told a token was given, and not told)" },
   { name: "vf-none", commands: FULL, what: "testpmd on VF0 without a token is running (no port)" },
   { name: "vf-none-exit", commands: ["list", "explain-vf0-eacces"], what: "it quit; what explain says about the EACCES it got" },
-  { name: "pf-exit", commands: ["list", "show-pf"], what: "the PF testpmd quit" },
+  { name: "pf-exit", commands: ["list", "show-pf", "status"], what: "the PF testpmd quit" },
 ];
 
 export const QEMU_STEPS: StepDef[] = [
   { name: "pf-held", commands: PF_SET, what: "testpmd drives the PF (-a PF --vfio-vf-token=U), no VFs" },
-  { name: "vfs", commands: FULL, what: "2 VFs created while the PF testpmd runs" },
+  { name: "pf-sriov", commands: ["sriov-2"], what: "`vfioctl sriov PF 2` while the PF testpmd runs" },
+  { name: "vfs", commands: FULL, what: "2 VFs created (by vfioctl sriov) while the PF testpmd runs" },
   { name: "qemu-right", commands: FULL, what: "QEMU -S with -device vfio-pci,host=VF0,vf-token=U is running" },
   { name: "qemu-right-exit", commands: ["list"], what: "it quit (QMP quit)" },
   { name: "qemu-wrong", commands: ["list", "show-vf0", "explain-vf0-token-eacces", "explain-vf0-eacces"], what: "QEMU with vf-token=W exited" },
@@ -114,7 +143,7 @@ export const QEMU_STEPS: StepDef[] = [
   { name: "qmp-wrong", commands: ["list", "show-vf0", "explain-vf0-token-eacces"], what: "the args qemu --qmp line run with a wrong token file" },
   { name: "qmp-right", commands: FULL, what: "the args qemu --qmp line run with the right token file: VF0 hot-added" },
   { name: "qmp-exit", commands: ["list"], what: "QEMU quit" },
-  { name: "pf-exit", commands: ["list", "show-pf"], what: "the PF testpmd quit" },
+  { name: "pf-exit", commands: ["list", "show-pf", "status"], what: "the PF testpmd quit" },
 ];
 export const stepsOf = (row: ConsumerRow): StepDef[] => (row.startsWith("qemu") ? QEMU_STEPS : DPDK_STEPS);
 
@@ -171,6 +200,8 @@ export interface TruthProc {
   root: string;
   /** /proc/PID/ns/mnt differs from the job's */
   otherMntNs: boolean;
+  /** the "0::" line's path of /proc/PID/cgroup (null: no such line; runs before the guest mounted cgroup2) */
+  cgroup?: string | null;
   fds: TruthFd[];
 }
 
@@ -537,6 +568,54 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
     }
   }
 
+  // status: the holders it lists are the consumers holding a group (pid, comm, and the device
+  // of that group where show names it), and nobody else
+  for (const s of run.steps) {
+    const st = (s.snapshot.status?.out as { pfs?: { holders?: { bdf: string; pid: number; comm: string }[] }[] } | undefined)?.pfs?.[0];
+    if (!st || !s.truth) continue;
+    const hs = st.holders ?? [];
+    const bdfOfGroup = new Map<number, string>();
+    for (const [cmd, dev] of [["show-pf", PF], ["show-vf0", VF0]] as const) {
+      const g = groupOfShow(s.snapshot[cmd]);
+      if (g !== null) bdfOfGroup.set(g, dev);
+    }
+    for (const p of s.truth) {
+      for (const f of p.fds.filter((x) => x.kind === "group" && x.group !== null)) {
+        const dev = bdfOfGroup.get(f.group!);
+        const h = hs.find((x) => x.pid === p.pid && (dev === undefined || x.bdf === dev));
+        if (!h) wrong.push(`${s.name}: status: holders ${hs.map((x) => `${x.bdf} pid ${x.pid} (${x.comm})`).join(", ") || "none"}; ${p.role} (pid ${p.pid}, ${p.comm}) holds ${f.target}${dev ? ` (${dev}'s group)` : ""}`);
+        else if (h.comm !== p.comm) wrong.push(`${s.name}: status names pid ${p.pid} "${h.comm}", /proc says "${p.comm}"`);
+        else agreed.push(`${s.name}: status names ${p.role} (pid ${p.pid}) as a holder of ${h.bdf}`);
+      }
+    }
+    for (const h of hs) if (!s.truth.some((p) => p.pid === h.pid && p.fds.some((f) => f.kind === "group"))) wrong.push(`${s.name}: status names ${h.bdf} pid ${h.pid} (${h.comm}) as a holder; no consumer of the step holds a group fd under that pid`);
+  }
+  // containers named from /proc/PID/cgroup (row dpdk:mntns): show's heldBy and explain PF's text
+  for (const s of run.steps) {
+    for (const p of s.truth ?? []) {
+      const want = CONTAINER_CGROUPS[p.role];
+      if (!want || run.row !== "dpdk:mntns" || !p.fds.some((f) => f.kind === "group")) continue;
+      if (p.cgroup !== want.cgroup) {
+        consumer.push(`${s.name}: ${p.role} runs in cgroup ${JSON.stringify(p.cgroup ?? null)}, not ${want.cgroup}`);
+        continue;
+      }
+      const named = (heldBy(s.snapshot["show-vf0"]) as (HolderLike & { where?: { container?: unknown } })[] | null)?.find((h) => h.pid === p.pid);
+      if (named && JSON.stringify(named.where?.container ?? null) !== JSON.stringify(want.container)) wrong.push(`${s.name}: show ${VF0}: pid ${p.pid} (${p.role}) in cgroup ${want.cgroup}: container ${JSON.stringify(named.where?.container ?? null)}, expected ${JSON.stringify(want.container)}`);
+      else if (named) agreed.push(`${s.name}: show ${VF0} names ${p.role}'s container ${want.container.runtime} ${want.container.id}`);
+      const text = `[container ${want.container.runtime} ${want.container.id}${want.container.pod ? ` pod ${want.container.pod}` : ""}`;
+      const xp = s.snapshot["explain-pf"];
+      if (xp && !JSON.stringify(xp.out).includes(text)) wrong.push(`${s.name}: explain ${PF}: no "${text}" for ${p.role} (pid ${p.pid}), which holds VF0 from cgroup ${want.cgroup}`);
+      else if (xp) agreed.push(`${s.name}: explain ${PF} says ${text}]`);
+    }
+  }
+  // `vfioctl sriov PF 2` while testpmd drives the PF: done, and the VFs are there
+  const sr = step("pf-sriov")?.snapshot["sriov-2"];
+  const numVfs = (step("vfs")?.snapshot["show-pf"]?.out as { sriov?: { numVfs?: number } } | undefined)?.sriov?.numVfs;
+  const fallback = run.env.sriovFallback as { errno: string | null } | undefined;
+  if (sr && sr.exit !== 0 && fallback && fallback.errno === null) wrong.push(`pf-sriov: vfioctl sriov ${PF} 2 exit ${sr.exit} (${sr.err.split("\n")[0]}); writing 2 to sriov_numvfs then worked`);
+  else if (sr && sr.exit === 0 && numVfs === 2) agreed.push(`pf-sriov: vfioctl sriov ${PF} 2 created the VFs while testpmd held the PF (show: numVfs 2)`);
+  else if (sr) consumer.push(`pf-sriov: vfioctl sriov exit ${sr.exit}, show ${PF} numVfs ${numVfs ?? "?"}${fallback ? `, the sysfs write: ${fallback.errno ?? "ok"}` : ""}`);
+
   // token predictions made before the VF users ran, against what they then did
   const vfs = step("vfs");
   const isQemu = run.row.startsWith("qemu");
@@ -620,7 +699,7 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
 export function modelPlace(row: ConsumerRow, role: string, trixie: string): Record<string, unknown> | undefined {
   if (!VF_ROLES.has(role)) return undefined;
   if (row === "dpdk:chroot") return { root: trixie };
-  if (row === "dpdk:mntns") return { mounts: { "/dev": "/dev" } };
+  if (row === "dpdk:mntns") return { mounts: { "/dev": "/dev" }, ...(cgroupOf(row, role) ? { cgroup: cgroupOf(row, role) } : {}) };
   return undefined;
 }
 
