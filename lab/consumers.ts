@@ -370,7 +370,7 @@ export function groupNamesOf(list: unknown): Map<number, string> {
  *     ("major:minor": the vfio group major is dynamic) → `<rdev>`;
  *   - `/host/…` holder paths of processes in another mount namespace → `/…`, and such a
  *     holder's root `/host` → none (text: "[own mount namespace, chroot /host]" → "[own mount
- *     namespace]"): the guest's job runs chrooted at /host of the guest's initramfs, so Linux
+ *     namespace]", "[container docker 3f2a…, chroot /host]" → "[container docker 3f2a…]"): the guest's job runs chrooted at /host of the guest's initramfs, so Linux
  *     renders what it cannot reach from there from the initramfs root; on a host the same
  *     holder reads `/dev/vfio/N` with root `/`;
  *   - a holder's cgroup `null` → "/" when the guest's /proc/PID/cgroup is empty (the lab guest
@@ -392,7 +392,7 @@ export function normaliseConsumerSnap(snap: Record<string, CliOutput>, roles: Re
   const role = (pid: number) => roles[String(pid)] ?? "<pid>";
   const text = (s0: string) => {
     let s = s0.replace(/\bpid (\d+)\b/g, (_x, n: string) => `pid ${role(Number(n))}`).replace(/\) fd \d+/g, ") fd <fd>");
-    if (side === "real") s = s.replace(/(^|[\s("])\/host(\/dev\/)/g, "$1$2").replace(/(\[own mount namespace), chroot \/host\]/g, "$1]");
+    if (side === "real") s = s.replace(/(^|[\s("])\/host(\/dev\/)/g, "$1$2").replace(/(\[(?:own mount namespace|container [^\]]*?)), chroot \/host\]/g, "$1]");
     return s
       // a vfio group node's major is allocated at boot and its minor in group creation order
       .replace(/\(c (?!10:)\d+:\d+\)/g, "(c <rdev>)")
@@ -590,15 +590,23 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
     }
     for (const h of hs) if (!s.truth.some((p) => p.pid === h.pid && p.fds.some((f) => f.kind === "group"))) wrong.push(`${s.name}: status names ${h.bdf} pid ${h.pid} (${h.comm}) as a holder; no consumer of the step holds a group fd under that pid`);
   }
-  // containers named from /proc/PID/cgroup (row dpdk:mntns): show's heldBy and explain PF's text
+  // containers named from /proc/PID/cgroup (row dpdk:mntns): list's holders (every vfio fd: the
+  // failed VF users keep /dev/vfio/vfio), show's heldBy and explain PF's text (a held group)
   for (const s of run.steps) {
     for (const p of s.truth ?? []) {
       const want = CONTAINER_CGROUPS[p.role];
-      if (!want || run.row !== "dpdk:mntns" || !p.fds.some((f) => f.kind === "group")) continue;
+      if (!want || run.row !== "dpdk:mntns" || !p.fds.length) continue;
       if (p.cgroup !== want.cgroup) {
         consumer.push(`${s.name}: ${p.role} runs in cgroup ${JSON.stringify(p.cgroup ?? null)}, not ${want.cgroup}`);
         continue;
       }
+      const listed = ((s.snapshot.list?.out as { holders?: (HolderLike & { where?: { container?: unknown } })[] } | undefined)?.holders ?? []).filter((h) => h.pid === p.pid);
+      if (s.snapshot.list && !listed.length) wrong.push(`${s.name}: list: no holder entry for ${p.role} (pid ${p.pid}), which holds ${p.fds.map((f) => f.target).join(", ")}`);
+      for (const h of listed) {
+        if (JSON.stringify(h.where?.container ?? null) !== JSON.stringify(want.container)) wrong.push(`${s.name}: list: pid ${p.pid} (${p.role}) fd ${h.target} in cgroup ${want.cgroup}: container ${JSON.stringify(h.where?.container ?? null)}, expected ${JSON.stringify(want.container)}`);
+      }
+      if (listed.length && listed.every((h) => JSON.stringify(h.where?.container ?? null) === JSON.stringify(want.container))) agreed.push(`${s.name}: list names ${p.role}'s container ${want.container.runtime} ${want.container.id}${want.container.pod ? ` pod ${want.container.pod}` : ""}`);
+      if (!p.fds.some((f) => f.kind === "group")) continue;
       const named = (heldBy(s.snapshot["show-vf0"]) as (HolderLike & { where?: { container?: unknown } })[] | null)?.find((h) => h.pid === p.pid);
       if (named && JSON.stringify(named.where?.container ?? null) !== JSON.stringify(want.container)) wrong.push(`${s.name}: show ${VF0}: pid ${p.pid} (${p.role}) in cgroup ${want.cgroup}: container ${JSON.stringify(named.where?.container ?? null)}, expected ${JSON.stringify(want.container)}`);
       else if (named) agreed.push(`${s.name}: show ${VF0} names ${p.role}'s container ${want.container.runtime} ${want.container.id}`);
