@@ -661,6 +661,25 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
     if (first?.id !== "token-required") wrong.push(`${afterNone!.name}: explain ${VF0} --errno EACCES ranks ${first?.id ?? "nothing"} first; the kernel said "${TOKEN_REQUIRED}"`);
     else agreed.push(`${afterNone!.name}: explain --errno EACCES ranks token-required first`);
   }
+  // the DPDK caveat of `args dpdk VF0` quotes every line testpmd printed for a wrong and no token
+  // that it does not print with the right one, and quotes nothing testpmd did not print
+  const cav = ((run.args["dpdk-vf0-U"]?.out as { caveats?: string[] } | null)?.caveats ?? []).join("\n");
+  if (!isQemu && cav && right && wrongTok && none) {
+    const linesOf = (r: ConsumerRecord) => [...new Set(r.output.split(/\r?\n/).map((l) => l.trim()).filter((l) => /^(EAL|PCI_BUS|testpmd): /.test(l) && !/Multi-process socket/.test(l)))];
+    const ok = new Set(linesOf(right));
+    const all = new Set([...ok, ...linesOf(wrongTok), ...linesOf(none)]);
+    let missing = 0;
+    for (const [role, r] of [["vfW", wrongTok], ["vfN", none]] as const) {
+      for (const l of linesOf(r)) {
+        if (ok.has(l) || cav.includes(`"${l}"`)) continue;
+        missing++;
+        wrong.push(`args dpdk ${VF0}: its caveat does not quote "${l}", which testpmd printed with ${role === "vfW" ? "a wrong" : "no"} token`);
+      }
+    }
+    for (const m of cav.matchAll(/"((?:EAL|PCI_BUS|testpmd): [^"]*)"/g)) if (!all.has(m[1]!)) wrong.push(`args dpdk ${VF0}: its caveat quotes "${m[1]}", which no testpmd of the row printed`);
+    for (const l of [TOKEN_INCORRECT, TOKEN_REQUIRED]) if (!cav.includes(`"${l}"`)) wrong.push(`args dpdk ${VF0}: its caveat does not quote the kernel's "${l}"`);
+    if (!missing) agreed.push(`args dpdk ${VF0}: the caveat quotes every line testpmd printed for a wrong and no token`);
+  }
   // `args dpdk <PF>`: testpmd is the PF's userspace driver and takes the token to set it
   const ap = run.args["dpdk-pf"];
   if (ap && ap.exit !== 0) wrong.push(`args dpdk ${PF} --token-file F: exit ${ap.exit} (${ap.err.split("\n")[0]}); testpmd as the PF's driver took -a ${PF} --vfio-vf-token=U and set the token (${c("pf")?.facts.ports?.length ?? 0} port)`);
