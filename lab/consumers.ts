@@ -1,17 +1,19 @@
 /**
  * Consumer rows of the lab report: real VFIO consumers beside vfioctl in a 6.12 (and 6.1) guest,
  * docs/lab.md "Real consumers". Debian 13's dpdk-testpmd drives the 82576 PF through vfio-pci
- * with `--vfio-vf-token=U` (which sets the PF's VF token), two VFs are created, then VF users open
- * VF0 with the right token, a wrong one and none:
+ * with `--vfio-vf-token=U` (which sets the PF's VF token), `vfioctl sriov PF 2` creates two VFs
+ * while it runs, then VF users open VF0 with the right token, a wrong one and none:
  *   - dpdk:pf-vf   the VF user is testpmd in the guest's own root and mount namespace;
  *   - dpdk:chroot  the VF user is testpmd chrooted into the Debian 13 folder;
  *   - dpdk:mntns   the VF user is testpmd in its own mount namespace with a private /dev (a
- *                  tmpfs with mknod'ed /dev/vfio/vfio and /dev/vfio/<group>), as a container
- *                  runtime sets it up;
+ *                  tmpfs with mknod'ed /dev/vfio/vfio and /dev/vfio/<group>) and in a cgroup
+ *                  named as docker, podman or a Kubernetes pod name theirs
+ *                  ({@link CONTAINER_CGROUPS}), as a container runtime sets it up;
  *   - qemu:vf      the VF user is QEMU (-S, TCG): `-device vfio-pci,host=VF0,vf-token=…` with
  *                  the right, a wrong and no token, then the QMP device_add hand-off exactly as
  *                  `vfioctl args qemu VF0 --qmp SOCKET` prints it (run with bash and socat).
  * At each step ({@link DPDK_STEPS}, {@link QEMU_STEPS}) `vfioctl --json list/show/explain/audit`
+ * and `status --config lab/consumers/host.yaml` ({@link HOST_CONFIG})
  * runs beside them (in the guest's job process, which holds nothing of VFIO itself); the
  * consumers' own output (EAL lines, testpmd's port table, QEMU's errors, QMP replies, exit
  * status) and the kernel log lines of the step are recorded.
