@@ -618,6 +618,16 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
       else if (xp) agreed.push(`${s.name}: explain ${PF} says ${text}]`);
     }
   }
+  // its note about the token while testpmd holds the PF: not "vfioctl token set" (its PF open
+  // would fail EBUSY, as the step's second open of the PF's group did), but who holds the PF
+  const srs = step("pf-sriov");
+  const pfProbe = srs?.probes?.find((p) => p.group === groupOfShow(step("pf-held")?.snapshot["show-pf"]));
+  const srNotes = ((srs?.snapshot["sriov-2"]?.out as { notes?: string[] } | undefined)?.notes ?? []).join("\n");
+  const pfUser = srs?.truth?.find((p) => p.role === "pf");
+  if (srs && pfProbe?.errno === "EBUSY" && pfUser) {
+    if (/vfioctl token set \S+\)/.test(srNotes) || !srNotes.includes(`pid ${pfUser.pid} (${pfUser.comm})`)) wrong.push(`pf-sriov: vfioctl sriov's note ${JSON.stringify(srNotes)} while pid ${pfUser.pid} (${pfUser.comm}) holds the PF (a second open of ${pfProbe.path} got EBUSY)`);
+    else agreed.push(`pf-sriov: vfioctl sriov names ${pfUser.role} (pid ${pfUser.pid}) as the PF's userspace driver whose token the VFs need`);
+  }
   // `vfioctl sriov PF 2` while testpmd drives the PF: done, and the VFs are there
   const sr = step("pf-sriov")?.snapshot["sriov-2"];
   const numVfs = (step("vfs")?.snapshot["show-pf"]?.out as { sriov?: { numVfs?: number } } | undefined)?.sriov?.numVfs;
