@@ -235,7 +235,18 @@ test("the model side of every consumer row: the scenario holds, every step is th
       assert.equal(held[0]!.comm, row === "qemu:vf" ? "qemu-system-x86" : "dpdk-testpmd");
       assert.equal(m.roles[String(held[0]!.pid)], row === "qemu:vf" ? "qR" : "vfR");
       if (row === "dpdk:chroot") assert.equal(held[0]!.where?.root, "/var/cache/vfioctl-lab/trixie");
-      if (row === "dpdk:mntns") assert.equal(held[0]!.where?.mntns, "other");
+      if (row === "dpdk:mntns") {
+        assert.equal(held[0]!.where?.mntns, "other");
+        assert.deepEqual((held[0]!.where as { container?: unknown }).container, CONTAINER_CGROUPS.vfR!.container);
+      }
+      // vfioctl sriov under the held PF: done, and its note names the PF's userspace driver
+      const sr = m.steps.find((x) => x.name === "pf-sriov")!.snapshot["sriov-2"]!;
+      assert.equal(sr.exit, 0, sr.err);
+      const pfPid = Object.entries(m.roles).find(([, r]) => r === "pf")![0];
+      assert.ok((sr.out as { notes: string[] }).notes.some((n) => n.includes(`0000:01:00.0 is open in pid ${pfPid} (dpdk-testpmd), its userspace driver`) && n.includes("cannot open the PF while it runs (EBUSY: the group is open)")), JSON.stringify(sr.out));
+      // status: the PF testpmd holds the PF; the VF user VF0
+      const st = (s.snapshot.status!.out as { pfs: { holders: { bdf: string; pid: number }[] }[] }).pfs[0]!.holders;
+      assert.deepEqual(st.map((h) => [h.bdf, m.roles[String(h.pid)]]).sort(), [["0000:01:00.0", "pf"], ["0000:01:10.0", row === "qemu:vf" ? "qR" : "vfR"]]);
       // DPDK's retry: a wrong token, then the same open without it
       if (row !== "qemu:vf") assert.deepEqual(m.steps.find((x) => x.name === "vf-wrong")!.log, ["<info> vfio-pci 0000:01:10.0: Incorrect VF token provided for device", "<info> vfio-pci 0000:01:10.0: VF token required to access device"]);
       else assert.deepEqual(m.steps.find((x) => x.name === "qemu-wrong")!.log, ["<info> vfio-pci 0000:01:10.0: Incorrect VF token provided for device"]);
