@@ -26,6 +26,7 @@ import {
   PF,
   VF0,
   ROLE_COMM,
+  cgroupOf,
   maskTokens,
   normaliseLogLine,
   parseQemu,
@@ -204,8 +205,12 @@ export async function runGuestConsumerJob(kernel: string, project: string, out: 
         const g = groupOf(VF0);
         const st = statSync(`/dev/vfio/${g}`);
         const [maj, min] = devNum(st.rdev);
+        // the cgroup a container runtime would have made (docker-<id>.scope, libpod-<id>.scope, a pod's)
+        const cg = cgroupOf(row, role);
+        if (cg) mkdirSync(`/sys/fs/cgroup${cg}`, { recursive: true });
         const script = [
           "set -e",
+          ...(cg ? [`echo $$ > /sys/fs/cgroup${cg}/cgroup.procs`] : []),
           "mount -t tmpfs -o mode=755,size=1m container-dev /dev",
           "mkdir /dev/vfio /dev/hugepages",
           "mknod -m 666 /dev/vfio/vfio c 10 196",
@@ -235,7 +240,18 @@ export async function runGuestConsumerJob(kernel: string, project: string, out: 
     if (!pfArgs.length) pfArgs = ["-a", PF, `--vfio-vf-token=${tokens.U}`];
     const pf = await startTestpmd("pf", pfArgs, "plain");
     await step("pf-held");
-    writeFileSync(`/sys/bus/pci/devices/${PF}/sriov_numvfs`, "2");
+    // the VFs are created by `vfioctl sriov PF 2` (the step's command) while testpmd holds the PF;
+    // if vfioctl refuses, the sysfs write shows whether Linux would have taken it
+    await step("pf-sriov");
+    const sr = run.steps.at(-1)!.snapshot["sriov-2"];
+    if (!sr || sr.exit !== 0) {
+      try {
+        writeFileSync(`/sys/bus/pci/devices/${PF}/sriov_numvfs`, "2");
+        run.env.sriovFallback = { errno: null };
+      } catch (e) {
+        run.env.sriovFallback = { errno: (e as NodeJS.ErrnoException).code ?? String(e) };
+      }
+    }
     for (let i = 0; i < 100 && !driverIs(VF0, "vfio-pci"); i++) await sleep(100);
     await step("vfs");
 
@@ -328,6 +344,11 @@ async function prepareGuest(run: ConsumerRun, T: string, tokens: Record<"U" | "W
     execFileSync("modprobe", ["-d", "/mnt", m, ...params], { stdio: "inherit" });
     loaded.push([m, ...params].join(" "));
   }
+  // cgroup2, as a host with a container runtime has it: /proc/PID/cgroup then names each
+  // process's cgroup ("0::/…"; empty before the first cgroup2 mount), so holders in a
+  // container's cgroup are named by it (row dpdk:mntns)
+  mkdirSync("/sys/fs/cgroup", { recursive: true });
+  if (!readFileSync("/proc/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === "/sys/fs/cgroup")) execFileSync("mount", ["-t", "cgroup2", "cgroup2", "/sys/fs/cgroup"]);
   mkdirSync("/dev/hugepages", { recursive: true });
   execFileSync("mount", ["-t", "hugetlbfs", "nodev", "/dev/hugepages"]);
   execFileSync("mount", ["-t", "tmpfs", "-o", "size=16m", "lab-run", "/run"]);
@@ -422,12 +443,14 @@ function truthOf(p: Proc): TruthProc {
     /* gone */
   }
   let comm = "?";
+  let cgroup: string | null = null;
   try {
     comm = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    cgroup = /^0::(.*)$/m.exec(readFileSync(`/proc/${pid}/cgroup`, "utf8"))?.[1] ?? null;
   } catch {
     /* gone */
   }
-  return { role: p.role, pid, comm, root, otherMntNs, fds: fds.sort((a, b) => a.fd - b.fd) };
+  return { role: p.role, pid, comm, root, otherMntNs, cgroup, fds: fds.sort((a, b) => a.fd - b.fd) };
 }
 
 /** A second open of a held group node: Linux answers EBUSY (one open file per group). */

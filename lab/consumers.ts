@@ -1,17 +1,19 @@
 /**
  * Consumer rows of the lab report: real VFIO consumers beside vfioctl in a 6.12 (and 6.1) guest,
  * docs/lab.md "Real consumers". Debian 13's dpdk-testpmd drives the 82576 PF through vfio-pci
- * with `--vfio-vf-token=U` (which sets the PF's VF token), two VFs are created, then VF users open
- * VF0 with the right token, a wrong one and none:
+ * with `--vfio-vf-token=U` (which sets the PF's VF token), `vfioctl sriov PF 2` creates two VFs
+ * while it runs, then VF users open VF0 with the right token, a wrong one and none:
  *   - dpdk:pf-vf   the VF user is testpmd in the guest's own root and mount namespace;
  *   - dpdk:chroot  the VF user is testpmd chrooted into the Debian 13 folder;
  *   - dpdk:mntns   the VF user is testpmd in its own mount namespace with a private /dev (a
- *                  tmpfs with mknod'ed /dev/vfio/vfio and /dev/vfio/<group>), as a container
- *                  runtime sets it up;
+ *                  tmpfs with mknod'ed /dev/vfio/vfio and /dev/vfio/<group>) and in a cgroup
+ *                  named as docker, podman or a Kubernetes pod name theirs
+ *                  ({@link CONTAINER_CGROUPS}), as a container runtime sets it up;
  *   - qemu:vf      the VF user is QEMU (-S, TCG): `-device vfio-pci,host=VF0,vf-token=…` with
  *                  the right, a wrong and no token, then the QMP device_add hand-off exactly as
  *                  `vfioctl args qemu VF0 --qmp SOCKET` prints it (run with bash and socat).
  * At each step ({@link DPDK_STEPS}, {@link QEMU_STEPS}) `vfioctl --json list/show/explain/audit`
+ * and `status --config lab/consumers/host.yaml` ({@link HOST_CONFIG})
  * runs beside them (in the guest's job process, which holds nothing of VFIO itself); the
  * consumers' own output (EAL lines, testpmd's port table, QEMU's errors, QMP replies, exit
  * status) and the kernel log lines of the step are recorded.
@@ -32,6 +34,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Syscalls } from "../src/sys/syscalls.js";
 import type { OpDiff } from "./conformance.js";
 
@@ -68,6 +71,29 @@ export const ROLE_COMM: Record<string, string> = {
 /** the VF users of a row (the roles placed in a chroot or a mount namespace) */
 const VF_ROLES = new Set(["vfR", "vfW", "vfN"]);
 
+/**
+ * The host config `vfioctl status` reads beside the consumers (lab/consumers/host.yaml: the PF on
+ * vfio-pci with 2 VFs, its token set by dpdk-testpmd). The guest sees the project at its own
+ * path, so both sides read the same file by the same name.
+ */
+export const HOST_CONFIG = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../lab/consumers/host.yaml");
+
+/**
+ * The cgroups the mount-namespace VF users run in (row dpdk:mntns), named as container runtimes
+ * name them, and the container vfioctl is expected to name from /proc/PID/cgroup (short ids: the
+ * first 12 hex digits, as `docker ps` shows them).
+ */
+export const CONTAINER_CGROUPS: Record<string, { cgroup: string; container: { runtime: string; id: string; pod?: string } }> = {
+  vfR: { cgroup: "/system.slice/docker-3f2a9c1b0d4e5f60718293a4b5c6d7e8f9012345678901234567890abcdef012.scope", container: { runtime: "docker", id: "3f2a9c1b0d4e" } },
+  vfW: { cgroup: "/machine.slice/libpod-8e7d6c5b4a39281706f5e4d3c2b1a0998877665544332211ffeeddccbbaa0099.scope", container: { runtime: "podman", id: "8e7d6c5b4a39" } },
+  vfN: {
+    cgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod6b1f0c2e_3d4a_4b5c_9e8f_7a6b5c4d3e2f.slice/cri-containerd-0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9.scope",
+    container: { runtime: "containerd", id: "0a1b2c3d4e5f", pod: "6b1f0c2e-3d4a-4b5c-9e8f-7a6b5c4d3e2f" },
+  },
+};
+/** The cgroup a row's role runs in on both sides (null: the root cgroup, "/"). */
+export const cgroupOf = (row: ConsumerRow, role: string): string | null => (row === "dpdk:mntns" ? (CONTAINER_CGROUPS[role]?.cgroup ?? null) : null);
+
 /** vfioctl commands (after the global --json) by name */
 export const COMMANDS: Record<string, string[]> = {
   list: ["list"],
@@ -79,9 +105,12 @@ export const COMMANDS: Record<string, string[]> = {
   "explain-vf0-eacces": ["explain", VF0, "--errno", "EACCES"],
   "explain-vf0-token-eacces": ["explain", VF0, "--with-token", "--errno", "EACCES"],
   audit: ["audit"],
+  status: ["status", "--config", HOST_CONFIG],
+  /** run once, at step pf-sriov: the VFs are created by vfioctl while testpmd holds the PF */
+  "sriov-2": ["sriov", PF, "2"],
 };
-const PF_SET = ["list", "show-pf", "explain-pf", "audit"];
-const FULL = ["list", "show-pf", "show-vf0", "explain-pf", "explain-vf0", "explain-vf0-token", "audit"];
+const PF_SET = ["list", "show-pf", "explain-pf", "audit", "status"];
+const FULL = ["list", "show-pf", "show-vf0", "explain-pf", "explain-vf0", "explain-vf0-token", "audit", "status"];
 
 export interface StepDef {
   name: string;
@@ -93,19 +122,21 @@ export interface StepDef {
 
 export const DPDK_STEPS: StepDef[] = [
   { name: "pf-held", commands: PF_SET, what: "testpmd drives the PF (-a PF --vfio-vf-token=U), no VFs" },
-  { name: "vfs", commands: FULL, what: "2 VFs created (sriov_numvfs=2) while the PF testpmd runs; no VF user yet" },
+  { name: "pf-sriov", commands: ["sriov-2"], what: "`vfioctl sriov PF 2` while the PF testpmd runs" },
+  { name: "vfs", commands: FULL, what: "2 VFs created (by vfioctl sriov) while the PF testpmd runs; no VF user yet" },
   { name: "vf-right", commands: FULL, what: "testpmd on VF0 with the right token is running" },
   { name: "vf-right-exit", commands: ["list"], what: "it quit" },
   { name: "vf-wrong", commands: FULL, what: "testpmd on VF0 with a wrong token is running (no port)" },
   { name: "vf-wrong-exit", commands: ["list", "explain-vf0-token-eacces", "explain-vf0-eacces"], what: "it quit; what explain says about the EACCES it got (told a token was given, and not told)" },
   { name: "vf-none", commands: FULL, what: "testpmd on VF0 without a token is running (no port)" },
   { name: "vf-none-exit", commands: ["list", "explain-vf0-eacces"], what: "it quit; what explain says about the EACCES it got" },
-  { name: "pf-exit", commands: ["list", "show-pf"], what: "the PF testpmd quit" },
+  { name: "pf-exit", commands: ["list", "show-pf", "status"], what: "the PF testpmd quit" },
 ];
 
 export const QEMU_STEPS: StepDef[] = [
   { name: "pf-held", commands: PF_SET, what: "testpmd drives the PF (-a PF --vfio-vf-token=U), no VFs" },
-  { name: "vfs", commands: FULL, what: "2 VFs created while the PF testpmd runs" },
+  { name: "pf-sriov", commands: ["sriov-2"], what: "`vfioctl sriov PF 2` while the PF testpmd runs" },
+  { name: "vfs", commands: FULL, what: "2 VFs created (by vfioctl sriov) while the PF testpmd runs" },
   { name: "qemu-right", commands: FULL, what: "QEMU -S with -device vfio-pci,host=VF0,vf-token=U is running" },
   { name: "qemu-right-exit", commands: ["list"], what: "it quit (QMP quit)" },
   { name: "qemu-wrong", commands: ["list", "show-vf0", "explain-vf0-token-eacces", "explain-vf0-eacces"], what: "QEMU with vf-token=W exited" },
@@ -114,7 +145,7 @@ export const QEMU_STEPS: StepDef[] = [
   { name: "qmp-wrong", commands: ["list", "show-vf0", "explain-vf0-token-eacces"], what: "the args qemu --qmp line run with a wrong token file" },
   { name: "qmp-right", commands: FULL, what: "the args qemu --qmp line run with the right token file: VF0 hot-added" },
   { name: "qmp-exit", commands: ["list"], what: "QEMU quit" },
-  { name: "pf-exit", commands: ["list", "show-pf"], what: "the PF testpmd quit" },
+  { name: "pf-exit", commands: ["list", "show-pf", "status"], what: "the PF testpmd quit" },
 ];
 export const stepsOf = (row: ConsumerRow): StepDef[] => (row.startsWith("qemu") ? QEMU_STEPS : DPDK_STEPS);
 
@@ -171,6 +202,8 @@ export interface TruthProc {
   root: string;
   /** /proc/PID/ns/mnt differs from the job's */
   otherMntNs: boolean;
+  /** the "0::" line's path of /proc/PID/cgroup (null: no such line; runs before the guest mounted cgroup2) */
+  cgroup?: string | null;
   fds: TruthFd[];
 }
 
@@ -339,7 +372,7 @@ export function groupNamesOf(list: unknown): Map<number, string> {
  *     ("major:minor": the vfio group major is dynamic) → `<rdev>`;
  *   - `/host/…` holder paths of processes in another mount namespace → `/…`, and such a
  *     holder's root `/host` → none (text: "[own mount namespace, chroot /host]" → "[own mount
- *     namespace]"): the guest's job runs chrooted at /host of the guest's initramfs, so Linux
+ *     namespace]", "[container docker 3f2a…, chroot /host]" → "[container docker 3f2a…]"): the guest's job runs chrooted at /host of the guest's initramfs, so Linux
  *     renders what it cannot reach from there from the initramfs root; on a host the same
  *     holder reads `/dev/vfio/N` with root `/`;
  *   - a holder's cgroup `null` → "/" when the guest's /proc/PID/cgroup is empty (the lab guest
@@ -361,7 +394,7 @@ export function normaliseConsumerSnap(snap: Record<string, CliOutput>, roles: Re
   const role = (pid: number) => roles[String(pid)] ?? "<pid>";
   const text = (s0: string) => {
     let s = s0.replace(/\bpid (\d+)\b/g, (_x, n: string) => `pid ${role(Number(n))}`).replace(/\) fd \d+/g, ") fd <fd>");
-    if (side === "real") s = s.replace(/(^|[\s("])\/host(\/dev\/)/g, "$1$2").replace(/(\[own mount namespace), chroot \/host\]/g, "$1]");
+    if (side === "real") s = s.replace(/(^|[\s("])\/host(\/dev\/)/g, "$1$2").replace(/(\[(?:own mount namespace|container [^\]]*?)), chroot \/host\]/g, "$1]");
     return s
       // a vfio group node's major is allocated at boot and its minor in group creation order
       .replace(/\(c (?!10:)\d+:\d+\)/g, "(c <rdev>)")
@@ -537,6 +570,72 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
     }
   }
 
+  // status: the holders it lists are the consumers holding a group (pid, comm, and the device
+  // of that group where show names it), and nobody else
+  for (const s of run.steps) {
+    const st = (s.snapshot.status?.out as { pfs?: { holders?: { bdf: string; pid: number; comm: string }[] }[] } | undefined)?.pfs?.[0];
+    if (!st || !s.truth) continue;
+    const hs = st.holders ?? [];
+    const bdfOfGroup = new Map<number, string>();
+    for (const [cmd, dev] of [["show-pf", PF], ["show-vf0", VF0]] as const) {
+      const g = groupOfShow(s.snapshot[cmd]);
+      if (g !== null) bdfOfGroup.set(g, dev);
+    }
+    for (const p of s.truth) {
+      for (const f of p.fds.filter((x) => x.kind === "group" && x.group !== null)) {
+        const dev = bdfOfGroup.get(f.group!);
+        const h = hs.find((x) => x.pid === p.pid && (dev === undefined || x.bdf === dev));
+        if (!h) wrong.push(`${s.name}: status: holders ${hs.map((x) => `${x.bdf} pid ${x.pid} (${x.comm})`).join(", ") || "none"}; ${p.role} (pid ${p.pid}, ${p.comm}) holds ${f.target}${dev ? ` (${dev}'s group)` : ""}`);
+        else if (h.comm !== p.comm) wrong.push(`${s.name}: status names pid ${p.pid} "${h.comm}", /proc says "${p.comm}"`);
+        else agreed.push(`${s.name}: status names ${p.role} (pid ${p.pid}) as a holder of ${h.bdf}`);
+      }
+    }
+    for (const h of hs) if (!s.truth.some((p) => p.pid === h.pid && p.fds.some((f) => f.kind === "group"))) wrong.push(`${s.name}: status names ${h.bdf} pid ${h.pid} (${h.comm}) as a holder; no consumer of the step holds a group fd under that pid`);
+  }
+  // containers named from /proc/PID/cgroup (row dpdk:mntns): list's holders (every vfio fd: the
+  // failed VF users keep /dev/vfio/vfio), show's heldBy and explain PF's text (a held group)
+  for (const s of run.steps) {
+    for (const p of s.truth ?? []) {
+      const want = CONTAINER_CGROUPS[p.role];
+      if (!want || run.row !== "dpdk:mntns" || !p.fds.length) continue;
+      if (p.cgroup !== want.cgroup) {
+        consumer.push(`${s.name}: ${p.role} runs in cgroup ${JSON.stringify(p.cgroup ?? null)}, not ${want.cgroup}`);
+        continue;
+      }
+      const listed = ((s.snapshot.list?.out as { holders?: (HolderLike & { where?: { container?: unknown } })[] } | undefined)?.holders ?? []).filter((h) => h.pid === p.pid);
+      if (s.snapshot.list && !listed.length) wrong.push(`${s.name}: list: no holder entry for ${p.role} (pid ${p.pid}), which holds ${p.fds.map((f) => f.target).join(", ")}`);
+      for (const h of listed) {
+        if (JSON.stringify(h.where?.container ?? null) !== JSON.stringify(want.container)) wrong.push(`${s.name}: list: pid ${p.pid} (${p.role}) fd ${h.target} in cgroup ${want.cgroup}: container ${JSON.stringify(h.where?.container ?? null)}, expected ${JSON.stringify(want.container)}`);
+      }
+      if (listed.length && listed.every((h) => JSON.stringify(h.where?.container ?? null) === JSON.stringify(want.container))) agreed.push(`${s.name}: list names ${p.role}'s container ${want.container.runtime} ${want.container.id}${want.container.pod ? ` pod ${want.container.pod}` : ""}`);
+      if (!p.fds.some((f) => f.kind === "group")) continue;
+      const named = (heldBy(s.snapshot["show-vf0"]) as (HolderLike & { where?: { container?: unknown } })[] | null)?.find((h) => h.pid === p.pid);
+      if (named && JSON.stringify(named.where?.container ?? null) !== JSON.stringify(want.container)) wrong.push(`${s.name}: show ${VF0}: pid ${p.pid} (${p.role}) in cgroup ${want.cgroup}: container ${JSON.stringify(named.where?.container ?? null)}, expected ${JSON.stringify(want.container)}`);
+      else if (named) agreed.push(`${s.name}: show ${VF0} names ${p.role}'s container ${want.container.runtime} ${want.container.id}`);
+      const text = `[container ${want.container.runtime} ${want.container.id}${want.container.pod ? ` pod ${want.container.pod}` : ""}`;
+      const xp = s.snapshot["explain-pf"];
+      if (xp && !JSON.stringify(xp.out).includes(text)) wrong.push(`${s.name}: explain ${PF}: no "${text}" for ${p.role} (pid ${p.pid}), which holds VF0 from cgroup ${want.cgroup}`);
+      else if (xp) agreed.push(`${s.name}: explain ${PF} says ${text}]`);
+    }
+  }
+  // its note about the token while testpmd holds the PF: not "vfioctl token set" (its PF open
+  // would fail EBUSY, as the step's second open of the PF's group did), but who holds the PF
+  const srs = step("pf-sriov");
+  const pfProbe = srs?.probes?.find((p) => p.group === groupOfShow(step("pf-held")?.snapshot["show-pf"]));
+  const srNotes = ((srs?.snapshot["sriov-2"]?.out as { notes?: string[] } | undefined)?.notes ?? []).join("\n");
+  const pfUser = srs?.truth?.find((p) => p.role === "pf");
+  if (srs && pfProbe?.errno === "EBUSY" && pfUser) {
+    if (/vfioctl token set \S+\)/.test(srNotes) || !srNotes.includes(`pid ${pfUser.pid} (${pfUser.comm})`)) wrong.push(`pf-sriov: vfioctl sriov's note ${JSON.stringify(srNotes)} while pid ${pfUser.pid} (${pfUser.comm}) holds the PF (a second open of ${pfProbe.path} got EBUSY)`);
+    else agreed.push(`pf-sriov: vfioctl sriov names ${pfUser.role} (pid ${pfUser.pid}) as the PF's userspace driver whose token the VFs need`);
+  }
+  // `vfioctl sriov PF 2` while testpmd drives the PF: done, and the VFs are there
+  const sr = step("pf-sriov")?.snapshot["sriov-2"];
+  const numVfs = (step("vfs")?.snapshot["show-pf"]?.out as { sriov?: { numVfs?: number } } | undefined)?.sriov?.numVfs;
+  const fallback = run.env.sriovFallback as { errno: string | null } | undefined;
+  if (sr && sr.exit !== 0 && fallback && fallback.errno === null) wrong.push(`pf-sriov: vfioctl sriov ${PF} 2 exit ${sr.exit} (${sr.err.split("\n")[0]}); writing 2 to sriov_numvfs then worked`);
+  else if (sr && sr.exit === 0 && numVfs === 2) agreed.push(`pf-sriov: vfioctl sriov ${PF} 2 created the VFs while testpmd held the PF (show: numVfs 2)`);
+  else if (sr) consumer.push(`pf-sriov: vfioctl sriov exit ${sr.exit}, show ${PF} numVfs ${numVfs ?? "?"}${fallback ? `, the sysfs write: ${fallback.errno ?? "ok"}` : ""}`);
+
   // token predictions made before the VF users ran, against what they then did
   const vfs = step("vfs");
   const isQemu = run.row.startsWith("qemu");
@@ -573,6 +672,25 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
     const first = rn.find((r) => r.status === "applies" || r.status === "possible") ?? rn[0];
     if (first?.id !== "token-required") wrong.push(`${afterNone!.name}: explain ${VF0} --errno EACCES ranks ${first?.id ?? "nothing"} first; the kernel said "${TOKEN_REQUIRED}"`);
     else agreed.push(`${afterNone!.name}: explain --errno EACCES ranks token-required first`);
+  }
+  // the DPDK caveat of `args dpdk VF0` quotes every line testpmd printed for a wrong and no token
+  // that it does not print with the right one, and quotes nothing testpmd did not print
+  const cav = ((run.args["dpdk-vf0-U"]?.out as { caveats?: string[] } | null)?.caveats ?? []).join("\n");
+  if (!isQemu && cav && right && wrongTok && none) {
+    const linesOf = (r: ConsumerRecord) => [...new Set(r.output.split(/\r?\n/).map((l) => l.trim()).filter((l) => /^(EAL|PCI_BUS|testpmd): /.test(l) && !/Multi-process socket/.test(l)))];
+    const ok = new Set(linesOf(right));
+    const all = new Set([...ok, ...linesOf(wrongTok), ...linesOf(none)]);
+    let missing = 0;
+    for (const [role, r] of [["vfW", wrongTok], ["vfN", none]] as const) {
+      for (const l of linesOf(r)) {
+        if (ok.has(l) || cav.includes(`"${l}"`)) continue;
+        missing++;
+        wrong.push(`args dpdk ${VF0}: its caveat does not quote "${l}", which testpmd printed with ${role === "vfW" ? "a wrong" : "no"} token`);
+      }
+    }
+    for (const m of cav.matchAll(/"((?:EAL|PCI_BUS|testpmd): [^"]*)"/g)) if (!all.has(m[1]!)) wrong.push(`args dpdk ${VF0}: its caveat quotes "${m[1]}", which no testpmd of the row printed`);
+    for (const l of [TOKEN_INCORRECT, TOKEN_REQUIRED]) if (!cav.includes(`"${l}"`)) wrong.push(`args dpdk ${VF0}: its caveat does not quote the kernel's "${l}"`);
+    if (!missing) agreed.push(`args dpdk ${VF0}: the caveat quotes every line testpmd printed for a wrong and no token`);
   }
   // `args dpdk <PF>`: testpmd is the PF's userspace driver and takes the token to set it
   const ap = run.args["dpdk-pf"];
@@ -620,7 +738,7 @@ export function checkConsumers(run: ConsumerRun): { wrong: string[]; consumer: s
 export function modelPlace(row: ConsumerRow, role: string, trixie: string): Record<string, unknown> | undefined {
   if (!VF_ROLES.has(role)) return undefined;
   if (row === "dpdk:chroot") return { root: trixie };
-  if (row === "dpdk:mntns") return { mounts: { "/dev": "/dev" } };
+  if (row === "dpdk:mntns") return { mounts: { "/dev": "/dev" }, ...(cgroupOf(row, role) ? { cgroup: cgroupOf(row, role) } : {}) };
   return undefined;
 }
 

@@ -62,4 +62,4 @@ export { storeAndSet, surveyTokens, checkKernelToken, processStartMs } from "./h
 export { install, uninstall, readManifest } from "./host/install.js";
 export { bootFiles, bootNeedsFrom, type BootNeeds } from "./host/units.js";
 export { devicePluginConfig, dpResourceName, type DpResource, type DpResult } from "./host/k8s.js";
-export { buildCdiSpec, cdiFileName, checkCdiKind, CDI_VERSIONS, CDI_CURRENT, CDI_DIRS, DEFAULT_CDI_KIND, type CdiSpec, type CdiResult, type CdiPfInput, type CdiOptions, type CdiAccess } from "./host/cdi.js";
+export { buildCdiSpec, cdiFileName, checkCdiKind, CDI_VERSIONS, CDI_CURRENT, CDI_DEFAULT, CDI_DIRS, DEFAULT_CDI_KIND, type CdiSpec, type CdiResult, type CdiPfInput, type CdiOptions, type CdiAccess } from "./host/cdi.js";

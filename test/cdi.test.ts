@@ -28,7 +28,7 @@ async function appliedHost(profile?: string): Promise<{ k: Kernel; files: HostFi
 
 const specOf = (files: HostFiles): CdiSpec => JSON.parse(fs.readFileSync(files.real("/var/run/cdi/vfioctl-vf.json"), "utf8")) as CdiSpec;
 
-test("cdi writes one CDI 1.1.0 device per VF on vfio-pci: group nodes, the BDF in the environment, the token file mounted read-only", async () => {
+test("cdi writes one CDI device per VF (declared 0.8.0 by default) on vfio-pci: group nodes, the BDF in the environment, the token file mounted read-only", async () => {
   const { k, files, token } = await appliedHost();
   const r = await runCli(k, ["cdi"], { files });
   assert.equal(r.code, 0, r.err);
@@ -36,7 +36,7 @@ test("cdi writes one CDI 1.1.0 device per VF on vfio-pci: group nodes, the BDF i
   assert.ok(!text.includes(token), "the token itself is never in the spec");
   assert.equal(fs.statSync(files.real("/var/run/cdi/vfioctl-vf.json")).mode & 0o777, 0o644);
   const spec = specOf(files);
-  assert.equal(spec.cdiVersion, "1.1.0");
+  assert.equal(spec.cdiVersion, "0.8.0");
   assert.equal(spec.kind, "vfioctl/vf");
   assert.deepEqual(spec.devices.map((d) => d.name), ["nic0-vf0", "nic0-vf1", "nic0-vf2"]);
   const sh = k.spawn("sh");

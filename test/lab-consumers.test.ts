@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   CONSUMER_ROWS,
+  CONTAINER_CGROUPS,
   checkConsumers,
   consumerRowsFor,
   diffConsumers,
@@ -234,10 +235,78 @@ test("the model side of every consumer row: the scenario holds, every step is th
       assert.equal(held[0]!.comm, row === "qemu:vf" ? "qemu-system-x86" : "dpdk-testpmd");
       assert.equal(m.roles[String(held[0]!.pid)], row === "qemu:vf" ? "qR" : "vfR");
       if (row === "dpdk:chroot") assert.equal(held[0]!.where?.root, "/var/cache/vfioctl-lab/trixie");
-      if (row === "dpdk:mntns") assert.equal(held[0]!.where?.mntns, "other");
+      if (row === "dpdk:mntns") {
+        assert.equal(held[0]!.where?.mntns, "other");
+        assert.deepEqual((held[0]!.where as { container?: unknown }).container, CONTAINER_CGROUPS.vfR!.container);
+      }
+      // vfioctl sriov under the held PF: done, and its note names the PF's userspace driver
+      const sr = m.steps.find((x) => x.name === "pf-sriov")!.snapshot["sriov-2"]!;
+      assert.equal(sr.exit, 0, sr.err);
+      const pfPid = Object.entries(m.roles).find(([, r]) => r === "pf")![0];
+      assert.ok((sr.out as { notes: string[] }).notes.some((n) => n.includes(`0000:01:00.0 is open in pid ${pfPid} (dpdk-testpmd), its userspace driver`) && n.includes("cannot open the PF while it runs (EBUSY: the group is open)")), JSON.stringify(sr.out));
+      // status: the PF testpmd holds the PF; the VF user VF0
+      const st = (s.snapshot.status!.out as { pfs: { holders: { bdf: string; pid: number }[] }[] }).pfs[0]!.holders;
+      assert.deepEqual(st.map((h) => [h.bdf, m.roles[String(h.pid)]]).sort(), [["0000:01:00.0", "pf"], ["0000:01:10.0", row === "qemu:vf" ? "qR" : "vfR"]]);
       // DPDK's retry: a wrong token, then the same open without it
       if (row !== "qemu:vf") assert.deepEqual(m.steps.find((x) => x.name === "vf-wrong")!.log, ["<info> vfio-pci 0000:01:10.0: Incorrect VF token provided for device", "<info> vfio-pci 0000:01:10.0: VF token required to access device"]);
       else assert.deepEqual(m.steps.find((x) => x.name === "qemu-wrong")!.log, ["<info> vfio-pci 0000:01:10.0: Incorrect VF token provided for device"]);
     }
   }
+});
+
+test("vfioctl against the consumers: status's holders, the container named from a holder's cgroup, vfioctl sriov while the PF is held", () => {
+  const docker = CONTAINER_CGROUPS.vfR!;
+  const fd = (n: number, g: number | null, kind: "group" | "container") => ({ fd: n, target: g === null ? "/dev/vfio/vfio" : `/dev/vfio/${g}`, rdev: g === null ? "10:196" : `245:${g - 7}`, group: g, kind });
+  const mk = (o: { statusHolders: { bdf: string; pid: number; comm: string }[]; container: unknown; explainText: string; sriovExit: number; fallback?: { errno: string | null } }): ConsumerRun => ({
+    row: "dpdk:mntns",
+    kernel: "6.12",
+    ms: 0,
+    env: o.fallback ? { sriovFallback: o.fallback } : {},
+    steps: [
+      { name: "pf-sriov", ms: 0, log: [], snapshot: { "sriov-2": { exit: o.sriovExit, out: {}, err: o.sriovExit ? "vfioctl sriov: refused" : "" } } },
+      { name: "vfs", ms: 0, log: [], snapshot: { "show-pf": { exit: 0, out: { bdf: "0000:01:00.0", iommuGroup: 7, sriov: { numVfs: 2 }, heldBy: [] }, err: "" } } },
+      {
+        name: "vf-right",
+        ms: 0,
+        log: [],
+        truth: [
+          { role: "pf", pid: 100, comm: "dpdk-testpmd", root: "/", otherMntNs: false, cgroup: "/", fds: [fd(8, null, "container"), fd(19, 7, "group")] },
+          { role: "vfR", pid: 200, comm: "dpdk-testpmd", root: "/host", otherMntNs: true, cgroup: docker.cgroup, fds: [fd(8, null, "container"), fd(19, 8, "group")] },
+        ],
+        snapshot: {
+          status: { exit: 0, out: { pfs: [{ holders: o.statusHolders }] }, err: "" },
+          list: { exit: 0, out: { holders: [{ pid: 200, comm: "dpdk-testpmd", target: "/host/dev/vfio/8", where: { container: o.container } }] }, err: "" },
+          "show-pf": { exit: 0, out: { bdf: "0000:01:00.0", iommuGroup: 7, heldBy: [{ pid: 100, comm: "dpdk-testpmd", group: 7 }] }, err: "" },
+          "show-vf0": { exit: 0, out: { bdf: "0000:01:10.0", iommuGroup: 8, heldBy: [{ pid: 200, comm: "dpdk-testpmd", group: 8, where: { container: o.container } }] }, err: "" },
+          "explain-pf": { exit: 0, out: { causes: [{ id: "pf-vf-open", cause: o.explainText }] }, err: "" },
+        },
+      },
+    ],
+    consumers: {},
+    args: {},
+    roles: { "100": "pf", "200": "vfR" },
+  });
+  const both = [
+    { bdf: "0000:01:00.0", pid: 100, comm: "dpdk-testpmd" },
+    { bdf: "0000:01:10.0", pid: 200, comm: "dpdk-testpmd" },
+  ];
+  const good = checkConsumers(mk({ statusHolders: both, container: docker.container, explainText: `pid 200 (dpdk-testpmd) fd 19 → /dev/vfio/8 [container docker ${docker.container.id}, chroot /host]`, sriovExit: 0 }));
+  assert.deepEqual(good.wrong, []);
+  assert.ok(good.agreed.includes("vf-right: status names vfR (pid 200) as a holder of 0000:01:10.0"), good.agreed.join("\n"));
+  assert.ok(good.agreed.includes(`vf-right: list names vfR's container docker ${docker.container.id}`));
+  assert.ok(good.agreed.some((a) => /^pf-sriov: vfioctl sriov 0000:01:00\.0 2 created the VFs while testpmd held the PF/.test(a)));
+
+  const bad = checkConsumers(mk({ statusHolders: [both[0]!, { bdf: "0000:01:10.2", pid: 300, comm: "qemu" }], container: null, explainText: "pid 200 (dpdk-testpmd) fd 19 → /dev/vfio/8 [own mount namespace]", sriovExit: 3, fallback: { errno: null } }));
+  assert.ok(!bad.consumer.some((c) => /cgroup|sriov/.test(c)), bad.consumer.join("\n"));
+  const has = (re: RegExp) => assert.ok(bad.wrong.some((w) => re.test(w)), `${re} in:\n${bad.wrong.join("\n")}`);
+  has(/^vf-right: status: holders .*; vfR \(pid 200, dpdk-testpmd\) holds \/dev\/vfio\/8 \(0000:01:10\.0's group\)$/);
+  has(/^vf-right: status names 0000:01:10\.2 pid 300 \(qemu\) as a holder; no consumer of the step holds a group fd under that pid$/);
+  has(/^vf-right: list: pid 200 \(vfR\) fd \/host\/dev\/vfio\/8 in cgroup \/system\.slice\/docker-3f2a9c1b0d4e[0-9a-f]+\.scope: container null, expected \{"runtime":"docker","id":"3f2a9c1b0d4e"\}$/);
+  has(/^vf-right: show 0000:01:10\.0: pid 200 \(vfR\) in cgroup .*: container null/);
+  has(/^vf-right: explain 0000:01:00\.0: no "\[container docker 3f2a9c1b0d4e" for vfR/);
+  has(/^pf-sriov: vfioctl sriov 0000:01:00\.0 2 exit 3 \(vfioctl sriov: refused\); writing 2 to sriov_numvfs then worked$/);
+  // the lab's own side: a VF user not in the cgroup it was put in is the lab going wrong, not vfioctl
+  const run = mk({ statusHolders: both, container: docker.container, explainText: "", sriovExit: 0 });
+  run.steps[2]!.truth![1]!.cgroup = "/";
+  assert.ok(checkConsumers(run).consumer.some((c) => /^vf-right: vfR runs in cgroup "\/", not \/system\.slice\/docker-/.test(c)));
 });

@@ -1,6 +1,6 @@
 /**
- * A Container Device Interface spec (CDI, cncf-tags/container-device-interface SPEC.md, 1.1.0)
- * for the VFs of SR-IOV PFs, so `podman run --device vfioctl/vf=nic0-vf1` (or a CDI-enabled
+ * A Container Device Interface spec (CDI, cncf-tags/container-device-interface SPEC.md; declared
+ * as 0.8.0 by default, see {@link CDI_DEFAULT}) for the VFs of SR-IOV PFs, so `podman run --device vfioctl/vf=nic0-vf1` (or a CDI-enabled
  * containerd / CRI-O) gives a container one VF:
  *
  * - its device nodes: `/dev/vfio/vfio` and its group node `/dev/vfio/<N>` (the group path), or
@@ -31,7 +31,16 @@ import { isVfioDriver, readDevice, requireDevice, type DeviceFacts } from "../li
 /** The CDI versions a spec may declare (specs-go/version.go), oldest first. */
 export const CDI_VERSIONS = ["0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0"] as const;
 export type CdiVersion = (typeof CDI_VERSIONS)[number];
+/** The newest version of the CDI specification. */
 export const CDI_CURRENT: CdiVersion = "1.1.0";
+/**
+ * The version `vfioctl cdi` declares unless told: the newest a real podman on Debian accepts.
+ * Debian 13's podman 5.4.2 takes specs up to 0.8.0 and skips 1.0.0 and 1.1.0 as "unresolvable
+ * CDI devices" (its CDI library predates 1.x); Debian 12's podman 4.3.1 takes up to 0.5.0
+ * (test/cdi-podman.test.ts runs both). The fields vfioctl writes need 0.3.0, or 0.7.0 with
+ * additionalGids, so nothing is lost by declaring 0.8.0.
+ */
+export const CDI_DEFAULT: CdiVersion = "0.8.0";
 export const DEFAULT_CDI_KIND = "vfioctl/vf";
 /** Where CDI runtimes look: /etc/cdi (static) and /var/run/cdi (dynamic, rewritten each boot). */
 export const CDI_DIRS = ["/etc/cdi", "/var/run/cdi"] as const;
@@ -140,7 +149,7 @@ export async function buildCdiSpec(sys: Syscalls, pfs: CdiPfInput[], opts: CdiOp
   const kind = checkCdiKind(opts.kind ?? DEFAULT_CDI_KIND);
   const access = opts.access ?? "group";
   if (!["group", "cdev", "auto"].includes(access)) throw new VfioctlError("BAD_INPUT", `--access: expected group, cdev or auto, got ${JSON.stringify(access)}`);
-  const version = opts.cdiVersion ?? CDI_CURRENT;
+  const version = opts.cdiVersion ?? CDI_DEFAULT;
   if (vIndex(version) < 0) throw new VfioctlError("BAD_INPUT", `--cdi-version: expected one of ${CDI_VERSIONS.join(", ")}, got ${JSON.stringify(version)}`);
   if (pfs.length === 0) throw new VfioctlError("BAD_INPUT", "cdi: expected at least one PF (a host config with pfs, or PF addresses), got none");
   const devices: CdiResult["devices"] = [];

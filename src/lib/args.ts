@@ -4,7 +4,8 @@
  *
  * - DPDK: `-a BDF` per device and one `--vfio-vf-token=UUID` per process, so every VF must
  *   belong to PFs sharing one token. When the open with the token fails, DPDK retries without
- *   it and logs only "Getting a vfio_dev_fd for BDF failed".
+ *   it; a wrong and a missing token print the same EAL lines ({@link DPDK_EAL_LINES}, as the
+ *   lab's testpmd printed them) and only the kernel log tells them apart.
  * - QEMU: `-device vfio-pci,host=BDF,vf-token=UUID`; only the group path uses it (a device
  *   given through iommufd ignores vf-token), and QEMU's error hint blames group binding when
  *   the token is wrong. QMP `device_add` keeps the token off the command line.
@@ -28,6 +29,41 @@ import { VfioctlError } from "./errors.js";
 import { tokenSituation } from "./inventory.js";
 import { isVfioDriver, readDevice, requireDevice } from "./sysfs.js";
 import { TOKEN_PLACEHOLDER } from "./token.js";
+
+/**
+ * What DPDK 24.11's dpdk-testpmd (Debian 13) printed on the group path for a VF of a vfio-pci PF,
+ * as recorded in the lab (lab/transcripts/consumers/testpmd-vf.txt, docs/lab.md "Real
+ * consumers"; `BDF` stands for the VF's address). Every line that differs between the cases:
+ *   - right token: nothing about the token; the VFIO lines every start prints, then its port;
+ *   - wrong token and no token: the same lines (DPDK retries a failed token open without the
+ *     token, and EAL never says why the open failed), then testpmd runs on without the port and
+ *     exits 0; the reason is only in the kernel log.
+ */
+export const DPDK_EAL_LINES = {
+  /** printed by every start that finds VFIO, with or without a usable device */
+  vfio: ["EAL: VFIO support initialized", "EAL: Using IOMMU type 1 (Type 1)"],
+  /** wrong or no token: once, in this order */
+  failed: ["EAL: Getting a vfio_dev_fd for BDF failed", "PCI_BUS: Requested device BDF cannot be used", "EAL: Bus (pci) probe failed."],
+  /** wrong or no token: once per DMA mapping EAL makes afterwards (9 in the lab), and "clear" at exit */
+  repeated: ["EAL: Cannot set up DMA remapping, error 22 (Invalid argument)", "EAL: Cannot clear DMA remapping, error 22 (Invalid argument)"],
+  /** testpmd's own line when no port was probed */
+  testpmd: ["testpmd: No probed ethernet devices"],
+  /** the kernel log (dmesg, rate-limited) for a wrong token: DPDK's retry without it logs the second line */
+  kernelWrong: ["vfio-pci BDF: Incorrect VF token provided for device", "vfio-pci BDF: VF token required to access device"],
+  /** the kernel log for no token */
+  kernelNone: ["vfio-pci BDF: VF token required to access device"],
+} as const;
+
+/** The DPDK caveat: every EAL line users see for the right, a wrong and no token (group path), quoted. */
+export function dpdkTokenCaveat(bdf: string): string {
+  const q = (l: string) => `"${l.replace(/BDF/g, bdf)}"`;
+  const L = DPDK_EAL_LINES;
+  return (
+    `what DPDK (24.11, group path) prints for ${bdf}: with the right token nothing about it (${L.vfio.map(q).join(", ")}, then the port); ` +
+    `with a wrong token and with none the same lines — ${L.failed.map(q).join(", ")}, then ${q(L.repeated[0])} for each DMA mapping (and ${q(L.repeated[1])} at exit), ${q(L.testpmd[0])} from testpmd, which runs on without the port and exits 0. ` +
+    `DPDK retries a failed token open without the token, so only the kernel log (dmesg, rate-limited) tells them apart: a wrong token logs ${L.kernelWrong.map(q).join(" then ")}, no token only ${q(L.kernelNone[0])} (vfioctl explain ${bdf} --errno EACCES reads it). Check a token first: vfioctl token verify ${bdf} --token-file F`
+  );
+}
 import { readHostKernel, type HostKernel } from "./kernel.js";
 
 export type Consumer = "dpdk" | "qemu" | "spdk";
@@ -168,7 +204,8 @@ export async function consumerArgs(sys: Syscalls, consumer: string, bdfs: string
     }
     if (tok) {
       caveats.push("DPDK takes the token only on its command line, where other users can read it in /proc/PID/cmdline while the process runs; reading it from a 0600 file in the launching script keeps it out of scripts and shell history");
-      caveats.push('if the token is wrong or missing, DPDK retries the open without it and logs only "Getting a vfio_dev_fd for BDF failed"; the reason ("VF token required" / "Incorrect VF token") is a rate-limited line in dmesg. Check first: vfioctl token verify BDF --token-file F');
+      const vf = bdfs.find((b) => !pfDriver.includes(b) && !notNeeding.includes(b));
+      if (vf) caveats.push(dpdkTokenCaveat(vf));
     }
   } else {
     argv = bdfs.flatMap((b) => {

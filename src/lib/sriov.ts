@@ -99,7 +99,13 @@ export async function setNumVfs(sys: Syscalls, pf: string, count: number | strin
         fix: "echo Y > /sys/module/vfio_pci/parameters/enable_sriov (only with a userspace PF driver that supports SR-IOV); VFs that exist can still be removed by unbinding the PF",
       });
     }
-    notes.push(`note: VFs of a vfio-pci PF are token-protected: they open only with the token the PF's userspace driver sets (vfioctl token set ${pf})`);
+    // the PF's userspace driver may be running (DPDK as PF driver creating VFs under it): then the
+    // token is the one it set, and vfioctl cannot open the PF to set another (its group is open)
+    const pfHeld = n > 0 ? holdersOf((await scanVfioHolders(sys)).holders, d.iommuGroup) : [];
+    if (pfHeld.length) {
+      const who = [...new Map(pfHeld.map((h) => [h.pid, `pid ${h.pid} (${h.comm})${placeText(h.where)}`])).values()].join(", ");
+      notes.push(`note: VFs of a vfio-pci PF are token-protected: ${pf} is open in ${who}, its userspace driver, so they open only with the token it set (DPDK --vfio-vf-token, QEMU vf-token, when it was given one); vfioctl token set ${pf} cannot open the PF while it runs${pfHeld.some((h) => h.kind === "group") ? " (EBUSY: the group is open)" : ""}`);
+    } else notes.push(`note: VFs of a vfio-pci PF are token-protected: they open only with the token the PF's userspace driver sets (vfioctl token set ${pf})`);
   }
   if (cur !== 0 && n !== 0 && !opts.viaZero) {
     throw new VfioctlError("REFUSED", `${pf}: changing ${cur} VFs to ${n} would fail EBUSY ("${cur} VFs already enabled. Disable before enabling ${n} VFs")`, {

@@ -1,6 +1,6 @@
 /** `vfioctl cdi`: a Container Device Interface spec for the VFs of the configured (or given) PFs. */
 import * as fs from "node:fs";
-import { CDI_CURRENT, CDI_DIRS, CDI_VERSIONS, DEFAULT_CDI_DIR, DEFAULT_CDI_KIND, buildCdiSpec, cdiFileName, type CdiAccess, type CdiPfInput } from "../../host/cdi.js";
+import { CDI_CURRENT, CDI_DEFAULT, CDI_DIRS, CDI_VERSIONS, DEFAULT_CDI_DIR, DEFAULT_CDI_KIND, buildCdiSpec, cdiFileName, type CdiAccess, type CdiPfInput } from "../../host/cdi.js";
 import { DEFAULT_CONFIG, DEFAULT_STORE, type HostConfig, type PfConfig } from "../../host/config.js";
 import { loadConfig } from "../../host/host.js";
 import { writeAtomic } from "../../host/install.js";
@@ -20,12 +20,12 @@ const OPTIONS: OptionSpec[] = [
   { name: "out", type: "string", value: "DIR", description: `the directory the spec is written to (default ${DEFAULT_CDI_DIR})`, complete: "dir" },
   { name: "kind", type: "string", value: "VENDOR/CLASS", description: `the CDI kind (default ${DEFAULT_CDI_KIND})`, complete: "none" },
   { name: "access", type: "string", value: "group|cdev|auto", description: "the device nodes given: the group's (default), the vfio cdev's, or the cdev where there is one", complete: { values: ["group", "cdev", "auto"] } },
-  { name: "cdi-version", type: "string", value: "V", description: `the declared CDI version (default ${CDI_CURRENT})`, complete: { values: ["0.3.0", "0.5.0", "0.6.0", "0.7.0"] } },
+  { name: "cdi-version", type: "string", value: "V", description: `the declared CDI version (default ${CDI_DEFAULT}, the newest Debian 13's podman accepts; up to ${CDI_CURRENT})`, complete: { values: ["0.5.0", "0.7.0", "0.8.0", "1.0.0", "1.1.0"] } },
   { name: "dry-run", type: "boolean", description: "print the spec and change nothing" },
 ];
 
 const SPEC: CommandBody = {
-  description: `Write a Container Device Interface (CDI ${CDI_CURRENT}) spec that gives containers the VFs of the
+  description: `Write a Container Device Interface (CDI ${CDI_DEFAULT} by default) spec that gives containers the VFs of the
 PFs in the host config (default ${DEFAULT_CONFIG}), or of the PFs named, one CDI device per VF on
 vfio-pci ("<pf name>-vf<index>"):
   device nodes  /dev/vfio/vfio and the VF's group node /dev/vfio/<N>   (--access group, default)
@@ -40,9 +40,10 @@ simulated root). DIR defaults to ${DEFAULT_CDI_DIR}: group numbers and BDFs hold
 write it again after a reboot or a VF count change. Runtimes read ${CDI_DIRS.join(" and ")}.
 VFs on a host driver or without an IOMMU group are left out, with the reason.
 
---cdi-version sets the declared version (default ${CDI_CURRENT}; the fields used need 0.3.0, or 0.7.0
-with a token reader group): runtimes built with an older CDI library skip a spec whose version
-they do not know — Debian 12's podman 4.3.1 takes at most 0.5.0 ("unresolvable CDI devices").`,
+--cdi-version sets the declared version (default ${CDI_DEFAULT}; the fields used need 0.3.0, or 0.7.0
+with a token reader group; the newest is ${CDI_CURRENT}): runtimes built with an older CDI library
+skip a spec whose version they do not know ("unresolvable CDI devices") — Debian 13's podman
+5.4.2 takes at most 0.8.0 (hence the default), Debian 12's podman 4.3.1 at most 0.5.0.`,
   positionals: [{ name: "pf", complete: "pf", optional: true, variadic: true }],
   options: OPTIONS,
   exits: { 0: "written (or printed with --dry-run)", 3: "the spec could not be written" },
@@ -105,7 +106,7 @@ register({
       const out = flagStr(p, "out") ?? DEFAULT_CDI_DIR;
       if (!out.startsWith("/") || /(^|\/)\.\.(\/|$)/.test(out)) throw new VfioctlError("BAD_INPUT", `--out: expected an absolute directory without .., got ${JSON.stringify(out)}`);
       const access = (flagStr(p, "access") ?? "group") as CdiAccess;
-      const version = flagStr(p, "cdi-version") ?? CDI_CURRENT;
+      const version = flagStr(p, "cdi-version") ?? CDI_DEFAULT;
       if (!(CDI_VERSIONS as readonly string[]).includes(version)) throw new VfioctlError("BAD_INPUT", `--cdi-version: expected one of ${CDI_VERSIONS.join(", ")}, got ${JSON.stringify(version)}`);
       const { inputs, notes } = await resolvePfs(ctx, cfg, p.positional);
       const r = await buildCdiSpec(ctx.sys, inputs, { kind: flagStr(p, "kind") ?? DEFAULT_CDI_KIND, access, cdiVersion: version });
