@@ -274,11 +274,53 @@ export function carries(c: BehaviourChange, r: Release): boolean {
   });
 }
 
-/** Every behaviour flag for one release. */
-export function resolveBehaviour(r: Release): Behaviour {
+/** Table entries reverted (false) or added (true) on top of what a release carries. */
+export type BehaviourOverrides = Readonly<Partial<Record<BehaviourFlag, boolean>>>;
+
+/** Every behaviour flag for one release, with `overrides` applied last. */
+export function resolveBehaviour(r: Release, overrides: BehaviourOverrides = {}): Behaviour {
   const out = {} as Record<BehaviourFlag, boolean>;
-  for (const c of BEHAVIOUR_CHANGES) out[c.flag] = carries(c, r);
+  for (const c of BEHAVIOUR_CHANGES) out[c.flag] = overrides[c.flag] ?? carries(c, r);
   return out;
+}
+
+/** A kernel spec split into its version string and the table entries it reverts or adds. */
+export interface KernelSpec {
+  /** the version string (anything identifyKernel takes) */
+  version: string;
+  overrides: BehaviourOverrides;
+}
+
+/**
+ * "A version with some table entries reverted or added": `7.3.4 -bindIommufdFullStruct` is 7.3.4
+ * with 2f03f21fe751 reverted; `6.12.117+deb13-amd64 +bindIommufdToken` is 6.12.117 with
+ * 86624ba3b522 picked. The first word is the version; each further word is `-flag` (the
+ * release's kernel without that change) or `+flag` (with it), flag being a table entry's name.
+ * A plain version string is a spec without overrides. Throws KernelVersionError.
+ *
+ * @example
+ * ```ts
+ * import { parseKernelSpec } from "vfioctl";
+ * parseKernelSpec("7.3.4-lab-e2big -bindIommufdFullStruct").overrides; // { bindIommufdFullStruct: false }
+ * ```
+ */
+export function parseKernelSpec(input: string): KernelSpec {
+  const words = input.trim().split(/\s+/);
+  const version = words[0] ?? "";
+  const overrides: Partial<Record<BehaviourFlag, boolean>> = {};
+  const flags = BEHAVIOUR_CHANGES.map((c) => c.flag as string);
+  for (const w of words.slice(1)) {
+    const m = /^([+-])([A-Za-z0-9]+)$/.exec(w);
+    if (!m || !flags.includes(m[2]!)) {
+      const name = m?.[2] ?? w.replace(/^[+-]/, "");
+      const near = flags.find((f) => f.toLowerCase() === name.toLowerCase()) ?? flags.find((f) => f.toLowerCase().startsWith(name.toLowerCase().slice(0, 6)));
+      throw new KernelVersionError(input, `kernel spec ${JSON.stringify(input)}: expected -FLAG or +FLAG with FLAG a behaviour-table entry (${flags.join(", ")}), got ${JSON.stringify(w)}${near ? ` (did you mean ${m?.[1] ?? "-"}${near}?)` : ""}`);
+    }
+    const flag = m[2] as BehaviourFlag;
+    if (overrides[flag] !== undefined) throw new KernelVersionError(input, `kernel spec ${JSON.stringify(input)}: expected each flag once, got ${flag} twice`);
+    overrides[flag] = m[1] === "+";
+  }
+  return { version, overrides };
 }
 
 /** The table entry that sets `flag`. */
