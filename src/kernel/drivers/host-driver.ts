@@ -7,7 +7,8 @@ import type { Kernel, Task } from "../kernel.js";
 import type { BehaviourFlag } from "../versions.js";
 import { KERN_INFO } from "../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
-import { pciClassId, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
+import { ptpClockRegister, ptpClockUnregister } from "../pci/pci-sysfs.js";
+import { pciClassId, pciDisableDevice, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 
 export interface HostDriverSpec {
   name: string;
@@ -38,6 +39,8 @@ export interface HostDriverSpec {
   sriovDisableLog?: string[];
   /** iommu: the driver does not claim DMA ownership */
   driverManagedDma?: boolean;
+  /** registers a PTP clock at probe (igb: "added PHC on eth0"): ptp/ptp<N> under the device */
+  ptp?: boolean;
 }
 
 export function parseIdSpec(s: string): PciDeviceId {
@@ -84,6 +87,10 @@ export class HostDriver implements PciDriver {
   async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
     // NIC/storage drivers call pci_enable_device(_mem) first thing in probe
     pciEnableDevice(k, dev);
+    // then dma_set_mask_and_coherent(64) and MSI-X (igb: "Using MSI-X interrupts"; igbvf too)
+    dev.dmaMaskBits = dev.coherentDmaMaskBits = 64;
+    dev.msiEnabled = true;
+    if (this.spec.ptp) ptpClockRegister(k, dev);
     if (this.spec.maxVfs !== undefined && dev.sriov) dev.sriov.driverMaxVFs = Math.min(this.spec.maxVfs, dev.sriov.totalVFs);
     for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{mac}", () => randomMac(k)));
     return 0;
@@ -92,10 +99,14 @@ export class HostDriver implements PciDriver {
   /** igb_remove order: PTP stop ("removed PHC …") first, then igb_disable_sriov. */
   async remove(k: Kernel, task: Task, dev: PciDev): Promise<void> {
     for (const l of this.spec.removeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    if (this.spec.ptp) ptpClockUnregister(k, dev);
     if (this.spec.disablesSriovOnRemove && dev.numVFs) {
       await pciDisableSriov(k, task, dev);
       for (const l of this.spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
     }
+    // pci_disable_msix, pci_disable_device (the DMA mask stays as the driver set it)
+    dev.msiEnabled = false;
+    pciDisableDevice(dev);
   }
 }
 
@@ -108,6 +119,7 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
     sriovConfigure: true,
     disablesSriovOnRemove: true,
     maxVfs: 7,
+    ptp: true,
     probeLog: [
       "added PHC on eth0",
       "Intel(R) Gigabit Ethernet Network Connection",
