@@ -79,6 +79,11 @@ export interface KernelProfile {
   readonly deviceInfoSize: number;
   /** vfio_unregister_group_dev hides the device from GET_DEVICE_FD at once (unregisterHidesDevice) */
   readonly unregisterHidesDevice: boolean;
+  /**
+   * CONFIG_HZ: 250 on Debian's amd64 kernels and the lab's builds (read in their configs), 1000
+   * on Ubuntu's and RHEL's generic kernels (not checked); seen where a value is shown in jiffies
+   */
+  readonly hz: number;
 }
 
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
@@ -162,6 +167,7 @@ function resolveProfile(v: KernelVersion, config: Partial<KernelConfig>): Kernel
       : (vn, d, ht, cls) => `[${hex4(vn)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}`,
     deviceInfoSize: 20,
     unregisterHidesDevice: b.unregisterHidesDevice,
+    hz: ident.distro === "ubuntu" || ident.distro === "rhel" ? 1000 : 250,
   };
 }
 

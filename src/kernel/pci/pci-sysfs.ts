@@ -93,7 +93,7 @@ const RESET_METHOD_NAMES = ["device_specific", "acpi", "flr", "af_flr", "pm", "b
 
 /** pcie/aer.c aer_correctable_error_string / aer_uncorrectable_error_string (the bits with names) */
 const AER_COR = ["RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr", "CorrIntErr", "HeaderOF"];
-const AER_UNCOR = ["Undefined", "DLP", "SDES", "TLP", "FCP", "CmpltTO", "CmpltAbrt", "UnxCmplt", "RxOF", "MalfTLP", "ECRC", "UnsupReq", "ACSViol", "UncorrIntErr", "BlockedTLP", "AtomicOpBlocked", "TLPBlockedErr", "PoisonTLPBlocked"];
+const AER_UNCOR = ["Undefined", "DLP", "SDES", "TLP", "FCP", "CmpltTO", "CmpltAbrt", "UnxCmplt", "RxOF", "MalfTLP", "ECRC", "UnsupReq", "ACSViol", "UncorrIntErr", "BlockedTLP", "AtomicOpBlocked", "TLPBlockedErr", "PoisonTLPBlocked", "DMWrReqBlocked", "IDECheck", "MisIDETLP", "PCRC_CHECK", "TLPXlatBlocked"];
 const aerStats = (names: string[], total: string) => ro(() => [...names.map((n) => `${n} 0`), `TOTAL_${total} 0`].join("\n") + "\n");
 
 /** pci-sysfs.c resource_show: start, end, flags of each resource (the model assigns no addresses: 0-based ranges) */
@@ -254,20 +254,26 @@ export const PCI_DEV_ATTRS: readonly DevAttr[] = [
   { name: "aer_dev_fatal", needs: "PCIEAER", visible: (d) => d.aer, make: () => aerStats(AER_UNCOR, "ERR_FATAL") },
   { name: "aer_dev_nonfatal", needs: "PCIEAER", visible: (d) => d.aer, make: () => aerStats(AER_UNCOR, "ERR_NONFATAL") },
   {
-    // pcie/aer.c aer_attr_group "aer": the log ratelimits (DEFAULT_RATELIMIT_BURST 10, _INTERVAL 5 s)
+    // pcie/aer.c aer_attr_group "aer": the log ratelimits (DEFAULT_RATELIMIT_BURST 10,
+    // DEFAULT_RATELIMIT_INTERVAL 5 s). The *_interval_ms store converts milliseconds to jiffies
+    // (msecs_to_jiffies) but the show prints the jiffies: 5000 ms reads 1250 at HZ=250 (Debian's
+    // 7.3.4 in the lab)
     name: "aer",
     since: "pciAerRatelimitSysfs",
     needs: "PCIEAER",
     visible: (d) => d.aer,
-    make: (d) => {
-      const rl = (d.aerRatelimits ??= { correctable_ratelimit_interval_ms: 5000, correctable_ratelimit_burst: 10, nonfatal_ratelimit_interval_ms: 5000, nonfatal_ratelimit_burst: 10 });
+    make: (d, k) => {
+      const hz = k.profile.hz;
+      const rl = (d.aerRatelimits ??= { correctable_ratelimit_interval_ms: 5 * hz, correctable_ratelimit_burst: 10, nonfatal_ratelimit_interval_ms: 5 * hz, nonfatal_ratelimit_burst: 10 });
       const one = (n: keyof typeof rl) =>
         rw(
           () => `${rl[n]}\n`,
           (_t, b, c) => {
             const s = str(b, c).trim();
-            if (!/^-?\d+$/.test(s)) return -ERRNO.EINVAL;
-            rl[n] = n.endsWith("_ms") ? Math.max(0, Number(s)) : Number(s);
+            if (!/^[-+]?\d+$/.test(s)) return -ERRNO.EINVAL; // kstrtoint
+            const v = Number(s);
+            // interval: <= 0 disables (0), else msecs_to_jiffies (rounded up); burst as written
+            rl[n] = n.endsWith("_ms") ? (v <= 0 ? 0 : Math.ceil((v * hz) / 1000)) : v;
             return c;
           },
         );
