@@ -220,3 +220,14 @@ test("walkDevice records type, mode, link target and the chosen values", async (
   assert.equal(w.remove!.mode, "0220");
   assert.equal(w.resource0!.value, undefined); // not a chosen value
 });
+
+test("power/wakeup takes enabled or disabled, and the device's own wakeup source follows it", async () => {
+  const { sh } = await boot("6.12");
+  assert.equal(await readAttr(sh, `${dev(PF)}/power/wakeup`), "enabled");
+  await writeText(sh, `${dev(PF)}/power/wakeup`, "disabled");
+  assert.equal(await readAttr(sh, `${dev(PF)}/power/wakeup`), "disabled");
+  assert.ok(!(await sh.readdir(dev(PF))).includes("wakeup"));
+  await assert.rejects(writeText(sh, `${dev(PF)}/power/wakeup`, "maybe"), { code: "EINVAL" });
+  await writeText(sh, `${dev(PF)}/power/wakeup`, "enabled");
+  assert.deepEqual((await sh.readdir(`${dev(PF)}/wakeup`)).length, 1);
+});

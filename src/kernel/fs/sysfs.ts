@@ -365,7 +365,16 @@ export class SysfsTrees {
       ...(c.PM_ADVANCED_DEBUG ? { runtime_usage: ro(() => (d.runtimePmAllowed ? "0\n" : "1\n")) } : {}),
     };
     if (c.PM_SLEEP && d.wakeup) {
-      e.wakeup = rw(() => "enabled\n", (_t, _b, n) => n);
+      // wakeup_store: "enabled" / "disabled" (device_wakeup_enable / _disable), else EINVAL
+      e.wakeup = rw(
+        () => (d.wakeupEnabled ? "enabled\n" : "disabled\n"),
+        (_t, b, n) => {
+          const v = b.subarray(0, n).toString("latin1").replace(/\n$/, "");
+          if (v !== "enabled" && v !== "disabled") return -ERRNO.EINVAL;
+          d.wakeupEnabled = v === "enabled";
+          return n;
+        },
+      );
       for (const w of ["wakeup_abort_count", "wakeup_active", "wakeup_active_count", "wakeup_count", "wakeup_expire_count", "wakeup_last_time_ms", "wakeup_max_time_ms", "wakeup_total_time_ms"]) e[w] = zero();
     }
     return staticDir(e);

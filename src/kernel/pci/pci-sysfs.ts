@@ -343,7 +343,7 @@ export function ptpClockUnregister(k: Kernel, d: PciDev): void {
 export function wakeupSourcesOf(d: PciDev, k: Kernel): { id: number; name: string }[] {
   if (!k.profile.config.PM_SLEEP) return [];
   const names: string[] = [];
-  if (d.wakeup) names.push(d.name);
+  if (d.wakeup && d.wakeupEnabled) names.push(d.name); // device_wakeup_enable registers it, _disable drops it
   if (d.acpiNode && k.profile.behaviour.acpiWakeupSourceUnderDevice) names.push(d.acpiNode.slice(d.acpiNode.lastIndexOf("/") + 1));
   const i = idsOf(k);
   let m = i.sources.get(d);

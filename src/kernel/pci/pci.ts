@@ -112,8 +112,10 @@ export class PciDev implements PrintkDevice {
   runtimePmAllowed = false;
   /** the PCI Power Management capability (d3cold_allowed, the "pm" reset) — VFs of the model have none */
   pmCap = true;
-  /** PME: wakeup-capable (power/wakeup*, wakeup/wakeup<N>) and enabled */
+  /** PME: wakeup-capable (power/wakeup*, wakeup/wakeup<N>) */
   wakeup = false;
+  /** power/wakeup: the lab's PF reads "enabled" */
+  wakeupEnabled = true;
   /** the AER extended capability (aer_dev_*, aer/) */
   aer = false;
   /** the ARI capability, forwarded by the bridge above (ari_enabled of its bus) */
