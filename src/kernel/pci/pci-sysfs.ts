@@ -82,10 +82,16 @@ const speedString = (gts: number) => `${gts === 2.5 ? "2.5" : gts.toFixed(gts % 
 export function resetMethodsOf(d: PciDev, k: Kernel): string[] {
   if (d.resetMethods) return d.resetMethods;
   const m: string[] = [];
-  if (d.resetWorks && d.pcie) m.push("flr");
-  if (d.resetWorks && d.pmCap && !d.isVirtfn) m.push("pm");
-  const others = [...k.pci.devices.values()].filter((x) => x !== d && x.bus === d.bus && x.domain === d.domain && !x.isVirtfn);
-  if (d.resetWorks && !d.isVirtfn && d.bus !== 0 && others.length === 0) m.push("bus");
+  if (!d.resetWorks) return m;
+  if (d.pcie) m.push("flr");
+  if (d.isVirtfn) return m;
+  if (d.pmCap) m.push("pm");
+  // only a PF or other function behind a bridge looks at its bus (VFs, the many, never do)
+  if (d.bus !== 0) {
+    let alone = true;
+    for (const x of k.pci.devices.values()) if (x !== d && x.bus === d.bus && x.domain === d.domain && !x.isVirtfn) alone = false;
+    if (alone) m.push("bus");
+  }
   return m;
 }
 
@@ -294,9 +300,15 @@ function binOnly(mode: number): AttrNode {
 }
 
 /** The PCI core's entries of a device directory on this kernel, by name (in the kernel's order). */
+const tables = new WeakMap<readonly DevAttr[], { all: DevAttr[]; byName: Map<string, DevAttr> }>();
+
 export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[] = []): { names: () => string[]; get: (name: string) => Node | undefined } {
-  const all = [...PCI_DEV_ATTRS, ...extra];
-  const byName = new Map(all.map((a) => [a.name, a]));
+  let t = tables.get(extra);
+  if (!t) {
+    const all0 = [...PCI_DEV_ATTRS, ...extra];
+    tables.set(extra, (t = { all: all0, byName: new Map(all0.map((a) => [a.name, a])) }));
+  }
+  const { all, byName } = t;
   return {
     names: () => all.filter((a) => attrVisible(a, d, k)).map((a) => a.name),
     get: (name) => {
