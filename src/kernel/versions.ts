@@ -228,6 +228,16 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     source: "drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4), absent from linux-source-6.12 (6.12.117); lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none, 6.17 showed them (shared LAB.md). The commit was not located; 6.16 (a linux-pci patch of May 2025) is inferred",
   },
   {
+    flag: "pciAerRatelimitSysfs",
+    commit: null,
+    title: "PCI/AER: Add sysfs attributes for log ratelimits",
+    mainline: "6.16",
+    stable: [],
+    confidence: "patch",
+    effect: "a device with an AER capability has aer/ (correctable_ratelimit_interval_ms, correctable_ratelimit_burst, nonfatal_ratelimit_interval_ms, nonfatal_ratelimit_burst; 0644; 5000 and 10), with CONFIG_PCIEAER",
+    source: "[PATCH v8 20/20] (Jon Pan-Doh, Bjorn Helgaas, 2025-05-22; ABI KernelVersion 6.16.0); pcie/aer.c aer_attr_group of Debian's 7.3 source, absent from 6.12's; lab: Debian's 7.3.4 has it, 6.12.117 has not",
+  },
+  {
     flag: "bindIommufdToken",
     commit: "86624ba3b522",
     title: "vfio/pci: Do vf_token checks for VFIO_DEVICE_BIND_IOMMUFD",
@@ -266,16 +276,6 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     confidence: "patch",
     effect: "BIND_IOMMUFD copies the whole 24-byte struct: a token_uuid_ptr is read instead of failing E2BIG (copy_struct_from_user was given the old 16-byte size, so any non-zero byte past 16 was E2BIG and the pointer field was never filled in)",
     source: "stable review [PATCH 6.18 404/430] 2025-12-29 (commit 2f03f21fe7516902283b135de272d3c7b10672de upstream); mainline release and 6.18.3 per the issue",
-  },
-  {
-    flag: "pciAerRatelimitSysfs",
-    commit: null,
-    title: "PCI/AER: Add sysfs attributes for log ratelimits",
-    mainline: "6.16",
-    stable: [],
-    confidence: "patch",
-    effect: "a device with an AER capability has aer/ (correctable_ratelimit_interval_ms, correctable_ratelimit_burst, nonfatal_ratelimit_interval_ms, nonfatal_ratelimit_burst; 0644; 5000 and 10), with CONFIG_PCIEAER",
-    source: "[PATCH v8 20/20] (Jon Pan-Doh, Bjorn Helgaas, 2025-05-22; ABI KernelVersion 6.16.0); pcie/aer.c aer_attr_group of Debian's 7.3 source, absent from 6.12's; lab: Debian's 7.3.4 has it, 6.12.117 has not",
   },
   {
     flag: "pciSerialNumberSysfs",
