@@ -53,3 +53,10 @@ test("a host file and --profile take a spec", async () => {
   const k = await bootKernel(parseHost(base, "h.yaml"), { profile: "6.12.117 -driverOverrideGeneric" });
   assert.equal(k.profile.behaviour.driverOverrideGeneric, false);
 });
+
+test("--profile's check takes a spec", async () => {
+  const { isKernelVersion } = await import("../src/kernel/versions.js");
+  assert.equal(isKernelVersion("7.3.4 -bindIommufdFullStruct"), true);
+  assert.equal(isKernelVersion("7.3.4 -bogus"), false);
+  assert.equal(isKernelVersion("7.3.4 bindIommufdFullStruct"), false);
+});

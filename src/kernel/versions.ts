@@ -510,10 +510,10 @@ export function identifyKernel(input: string, opts: { procVersion?: string } = {
   throw new KernelVersionError(input, `kernel version: expected a release like 6.12.58 or 6.8.0-51-generic, got ${JSON.stringify(input)}`);
 }
 
-/** Whether a version string can be identified (for option checks). */
+/** Whether a version string (or a kernel spec with -flag / +flag words) can be identified (for option checks). */
 export function isKernelVersion(s: string): boolean {
   try {
-    identifyKernel(s);
+    identifyKernel(parseKernelSpec(s).version);
     return true;
   } catch {
     return false;
