@@ -231,3 +231,18 @@ test("power/wakeup takes enabled or disabled, and the device's own wakeup source
   await writeText(sh, `${dev(PF)}/power/wakeup`, "enabled");
   assert.deepEqual((await sh.readdir(`${dev(PF)}/wakeup`)).length, 1);
 });
+
+test("vfio-pci enables a device at its first open and disables it at the last close (enable, power/runtime_status)", async () => {
+  const { labKernelWithVfioPf, openVfioDevice, closeVfioDevice } = await import("../testlib/vfio.js");
+  const k = await labKernelWithVfioPf("6.12", 0);
+  const sh = k.spawn("t") as unknown as Syscalls;
+  const r = (f: string) => readAttr(sh, `${dev(PF)}/${f}`);
+  assert.equal(await r("enable"), "0");
+  assert.equal(await r("power/runtime_status"), "suspended");
+  const o = await openVfioDevice(sh, PF);
+  assert.equal(await r("enable"), "1");
+  assert.equal(await r("power/runtime_status"), "active");
+  await closeVfioDevice(sh, o);
+  assert.equal(await r("enable"), "0");
+  assert.equal(await r("power/runtime_status"), "suspended");
+});
