@@ -246,3 +246,18 @@ test("vfio-pci enables a device at its first open and disables it at the last cl
   assert.equal(await r("enable"), "0");
   assert.equal(await r("power/runtime_status"), "suspended");
 });
+
+test("writing uevent synthesizes the event; config reads the header", async () => {
+  const { k, sh } = await boot("6.12");
+  k.takeUevents();
+  await writeText(sh, `${dev(PF)}/uevent`, "add");
+  assert.deepEqual(k.takeUevents().map((u) => [u.action, u.kernel]), [["add", PF]]);
+  await writeText(sh, `${dev(PF)}/uevent`, "change");
+  await assert.rejects(writeText(sh, `${dev(PF)}/uevent`, "explode"), { code: "EINVAL" });
+  const fd = await sh.open(`${dev(PF)}/config`, 0);
+  const b = await sh.read(fd, 64);
+  await sh.close(fd);
+  assert.equal(b.readUInt16LE(0), 0x8086);
+  assert.equal(b.readUInt16LE(2), 0x10c9);
+  assert.equal(b.readUInt16LE(0x2c), 0x1af4);
+});

@@ -283,8 +283,19 @@ export class SysfsTrees {
                 }),
               (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
             ),
-      // drivers/base/core.c uevent_show / uevent_store (a write re-sends the event: nothing to change here)
-      uevent: () => rw(() => pciUevent(d), (_t, _b, c) => c),
+      // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
+      // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
+      // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL
+      uevent: () =>
+        rw(
+          () => pciUevent(d),
+          (_t, b, c) => {
+            const action = b.subarray(0, c).toString("latin1").trim().split(/\s+/)[0] ?? "";
+            if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, action === "bind" ? d.driver?.name : undefined);
+            else if (!["change", "move", "online", "offline"].includes(action)) return -ERRNO.EINVAL;
+            return c;
+          },
+        ),
       subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
       // drivers/acpi/glue.c acpi_physnode_link_name: the ACPI companion

@@ -187,7 +187,8 @@ export const PCI_DEV_ATTRS: readonly DevAttr[] = [
     { name: `resource${i}`, visible: (d) => (d.bars[i] ?? 0) > 0, make: () => binOnly(0o600) },
     { name: `resource${i}_wc`, needs: "X86_PAT", visible: (d) => (d.bars[i] ?? 0) > 0 && d.barKinds[i] === "mem-pref", make: () => binOnly(0o600) },
   ]),
-  { name: "config", make: (d) => ({ t: "attr", mode: 0o644, show: () => configSpace(d).toString("latin1"), store: (_t, _b, c) => c }) },
+  // the header from the device's fields; writes would need a config space the model does not keep
+  { name: "config", make: (d) => ({ t: "attr", mode: 0o644, show: () => configSpace(d).toString("latin1"), store: () => -ERRNO.EOPNOTSUPP }) },
   { name: "rom", visible: (d) => d.romSize > 0, make: () => binOnly(0o600) },
   // pci_dev_reset_attr_group / pci_dev_reset_method_attr_group (is_visible: pci_reset_supported)
   {
