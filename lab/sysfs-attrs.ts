@@ -32,7 +32,8 @@ const NUM_VFS = 2;
 
 /**
  * Attributes whose value is read and compared: deterministic on an emulated 82576 in a given
- * state. Left out on purpose: `resource*`/`config`/`rom` (binary or addresses), power and
+ * state (`resource0`: what read(2) of a BAR file gives). Left out on purpose: `resource`,
+ * `resource<N>` of an I/O BAR, `config` and `rom` (addresses or device registers), power and
  * wakeup-source counters and times. `irq`, `local_cpus` and `local_cpulist` are read but not
  * compared (the guest's interrupt routing and CPUs: {@link UNCOMPARED}).
  */
@@ -49,6 +50,7 @@ export const VALUES: readonly string[] = [
   "aer/correctable_ratelimit_burst", "aer/correctable_ratelimit_interval_ms",
   "aer/nonfatal_ratelimit_burst", "aer/nonfatal_ratelimit_interval_ms", "link/l0s_aspm",
   "link/l1_aspm", "link/clkpm", "aer_dev_correctable", "aer_dev_fatal", "aer_dev_nonfatal",
+  "resource0",
 ];
 
 /** Values read but not compared: they say what the emulator and the guest's CPUs are, not the kernel. */

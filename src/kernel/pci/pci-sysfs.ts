@@ -11,6 +11,7 @@
  * lab's attribute row (lab/sysfs-attrs.ts) compares all of it with real kernels.
  */
 import { ERRNO } from "../../sys/errno.js";
+import { SysErrorCode } from "../errors.js";
 import type { Kernel, Task } from "../kernel.js";
 import type { KernelConfig } from "../profile.js";
 import type { BehaviourFlag } from "../versions.js";
@@ -295,9 +296,20 @@ export const PCI_DEV_ATTRS: readonly DevAttr[] = [
   },
 ];
 
-/** A binary attribute the model has no bytes for (resource<N> is for mmap; read(2) gives EIO). */
+/**
+ * A binary attribute for mmap (resource<N>, rom): kernfs opens it, and read(2) / write(2) without
+ * a .read / .write op are EINVAL (kernfs_file_read_iter). An I/O BAR's resource<N> has port
+ * read/write ops in Linux; the model has no ports, so it answers EINVAL too.
+ */
 function binOnly(mode: number): AttrNode {
-  return { t: "attr", mode, store: () => -ERRNO.EIO };
+  return {
+    t: "attr",
+    mode,
+    show: () => {
+      throw new SysErrorCode(ERRNO.EINVAL);
+    },
+    store: () => -ERRNO.EINVAL,
+  };
 }
 
 /** The PCI core's entries of a device directory on this kernel, by name (in the kernel's order). */
