@@ -297,18 +297,19 @@ export const PCI_DEV_ATTRS: readonly DevAttr[] = [
 ];
 
 /**
- * A binary attribute for mmap (resource<N>, rom): kernfs opens it, and read(2) / write(2) without
- * a .read / .write op are EINVAL (kernfs_file_read_iter). An I/O BAR's resource<N> has port
- * read/write ops in Linux; the model has no ports, so it answers EINVAL too.
+ * A binary attribute for mmap (resource<N>, rom): it opens, and read(2) / write(2) are EIO
+ * (sysfs_kf_bin_read / _write without the attribute's .read / .write: the lab reads EIO from
+ * resource0 on every kernel). An I/O BAR's resource<N> has port read/write ops in Linux; the model
+ * has no ports, so it answers EIO too.
  */
 function binOnly(mode: number): AttrNode {
   return {
     t: "attr",
     mode,
     show: () => {
-      throw new SysErrorCode(ERRNO.EINVAL);
+      throw new SysErrorCode(ERRNO.EIO);
     },
-    store: () => -ERRNO.EINVAL,
+    store: () => -ERRNO.EIO,
   };
 }
 
