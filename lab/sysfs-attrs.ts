@@ -78,8 +78,8 @@ const errCode = (e: unknown) => `<${(e as { code?: string }).code ?? String(e)}>
 /**
  * Subdirectories whose entries are recorded too (how deep): power/ (drivers/base/power/sysfs.c),
  * aer/ (the AER ratelimit group), link/ (ASPM), wakeup/ (the device's wakeup sources: each a
- * class device wakeup<N> whose `name` is read). Others (msi_irqs/ named by IRQ number, net/,
- * ptp/, vfio-dev/) are recorded as directories only.
+ * class device wakeup<N> whose `name` is read). Of msi_irqs/ (named by IRQ number) the number of
+ * entries is recorded; net/, ptp/ and vfio-dev/ are recorded as directories only.
  */
 const SUBDIRS: Readonly<Record<string, number>> = { power: 1, aer: 1, link: 1, wakeup: 2 };
 
@@ -101,6 +101,8 @@ export async function walkDevice(sys: Syscalls, bdf: string): Promise<DeviceWalk
   const dir = `/sys/bus/pci/devices/${bdf}`;
   const out: DeviceWalk = {};
   for (const n of (await sys.readdir(dir)).sort()) out[n] = await entry(sys, dir, n, SUBDIRS[n] ?? 0);
+  // msi_irqs/: how many vectors the driver has (the entries are Linux IRQ numbers, not compared)
+  if (out.msi_irqs?.t === "dir") out.msi_irqs.value = `${(await sys.readdir(`${dir}/msi_irqs`)).length} vectors`;
   // wakeup/wakeup<N>/name: the wakeup source's name (whose it is)
   for (const [n, w] of Object.entries(out.wakeup?.entries ?? {})) {
     const nm = w.entries?.name;

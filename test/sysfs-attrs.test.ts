@@ -134,7 +134,9 @@ test("driver state: enable, DMA mask, power/control, msi_irqs and ptp follow the
   assert.equal(await r("enable"), "1"); // igb enabled it
   assert.equal(await r("dma_mask_bits"), "64");
   assert.equal(await r("power/control"), "on");
-  assert.ok((await sh.readdir(dev(PF))).includes("msi_irqs"));
+  assert.equal((await sh.readdir(`${dev(PF)}/msi_irqs`)).length, 3); // igb's 3 MSI-X vectors
+  const irq = (await sh.readdir(`${dev(PF)}/msi_irqs`))[0]!;
+  assert.equal(await readAttr(sh, `${dev(PF)}/msi_irqs/${irq}`), "msix");
   assert.deepEqual(await sh.readdir(`${dev(PF)}/ptp`), ["ptp0"]);
   await writeText(sh, "/sys/bus/pci/drivers/igb/unbind", PF);
   assert.equal(await r("enable"), "0");

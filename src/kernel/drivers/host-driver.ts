@@ -7,7 +7,7 @@ import type { Kernel, Task } from "../kernel.js";
 import type { BehaviourFlag } from "../versions.js";
 import { KERN_INFO } from "../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
-import { ptpClockRegister, ptpClockUnregister } from "../pci/pci-sysfs.js";
+import { msiAllocIrqs, msiFreeIrqs, ptpClockRegister, ptpClockUnregister } from "../pci/pci-sysfs.js";
 import { pciClassId, pciDisableDevice, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 
 export interface HostDriverSpec {
@@ -41,6 +41,8 @@ export interface HostDriverSpec {
   driverManagedDma?: boolean;
   /** registers a PTP clock at probe (igb: "added PHC on eth0"): ptp/ptp<N> under the device */
   ptp?: boolean;
+  /** MSI-X vectors allocated at probe (msi_irqs/): default 1 */
+  msixVectors?: number;
 }
 
 export function parseIdSpec(s: string): PciDeviceId {
@@ -89,7 +91,7 @@ export class HostDriver implements PciDriver {
     pciEnableDevice(k, dev);
     // then dma_set_mask_and_coherent(64) and MSI-X (igb: "Using MSI-X interrupts"; igbvf too)
     dev.dmaMaskBits = dev.coherentDmaMaskBits = 64;
-    dev.msiEnabled = true;
+    dev.msiIrqs = msiAllocIrqs(k, this.spec.msixVectors ?? 1);
     if (this.spec.ptp) ptpClockRegister(k, dev);
     if (this.spec.maxVfs !== undefined && dev.sriov) dev.sriov.driverMaxVFs = Math.min(this.spec.maxVfs, dev.sriov.totalVFs);
     for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{mac}", () => randomMac(k)));
@@ -105,7 +107,8 @@ export class HostDriver implements PciDriver {
       for (const l of this.spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
     }
     // pci_disable_msix, pci_disable_device (the DMA mask stays as the driver set it)
-    dev.msiEnabled = false;
+    msiFreeIrqs(k, dev.msiIrqs);
+    dev.msiIrqs = [];
     pciDisableDevice(dev);
   }
 }
@@ -120,6 +123,8 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
     disablesSriovOnRemove: true,
     maxVfs: 7,
     ptp: true,
+    // one vector per queue pair (2 with the lab's 2 CPUs) and one for other causes: 3 (the lab)
+    msixVectors: 3,
     probeLog: [
       "added PHC on eth0",
       "Intel(R) Gigabit Ethernet Network Connection",
@@ -135,6 +140,8 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
   {
     name: "igbvf",
     ids: ["8086:10ca", "8086:1520"],
+    // rx, tx and mailbox/other: 3 (the lab)
+    msixVectors: 3,
     probeLog: ["PF still in reset state. Is the PF interface up?", "Assigning random MAC address.", "PF still resetting", "Intel(R) 82576 Virtual Function", "Address: {mac}"],
   },
   {

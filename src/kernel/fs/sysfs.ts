@@ -312,9 +312,9 @@ export class SysfsTrees {
         const base = `${d.sysfsDir}/wakeup`;
         return staticDir(Object.fromEntries(ws.map((w) => [`wakeup${w.id}`, wakeupSourceDir(d, w.name, (to) => relLink(`${base}/wakeup${w.id}`, to))])));
       },
-      // drivers/pci/msi: msi_irqs/ while MSI or MSI-X is on (one entry per vector, named by its
-      // Linux IRQ number: the model has no IRQ numbers, so the directory is listed empty)
-      msi_irqs: () => (d.msiEnabled ? staticDir({}) : undefined),
+      // drivers/pci/msi/msi.c msi_sysfs_populate_desc: msi_irqs/<irq> per vector while MSI or
+      // MSI-X is on, each reading its mode ("msix")
+      msi_irqs: () => (d.msiIrqs.length ? staticDir(Object.fromEntries(d.msiIrqs.map((i) => [String(i), ro(() => "msix\n")]))) : undefined),
       nvme: () => {
         const disks = k.disks.disks().filter((b) => b.dev === d);
         return disks.length ? staticDir(Object.fromEntries(disks.map((b) => [b.ctrl, staticDir({ [b.name]: this.diskDir(b) })]))) : undefined;

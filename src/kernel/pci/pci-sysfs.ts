@@ -335,6 +335,7 @@ export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[]
 // ------------------------------------------------------------------ class-device indices
 
 interface Ids {
+  irqs: Set<number>;
   ptp: Set<number>;
   wakeup: number;
   sources: WeakMap<PciDev, Map<string, number>>;
@@ -342,9 +343,26 @@ interface Ids {
 const ids = new WeakMap<Kernel, Ids>();
 const idsOf = (k: Kernel): Ids => {
   let i = ids.get(k);
-  if (!i) ids.set(k, (i = { ptp: new Set(), wakeup: 0, sources: new WeakMap() }));
+  if (!i) ids.set(k, (i = { irqs: new Set(), ptp: new Set(), wakeup: 0, sources: new WeakMap() }));
   return i;
 };
+
+/**
+ * kernel/irq: Linux IRQ numbers for MSI-X vectors, the lowest free from 24 up (x86: after the
+ * IO-APIC's 24 pins). The numbers the lab's guests hand out depend on everything probed before;
+ * the lab compares how many a device has, not which.
+ */
+export function msiAllocIrqs(k: Kernel, n: number): number[] {
+  const s = idsOf(k).irqs;
+  const out: number[] = [];
+  for (let i = 24; out.length < n; i++) if (!s.has(i)) out.push(i);
+  for (const i of out) s.add(i);
+  return out;
+}
+
+export function msiFreeIrqs(k: Kernel, irqs: readonly number[]): void {
+  for (const i of irqs) idsOf(k).irqs.delete(i);
+}
 
 /** drivers/ptp ptp_clock_register: ptp<N>, N the lowest free index (an IDA) */
 export function ptpClockRegister(k: Kernel, d: PciDev): void {

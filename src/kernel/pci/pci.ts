@@ -106,8 +106,8 @@ export class PciDev implements PrintkDevice {
   /** dma_set_mask / dma_set_coherent_mask: 32 until a driver sets more (sysfs dma_mask_bits) */
   dmaMaskBits = 32;
   coherentDmaMaskBits = 32;
-  /** a driver enabled MSI or MSI-X (msi_irqs/) */
-  msiEnabled = false;
+  /** the Linux IRQ numbers of the MSI-X vectors a driver allocated (msi_irqs/<irq>); none: MSI off */
+  msiIrqs: number[] = [];
   /** pm_runtime_allow (power/control "auto"): vfio-pci while bound; pci_pm_init forbids */
   runtimePmAllowed = false;
   /** the PCI Power Management capability (d3cold_allowed, the "pm" reset) — VFs of the model have none */
