@@ -19,6 +19,9 @@
  *                      VFIOCTL_LAB_KERNELS (default all)
  *   --all              every kernel prepare made ready
  *   selftest           (as a file) only the kernel selftest rows (lab/selftest.ts)
+ *   attrs              (as a file) only the sysfs attribute rows (lab/sysfs-attrs.ts: one guest
+ *                      run per kernel; they also run with the whole report). With --rediff /
+ *                      --remodel: the saved real walks against the model as it is now
  *   --jobs N           guests run at once (default 2)
  *   --no-prepare       do not run lab/prepare.sh first
  */
@@ -88,6 +91,12 @@ export async function labMain(argv: string[]): Promise<number> {
     if (a.kernels.length === 0) a.kernels = defaultKernels(a.all);
   };
   if (a.mode === "rediff") pickKernels();
+  const attrs = await import("./sysfs-attrs.js");
+  // the attribute rows run with the whole report (like the selftest and host rows) or when named
+  const whole = a.files.length === 0;
+  const attrSel = whole && a.mode === "report" ? ["attrs"] : a.files.filter(attrs.isAttrsSelector);
+  a.files = a.files.filter((f) => !attrs.isAttrsSelector(f));
+  if (attrSel.length && a.mode === "rediff") return attrs.attrsReport(a.kernels, attrSel, t0, null);
   if (a.mode === "rediff") return (await import("./conformance.js")).rediff({ kernels: a.kernels, t0, remodel: a.remodel });
   if (a.prepare) console.error(`lab: prepare ${fmt(prepare())}`);
   pickKernels();
@@ -129,8 +138,10 @@ export async function labMain(argv: string[]): Promise<number> {
     console.log(`lab: ${runs.length} guest runs in ${fmt(Date.now() - t0)}`);
     return bad ? 1 : 0;
   }
+  const rcAttrs = attrSel.length ? await attrs.attrsReport(a.kernels, attrSel, t0, a.jobs) : 0;
+  if (attrSel.length && !whole && !a.files.length) return rcAttrs;
   const { report } = await import("./conformance.js");
-  return report({ kernels: a.kernels, jobs: a.jobs, files: a.files, t0 });
+  return Math.max(rcAttrs, await report({ kernels: a.kernels, jobs: a.jobs, files: a.files, t0 }));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

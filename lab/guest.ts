@@ -7,6 +7,7 @@
  *       { kind: "cli", kernel }               CLI conformance (lab/cli-check.ts) → /tmp/cli.json
  *       { kind: "consumers", kernel, consumers: { row, trixie } }   a consumer row (lab/consumers.ts) → /tmp/consumers.json
  *       { kind: "selftest", kernel, cache }   the kernel's sriov uapi selftest, its port, the cdev checks (lab/selftest.ts) → /tmp/selftest.json
+ *       { kind: "attrs", kernel }             the PF's and VFs' sysfs entries in four states (lab/sysfs-attrs.ts) → /tmp/attrs.json
  * Writes /tmp/result.json { ok, ms, error? } last.
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
@@ -18,7 +19,7 @@ import { SEQUENCES, seqBoot } from "./sequences.js";
 import { KmsgReader as Kmsg } from "../src/sys/kmsg.js";
 
 interface Job {
-  kind: "raw" | "probe" | "scenarios" | "cli" | "consumers" | "selftest";
+  kind: "raw" | "probe" | "scenarios" | "cli" | "consumers" | "selftest" | "attrs";
   cache?: string;
   kernel: string;
   sequence?: string;
@@ -68,6 +69,9 @@ async function main(): Promise<void> {
     } else if (job.kind === "selftest") {
       const { runGuestSelftestJob } = await import("./selftest.js");
       result.selftest = await runGuestSelftestJob(job.kernel, job.cache ?? "/var/cache/vfioctl-lab", out);
+    } else if (job.kind === "attrs") {
+      const { runGuestAttrsJob } = await import("./sysfs-attrs.js");
+      result.attrs = await runGuestAttrsJob(job.kernel, out);
     } else if (job.kind === "consumers") {
       const { runGuestConsumerJob } = await import("./consumers-guest.js");
       result.consumers = await runGuestConsumerJob(job.kernel, process.cwd(), out);

@@ -7,8 +7,10 @@
  * here, by name, so the file's format stays what it was.
  *
  * The model is told each kernel's version AND configuration: Debian's kernels have neither
- * CONFIG_IOMMUFD nor CONFIG_VFIO_DEVICE_CDEV; the lab's own builds (lab/build-kernel.sh,
- * lab/kernel.config) have both.
+ * CONFIG_IOMMUFD nor CONFIG_VFIO_DEVICE_CDEV, and have NUMA, PM_SLEEP, PM_ADVANCED_DEBUG, PCIEAER
+ * and X86_PAT (files of a device directory: lab/sysfs-attrs.ts); the lab's own builds
+ * (lab/build-kernel.sh, lab/kernel.config: tinyconfig plus a fragment) have the first two and
+ * none of the others.
  */
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
@@ -29,8 +31,8 @@ export interface LabKernel {
   built: boolean;
 }
 
-const NO_CDEV: KernelConfig = { IOMMUFD: false, VFIO_DEVICE_CDEV: false };
-const CDEV: KernelConfig = { IOMMUFD: true, VFIO_DEVICE_CDEV: true };
+const NO_CDEV: KernelConfig = { IOMMUFD: false, VFIO_DEVICE_CDEV: false, NUMA: true, PM_SLEEP: true, PM_ADVANCED_DEBUG: true, PCIEAER: true, X86_PAT: true };
+const CDEV: KernelConfig = { IOMMUFD: true, VFIO_DEVICE_CDEV: true, NUMA: false, PM_SLEEP: false, PM_ADVANCED_DEBUG: false, PCIEAER: false, X86_PAT: false };
 
 export const LAB_KERNELS: readonly LabKernel[] = [
   { name: "6.1", label: "Debian 12 linux-image-amd64 (6.1.y)", model: () => "6.1", config: NO_CDEV, family: "6.1", built: false },
@@ -55,11 +57,9 @@ export const LAB_KERNELS: readonly LabKernel[] = [
   {
     name: "7.3-e2big",
     label: "linux-source-7.3 with 2f03f21fe751 reverted, lab config with cdev: stands in for the E2BIG row (6.17.x, 6.18.0-6.18.2)",
-    // the behaviour table resolves 6.18.2 to 7.3.4's flags minus bindIommufdFullStruct, which is
-    // what this build is, and minus driverOverrideGeneric (7.0), which this build still has: the
-    // driver_override reads of blocking-removal.yaml (6.12 family) differ on this kernel alone
-    // (test/lab-kernels.test.ts checks the two flags)
-    model: () => "6.18.2",
+    // 7.3.4 with the table entry of 2f03f21fe751 reverted (versions.ts parseKernelSpec): every
+    // other flag is 7.3.4's, the generic driver_override (7.0) included
+    model: (v) => `${v ?? "7.3.4-lab-e2big"} -bindIommufdFullStruct`,
     config: CDEV,
     family: "6.12",
     built: true,

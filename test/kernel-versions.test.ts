@@ -19,6 +19,9 @@ import { profileOf, PROFILES } from "../src/kernel/profile.js";
 import { bootKernel } from "../src/kernel/host/boot.js";
 import { parseHost } from "../src/kernel/host/host-file.js";
 import { parseGlobal } from "../src/cli/main.js";
+
+/** The two vfio options of a configuration (the others decide sysfs files: test/sysfs-attrs.test.ts). */
+const vfioOptions = (c: { IOMMUFD: boolean; VFIO_DEVICE_CDEV: boolean }) => ({ IOMMUFD: c.IOMMUFD, VFIO_DEVICE_CDEV: c.VFIO_DEVICE_CDEV });
 import { PF, QAT, U1, U4, boot, bootWithVfs, openDevice, tokenOf, run, w, dev } from "../testlib/spec/index.js";
 
 const below = (v: string) => {
@@ -113,7 +116,7 @@ describe("the profile names resolve to exactly what the lab compared", () => {
     assert.equal(p.numvfsShowTakesLock, true);
     assert.equal(p.deviceInfoSize, 20);
     assert.equal(p.unregisterHidesDevice, false);
-    assert.deepEqual(p.config, { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(p.config), { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
     assert.equal(p.cdevToken, "none");
     assert.equal(p.behaviour.denylistDsaIax, true, "Debian's 6.1.y is past 6.1.91");
     assert.equal(p.behaviour.tokenBeforeContainer, true);
@@ -128,7 +131,7 @@ describe("the profile names resolve to exactly what the lab compared", () => {
     assert.equal(p.numvfsShowTakesLock, true);
     assert.equal(p.deviceInfoSize, 20);
     assert.equal(p.unregisterHidesDevice, true);
-    assert.deepEqual(p.config, { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(p.config), { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
     assert.equal(p.cdevToken, "none");
     assert.equal(p.behaviour.denylistDsaIax, true);
     assert.equal(p.behaviour.igbSriovAfterReinit, true);
@@ -168,12 +171,12 @@ describe("the cdev token rows of issue 10 (with CONFIG_VFIO_DEVICE_CDEV=y)", () 
     assert.equal(profileOf("5.15.0-91-generic").cdevToken, "none");
   });
   test("defaults: a plain upstream release is built as the lab builds it (cdev where it exists); Debian's without", () => {
-    assert.deepEqual(profileOf("6.17.1").config, { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
-    assert.deepEqual(profileOf("6.4.2").config, { IOMMUFD: true, VFIO_DEVICE_CDEV: false });
-    assert.deepEqual(profileOf("7.3.4+deb13-amd64").config, { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
-    assert.deepEqual(profileOf("6.17.1", { VFIO_DEVICE_CDEV: false }).config, { IOMMUFD: true, VFIO_DEVICE_CDEV: false });
-    assert.deepEqual(profileOf("6.17.1", { IOMMUFD: false }).config, { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
-    assert.deepEqual(profileOf("7.3.4+deb13-amd64", { VFIO_DEVICE_CDEV: true }).config, { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
+    assert.deepEqual(vfioOptions(profileOf("6.17.1").config), { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
+    assert.deepEqual(vfioOptions(profileOf("6.4.2").config), { IOMMUFD: true, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(profileOf("7.3.4+deb13-amd64").config), { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(profileOf("6.17.1", { VFIO_DEVICE_CDEV: false }).config), { IOMMUFD: true, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(profileOf("6.17.1", { IOMMUFD: false }).config), { IOMMUFD: false, VFIO_DEVICE_CDEV: false });
+    assert.deepEqual(vfioOptions(profileOf("7.3.4+deb13-amd64", { VFIO_DEVICE_CDEV: true }).config), { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
   });
 });
 
@@ -193,7 +196,7 @@ describe("--profile and host files take any version", () => {
     assert.equal(a.profile.version, "6.16.3");
     assert.equal(a.profile.cdevToken, "e2big");
     const b = await bootKernel(parseHost(`kernel:\n  version: "6.12.117+deb13-amd64"\n  config: { VFIO_DEVICE_CDEV: true }\n${base}`));
-    assert.deepEqual(b.profile.config, { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
+    assert.deepEqual(vfioOptions(b.profile.config), { IOMMUFD: true, VFIO_DEVICE_CDEV: true });
     assert.equal(b.profile.cdevToken, "bypass");
     const c = await bootKernel(parseHost(`kernel:\n  config: { CONFIG_IOMMUFD: true }\n${base}`), { profile: "6.17.1" });
     assert.equal(c.profile.version, "6.17.1", "--profile wins over the file; its config still applies");

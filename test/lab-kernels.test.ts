@@ -10,7 +10,6 @@ import * as path from "node:path";
 import { LAB_KERNELS, labKernel, modelProfileOf } from "../lab/kernels.js";
 import { allVariants, parseTap, runModelSelftest, selftestDiffs } from "../lab/selftest.js";
 import { profileOf } from "../src/kernel/profile.js";
-import { resolveBehaviour, parseRelease } from "../src/kernel/versions.js";
 
 const cache = mkdtempSync(path.join(tmpdir(), "lab-kernels-"));
 writeFileSync(
@@ -36,11 +35,14 @@ test("each lab kernel resolves to a model profile with the configuration it was 
   assert.throws(() => labKernel("5.15"));
 });
 
-test("7.3-e2big's model profile 6.18.2 is 7.3.4's behaviour with bindIommufdFullStruct off (and the generic driver_override of 7.0, which the stand-in build still has)", () => {
-  const a = resolveBehaviour(parseRelease("7.3.4"));
-  const b = resolveBehaviour(parseRelease("6.18.2"));
-  const differ = Object.keys(a).filter((f) => a[f as keyof typeof a] !== b[f as keyof typeof b]);
-  assert.deepEqual(differ, ["bindIommufdFullStruct", "driverOverrideGeneric"]);
+test("7.3-e2big's model is 7.3.4 with bindIommufdFullStruct reverted: every other flag is 7.3-cdev's, the generic driver_override included", () => {
+  const e = profileOf(modelProfileOf("7.3-e2big", cache).profile, labKernel("7.3-e2big").config);
+  const c = profileOf(modelProfileOf("7.3-cdev", cache).profile, labKernel("7.3-cdev").config);
+  const differ = Object.keys(c.behaviour).filter((f) => c.behaviour[f as keyof typeof c.behaviour] !== e.behaviour[f as keyof typeof e.behaviour]);
+  assert.deepEqual(differ, ["bindIommufdFullStruct"]);
+  assert.equal(e.behaviour.driverOverrideGeneric, true);
+  assert.equal(e.release.major * 100 + e.release.minor, 703);
+  assert.equal(modelProfileOf("7.3-e2big", cache).profile, "7.3.4-lab-e2big -bindIommufdFullStruct");
 });
 
 test("parseTap reads the kselftest harness's verdicts", () => {

@@ -44,3 +44,12 @@ test("the host tool reads /proc/version_signature: the model of an Ubuntu kernel
   const sh = d.spawn("sh");
   await assert.rejects(sh.open("/proc/version_signature", 0), /ENOENT/);
 });
+
+test("a signature takes -flag / +flag words after it like any version, and a /proc/version line is one version", async () => {
+  const { parseKernelSpec } = await import("../src/kernel/versions.js");
+  assert.deepEqual(parseKernelSpec("Ubuntu 6.8.0-51.52-generic 6.8.12 +bindIommufdToken"), { version: "Ubuntu 6.8.0-51.52-generic 6.8.12", overrides: { bindIommufdToken: true } });
+  const pv = "Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)";
+  assert.deepEqual(parseKernelSpec(pv), { version: pv, overrides: {} });
+  const k = await bootKernel(undefined, { profile: pv });
+  assert.equal(formatRelease(k.profile.ident.release), "6.1.192");
+});

@@ -13,7 +13,7 @@
  * profileOf("6.17.1", { VFIO_DEVICE_CDEV: true }).cdevToken;      // "e2big"
  * ```
  */
-import { identifyKernel, resolveBehaviour, type Behaviour, type KernelIdent, type KernelProfileName, type Release } from "./versions.js";
+import { identifyKernel, parseKernelSpec, resolveBehaviour, type Behaviour, type BehaviourOverrides, type KernelIdent, type KernelProfileName, type Release } from "./versions.js";
 
 /** Any version string the behaviour table can resolve ("6.1" and "6.12" are the lab aliases). */
 export type KernelVersion = string;
@@ -25,9 +25,23 @@ export interface KernelConfig {
   IOMMUFD: boolean;
   /** drivers/vfio/device_cdev.c: /dev/vfio/devices/vfio<N> and BIND_IOMMUFD (6.6+; depends on IOMMUFD) */
   VFIO_DEVICE_CDEV: boolean;
+  /** numa_node in a PCI device's directory (pci-sysfs.c pci_dev_attrs) */
+  NUMA: boolean;
+  /** power/async and, for a wakeup-capable device, power/wakeup* and wakeup/wakeup<N> (drivers/base/power) */
+  PM_SLEEP: boolean;
+  /** power/runtime_usage, runtime_active_kids, runtime_enabled (drivers/base/power/sysfs.c) */
+  PM_ADVANCED_DEBUG: boolean;
+  /** aer_dev_* (and aer/ where the release has it) of a device with an AER capability (drivers/pci/pcie/aer.c) */
+  PCIEAER: boolean;
+  /** resource<N>_wc of a prefetchable memory BAR (arch_can_pci_mmap_wc: pat_enabled()) */
+  X86_PAT: boolean;
 }
 
-export const CONFIG_NAMES: readonly (keyof KernelConfig)[] = ["IOMMUFD", "VFIO_DEVICE_CDEV"];
+/** The vfio options (checked against the release) and the options that decide which sysfs files a device has. */
+export const CONFIG_NAMES: readonly (keyof KernelConfig)[] = ["IOMMUFD", "VFIO_DEVICE_CDEV", "NUMA", "PM_SLEEP", "PM_ADVANCED_DEBUG", "PCIEAER", "X86_PAT"];
+
+/** The options every Debian, Ubuntu and RHEL amd64 kernel has and the lab's own tinyconfig builds do not (lab/kernel.config). */
+const DISTRO_OPTIONS = ["NUMA", "PM_SLEEP", "PM_ADVANCED_DEBUG", "PCIEAER", "X86_PAT"] as const;
 
 /**
  * How VFIO_DEVICE_BIND_IOMMUFD treats the VF token on this kernel: "none" no cdev path;
@@ -37,8 +51,10 @@ export const CONFIG_NAMES: readonly (keyof KernelConfig)[] = ["IOMMUFD", "VFIO_D
 export type CdevTokenRule = "none" | "bypass" | "e2big" | "checked";
 
 export interface KernelProfile {
-  /** the version string as given ("6.1", "6.17.1", "6.8.0-51-generic") */
+  /** the version string as given ("6.1", "6.17.1", "6.8.0-51-generic", "7.3.4 -bindIommufdFullStruct") */
   readonly version: KernelVersion;
+  /** the table entries the spec reverted (false) or added (true) on top of its release (versions.ts parseKernelSpec) */
+  readonly overrides: BehaviourOverrides;
   readonly ident: KernelIdent;
   readonly release: Release;
   /** every behaviour flag of the table for this release */
@@ -63,6 +79,11 @@ export interface KernelProfile {
   readonly deviceInfoSize: number;
   /** vfio_unregister_group_dev hides the device from GET_DEVICE_FD at once (unregisterHidesDevice) */
   readonly unregisterHidesDevice: boolean;
+  /**
+   * CONFIG_HZ: 250 on Debian's amd64 kernels and the lab's builds (read in their configs), 1000
+   * on Ubuntu's and RHEL's generic kernels (not checked); seen where a value is shown in jiffies
+   */
+  readonly hz: number;
 }
 
 const hex4 = (n: number) => n.toString(16).padStart(4, "0");
@@ -87,7 +108,10 @@ export class KernelConfigError extends Error {
  */
 export function defaultConfig(id: KernelIdent, b: Behaviour = resolveBehaviour(id.release)): KernelConfig {
   const on = id.distro === "upstream" || id.distro === "ubuntu";
-  return { IOMMUFD: on && b.iommufd, VFIO_DEVICE_CDEV: on && b.vfioDeviceCdev };
+  // a distribution kernel has NUMA, PM_SLEEP, PM_ADVANCED_DEBUG, PCIEAER and X86_PAT (Debian's
+  // 6.1, 6.12 and 7.3 configs); an upstream release stands for the lab's build, which has none
+  const distro = id.distro !== "upstream";
+  return { IOMMUFD: on && b.iommufd, VFIO_DEVICE_CDEV: on && b.vfioDeviceCdev, ...(Object.fromEntries(DISTRO_OPTIONS.map((o) => [o, distro])) as Record<(typeof DISTRO_OPTIONS)[number], boolean>) };
 }
 
 /** Check a configuration against what the release can have (Kconfig dependencies). */
@@ -103,7 +127,7 @@ function checkConfig(id: KernelIdent, b: Behaviour, c: KernelConfig): void {
  * implies IOMMUFD unless that is given). Throws KernelVersionError / KernelConfigError.
  */
 export function profileOf(v: KernelVersion, config: Partial<KernelConfig> = {}): KernelProfile {
-  const key = `${v}|${config.IOMMUFD ?? ""}|${config.VFIO_DEVICE_CDEV ?? ""}`;
+  const key = `${v}|${CONFIG_NAMES.map((n) => config[n] ?? "").join("|")}`;
   let p = memo.get(key);
   if (!p) memo.set(key, (p = resolveProfile(v, config)));
   return p;
@@ -112,10 +136,13 @@ export function profileOf(v: KernelVersion, config: Partial<KernelConfig> = {}):
 const memo = new Map<string, KernelProfile>();
 
 function resolveProfile(v: KernelVersion, config: Partial<KernelConfig>): KernelProfile {
-  const ident = identifyKernel(v);
-  const b = resolveBehaviour(ident.release);
+  const spec = parseKernelSpec(v);
+  const ident = identifyKernel(spec.version);
+  const b = resolveBehaviour(ident.release, spec.overrides);
   const base = defaultConfig(ident, b);
   const cfg: KernelConfig = {
+    ...base,
+    ...Object.fromEntries(DISTRO_OPTIONS.filter((o) => config[o] !== undefined).map((o) => [o, config[o]])),
     IOMMUFD: config.IOMMUFD ?? (config.VFIO_DEVICE_CDEV ? true : base.IOMMUFD),
     VFIO_DEVICE_CDEV: config.VFIO_DEVICE_CDEV ?? (config.IOMMUFD === false ? false : base.VFIO_DEVICE_CDEV),
   };
@@ -123,6 +150,7 @@ function resolveProfile(v: KernelVersion, config: Partial<KernelConfig>): Kernel
   const cdevToken: CdevTokenRule = !cfg.VFIO_DEVICE_CDEV ? "none" : !b.bindIommufdToken ? "bypass" : !b.bindIommufdFullStruct ? "e2big" : "checked";
   return {
     version: v,
+    overrides: spec.overrides,
     ident,
     release: ident.release,
     behaviour: b,
@@ -139,6 +167,7 @@ function resolveProfile(v: KernelVersion, config: Partial<KernelConfig>): Kernel
       : (vn, d, ht, cls) => `[${hex4(vn)}:${hex4(d)}] type ${ht.toString(16).padStart(2, "0")} class 0x${hex6(cls)}`,
     deviceInfoSize: 20,
     unregisterHidesDevice: b.unregisterHidesDevice,
+    hz: ident.distro === "ubuntu" || ident.distro === "rhel" ? 1000 : 250,
   };
 }
 

@@ -44,7 +44,13 @@ export type BehaviourFlag =
   | "vfDevSetSeparate"
   | "deviceFeatureEnotty"
   | "bindIommufdFullStruct"
-  | "driverOverrideGeneric";
+  | "driverOverrideGeneric"
+  | "pciPowerStateSysfs"
+  | "sriovVfMsixSysfs"
+  | "pciResetMethodSysfs"
+  | "pciAerRatelimitSysfs"
+  | "pciSerialNumberSysfs"
+  | "acpiWakeupSourceUnderDevice";
 
 export type Behaviour = Readonly<Record<BehaviourFlag, boolean>>;
 
@@ -71,6 +77,36 @@ export interface BehaviourChange {
  * entries with two flags. Boundaries are tested on both sides (test/kernel-versions.test.ts).
  */
 export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
+  {
+    flag: "pciPowerStateSysfs",
+    commit: "9f1c0ebea21a",
+    title: "PCI: Add sysfs attribute for device power state",
+    mainline: "5.11",
+    stable: [],
+    confidence: "patch",
+    effect: "a PCI device's directory has power_state (0444: D0, D3hot, …)",
+    source: "the patch as applied (Maximilian Luz, Nov 2020, ABI date November 2020: the 5.11 merge window); lab: 6.1.0-57, 6.12.117, 7.3.4 all have it",
+  },
+  {
+    flag: "sriovVfMsixSysfs",
+    commit: "c3d5c2d96d69",
+    title: "PCI/IOV: Add sysfs MSI-X vector assignment interface",
+    mainline: "5.12",
+    stable: [],
+    confidence: "inferred",
+    effect: "every PF has sriov_vf_total_msix (0444; 0 unless its driver has sriov_get_vf_total_msix) and every VF sriov_vf_msix_count (0200), with CONFIG_PCI_MSI",
+    source: "iov.c sriov_pf_dev_attrs / sriov_vf_dev_attrs of Debian's 6.12 and 7.3 sources (visible on any PF or VF, whatever the driver); the release is from memory of the mlx5 dynamic MSI-X series (Leon Romanovsky, 2021), not read; lab: 6.1.0-57 shows both with igb, vfio-pci and pci-pf-stub",
+  },
+  {
+    flag: "pciResetMethodSysfs",
+    commit: "d88f521da3ef",
+    title: "PCI: Allow userspace to query and set device reset mechanism",
+    mainline: "5.15",
+    stable: [],
+    confidence: "inferred",
+    effect: "a device with a reset method has reset_method (0644: the methods in order, e.g. \"flr pm bus\"; write a subset or \"default\")",
+    source: "pci.c reset_method_show (6.12) / pci-sysfs.c (7.3: moved there); the commit and release are from memory, not read; lab: 6.1.0-57 has it (PF \"flr pm bus\", VF \"flr\")",
+  },
   {
     flag: "tokenBeforeContainer",
     commit: "805bb6c1bd90",
@@ -192,6 +228,16 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     source: "the patch (Keith Busch, linux-pci 2024-10-25, v2) and its commit in the PCI pull for 6.13; drivers/pci/pci.c in Debian's linux-source-7.3 (7.3.4) has it, linux-source-6.12 (6.12.117) not; lab: every first open on 7.3.4 (Debian's and the lab's build) logs both lines, 6.12.117 none. A logging change, not a fix: no stable backport",
   },
   {
+    flag: "pciAerRatelimitSysfs",
+    commit: null,
+    title: "PCI/AER: Add sysfs attributes for log ratelimits",
+    mainline: "6.16",
+    stable: [],
+    confidence: "patch",
+    effect: "a device with an AER capability has aer/ (correctable_ratelimit_interval_ms, correctable_ratelimit_burst, nonfatal_ratelimit_interval_ms, nonfatal_ratelimit_burst; 0644; 5000 and 10), with CONFIG_PCIEAER",
+    source: "[PATCH v8 20/20] (Jon Pan-Doh, Bjorn Helgaas, 2025-05-22; ABI KernelVersion 6.16.0); pcie/aer.c aer_attr_group of Debian's 7.3 source, absent from 6.12's; lab: Debian's 7.3.4 has it, 6.12.117 has not",
+  },
+  {
     flag: "bindIommufdToken",
     commit: "86624ba3b522",
     title: "vfio/pci: Do vf_token checks for VFIO_DEVICE_BIND_IOMMUFD",
@@ -230,6 +276,26 @@ export const BEHAVIOUR_CHANGES: readonly BehaviourChange[] = [
     confidence: "patch",
     effect: "BIND_IOMMUFD copies the whole 24-byte struct: a token_uuid_ptr is read instead of failing E2BIG (copy_struct_from_user was given the old 16-byte size, so any non-zero byte past 16 was E2BIG and the pointer field was never filled in)",
     source: "stable review [PATCH 6.18 404/430] 2025-12-29 (commit 2f03f21fe7516902283b135de272d3c7b10672de upstream); mainline release and 6.18.3 per the issue",
+  },
+  {
+    flag: "pciSerialNumberSysfs",
+    commit: null,
+    title: "PCI: Add sysfs attribute for the Device Serial Number (serial_number)",
+    mainline: "6.19",
+    stable: [],
+    confidence: "inferred",
+    effect: "a device with a DSN capability has serial_number (0400, the eight bytes dash-separated: 00-11-22-…)",
+    source: "pci-sysfs.c serial_number_show in Debian's 7.3 source, absent from 6.12's; patch by Matthew Wood (ABI date December 2025: the release is inferred); the lab's QEMU 82576 has no DSN, so the lab has not seen it",
+  },
+  {
+    flag: "acpiWakeupSourceUnderDevice",
+    commit: null,
+    title: "ACPI: PM: Register wakeup sources under physical devices",
+    mainline: "7.0",
+    stable: [],
+    confidence: "lab",
+    effect: "the ACPI PM notifier's wakeup source (named after the ACPI companion, \"device:03\") is under the PCI device: wakeup/wakeup<N> of every device with an ACPI companion, VFs included; before, it was under the ACPI device",
+    source: "[RESEND][PATCH v1 2/2] (Rafael J. Wysocki, 2025-12-15), which makes acpi_add_pm_notifier register with the target device as parent: the release is inferred from the date; lab: Debian's 7.3.4 has wakeup/ under the VFs (name device:04), 6.12.117 and 6.1.0-57 have it under the PF only (its own, named 0000:01:00.0)",
   },
   {
     flag: "driverOverrideGeneric",
@@ -274,11 +340,57 @@ export function carries(c: BehaviourChange, r: Release): boolean {
   });
 }
 
-/** Every behaviour flag for one release. */
-export function resolveBehaviour(r: Release): Behaviour {
+/** Table entries reverted (false) or added (true) on top of what a release carries. */
+export type BehaviourOverrides = Readonly<Partial<Record<BehaviourFlag, boolean>>>;
+
+/** Every behaviour flag for one release, with `overrides` applied last. */
+export function resolveBehaviour(r: Release, overrides: BehaviourOverrides = {}): Behaviour {
   const out = {} as Record<BehaviourFlag, boolean>;
-  for (const c of BEHAVIOUR_CHANGES) out[c.flag] = carries(c, r);
+  for (const c of BEHAVIOUR_CHANGES) out[c.flag] = overrides[c.flag] ?? carries(c, r);
   return out;
+}
+
+/** A kernel spec split into its version string and the table entries it reverts or adds. */
+export interface KernelSpec {
+  /** the version string (anything identifyKernel takes) */
+  version: string;
+  overrides: BehaviourOverrides;
+}
+
+/**
+ * "A version with some table entries reverted or added": `7.3.4 -bindIommufdFullStruct` is 7.3.4
+ * with 2f03f21fe751 reverted; `6.12.117+deb13-amd64 +bindIommufdToken` is 6.12.117 with
+ * 86624ba3b522 picked. The first word is the version; each further word is `-flag` (the
+ * release's kernel without that change) or `+flag` (with it), flag being a table entry's name.
+ * A plain version string is a spec without overrides. Throws KernelVersionError.
+ *
+ * @example
+ * ```ts
+ * import { parseKernelSpec } from "vfioctl";
+ * parseKernelSpec("7.3.4-lab-e2big -bindIommufdFullStruct").overrides; // { bindIommufdFullStruct: false }
+ * ```
+ */
+export function parseKernelSpec(input: string): KernelSpec {
+  // a /proc/version line is a version (no overrides); Ubuntu's "Ubuntu <ABI>-<flavour> <upstream>" is three words
+  if (/^Linux version /.test(input.trim())) return { version: input.trim(), overrides: {} };
+  const all = input.trim().split(/\s+/);
+  const lead = all[0] === "Ubuntu" && all.length >= 3 ? 3 : 1;
+  const words = [all.slice(0, lead).join(" "), ...all.slice(lead)];
+  const version = words[0] ?? "";
+  const overrides: Partial<Record<BehaviourFlag, boolean>> = {};
+  const flags = BEHAVIOUR_CHANGES.map((c) => c.flag as string);
+  for (const w of words.slice(1)) {
+    const m = /^([+-])([A-Za-z0-9]+)$/.exec(w);
+    if (!m || !flags.includes(m[2]!)) {
+      const name = m?.[2] ?? w.replace(/^[+-]/, "");
+      const near = flags.find((f) => f.toLowerCase() === name.toLowerCase()) ?? flags.find((f) => f.toLowerCase().startsWith(name.toLowerCase().slice(0, 6)));
+      throw new KernelVersionError(input, `kernel spec ${JSON.stringify(input)}: expected -FLAG or +FLAG with FLAG a behaviour-table entry (${flags.join(", ")}), got ${JSON.stringify(w)}${near ? ` (did you mean ${m?.[1] ?? "-"}${near}?)` : ""}`);
+    }
+    const flag = m[2] as BehaviourFlag;
+    if (overrides[flag] !== undefined) throw new KernelVersionError(input, `kernel spec ${JSON.stringify(input)}: expected each flag once, got ${flag} twice`);
+    overrides[flag] = m[1] === "+";
+  }
+  return { version, overrides };
 }
 
 /** The table entry that sets `flag`. */
@@ -425,10 +537,10 @@ export function identifyKernel(input: string, opts: { procVersion?: string; vers
 
 const UBUNTU_SIGNATURE = /^Ubuntu (\d+)\.(\d+)\.(\d+)-(\d+)\.(\d+)(?:~[^-\s]+)?-([a-z0-9-]+) (\d+\.\d+\.\d+)$/;
 
-/** Whether a version string can be identified (for option checks). */
+/** Whether a version string (or a kernel spec with -flag / +flag words) can be identified (for option checks). */
 export function isKernelVersion(s: string): boolean {
   try {
-    identifyKernel(s);
+    identifyKernel(parseKernelSpec(s).version);
     return true;
   } catch {
     return false;

@@ -7,7 +7,8 @@ import type { Kernel, Task } from "../kernel.js";
 import type { BehaviourFlag } from "../versions.js";
 import { KERN_INFO } from "../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../pci/iov.js";
-import { pciClassId, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
+import { msiAllocIrqs, msiFreeIrqs, ptpClockRegister, ptpClockUnregister } from "../pci/pci-sysfs.js";
+import { pciClassId, pciDisableDevice, pciEnableDevice, pciId, type PciDev, type PciDeviceId, type PciDriver } from "../pci/pci.js";
 
 export interface HostDriverSpec {
   name: string;
@@ -38,6 +39,10 @@ export interface HostDriverSpec {
   sriovDisableLog?: string[];
   /** iommu: the driver does not claim DMA ownership */
   driverManagedDma?: boolean;
+  /** registers a PTP clock at probe (igb: "added PHC on eth0"): ptp/ptp<N> under the device */
+  ptp?: boolean;
+  /** MSI-X vectors allocated at probe (msi_irqs/): default 1 */
+  msixVectors?: number;
 }
 
 export function parseIdSpec(s: string): PciDeviceId {
@@ -84,6 +89,10 @@ export class HostDriver implements PciDriver {
   async probe(k: Kernel, _task: Task, dev: PciDev): Promise<number> {
     // NIC/storage drivers call pci_enable_device(_mem) first thing in probe
     pciEnableDevice(k, dev);
+    // then dma_set_mask_and_coherent(64) and MSI-X (igb: "Using MSI-X interrupts"; igbvf too)
+    dev.dmaMaskBits = dev.coherentDmaMaskBits = 64;
+    dev.msiIrqs = msiAllocIrqs(k, this.spec.msixVectors ?? 1);
+    if (this.spec.ptp) ptpClockRegister(k, dev);
     if (this.spec.maxVfs !== undefined && dev.sriov) dev.sriov.driverMaxVFs = Math.min(this.spec.maxVfs, dev.sriov.totalVFs);
     for (const l of this.spec.probeLog ?? []) k.log.dev(KERN_INFO, dev, l.replace("{mac}", () => randomMac(k)));
     return 0;
@@ -92,10 +101,15 @@ export class HostDriver implements PciDriver {
   /** igb_remove order: PTP stop ("removed PHC …") first, then igb_disable_sriov. */
   async remove(k: Kernel, task: Task, dev: PciDev): Promise<void> {
     for (const l of this.spec.removeLog ?? []) k.log.dev(KERN_INFO, dev, l);
+    if (this.spec.ptp) ptpClockUnregister(k, dev);
     if (this.spec.disablesSriovOnRemove && dev.numVFs) {
       await pciDisableSriov(k, task, dev);
       for (const l of this.spec.sriovDisableLog ?? []) k.log.dev(KERN_INFO, dev, l);
     }
+    // pci_disable_msix, pci_disable_device (the DMA mask stays as the driver set it)
+    msiFreeIrqs(k, dev.msiIrqs);
+    dev.msiIrqs = [];
+    pciDisableDevice(dev);
   }
 }
 
@@ -108,6 +122,9 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
     sriovConfigure: true,
     disablesSriovOnRemove: true,
     maxVfs: 7,
+    ptp: true,
+    // one vector per queue pair (2 with the lab's 2 CPUs) and one for other causes: 3 (the lab)
+    msixVectors: 3,
     probeLog: [
       "added PHC on eth0",
       "Intel(R) Gigabit Ethernet Network Connection",
@@ -123,6 +140,8 @@ export const BUILTIN_HOST_DRIVERS: HostDriverSpec[] = [
   {
     name: "igbvf",
     ids: ["8086:10ca", "8086:1520"],
+    // rx, tx and mailbox/other: 3 (the lab)
+    msixVectors: 3,
     probeLog: ["PF still in reset state. Is the PF interface up?", "Assigning random MAC address.", "PF still resetting", "Intel(R) 82576 Virtual Function", "Address: {mac}"],
   },
   {

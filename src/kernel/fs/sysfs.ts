@@ -8,7 +8,8 @@ import { O_NONBLOCK } from "../../sys/syscalls.js";
 import { SysErrorCode } from "../errors.js";
 import type { Kernel, Task } from "../kernel.js";
 import { KernelLog } from "../printk.js";
-import { kstrtobool, sriovGetTotalVFs, sriovNumvfsShow, sriovNumvfsStore } from "../pci/iov.js";
+import { kstrtobool, SRIOV_ATTRS } from "../pci/iov.js";
+import { pciDeviceEntries, pciUevent, wakeupSourceDir, wakeupSourcesOf } from "../pci/pci-sysfs.js";
 import type { PciDev, PciDriver } from "../pci/pci.js";
 import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
@@ -255,26 +256,17 @@ export class SysfsTrees {
   }
 
   /**
-   * pci-sysfs.c + iov.c attributes of one device, computed from its current state. A lookup
-   * makes only the node it asks for (a path walk looks up one name per directory; making every
-   * attribute, links and vfio-dev included, for each was most of a model `readDevice`).
+   * One device's directory: the PCI core's attribute groups (src/kernel/pci/pci-sysfs.ts, the
+   * SR-IOV groups of iov.ts), then what the driver core and other subsystems add (uevent,
+   * power/, links, class devices). A lookup makes only the node it asks for (a path walk looks
+   * up one name per directory; making every attribute, links and vfio-dev included, for each
+   * was most of a model `readDevice`).
    */
   private deviceAttrs(d: PciDev): { names: () => string[]; get: (name: string) => Node | undefined } {
     const k = this.k;
-    const iov = d.sriov;
+    const pci = pciDeviceEntries(d, k, SRIOV_ATTRS);
     // in the order readdir lists them; each makes its node, or undefined when the device has none
     const make: Record<string, () => Node | undefined> = {
-      vendor: () => ro(() => `${hex(d.vendor, 4)}\n`),
-      device: () => ro(() => `${hex(d.device, 4)}\n`),
-      subsystem_vendor: () => ro(() => `${hex(d.subsystemVendor, 4)}\n`),
-      subsystem_device: () => ro(() => `${hex(d.subsystemDevice, 4)}\n`),
-      class: () => ro(() => `${hex(d.class, 6)}\n`),
-      revision: () => ro(() => `${hex(d.revision, 2)}\n`),
-      numa_node: () =>
-        rw(
-          () => `${d.numaNode}\n`,
-          () => -ERRNO.EPERM,
-        ),
       // pci-sysfs.c driver_override_show and driver_set_override (the store) take device_lock
       // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user. The generic
       // driver_override (driverOverrideGeneric: 6.12.80+, 7.0) takes a spinlock instead: no wait.
@@ -293,10 +285,38 @@ export class SysfsTrees {
                 }),
               (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
             ),
+      // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
+      // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
+      // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL
+      uevent: () =>
+        rw(
+          () => pciUevent(d),
+          (_t, b, c) => {
+            const action = b.subarray(0, c).toString("latin1").trim().split(/\s+/)[0] ?? "";
+            if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, action === "bind" ? d.driver?.name : undefined);
+            else if (!["change", "move", "online", "offline"].includes(action)) return -ERRNO.EINVAL;
+            return c;
+          },
+        ),
       subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
       driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
+      // drivers/acpi/glue.c acpi_physnode_link_name: the ACPI companion
+      firmware_node: () => (d.acpiNode ? link(relLink(d.sysfsDir, `/sys/devices/${d.acpiNode}`)) : undefined),
+      // iommu_device_link: the IOMMU unit that translates for the device (one VT-d unit in the model)
+      iommu: () => (d.iommuGroup ? link(relLink(d.sysfsDir, "/sys/devices/virtual/iommu/dmar0")) : undefined),
       iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
       physfn: () => (d.physfn ? link(relLink(d.sysfsDir, d.physfn.sysfsDir)) : undefined),
+      power: () => this.powerDir(d),
+      // drivers/base/power/wakeup.c: the device's wakeup sources (class "wakeup")
+      wakeup: () => {
+        const ws = wakeupSourcesOf(d, k);
+        if (!ws.length) return undefined;
+        const base = `${d.sysfsDir}/wakeup`;
+        return staticDir(Object.fromEntries(ws.map((w) => [`wakeup${w.id}`, wakeupSourceDir(d, w.name, (to) => relLink(`${base}/wakeup${w.id}`, to))])));
+      },
+      // drivers/pci/msi/msi.c msi_sysfs_populate_desc: msi_irqs/<irq> per vector while MSI or
+      // MSI-X is on, each reading its mode ("msix")
+      msi_irqs: () => (d.msiIrqs.length ? staticDir(Object.fromEntries(d.msiIrqs.map((i) => [String(i), ro(() => "msix\n")]))) : undefined),
       nvme: () => {
         const disks = k.disks.disks().filter((b) => b.dev === d);
         return disks.length ? staticDir(Object.fromEntries(disks.map((b) => [b.ctrl, staticDir({ [b.name]: this.diskDir(b) })]))) : undefined;
@@ -305,38 +325,72 @@ export class SysfsTrees {
         const nds = k.net.of(d);
         return nds.length ? staticDir(Object.fromEntries(nds.map((n) => [n.name, this.netDevDir(d, n.name)]))) : undefined;
       },
+      // drivers/ptp ptp_clock_register: the PHC's class device ptp<N> (its attributes are not modelled)
+      ptp: () => (d.ptpIndex !== null ? staticDir({ [`ptp${d.ptpIndex}`]: staticDir({}) }) : undefined),
       "vfio-dev": () => {
         if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
         const vds = k.vfio.devicesOf(d);
         return vds.length ? staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, this.vfioDevDir(d, v.index)]))) : undefined;
       },
     };
-    if (iov) {
-      make.sriov_totalvfs = () => ro(() => `${sriovGetTotalVFs(d)}\n`);
-      make.sriov_numvfs = () =>
-        rw(
-          (task) => sriovNumvfsShow(k, task, d),
-          (task, b, c) => sriovNumvfsStore(k, task, d, str(b, c), c),
-          0o664,
-        );
-      make.sriov_offset = () => ro(() => `${iov.offset}\n`);
-      make.sriov_stride = () => ro(() => `${iov.stride}\n`);
-      make.sriov_vf_device = () => ro(() => `${iov.vfDevice.toString(16)}\n`);
-      make.sriov_drivers_autoprobe = () =>
-        rw(
-          () => `${iov.driversAutoprobe ? 1 : 0}\n`,
-          (_t, b, c) => {
-            const v = kstrtobool(str(b, c));
-            if (v === null) return -ERRNO.EINVAL;
-            iov.driversAutoprobe = v;
-            return c;
-          },
-        );
-    }
     return {
-      names: () => Object.keys(make).filter((n) => make[n]!() !== undefined),
-      get: (name) => (Object.hasOwn(make, name) ? make[name]!() : undefined),
+      names: () => [...pci.names(), ...Object.keys(make).filter((n) => make[n]!() !== undefined)],
+      get: (name) => pci.get(name) ?? (Object.hasOwn(make, name) ? make[name]!() : undefined),
     };
+  }
+
+  /**
+   * drivers/base/power/sysfs.c: power/ of a device. Runtime PM (CONFIG_PM, every modelled
+   * build): control ("on" — pci_pm_init forbids — until a driver allows it: vfio-pci, "auto"),
+   * runtime_status ("suspended" when allowed and nobody holds it: not enabled, no VFs — vfio-pci
+   * keeps a PF with VFs active), autosuspend_delay_ms (EIO: PCI devices do not use autosuspend);
+   * runtime_usage, runtime_active_kids, runtime_enabled with PM_ADVANCED_DEBUG; async with
+   * PM_SLEEP; wakeup* of a wakeup-capable device with PM_SLEEP.
+   */
+  private powerDir(d: PciDev): DirNode {
+    const k = this.k;
+    const c = k.profile.config;
+    const suspended = () => d.runtimePmAllowed && d.enableCnt === 0 && d.numVFs === 0;
+    const zero = () => ro(() => "0\n");
+    const e: Record<string, Node> = {
+      ...(c.PM_SLEEP ? { async: rw(() => "enabled\n", (_t, _b, n) => n) } : {}),
+      autosuspend_delay_ms: rw(
+        () => {
+          throw new SysErrorCode(ERRNO.EIO);
+        },
+        () => -ERRNO.EIO,
+      ),
+      control: rw(
+        () => (d.runtimePmAllowed ? "auto\n" : "on\n"),
+        (_t, b, n) => {
+          const v = b.subarray(0, n).toString("latin1").replace(/\n$/, "");
+          if (v === "auto") d.runtimePmAllowed = true;
+          else if (v === "on") d.runtimePmAllowed = false;
+          else return -ERRNO.EINVAL;
+          return n;
+        },
+      ),
+      ...(c.PM_ADVANCED_DEBUG ? { runtime_active_kids: zero() } : {}),
+      runtime_active_time: zero(),
+      ...(c.PM_ADVANCED_DEBUG ? { runtime_enabled: ro(() => (d.runtimePmAllowed ? "enabled\n" : "forbidden\n")) } : {}),
+      runtime_status: ro(() => (suspended() ? "suspended\n" : "active\n")),
+      runtime_suspended_time: zero(),
+      ...(c.PM_ADVANCED_DEBUG ? { runtime_usage: ro(() => (d.runtimePmAllowed ? "0\n" : "1\n")) } : {}),
+    };
+    if (c.PM_SLEEP && d.wakeup) {
+      // wakeup_store: "enabled" / "disabled" (device_wakeup_enable / _disable), else EINVAL
+      e.wakeup = rw(
+        () => (d.wakeupEnabled ? "enabled\n" : "disabled\n"),
+        (_t, b, n) => {
+          const v = b.subarray(0, n).toString("latin1").replace(/\n$/, "");
+          if (v !== "enabled" && v !== "disabled") return -ERRNO.EINVAL;
+          d.wakeupEnabled = v === "enabled";
+          return n;
+        },
+      );
+      for (const w of ["wakeup_abort_count", "wakeup_active", "wakeup_active_count", "wakeup_count", "wakeup_expire_count", "wakeup_last_time_ms", "wakeup_max_time_ms", "wakeup_total_time_ms"]) e[w] = zero();
+    }
+    return staticDir(e);
   }
 
   // ---------------------------------------------------------------- vfio-dev class devices and cdev nodes

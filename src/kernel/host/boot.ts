@@ -63,6 +63,7 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     dev.pcie = d.pcie ?? true;
     dev.numaNode = d.numa_node ?? -1;
     dev.bars = [...(d.bars ?? [0x20000, 0, 0, 0x4000, 0, 0]), 0, 0, 0, 0, 0, 0].slice(0, 6);
+    dev.barKinds = [...(d.bar_types ?? []), "mem", "mem", "mem", "mem", "mem", "mem"].slice(0, 6) as PciDev["barKinds"];
     dev.romSize = d.rom_size ?? 0;
     dev.resetWorks = d.reset_works ?? true;
     if (d.acpi_irq_link) {
@@ -70,6 +71,15 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
       // a device a driver enables at boot has set its link up already
       if (d.driver && d.driver !== "none") k.acpiIrqLinks.add(d.acpi_irq_link.name);
     }
+    dev.irq = d.irq ?? 0;
+    dev.aer = d.aer ?? false;
+    dev.ari = d.ari ?? false;
+    dev.pmCap = d.pm ?? true;
+    dev.wakeup = d.pme ?? false;
+    dev.acpiNode = d.acpi_node ?? null;
+    if (d.link) [dev.linkSpeed, dev.linkWidth] = [d.link.speed, d.link.width];
+    dev.aspm = d.aspm ?? [];
+    if (d.dsn !== undefined) dev.dsn = BigInt(d.dsn.startsWith("0x") ? d.dsn : `0x${d.dsn.replace(/-/g, "")}`);
     dev.msixVectors = 10;
     const dom = d.bdf.slice(0, 4);
     const root = `/sys/devices/pci${dom}:00`;
@@ -89,6 +99,8 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
         busEnd: s.bus_end ?? Math.min(255, a.bus + ((a.devfn + s.offset + s.stride * (s.total_vfs - 1)) >> 8)),
         vfIommuGroup: s.vf_iommu_group ?? "own",
         vfBars: [...(s.vf_bars ?? [0x4000, 0, 0, 0x4000, 0, 0]), 0, 0, 0, 0, 0, 0].slice(0, 6),
+        vfBarKinds: [...(s.vf_bar_types ?? []), "mem", "mem", "mem", "mem", "mem", "mem"].slice(0, 6) as PciDev["barKinds"],
+        vfAcpiNodes: s.vf_acpi_nodes ?? [],
         vfs: [],
       };
     }

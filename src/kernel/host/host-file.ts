@@ -29,9 +29,16 @@ export interface SriovDesc {
   num_vfs?: number;
   drivers_autoprobe?: boolean;
   vf_bars?: number[];
+  /** kinds of the VF BARs: "mem" (default), "mem-pref" (prefetchable: resource<N>_wc), "io" */
+  vf_bar_types?: BarType[];
+  /** VF i's ACPI companion, a path under /sys/devices (firmware_node), for the VFs the file knows */
+  vf_acpi_nodes?: string[];
   /** last bus number behind the PF's bridge (default: wide enough) */
   bus_end?: number;
 }
+
+export type BarType = "mem" | "mem-pref" | "io";
+const BAR_TYPES: readonly BarType[] = ["mem", "mem-pref", "io"];
 
 export interface DeviceDesc {
   bdf: string;
@@ -52,11 +59,31 @@ export interface DeviceDesc {
   driver?: string;
   driver_override?: string;
   bars?: number[];
+  /** kinds of the BARs: "mem" (default), "mem-pref" (prefetchable: resource<N>_wc), "io" */
+  bar_types?: BarType[];
   rom_size?: number;
   reset_works?: boolean;
   /** the ACPI PCI interrupt link the device's INTx is routed through (x86 firmware): the first
    *  pci_enable_device of a device on a link not yet in use logs "ACPI: <name>: Enabled at IRQ <irq>" */
   acpi_irq_link?: { name: string; irq: number };
+  /** the INTx line the firmware routed (sysfs irq; default 0) */
+  irq?: number;
+  /** an AER capability (aer_dev_*, aer/); VFs have their PF's */
+  aer?: boolean;
+  /** an ARI capability the bridge above forwards (ari_enabled of the device's bus) */
+  ari?: boolean;
+  /** the PCI PM capability (default true): d3cold_allowed, the "pm" reset */
+  pm?: boolean;
+  /** PME from the PM capability, wakeup enabled: power/wakeup*, wakeup/wakeup<N> */
+  pme?: boolean;
+  /** the ACPI companion, a path under /sys/devices ("LNXSYSTM:00/LNXSYBUS:00/PNP0A08:00/device:02/device:03") */
+  acpi_node?: string;
+  /** the PCIe link: { speed: GT/s (2.5, 5, 8, 16, 32, 64), width: lanes } (default 2.5 x1) */
+  link?: { speed: number; width: number };
+  /** the ASPM states the link supports: link/<state>_aspm (l0s, l1) */
+  aspm?: string[];
+  /** a Device Serial Number capability ("00-11-22-33-44-55-66-77" or a 64-bit number) */
+  dsn?: string;
   sriov?: SriovDesc;
   /** free text shown by `vfioctl list` */
   label?: string;
@@ -261,7 +288,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
     const f = `devices[${i}]`;
     if (typeof d0 !== "object" || d0 === null) throw err(f, "a mapping", d0);
     const d = d0 as Record<string, unknown>;
-    const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "rom_size", "reset_works", "acpi_irq_link", "sriov", "label"]);
+    const fields = new Set(["bdf", "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "header_type", "pcie", "numa_node", "iommu_group", "parent", "driver", "driver_override", "bars", "bar_types", "rom_size", "reset_works", "acpi_irq_link", "irq", "aer", "ari", "pm", "pme", "acpi_node", "link", "aspm", "dsn", "sriov", "label"]);
     for (const k of Object.keys(d)) if (!fields.has(k)) throw err(`${f}.${k}`, `a known device field${didYouMean(k, fields) || ` (${[...fields].join(", ")})`}`, k);
     if (typeof d.bdf !== "string" || !parseBdf(d.bdf)) throw err(`${f}.bdf`, 'a PCI address like "0000:01:00.0" (lowercase hex)', d.bdf);
     if (seen.has(d.bdf)) throw err(`${f}.bdf`, `an address not used by another device (devices[${seen.get(d.bdf)}] is ${d.bdf})`, d.bdf);
@@ -291,6 +318,35 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
       if (!Array.isArray(d.bars) || d.bars.length > 6) throw err(`${f}.bars`, "a list of up to 6 BAR sizes", d.bars);
       dev.bars = d.bars.map((b, j) => int(b, `${f}.bars[${j}]`, 0, Number.MAX_SAFE_INTEGER));
     }
+    const barTypes = (v: unknown, field: string): BarType[] => {
+      if (!Array.isArray(v) || v.length > 6) throw err(field, `a list of up to 6 BAR kinds (${BAR_TYPES.join(", ")})`, v);
+      return v.map((t, j) => {
+        if (!BAR_TYPES.includes(t as BarType)) throw err(`${field}[${j}]`, BAR_TYPES.map((x) => JSON.stringify(x)).join(", "), t);
+        return t as BarType;
+      });
+    };
+    const acpiPath = (v: unknown, field: string): string => {
+      if (typeof v !== "string" || !/^[A-Za-z0-9_:.\-]+(\/[A-Za-z0-9_:.\-]+)*$/.test(v)) throw err(field, 'a path under /sys/devices like "LNXSYSTM:00/LNXSYBUS:00/PNP0A08:00/device:03"', v);
+      return v;
+    };
+    if (d.bar_types !== undefined) dev.bar_types = barTypes(d.bar_types, `${f}.bar_types`);
+    if (d.irq !== undefined) dev.irq = int(d.irq, `${f}.irq`, 0, 1023);
+    for (const b of ["aer", "ari", "pm", "pme"] as const) if (d[b] !== undefined) dev[b] = bool(d[b], `${f}.${b}`);
+    if (d.acpi_node !== undefined) dev.acpi_node = acpiPath(d.acpi_node, `${f}.acpi_node`);
+    if (d.link !== undefined) {
+      const l = d.link as Record<string, unknown>;
+      if (typeof l !== "object" || l === null || ![2.5, 5, 8, 16, 32, 64].includes(l.speed as number)) throw err(`${f}.link.speed`, "a PCIe speed in GT/s: 2.5, 5, 8, 16, 32 or 64", (l as { speed?: unknown })?.speed);
+      dev.link = { speed: l.speed as number, width: int(l.width, `${f}.link.width`, 1, 32) };
+    }
+    if (d.aspm !== undefined) {
+      if (!Array.isArray(d.aspm) || d.aspm.some((x) => !["l0s", "l1", "l1_1", "l1_2", "l1_1_pcipm", "l1_2_pcipm", "clkpm"].includes(x as string))) throw err(`${f}.aspm`, 'a list of ASPM states ("l0s", "l1", "l1_1", "l1_2", "l1_1_pcipm", "l1_2_pcipm", "clkpm")', d.aspm);
+      dev.aspm = d.aspm as string[];
+    }
+    if (d.dsn !== undefined) {
+      const v = String(d.dsn).toLowerCase();
+      if (!/^([0-9a-f]{2}-){7}[0-9a-f]{2}$|^0x[0-9a-f]{1,16}$/.test(v)) throw err(`${f}.dsn`, 'a Device Serial Number "00-11-22-33-44-55-66-77" or 0x…', d.dsn);
+      dev.dsn = v;
+    }
     if (d.rom_size !== undefined) dev.rom_size = int(d.rom_size, `${f}.rom_size`, 0, 1 << 24);
     if (d.reset_works !== undefined) dev.reset_works = bool(d.reset_works, `${f}.reset_works`);
     if (d.acpi_irq_link !== undefined) {
@@ -304,7 +360,7 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
       const s = d.sriov as Record<string, unknown>;
       const sf = `${f}.sriov`;
       if (typeof s !== "object" || s === null) throw err(sf, "a mapping (total_vfs, offset, stride, vf_device)", s);
-      const sk = new Set(["total_vfs", "offset", "stride", "vf_device", "vf_iommu_group", "num_vfs", "drivers_autoprobe", "vf_bars", "bus_end"]);
+      const sk = new Set(["total_vfs", "offset", "stride", "vf_device", "vf_iommu_group", "num_vfs", "drivers_autoprobe", "vf_bars", "vf_bar_types", "vf_acpi_nodes", "bus_end"]);
       for (const k of Object.keys(s)) if (!sk.has(k)) throw err(`${sf}.${k}`, `a known SR-IOV field${didYouMean(k, sk) || ` (${[...sk].join(", ")})`}`, k);
       const sr: SriovDesc = {
         total_vfs: int(s.total_vfs, `${sf}.total_vfs`, 0, 65535),
@@ -326,6 +382,11 @@ export function validateHost(raw: unknown, file = "<host>"): HostDesc {
       if (s.vf_bars !== undefined) {
         if (!Array.isArray(s.vf_bars) || s.vf_bars.length > 6) throw err(`${sf}.vf_bars`, "a list of up to 6 BAR sizes", s.vf_bars);
         sr.vf_bars = s.vf_bars.map((b, j) => int(b, `${sf}.vf_bars[${j}]`, 0, Number.MAX_SAFE_INTEGER));
+      }
+      if (s.vf_bar_types !== undefined) sr.vf_bar_types = barTypes(s.vf_bar_types, `${sf}.vf_bar_types`);
+      if (s.vf_acpi_nodes !== undefined) {
+        if (!Array.isArray(s.vf_acpi_nodes) || s.vf_acpi_nodes.length > sr.total_vfs) throw err(`${sf}.vf_acpi_nodes`, `a list of at most total_vfs (${sr.total_vfs}) paths under /sys/devices`, s.vf_acpi_nodes);
+        sr.vf_acpi_nodes = s.vf_acpi_nodes.map((x, j) => acpiPath(x, `${sf}.vf_acpi_nodes[${j}]`));
       }
       if (s.bus_end !== undefined) sr.bus_end = int(s.bus_end, `${sf}.bus_end`, 0, 255);
       dev.sriov = sr;

@@ -7,6 +7,8 @@ import type { Kernel, Task } from "../kernel.js";
 import { KERN_ERR, KERN_INFO, KERN_WARNING } from "../printk.js";
 import { formatBdf, virtfnRid } from "./bdf.js";
 import { PciDev } from "./pci.js";
+import { ro, rw } from "../fs/vfs.js";
+import type { DevAttr } from "./pci-sysfs.js";
 
 /** lib/kstrtox.c kstrtou16(buf, 0): negative errno or the value. */
 export function kstrtou16(buf: string): number {
@@ -145,6 +147,12 @@ export async function pciIovAddVirtfn(k: Kernel, task: Task, pf: PciDev, i: numb
   vf.pcie = pf.pcie;
   vf.numaNode = pf.numaNode;
   vf.bars = iov.vfBars.slice();
+  vf.barKinds = iov.vfBarKinds.slice();
+  // a VF has no PM capability in the model (d3cold_allowed 0, no "pm" reset), the PF's AER
+  // (the 82576's VFs have one: the lab), its ACPI companion if the host file names it
+  vf.pmCap = false;
+  vf.aer = pf.aer;
+  vf.acpiNode = iov.vfAcpiNodes[i] ?? null;
   vf.irqPin = 0;
   vf.command = 0;
   vf.msiVectors = 0;
@@ -199,3 +207,57 @@ export async function pciSriovConfigureSimple(k: Kernel, task: Task, dev: PciDev
   const rc = await pciEnableSriov(k, task, dev, nr);
   return rc < 0 ? rc : nr;
 }
+
+const str = (b: Buffer, c: number) => b.subarray(0, c).toString("latin1");
+
+/**
+ * iov.c sriov_pf_dev_attr_group (a PF: is_physfn) and sriov_vf_dev_attr_group (a VF). Modes as
+ * DEVICE_ATTR_RO/RW give them: sriov_numvfs is 0644 (the lab reads 0644 on 6.1, 6.12 and 7.3;
+ * the 0664 of the first sriov_numvfs, __ATTR(S_IWUSR|S_IWGRP), is long gone).
+ */
+export const SRIOV_ATTRS: readonly DevAttr[] = [
+  { name: "sriov_totalvfs", visible: (d) => d.isPhysfn, make: (d) => ro(() => `${sriovGetTotalVFs(d)}\n`) },
+  {
+    name: "sriov_numvfs",
+    visible: (d) => d.isPhysfn,
+    make: (d, k) =>
+      rw(
+        (task) => sriovNumvfsShow(k, task, d),
+        (task, b, c) => sriovNumvfsStore(k, task, d, str(b, c), c),
+      ),
+  },
+  { name: "sriov_offset", visible: (d) => d.isPhysfn, make: (d) => ro(() => `${d.sriov!.offset}\n`) },
+  { name: "sriov_stride", visible: (d) => d.isPhysfn, make: (d) => ro(() => `${d.sriov!.stride}\n`) },
+  { name: "sriov_vf_device", visible: (d) => d.isPhysfn, make: (d) => ro(() => `${d.sriov!.vfDevice.toString(16)}\n`) },
+  {
+    name: "sriov_drivers_autoprobe",
+    visible: (d) => d.isPhysfn,
+    make: (d) =>
+      rw(
+        () => `${d.sriov!.driversAutoprobe ? 1 : 0}\n`,
+        (_t, b, c) => {
+          const v = kstrtobool(str(b, c));
+          if (v === null) return -ERRNO.EINVAL;
+          d.sriov!.driversAutoprobe = v;
+          return c;
+        },
+      ),
+  },
+  // sriov_vf_total_msix_show: the PF driver's sriov_get_vf_total_msix, else 0 (no modelled driver has one)
+  { name: "sriov_vf_total_msix", since: "sriovVfMsixSysfs", visible: (d) => d.isPhysfn, make: (d, k) => ro((task) => k.withDeviceLock(task, d, () => "0\n")) },
+  {
+    // sriov_vf_msix_count_store: kstrtoint; the PF driver's sriov_set_msix_vec_count (none modelled: EOPNOTSUPP); a bound VF: EBUSY
+    name: "sriov_vf_msix_count",
+    since: "sriovVfMsixSysfs",
+    visible: (d) => d.isVirtfn,
+    make: () => ({
+      t: "attr",
+      mode: 0o200,
+      store: (_t, b, c) => {
+        const v = str(b, c).trim();
+        if (!/^(\+?\d+|0x[0-9a-f]+)$/i.test(v)) return -ERRNO.EINVAL; // kstrtoint failure or val < 0
+        return -ERRNO.EOPNOTSUPP;
+      },
+    }),
+  },
+];

@@ -71,6 +71,10 @@ export interface SriovState {
   /** "own": each VF gets a new IOMMU group; "pf": VFs join the PF's group. */
   vfIommuGroup: "own" | "pf";
   vfBars: number[];
+  /** the VF BARs' kinds (resource<N>_wc of a prefetchable one) */
+  vfBarKinds: ("mem" | "mem-pref" | "io")[];
+  /** VF i's ACPI companion (firmware_node), where the host description knows it */
+  vfAcpiNodes: (string | null)[];
   vfs: PciDev[];
 }
 
@@ -99,6 +103,49 @@ export class PciDev implements PrintkDevice {
   resetWorks = true;
   /** the ACPI interrupt link of the device's INTx (host-file acpi_irq_link), if described */
   acpiIrqLink: { name: string; irq: number } | null = null;
+  /** pci_enable_device count (sysfs `enable`): drivers enable at probe, vfio-pci at the first open */
+  enableCnt = 0;
+  /** dma_set_mask / dma_set_coherent_mask: 32 until a driver sets more (sysfs dma_mask_bits) */
+  dmaMaskBits = 32;
+  coherentDmaMaskBits = 32;
+  /** the Linux IRQ numbers of the MSI-X vectors a driver allocated (msi_irqs/<irq>); none: MSI off */
+  msiIrqs: number[] = [];
+  /** pm_runtime_allow (power/control "auto"): vfio-pci while bound; pci_pm_init forbids */
+  runtimePmAllowed = false;
+  /** the PCI Power Management capability (d3cold_allowed, the "pm" reset) — VFs of the model have none */
+  pmCap = true;
+  /** PME: wakeup-capable (power/wakeup*, wakeup/wakeup<N>) */
+  wakeup = false;
+  /** power/wakeup: the lab's PF reads "enabled" */
+  wakeupEnabled = true;
+  /** the AER extended capability (aer_dev_*, aer/) */
+  aer = false;
+  /** the ARI capability, forwarded by the bridge above (ari_enabled of its bus) */
+  ari = false;
+  /** the INTx line the firmware routed (sysfs irq) */
+  irq = 0;
+  /** the ASPM states the link supports ("l0s", "l1"): link/<state>_aspm */
+  aspm: string[] = [];
+  /** aer/ ratelimits, made on first use */
+  aerRatelimits: Record<"correctable_ratelimit_interval_ms" | "correctable_ratelimit_burst" | "nonfatal_ratelimit_interval_ms" | "nonfatal_ratelimit_burst", number> | null = null;
+  /** PCIe link: speed in GT/s and width (current_link_* = max_link_*) */
+  linkSpeed = 2.5;
+  linkWidth = 1;
+  /** BAR kinds: "mem", "mem-pref" (resource<N>_wc with X86_PAT), "io" */
+  barKinds: ("mem" | "mem-pref" | "io")[] = ["mem", "mem", "mem", "mem", "mem", "mem"];
+  /** the ACPI companion (firmware_node), a path under /sys/devices */
+  acpiNode: string | null = null;
+  /** Device Serial Number capability (serial_number where the release has it) */
+  dsn: bigint | null = null;
+  /** broken_parity_status, d3cold_allowed (writable) */
+  brokenParity = false;
+  d3coldAllowed: boolean | null = null;
+  /** ptp_clock_register's index (ptp/ptp<N>), null without a PTP clock */
+  ptpIndex: number | null = null;
+  /** wakeup_source_register's ids of the device's wakeup sources, by name (wakeup/wakeup<N>) */
+  wakeupSources: { id: number; name: string }[] = [];
+  /** reset_method as written (null: the default list) */
+  resetMethods: string[] | null = null;
   sriov: SriovState | null = null;
   physfn: PciDev | null = null;
   vfIndex = -1;
@@ -177,6 +224,7 @@ export const PCI_COMMAND_MEMORY = 0x2;
  * not on later opens (vfio-pci restores the state it saved after enabling).
  */
 export function pciEnableDevice(k: Kernel, dev: PciDev): void {
+  dev.enableCnt++;
   const old = dev.command;
   const cmd = old | (dev.bars.some((b) => b > 0) ? PCI_COMMAND_MEMORY : 0);
   if (cmd !== old) {
@@ -191,4 +239,9 @@ export function pciEnableDevice(k: Kernel, dev: PciDev): void {
     k.acpiIrqLinks.add(l.name);
     k.log.printk(6, `ACPI: ${l.name}: Enabled at IRQ ${l.irq}`);
   }
+}
+
+/** drivers/pci/pci.c pci_disable_device: drop one enable (decoding stays as the device left it). */
+export function pciDisableDevice(dev: PciDev): void {
+  if (dev.enableCnt > 0) dev.enableCnt--;
 }

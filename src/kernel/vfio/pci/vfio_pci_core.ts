@@ -42,7 +42,7 @@ import type { Kernel, Task } from "../../kernel.js";
 import { profileOf, type KernelProfile, type KernelVersion } from "../../profile.js";
 import { KERN_INFO, KERN_NOTICE, KERN_WARNING } from "../../printk.js";
 import { pciDisableSriov, pciEnableSriov } from "../../pci/iov.js";
-import { pciEnableDevice, pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
+import { pciDisableDevice, pciEnableDevice, pciId, PCI_ANY_ID, type PciDev, type PciDeviceId, type PciDriver } from "../../pci/pci.js";
 import type { ModelProcess } from "../../process.js";
 import { EventFdFile } from "../../eventfd.js";
 import { vfioCheckFeature, type VfioDevice, type VfioDeviceOps } from "../vfio_main.js";
@@ -178,6 +178,8 @@ export class VfioPciCoreDevice implements VfioDeviceOps {
 
   /** vfio_pci_core_close_device */
   closeDevice(_task: Task): void {
+    // vfio_pci_core_disable → pci_disable_device
+    pciDisableDevice(this.pdev);
     const pf = this.sriovPfCoreDev;
     if (pf?.vfToken) pf.vfToken.users--;
     this.reqTrigger = null;
@@ -421,6 +423,8 @@ export class VfioPciDriver implements PciDriver {
     }
     core.vdev = vdev;
     dev.drvdata = core;
+    // vfio_pci_core_register_device: pm_runtime_allow (power/control reads "auto" while bound)
+    dev.runtimePmAllowed = true;
     return 0;
   }
 
@@ -445,6 +449,8 @@ export class VfioPciDriver implements PciDriver {
     await k.vfio.unregister(task, core.vdev);
     if (core.notifier) k.drivers.unregisterNotifier(core.notifier);
     core.vfToken = null;
+    // vfio_pci_core_unregister_device: pm_runtime_forbid
+    dev.runtimePmAllowed = false;
   }
 
   /** vfio_pci.c vfio_pci_sriov_configure: gated by enable_sriov (ENOENT, no log). */
