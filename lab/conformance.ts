@@ -87,6 +87,8 @@ function loadGuestModules(): string[] {
 /** The scenario runner's backend in the guest (LinuxSyscalls, lab timings, traced processes). */
 async function guestBackend(kernel: string) {
   const { linuxBackend } = await import("../src/scenario/index.js");
+  // the console stream is set up before linuxBackend looks at the fd table (traced() writes to it)
+  process.stdout.write("");
   const be = await linuxBackend({
     profile: kernel,
     blockWindowMs: Number(process.env.VFIOCTL_LAB_BLOCK_MS ?? 3000),

@@ -51,6 +51,10 @@ export class FdNumberSpace {
   }
 }
 
+/** include/uapi/asm-generic/ioctls.h: set / clear close-on-exec */
+const FIONCLEX = 0x5450;
+const FIOCLEX = 0x5451;
+
 /** The initial mount namespace's inode number (what /proc/1/ns/mnt shows on Linux: mnt:[4026531841]). */
 export const INIT_MNT_NS = 4026531841;
 let nextMntNs = INIT_MNT_NS + 1;
@@ -241,6 +245,10 @@ export class ModelProcess implements Syscalls {
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
     return this.run("ioctl", this.fds.get(fd)?.procLink, async (task) => {
       const f = this.file(fd);
+      // fs/ioctl.c do_vfs_ioctl answers these for every file before its own ioctl (the lab's
+      // 6.1, 6.12 and 7.3 kernels: 0 on vfio container, group, device and cdev fds, where an
+      // unknown number is ENOTTY or EINVAL); the model has no exec, so close-on-exec is not kept
+      if (request >>> 0 === FIOCLEX || request >>> 0 === FIONCLEX) return 0;
       if (!f.ioctl) throw new SysErrorCode(ERRNO.ENOTTY);
       return f.ioctl(task, this, request >>> 0, arg);
     });

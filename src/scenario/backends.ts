@@ -60,7 +60,10 @@ export async function modelBackend(sc: Scenario, opts: { profile?: string; confi
  */
 export async function linuxBackend(opts: { profile: string; blockWindowMs?: number; settleMs?: number; root?: string }): Promise<ScenarioBackend> {
   const { LinuxSyscalls } = await import("../sys/linux/host.js");
+  const { ffiAvailable } = await import("../sys/linux/ioctl.js");
   const procs: InstanceType<typeof LinuxSyscalls>[] = [];
+  // what the first ioctl or eventfd would load (koffi, libc) is loaded before the table is looked at
+  ffiAvailable();
   const table = fdTableOf();
   const before = table ? plugFdHoles(table) : undefined;
   const be: ScenarioBackend = {

@@ -175,7 +175,8 @@ class Runner {
   private readonly fdBase: number;
   /** the group numbers seen during the current op */
   private seenGroups = new Map<string, number>();
-  private foreign = new Set<string>();
+  /** foreign fds (see ScenarioBackend.foreignFds) → the op after which each was first seen */
+  private foreign = new Map<string, string>();
 
   constructor(
     private readonly sc: Scenario,
@@ -226,7 +227,7 @@ class Runner {
       await this.kmsgSys.exit().catch(() => {});
     }
     if (this.foreign.size) {
-      t.foreignFds = [...this.foreign];
+      t.foreignFds = [...this.foreign].map(([x, op]) => `${x} (first seen after ${op})`);
       t.failures.push({ op: "(fd table)", message: `fds no scenario process opened: ${t.foreignFds.join("; ")} (fd numbers are not comparable)` });
     }
     t.ok = t.failures.length === 0;
@@ -313,7 +314,7 @@ class Runner {
     result.log = (await this.kmsg.drain()).map((l) => ({ level: l.level, text: this.normLog(l.text) }));
     if (result.value !== undefined && typeof result.value === "string") result.value = this.normValue(result.value);
     if (this.seenGroups.size) result.groups = Object.fromEntries([...this.seenGroups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    this.checkFdTable();
+    this.checkFdTable(op.name);
     const f = this.check(op.expect, result);
     if (f.length) result.failures = f;
     return result;
@@ -364,7 +365,7 @@ class Runner {
       this.seenGroups = new Map();
       r.log = (await this.kmsg.drain()).map((l) => ({ level: l.level, text: this.normLog(l.text) }));
       if (this.seenGroups.size) r.groups = Object.fromEntries([...this.seenGroups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      this.checkFdTable();
+      this.checkFdTable(r.name);
       t.teardown.push(r);
     }
     for (const [name, p] of this.pending) {
@@ -405,8 +406,8 @@ class Runner {
     return { ret: "fd", fd: fd - this.fdBase };
   }
 
-  private checkFdTable(): void {
-    for (const x of this.be.foreignFds?.() ?? []) this.foreign.add(x);
+  private checkFdTable(after: string): void {
+    for (const x of this.be.foreignFds?.() ?? []) if (!this.foreign.has(x)) this.foreign.set(x, after);
   }
 
   private uuid(op: Op, t: string): string {
