@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compareTranscripts, modelBackend, parseScenario, runScenario, ScenarioError, NEVER_OPENED_FD, type OpResult, type Transcript } from "../src/scenario/index.js";
+import * as fs from "node:fs";
+import { compareTranscripts, linuxBackend, modelBackend, parseScenario, runScenario, ScenarioError, NEVER_OPENED_FD, type OpResult, type Transcript } from "../src/scenario/index.js";
 import { diffTranscripts } from "../lab/conformance.js";
 import { LAB_HOST } from "../testlib/vfio.js";
 
@@ -144,4 +145,27 @@ test("the library comparison sees fd and group numbers too", async () => {
   byName(b, "g").fd = 5;
   byName(b, "g").groups = { "@group_of(0000:01:10.0)": 9 };
   assert.deepEqual(compareTranscripts(a, b).map((d) => d.field), ["fd", "groups"]);
+});
+
+test("on Linux the backend numbers from the lowest free fd, with every hole below it filled, and names an fd no scenario process opened", { skip: !fs.existsSync("/proc/self/fd") }, async () => {
+  const be = await linuxBackend({ profile: "6.12" });
+  assert.equal(be.fdTable, "shared");
+  const p = await be.spawn("main");
+  const fd = await p.open("/dev/null", 0);
+  assert.equal(fd, be.fdBase);
+  assert.deepEqual(be.foreignFds!(), []);
+  const stray = fs.openSync("/dev/null", "r");
+  try {
+    assert.equal(stray, be.fdBase! + 1);
+    assert.deepEqual(be.foreignFds!(), [`fd ${stray} → /dev/null`]);
+  } finally {
+    fs.closeSync(stray);
+  }
+  await p.exit();
+  assert.deepEqual(be.foreignFds!(), []);
+  fs.closeSync(fs.openSync("/dev/null", "r")); // and behind the scenario's back: a closed fd it held
+  const q = await be.spawn("other");
+  const g = await q.open("/dev/null", 0);
+  fs.closeSync(g);
+  assert.deepEqual(be.foreignFds!(), [`fd ${g} closed behind the scenario's back`]);
 });
