@@ -132,7 +132,8 @@ export async function runModelCli(kernel: string, project: string): Promise<CliR
   const { loadScenario, runScenario, modelBackend } = await import("../src/scenario/index.js");
   const t0 = performance.now();
   const sc = loadScenario(path.join(project, CLI_SCENARIO));
-  const be = await modelBackend(sc, { profile: kernel });
+  // the scenario's processes share one fd table, as in the guest (lab/conformance.ts)
+  const be = await modelBackend(sc, { profile: kernel, sharedFds: true });
   const snapshots: Record<string, CliSnapshot> = {};
   const tr = await runScenario(sc, be, {
     profile: kernel,

@@ -4,7 +4,12 @@
  *
  * Compared per op (matched by name, setup + ops + teardown): blocked or not, return value, errno,
  * the value read back (read/readlink/exists), ioctl output fields, and the kernel log lines
- * (level + text, after the runner's normalisation of IOMMU group numbers, pids and tokens).
+ * (level + text, after the runner's normalisation of IOMMU group numbers, pids and tokens) —
+ * and, as numbers, each new fd (its number above the table's lowest free fd at the start: Linux
+ * gives the lowest free number) and every IOMMU group number the op saw (Linux numbers groups
+ * from an IDA, lowest free id first; scenarios/hosts/lab-igb.yaml numbers the guest's boot
+ * groups as the guests do). The model runs with one fd table for all scenario processes
+ * (`sharedFds`), because in the guest they are fds of one node process.
  *
  * The filter (lines that are not the model's business), see docs/lab.md:
  *   {@link LAB_LOG_FILTER} — lines logged by the network drivers igb/igbvf about their netdev
@@ -82,6 +87,8 @@ function loadGuestModules(): string[] {
 /** The scenario runner's backend in the guest (LinuxSyscalls, lab timings, traced processes). */
 async function guestBackend(kernel: string) {
   const { linuxBackend } = await import("../src/scenario/index.js");
+  // the console stream is set up before linuxBackend looks at the fd table (traced() writes to it)
+  process.stdout.write("");
   const be = await linuxBackend({
     profile: kernel,
     blockWindowMs: Number(process.env.VFIOCTL_LAB_BLOCK_MS ?? 3000),
@@ -144,6 +151,8 @@ interface OpLike {
   name: string;
   call?: string;
   ret?: number | "fd";
+  fd?: number;
+  groups?: Record<string, number>;
   errno?: string;
   blocked?: boolean;
   value?: string | boolean;
@@ -158,6 +167,8 @@ interface TranscriptLike {
   unfinished: string[];
   failures: { op: string; message: string }[];
   ok: boolean;
+  fds?: { table: string; base: number };
+  foreignFds?: string[];
 }
 
 export interface OpDiff {
@@ -197,13 +208,18 @@ export function diffTranscripts(real: TranscriptLike, model: TranscriptLike, mod
         cmp("ret", r.ret, m.ret);
         cmp("value", r.value, m.value);
         cmp("out", r.out, m.out);
+        cmp("fd", r.fd, m.fd);
       }
+      cmp("groups", r.groups, m.groups);
       const rl = r.log.filter((l) => !labFiltered(l.text)).map(show);
       const ml = m.log.filter((l) => !labFiltered(l.text)).map(show);
       cmp("log", rl, ml);
     }
     for (const m of ma) if (!seen.has(m.name) && !modelOnly.has(m.name)) d.push({ op: sec === "ops" ? m.name : `${sec}:${m.name}`, field: "presence", real: "absent", model: m.call ?? "ran" });
   }
+  // fd numbers are comparable only from tables laid out alike, and only if nothing else took numbers
+  if ((real.fds?.table ?? null) !== (model.fds?.table ?? null)) d.push({ op: "(fd table)", field: "table", real: real.fds?.table ?? null, model: model.fds?.table ?? null });
+  if (real.foreignFds?.length || model.foreignFds?.length) d.push({ op: "(fd table)", field: "foreign", real: real.foreignFds ?? [], model: model.foreignFds ?? [] });
   const ru = [...real.unfinished].sort();
   const mu = [...model.unfinished].sort();
   if (JSON.stringify(ru) !== JSON.stringify(mu)) d.push({ op: "(end)", field: "unfinished", real: ru, model: mu });
@@ -319,7 +335,7 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
           }
           dropRun(g);
           cell.guestMs = real!.ms;
-          const model = (await runScenario(sc, await modelBackend(sc, mp), { profile: family })) as unknown as TranscriptLike;
+          const model = (await runScenario(sc, await modelBackend(sc, { ...mp, sharedFds: true }), { profile: family })) as unknown as TranscriptLike;
           cell.realOk = real!.transcript.ok;
           cell.modelOk = model.ok;
           cell.diffs = diffTranscripts(real!.transcript, model, modelOnlyOps(sc));
@@ -429,7 +445,7 @@ export async function rediff(o: { kernels: string[]; t0: number; remodel?: boole
         // the saved real transcript against the model as it is now
         const { labKernel, modelProfileOf } = await import("./kernels.js");
         const { CACHE } = await import("./vm.js");
-        saved.model = await runScenario(sc, await modelBackend(sc, modelProfileOf(c.kernel, CACHE)), { profile: labKernel(c.kernel).family });
+        saved.model = await runScenario(sc, await modelBackend(sc, { ...modelProfileOf(c.kernel, CACHE), sharedFds: true }), { profile: labKernel(c.kernel).family });
         writeFileSync(path.join(dir, `${c.kernel}-${c.scenario}.json`), JSON.stringify({ ...saved, diffs: diffTranscripts(saved.real, saved.model, modelOnlyOps(sc)) }, null, 1) + "\n");
       }
       const diffs = diffTranscripts(saved.real, saved.model, modelOnlyOps(sc));

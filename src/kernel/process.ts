@@ -31,7 +31,29 @@ export interface SpawnOptions {
   mounts?: Record<string, string>;
   /** the cgroup v2 path /proc/PID/cgroup shows ("0::<path>"); default "/" */
   cgroup?: string;
+  /**
+   * Draw fd numbers from this number space, shared with the other processes given the same one
+   * (model-only). Each process still owns its fds (another one's number is EBADF to it); only
+   * the numbers come from one table, lowest free first. This is how the lab's guests run a
+   * scenario: every scenario process is a set of fds of the one node process.
+   */
+  fdNumbers?: FdNumberSpace;
 }
+
+/** fd numbers shared by several model processes (see {@link SpawnOptions.fdNumbers}). */
+export class FdNumberSpace {
+  readonly used = new Set<number>();
+  /** every number below this one is in use (files->next_fd) */
+  next: number;
+  /** `first`: the lowest number handed out (3: 0–2 are the standard streams) */
+  constructor(first = 3) {
+    this.next = first;
+  }
+}
+
+/** include/uapi/asm-generic/ioctls.h: set / clear close-on-exec */
+const FIONCLEX = 0x5450;
+const FIOCLEX = 0x5451;
 
 /** The initial mount namespace's inode number (what /proc/1/ns/mnt shows on Linux: mnt:[4026531841]). */
 export const INIT_MNT_NS = 4026531841;
@@ -65,6 +87,7 @@ export class ModelProcess implements Syscalls {
     this.mounts = new Map(Object.entries(opts.mounts ?? {}).map(([a, b]) => [a.replace(/\/+$/, ""), b.replace(/\/+$/, "")]));
     this.cgroup = opts.cgroup ?? "/";
     this.mntNs = this.mounts.size ? nextMntNs++ : INIT_MNT_NS;
+    this.space = opts.fdNumbers;
   }
 
   /** The model path a path this process uses stands for (its container mounts applied). */
@@ -98,13 +121,19 @@ export class ModelProcess implements Syscalls {
    * for the lowest free number starts there instead of at 3 — opening n files is O(n), not O(n²).
    */
   private nextFd = 3;
+  /** the shared number space, when spawned with one */
+  private readonly space: FdNumberSpace | undefined;
 
   /** fd_install at the lowest free number ≥ 3 (0–2 are the standard streams). */
   installFd(f: OpenFile): number {
-    let fd = this.nextFd;
-    while (this.fds.has(fd)) fd++;
+    const sp = this.space;
+    let fd = sp ? sp.next : this.nextFd;
+    while (sp ? sp.used.has(fd) : this.fds.has(fd)) fd++;
     this.fds.set(fd, getFile(f));
-    this.nextFd = fd + 1;
+    if (sp) {
+      sp.used.add(fd);
+      sp.next = fd + 1;
+    } else this.nextFd = fd + 1;
     return fd;
   }
 
@@ -113,7 +142,11 @@ export class ModelProcess implements Syscalls {
     this.fds.delete(fd);
     this.fdText.delete(fd);
     this.fdInode.delete(fd);
-    if (fd < this.nextFd) this.nextFd = fd;
+    const sp = this.space;
+    if (sp) {
+      sp.used.delete(fd);
+      if (fd < sp.next) sp.next = fd;
+    } else if (fd < this.nextFd) this.nextFd = fd;
   }
 
   private async run<T>(syscall: string, path: string | undefined, fn: (task: Task) => Promise<T> | T): Promise<T> {
@@ -212,6 +245,10 @@ export class ModelProcess implements Syscalls {
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
     return this.run("ioctl", this.fds.get(fd)?.procLink, async (task) => {
       const f = this.file(fd);
+      // fs/ioctl.c do_vfs_ioctl answers these for every file before its own ioctl (the lab's
+      // 6.1, 6.12 and 7.3 kernels: 0 on vfio container, group, device and cdev fds, where an
+      // unknown number is ENOTTY or EINVAL); the model has no exec, so close-on-exec is not kept
+      if (request >>> 0 === FIOCLEX || request >>> 0 === FIONCLEX) return 0;
       if (!f.ioctl) throw new SysErrorCode(ERRNO.ENOTTY);
       return f.ioctl(task, this, request >>> 0, arg);
     });

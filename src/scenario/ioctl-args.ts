@@ -97,10 +97,26 @@ export function matchString(args: Record<string, unknown>, ctx: IoctlCtx): { s: 
   return { s: `${bdf} vf_token=${ctx.uuid(t)}`, shown: `${bdf} vf_token=${t}` };
 }
 
-export function buildIoctl(req: keyof typeof REQUESTS, fdName: string, a: Record<string, unknown>, ctx: IoctlCtx): BuiltIoctl {
+/**
+ * `raw`: the request number of `ioctl: 0x3b6e` (req "RAW"); its args are `{ int: N }` (the
+ * argument itself) or `{ size: BYTES, argsz?: N }` (a zeroed buffer, argsz — default BYTES —
+ * as its first u32); none: a zeroed 64-byte buffer with argsz 64, so a kernel that did take the
+ * number reads and writes the project's memory, never an address it did not give.
+ */
+export function buildIoctl(req: keyof typeof REQUESTS, fdName: string, a: Record<string, unknown>, ctx: IoctlCtx, raw?: number): BuiltIoctl {
   const name = `VFIO_${req}`;
   const call = (inner: string) => `${name}(${fdName}${inner ? ", " + inner : ""})`;
   switch (req) {
+    case "RAW": {
+      if (raw === undefined) throw ctx.err("RAW: no request number");
+      const shownReq = hex(raw);
+      if (a.int !== undefined) return { request: raw >>> 0, arg: Number(a.int), text: `${shownReq}(${fdName}, ${a.int})` };
+      const size = optNum(a.size, 64);
+      const b = Buffer.alloc(size);
+      const argsz = optNum(a.argsz, size);
+      if (size >= 4) b.writeUInt32LE(argsz >>> 0, 0);
+      return { request: raw >>> 0, arg: b, text: `${shownReq}(${fdName}, ${size} bytes argsz=${argsz})` };
+    }
     case "GET_API_VERSION":
     case "GROUP_UNSET_CONTAINER":
     case "DEVICE_RESET":

@@ -12,6 +12,11 @@
  * - The kernel log comes from /dev/kmsg through the seam (see ./kmsg.ts).
  * - Host-specific numbers are normalised: fds are names, IOMMU group numbers become
  *   `@group_of(<BDF>)`, `task "comm" (pid)` becomes `task "<comm>" (<pid>)`, timestamps are dropped.
+ *   The numbers are recorded beside the names, so a comparison can hold them to Linux's rules:
+ *   each new fd as its number minus the backend's `fdBase` (`OpResult.fd`), each IOMMU group
+ *   number an op saw under its symbolic form (`OpResult.groups`).
+ * - An op may use the name of a closed fd (its last number) or `never-opened` ({@link
+ *   NEVER_OPENED_FD}): the kernel's EBADF is recorded like any errno.
  *
  * @example
  * ```ts
@@ -41,7 +46,22 @@ export interface ScenarioBackend {
   kernel?: Kernel;
   /** the kernel profile ("6.1", "6.12"); the model's own profile when absent */
   profile?: string;
+  /**
+   * How the backend's processes number their fds: "per-process" (each has its own table, as
+   * the model's processes do by default) or "shared" (one table for all: the lab's guests run
+   * every scenario process as a set of fds of one node process). Default "per-process".
+   */
+  fdTable?: "shared" | "per-process";
+  /** the lowest free fd number when the scenario starts (default 3); transcripts record fd − fdBase */
+  fdBase?: number;
+  /** real kernel: fds that appeared in the table and no scenario process opened (checked after each op) */
+  foreignFds?: () => string[];
 }
+
+/** The number an op on `never-opened` uses: no scenario opens this many fds (below the default RLIMIT_NOFILE 1024). */
+export const NEVER_OPENED_FD = 999;
+/** The fd name that stands for a number no process has open. */
+export const NEVER_OPENED = "never-opened";
 
 export interface OpResult {
   name: string;
@@ -51,8 +71,12 @@ export interface OpResult {
   from?: string;
   /** the call, with tokens by name and fds by name */
   call: string;
-  /** return value; "fd" for a new fd (its number is host-specific) */
+  /** return value; "fd" for a new fd (its number is in `fd`) */
   ret?: number | "fd";
+  /** a new fd: its number minus the backend's fdBase (Linux: the lowest free number) */
+  fd?: number;
+  /** IOMMU group numbers this op saw, by their symbolic form (`@group_of(<BDF>)` → 7) */
+  groups?: Record<string, number>;
   errno?: string;
   /** still blocked when the runner moved on */
   blocked?: boolean;
@@ -82,6 +106,10 @@ export interface Transcript {
   unfinished: string[];
   failures: { op: string; message: string }[];
   ok: boolean;
+  /** how fd numbers were drawn ({@link ScenarioBackend.fdTable}) and from which base */
+  fds: { table: "shared" | "per-process"; base: number };
+  /** real kernel: fds in the table that no scenario process opened (the fd numbers are not to be trusted then) */
+  foreignFds?: string[];
 }
 
 /** Lines ignored by `log_exact` (and by default in comparisons): enumeration and IOMMU-group chatter. */
@@ -94,6 +122,7 @@ export const DEFAULT_LOG_IGNORE: RegExp[] = [
 
 interface Outcome {
   ret?: number | "fd";
+  fd?: number;
   errno?: string;
   value?: string | boolean;
   out?: Record<string, number>;
@@ -104,6 +133,8 @@ interface Proc {
   name: string;
   sys: Syscalls;
   fds: Map<string, number>;
+  /** fds this process closed, by name: their last number (an op on one is answered EBADF) */
+  closed: Map<string, number>;
   /** the op of this process that is blocked, if any */
   blockedOp?: string;
 }
@@ -141,6 +172,11 @@ class Runner {
   private kmsg!: KmsgReader;
   private kmsgSys!: Syscalls;
   private readonly ignore: RegExp[];
+  private readonly fdBase: number;
+  /** the group numbers seen during the current op */
+  private seenGroups = new Map<string, number>();
+  /** foreign fds (see ScenarioBackend.foreignFds) → the op after which each was first seen */
+  private foreign = new Map<string, string>();
 
   constructor(
     private readonly sc: Scenario,
@@ -149,10 +185,23 @@ class Runner {
     private readonly afterOp?: (name: string) => Promise<void>,
   ) {
     this.ignore = [...DEFAULT_LOG_IGNORE, ...sc.logIgnore.map((r) => new RegExp(r))];
+    this.fdBase = be.fdBase ?? 3;
   }
 
   async run(): Promise<Transcript> {
-    const t: Transcript = { scenario: this.sc.title, file: this.sc.file, profile: this.profile, backend: this.be.kind, setup: [], ops: [], teardown: [], unfinished: [], failures: [], ok: true };
+    const t: Transcript = {
+      scenario: this.sc.title,
+      file: this.sc.file,
+      profile: this.profile,
+      backend: this.be.kind,
+      setup: [],
+      ops: [],
+      teardown: [],
+      unfinished: [],
+      failures: [],
+      ok: true,
+      fds: { table: this.be.fdTable ?? "per-process", base: this.fdBase },
+    };
     this.kmsgSys = await this.be.spawn("dmesg");
     this.kmsg = new KmsgReader(this.kmsgSys);
     await this.kmsg.start();
@@ -177,6 +226,10 @@ class Runner {
       await this.kmsg.stop();
       await this.kmsgSys.exit().catch(() => {});
     }
+    if (this.foreign.size) {
+      t.foreignFds = [...this.foreign].map(([x, op]) => `${x} (first seen after ${op})`);
+      t.failures.push({ op: "(fd table)", message: `fds no scenario process opened: ${t.foreignFds.join("; ")} (fd numbers are not comparable)` });
+    }
     t.ok = t.failures.length === 0;
     return t;
   }
@@ -191,7 +244,7 @@ class Runner {
   private async proc(name: string): Promise<Proc> {
     let p = this.procs.get(name);
     if (!p) {
-      p = { name, sys: await this.be.spawn(name), fds: new Map() };
+      p = { name, sys: await this.be.spawn(name), fds: new Map(), closed: new Map() };
       this.procs.set(name, p);
     }
     return p;
@@ -205,6 +258,7 @@ class Runner {
   private async step(op: Op): Promise<OpResult> {
     const before = [...this.pending.values()].filter((p) => !p.settled);
     const result: OpResult = { name: op.name, proc: op.proc, kind: op.kind, ...(op.from && op.from !== op.name ? { from: op.from } : {}), call: "", log: [] };
+    this.seenGroups = new Map();
     if (op.kind === "wait") {
       result.call = `wait ${op.target}`;
       const p = this.pending.get(op.target!);
@@ -259,6 +313,8 @@ class Runner {
     await this.settleOthers(op, before);
     result.log = (await this.kmsg.drain()).map((l) => ({ level: l.level, text: this.normLog(l.text) }));
     if (result.value !== undefined && typeof result.value === "string") result.value = this.normValue(result.value);
+    if (this.seenGroups.size) result.groups = Object.fromEntries([...this.seenGroups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    this.checkFdTable(op.name);
     const f = this.check(op.expect, result);
     if (f.length) result.failures = f;
     return result;
@@ -306,7 +362,10 @@ class Runner {
       await p.sys.exit().catch(() => {});
       this.procs.delete(p.name);
       await this.settleOthers({ kind: "exit", name: r.name, proc: p.name, expect: {} });
+      this.seenGroups = new Map();
       r.log = (await this.kmsg.drain()).map((l) => ({ level: l.level, text: this.normLog(l.text) }));
+      if (this.seenGroups.size) r.groups = Object.fromEntries([...this.seenGroups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      this.checkFdTable(r.name);
       t.teardown.push(r);
     }
     for (const [name, p] of this.pending) {
@@ -320,10 +379,35 @@ class Runner {
 
   // ------------------------------------------------------------------ ops
 
+  /**
+   * The number behind an fd name of `proc`: an open fd, a closed one (its last number: the
+   * kernel answers EBADF), or {@link NEVER_OPENED}. A closed fd's number that is open again —
+   * in this process, or in any scenario process when they share one table — is refused: the
+   * call would reach that other file, not answer EBADF.
+   */
   private fdOf(op: Op, proc: Proc, name: string): number {
     const fd = proc.fds.get(name);
-    if (fd === undefined) throw this.err(op, `process ${proc.name} has no fd named ${JSON.stringify(name)} (has: ${[...proc.fds.keys()].join(", ") || "none"})`);
-    return fd;
+    if (fd !== undefined) return fd;
+    if (name === NEVER_OPENED) return NEVER_OPENED_FD;
+    const old = proc.closed.get(name);
+    if (old === undefined) throw this.err(op, `process ${proc.name} has no fd named ${JSON.stringify(name)} (has: ${[...proc.fds.keys()].join(", ") || "none"}; closed: ${[...proc.closed.keys()].join(", ") || "none"})`);
+    const shared = this.be.fdTable === "shared";
+    for (const p of this.procs.values()) {
+      if (p !== proc && !shared) continue;
+      for (const [n, x] of p.fds) if (x === old) throw this.err(op, `fd ${name} of ${proc.name} was closed and its number is open again as ${p.name}'s ${n}: the call would reach that file (use ${NEVER_OPENED}, or close it later)`);
+    }
+    return old;
+  }
+
+  /** An fd of `proc` got number `fd` under `name`. */
+  private newFd(proc: Proc, name: string, fd: number): Outcome {
+    proc.fds.set(name, fd);
+    proc.closed.delete(name);
+    return { ret: "fd", fd: fd - this.fdBase };
+  }
+
+  private checkFdTable(after: string): void {
+    for (const x of this.be.foreignFds?.() ?? []) if (!this.foreign.has(x)) this.foreign.set(x, after);
   }
 
   private uuid(op: Op, t: string): string {
@@ -348,6 +432,7 @@ class Runner {
     }
     const n = target.slice(target.lastIndexOf("/") + 1);
     this.groups.set(n, bdf);
+    this.seenGroups.set(`@group_of(${bdf})`, Number(n));
     return `/dev/vfio/${n}`;
   }
 
@@ -370,6 +455,13 @@ class Runner {
       case "write":
         return { call: this.maskTokens(`write ${op.path} ${JSON.stringify(op.data)}`), run: async () => ({ ret: await writeText(sys, op.path!, op.data!) }) };
       case "read":
+        if (op.fd !== undefined) {
+          // read(2) on an fd of the process: ret = the byte count
+          return {
+            call: `read ${op.fd} ${op.size ?? 4} bytes`,
+            run: async () => ({ ret: (await sys.read(this.fdOf(op, proc!, op.fd!), op.size ?? 4)).length }),
+          };
+        }
         return { call: `read ${op.path}`, run: async () => ({ value: await readText(sys, op.path!) }) };
       case "readlink":
         return {
@@ -386,9 +478,7 @@ class Runner {
           call: `open ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path} as ${op.as}`,
           run: async () => {
             const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.cdevOf ? await this.cdevPath(op, sys, op.cdevOf) : op.path!;
-            const fd = await sys.open(path, op.flags ?? 0);
-            proc!.fds.set(op.as!, fd);
-            return { ret: "fd" };
+            return this.newFd(proc!, op.as!, await sys.open(path, op.flags ?? 0));
           },
         };
       case "close":
@@ -396,7 +486,7 @@ class Runner {
           call: `close ${op.fd}`,
           run: async () => {
             const fd = this.fdOf(op, proc!, op.fd!);
-            proc!.fds.delete(op.fd!);
+            if (proc!.fds.delete(op.fd!)) proc!.closed.set(op.fd!, fd);
             await sys.close(fd);
             return { ret: 0 };
           },
@@ -405,8 +495,7 @@ class Runner {
         return {
           call: `eventfd as ${op.as}`,
           run: async () => {
-            proc!.fds.set(op.as!, await sys.eventfd(0, 0));
-            return { ret: "fd" };
+            return this.newFd(proc!, op.as!, await sys.eventfd(0, 0));
           },
         };
       case "exit":
@@ -446,17 +535,14 @@ class Runner {
         const ctx = { fd: (n: string) => this.fdOf(op, proc!, n), uuid: (t: string) => this.uuid(op, t), err: (m: string) => this.err(op, m) };
         // the call text needs no fd numbers, so it can be built before the fds exist
         const textCtx = { ...ctx, fd: () => 0 };
-        const shown = buildIoctl(op.request as never, op.fd!, op.args ?? {}, textCtx).text;
+        const shown = buildIoctl(op.request as never, op.fd!, op.args ?? {}, textCtx, op.raw).text;
         return {
           call: `ioctl ${this.maskTokens(shown)}${op.as && op.request === "GROUP_GET_DEVICE_FD" ? ` as ${op.as}` : ""}`,
           run: async () => {
-            const b = buildIoctl(op.request as never, op.fd!, op.args ?? {}, ctx);
+            const b = buildIoctl(op.request as never, op.fd!, op.args ?? {}, ctx, op.raw);
             const fd = this.fdOf(op, proc!, op.fd!);
             const ret = await sys.ioctl(fd, b.request, b.arg);
-            if (op.request === "GROUP_GET_DEVICE_FD") {
-              proc!.fds.set(op.as!, ret);
-              return { ret: "fd" };
-            }
+            if (op.request === "GROUP_GET_DEVICE_FD") return this.newFd(proc!, op.as!, ret);
             const o: Outcome = { ret };
             if (b.decode && b.arg instanceof Buffer) o.out = b.decode(b.arg);
             return o;
@@ -540,14 +626,22 @@ class Runner {
       if (m && /(Adding to|Removing from) iommu group \d+/.test(text)) {
         const n = /iommu group (\d+)/.exec(text)![1]!;
         this.groups.set(n, m[2]!);
+        this.seenGroups.set(`@group_of(${m[2]})`, Number(n));
         text = text.replace(/iommu group \d+/, `iommu group @group_of(${m[2]})`);
-      } else text = text.replace(/iommu group (\d+)/g, (_x, n: string) => `iommu group ${this.groups.has(n) ? `@group_of(${this.groups.get(n)})` : "@group"}`);
+      } else text = text.replace(/iommu group (\d+)/g, (_x, n: string) => `iommu group ${this.symbolic(n)}`);
     }
     return text;
   }
 
   normValue(v: string): string {
-    return this.maskTokens(v).replace(/iommu_groups\/(\d+)/g, (_x, n: string) => `iommu_groups/${this.groups.has(n) ? `@group_of(${this.groups.get(n)})` : "@group"}`);
+    return this.maskTokens(v).replace(/iommu_groups\/(\d+)/g, (_x, n: string) => `iommu_groups/${this.symbolic(n)}`);
+  }
+
+  /** `@group_of(<BDF>)` for a group number seen before (else `@group`); records the number */
+  private symbolic(n: string): string {
+    const s = this.groups.has(n) ? `@group_of(${this.groups.get(n)})` : "@group";
+    this.seenGroups.set(s === "@group" ? `@group(${n})` : s, Number(n));
+    return s;
   }
 
   // ------------------------------------------------------------------ expectations
@@ -596,6 +690,7 @@ class Runner {
 function strip(o: Outcome): Partial<OpResult> {
   const r: Partial<OpResult> = {};
   if (o.ret !== undefined) r.ret = o.ret;
+  if (o.fd !== undefined) r.fd = o.fd;
   if (o.errno !== undefined) r.errno = o.errno;
   if (o.value !== undefined) r.value = o.value;
   if (o.out !== undefined) r.out = o.out;

@@ -83,6 +83,10 @@ export interface Op {
   base?: boolean;
   fd?: string;
   request?: string;
+  /** ioctl: the request number when the file gave a number (request "RAW") */
+  raw?: number;
+  /** read on an fd: how many bytes */
+  size?: number;
   args?: Record<string, unknown>;
   /** wait: the op waited for; signal: the process signalled */
   target?: string;
@@ -285,12 +289,22 @@ class Parser {
       return String(v);
     };
     const as = r.as !== undefined ? str(r.as, "as") : undefined;
+    if (as === "never-opened") throw this.err(`${where}.as`, "never-opened is the name of an fd no process has open; choose another name");
     switch (verb) {
       case "write":
         if (r.data === undefined) throw this.err(where, 'write needs data: "…"');
         return [{ kind: "write", ...base, expect, path: str(r.write, "write"), data: str(r.data, "data") }];
-      case "read":
+      case "read": {
+        if (isObj(r.read)) {
+          const o = r.read;
+          for (const k of Object.keys(o)) if (k !== "fd" && k !== "size") throw this.err(`${where}.read.${k}`, "expected read: PATH or read: { fd: NAME, size?: N }");
+          if (o.fd === undefined) throw this.err(`${where}.read`, "expected read: PATH or read: { fd: NAME, size?: N }");
+          const size = o.size === undefined ? 4 : Number(o.size);
+          if (!Number.isInteger(size) || size < 0) throw this.err(`${where}.read.size`, `expected a byte count, got ${JSON.stringify(o.size)}`);
+          return [{ kind: "read", ...base, expect, fd: str(o.fd, "read.fd"), size }];
+        }
         return [{ kind: "read", ...base, expect, path: str(r.read, "read") }];
+      }
       case "readlink":
         return [{ kind: "readlink", ...base, expect, path: str(r.readlink, "readlink"), ...(r.base ? { base: true } : {}) }];
       case "exists":
@@ -327,12 +341,20 @@ class Parser {
         return [{ kind: "ensure", ...base, expect, ensure: this.ensure(r.ensure, `${where}.ensure`) }];
       case "ioctl": {
         if (r.fd === undefined) throw this.err(where, "ioctl needs fd: NAME");
-        const request = normaliseRequest(str(r.ioctl, "ioctl"));
-        if (!request) throw this.err(`${where}.ioctl`, `expected one of ${Object.keys(REQUESTS).join(", ")}, got ${JSON.stringify(r.ioctl)}`);
+        const rq = str(r.ioctl, "ioctl");
+        const raw = /^(0x[0-9a-f]+|\d+)$/i.test(rq) ? Number(rq) : undefined;
+        if (raw !== undefined && raw > 0xffffffff) throw this.err(`${where}.ioctl`, `expected a 32-bit request number, got ${rq}`);
+        const request = raw !== undefined ? "RAW" : normaliseRequest(rq);
+        if (!request) throw this.err(`${where}.ioctl`, `expected one of ${Object.keys(REQUESTS).join(", ")} or a request number (0x3b6e), got ${JSON.stringify(r.ioctl)}`);
         const args = r.args === undefined ? {} : r.args;
         if (!isObj(args)) throw this.err(`${where}.args`, "expected a mapping");
         if (args.token !== undefined) args.token = this.token(args.token, `${where}.args.token`);
         const op: Op = { kind: "ioctl", ...base, expect, fd: str(r.fd, "fd"), request, args };
+        if (raw !== undefined) {
+          op.raw = raw;
+          for (const k of Object.keys(args)) if (k !== "int" && k !== "size" && k !== "argsz") throw this.err(`${where}.args.${k}`, "a request number takes args { int: N } or { size: BYTES, argsz?: N }");
+          if (args.int !== undefined && args.size !== undefined) throw this.err(`${where}.args`, "expected int or size, not both");
+        }
         if (request === "GROUP_GET_DEVICE_FD") op.as = as ?? name;
         return [op];
       }
@@ -451,6 +473,8 @@ export const REQUESTS = {
   DEVICE_DETACH_IOMMUFD_PT: 20,
   /** iommufd (/dev/iommu): IOMMU_IOAS_ALLOC */
   IOMMU_IOAS_ALLOC: 0x81,
+  /** a request number given as a number (`ioctl: 0x3b6e`) */
+  RAW: -1,
 } as const;
 const ALIASES: Record<string, keyof typeof REQUESTS> = {
   DEVICE_GET_REGION_INFO: "GET_REGION_INFO",
@@ -468,6 +492,7 @@ const ALIASES: Record<string, keyof typeof REQUESTS> = {
 
 export function normaliseRequest(s: string): keyof typeof REQUESTS | null {
   const n = s.replace(/^VFIO_/, "");
+  if (n === "RAW") return null;
   if (n in REQUESTS) return n as keyof typeof REQUESTS;
   return ALIASES[n] ?? null;
 }

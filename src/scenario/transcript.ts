@@ -29,7 +29,7 @@ export interface CompareFilter {
 
 export interface OpDiff {
   op: string;
-  field: "missing" | "ret" | "errno" | "blocked" | "value" | "out" | "log";
+  field: "missing" | "ret" | "errno" | "blocked" | "value" | "out" | "fd" | "groups" | "log" | "fd-table";
   a: unknown;
   b: unknown;
 }
@@ -60,7 +60,9 @@ export function compareTranscripts(a: Transcript, b: Transcript, filter: Compare
       else if (x.ret !== y.ret) out.push({ op: x.name, field: "ret", a: x.ret, b: y.ret });
       if (x.value !== y.value && (x.value !== undefined || y.value !== undefined)) out.push({ op: x.name, field: "value", a: x.value, b: y.value });
       if (JSON.stringify(x.out ?? null) !== JSON.stringify(y.out ?? null)) out.push({ op: x.name, field: "out", a: x.out, b: y.out });
+      if (x.fd !== y.fd) out.push({ op: x.name, field: "fd", a: x.fd, b: y.fd });
     }
+    if (JSON.stringify(x.groups ?? null) !== JSON.stringify(y.groups ?? null)) out.push({ op: x.name, field: "groups", a: x.groups, b: y.groups });
     if (filter.logs !== false) {
       const la = x.log.filter(keep).map(show);
       const lb = y.log.filter(keep).map(show);
@@ -68,12 +70,13 @@ export function compareTranscripts(a: Transcript, b: Transcript, filter: Compare
     }
   }
   for (const y of ops(b)) if (!am.has(y.name)) out.push({ op: y.name, field: "missing", a: undefined, b: y.call });
+  if (a.fds?.table !== b.fds?.table) out.push({ op: "(fd table)", field: "fd-table", a: a.fds?.table, b: b.fds?.table });
   return out;
 }
 
 function outcome(r: OpResult): string {
   if (r.blocked) return `BLOCKED${r.waitingOn ? ` (${r.waitingOn})` : ""}${r.completedDuring ? `; finished during ${r.completedDuring}` : ""}`;
-  let s = r.errno ? r.errno : r.ret === undefined ? "ok" : String(r.ret);
+  let s = r.errno ? r.errno : r.ret === undefined ? "ok" : r.ret === "fd" && r.fd !== undefined ? `fd base+${r.fd}` : String(r.ret);
   if (r.value !== undefined) s += ` ${JSON.stringify(r.value)}`;
   if (r.out) s += ` {${Object.entries(r.out).map(([k, v]) => `${k}: ${k === "flags" || k === "offset" ? "0x" + v.toString(16) : v}`).join(", ")}}`;
   if (r.completedDuring) s += ` (blocked; finished during ${r.completedDuring})`;
