@@ -124,3 +124,14 @@ test("vfioctl sim run --profile takes any kernel version: the kernel is that ver
   assert.equal(await main(["sim", "run", f, "--profile", "6.17.1"], io), 2);
   assert.match(out.join("\n"), /declares profiles 6\.1; kernel 6\.17\.1 takes the expectations of 6\.12/);
 });
+
+test("log_exact leaves out a first open's reset lines (6.13+) as it does 'enabling device': the corpus's expectations hold on 7.3.4 too", async () => {
+  const out: string[] = [];
+  const io = { out: (s: string) => out.push(s), err: (s: string) => out.push(s) };
+  for (const f of ["token-decision-table.yaml", "token-persistence.yaml", "pf-stub.yaml"]) {
+    out.length = 0;
+    const file = new URL(`../../scenarios/${f}`, import.meta.url).pathname;
+    assert.equal(await main(["sim", "run", file, "--profile", "7.3.4-lab"], io), 0, `${f}: ${out.join("\n").split("\n").filter((l) => /expected|FAILED/.test(l)).join("\n")}`);
+    assert.match(out.join("\n"), /resetting/, `${f}: 7.3.4 logs the reset lines, the expectations only leave them out`);
+  }
+});

@@ -112,12 +112,18 @@ export interface Transcript {
   foreignFds?: string[];
 }
 
-/** Lines ignored by `log_exact` (and by default in comparisons): enumeration and IOMMU-group chatter. */
+/**
+ * Lines ignored by `log_exact` (and by default in the library's comparisons; the lab compares
+ * them): enumeration and IOMMU-group chatter, and what a first open of a device logs whatever
+ * the token does — "enabling device (…)" and, from 6.13, the function reset's "resetting" /
+ * "reset done" (check those with `log` / `log_absent`).
+ */
 export const DEFAULT_LOG_IGNORE: RegExp[] = [
   /^pci [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: \[[0-9a-f]{4}:[0-9a-f]{4}\] type /,
   /: (Adding to|Removing from) iommu group /,
   /^pci [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: (VF )?(BAR|reg) /,
   /: enabling device \(/,
+  /^[a-z0-9_-]+ [0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]: (resetting|reset done)$/,
 ];
 
 interface Outcome {
