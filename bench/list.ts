@@ -7,7 +7,8 @@
  *
  * The C side (bench/c/replay.c, built with the system's `cc`) makes exactly the file operations
  * vfioctl made: they are recorded in this run through the syscalls seam (every open, read, close,
- * readlink, stat, lstat and readdir of an in-process `main(["--root", T, "list", "--json"])`) and
+ * readlink, stat, lstat and readdir of an in-process `main(["--root", T, "list", "--json"])`,
+ * reported by `LinuxSyscalls.trace` from inside the backend, whichever method made them) and
  * replayed in order with plain system calls, so the two sides make the same opens, reads and
  * readlinks (the counts are in the row's note), and the C side is what a C program doing those
  * reads costs. lspci (`-A linux-sysfs -O sysfs.path=T/sys/bus/pci`) reads its own set of files
@@ -121,47 +122,15 @@ function which(cmd: string): string | null {
  */
 export async function recordListOps(root: string): Promise<{ ops: string[]; counts: Record<string, number>; out: string }> {
   const ops: string[] = [];
-  const P = LinuxSyscalls.prototype;
-  const orig = { open: P.open, read: P.read, close: P.close, readlink: P.readlink, readdir: P.readdir, stat: P.stat, lstat: P.lstat };
-  P.open = function (this: LinuxSyscalls, p: string, flags: number) {
-    return orig.open.call(this, p, flags).then(
-      (fd) => (ops.push(`o ${fd} ${flags} ${this.resolve(p)}`), fd),
-      (e: unknown) => {
-        ops.push(`o -1 ${flags} ${this.resolve(p)}`);
-        throw e;
-      },
-    );
-  };
-  P.read = function (this: LinuxSyscalls, fd: number, n: number) {
-    ops.push(`r ${fd} ${n}`);
-    return orig.read.call(this, fd, n);
-  };
-  P.close = function (this: LinuxSyscalls, fd: number) {
-    ops.push(`c ${fd}`);
-    return orig.close.call(this, fd);
-  };
-  P.readlink = function (this: LinuxSyscalls, p: string) {
-    ops.push(`l ${this.resolve(p)}`);
-    return orig.readlink.call(this, p);
-  };
-  P.readdir = function (this: LinuxSyscalls, p: string) {
-    ops.push(`d ${this.resolve(p)}`);
-    return orig.readdir.call(this, p);
-  };
-  P.stat = function (this: LinuxSyscalls, p: string) {
-    ops.push(`s ${this.resolve(p)}`);
-    return orig.stat.call(this, p);
-  };
-  P.lstat = function (this: LinuxSyscalls, p: string) {
-    ops.push(`S ${this.resolve(p)}`);
-    return orig.lstat.call(this, p);
-  };
+  // every file operation LinuxSyscalls makes, whichever of its methods makes it (open, read,
+  // close, readFile, readlink, readdir, stat, lstat), as the replay's lines
+  LinuxSyscalls.trace = (op) => void ops.push(op);
   let out = "";
   let code: number;
   try {
     code = await main(["--root", root, "list", "--json"], { out: (s) => void (out += s), err: () => {} });
   } finally {
-    Object.assign(P, orig);
+    LinuxSyscalls.trace = undefined;
   }
   if (code !== 0) throw new Error(`vfioctl --root ${root} list --json (in process) exited ${code}`);
   const names: Record<string, string> = { o: "open", r: "read", c: "close", l: "readlink", d: "readdir", s: "stat", S: "lstat" };

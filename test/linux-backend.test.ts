@@ -369,7 +369,9 @@ test("readAttr makes one read(2) for an attribute shorter than a page; readText 
   fs.writeFileSync(path.join(root, "big"), "y".repeat(70000) + "\n");
   const inner = new LinuxSyscalls({ root });
   const reads: number[] = [];
+  // through open/read/close (readFile not offered: what a backend without it gets)
   const sys = Object.assign(Object.create(inner) as LinuxSyscalls, {
+    readFile: undefined,
     read: async (fd: number, n: number) => {
       const b = await inner.read(fd, n);
       reads.push(b.length);
@@ -384,6 +386,31 @@ test("readAttr makes one read(2) for an attribute shorter than a page; readText 
   reads.length = 0;
   assert.equal((await readAttr(sys, "/big")).length, 70000);
   assert.deepEqual(reads, [65536, 70001 - 65536, 0]);
+  assert.deepEqual(inner.openFds(), []);
+  // through readFile (the backend's own whole-file read): the same system calls, as traced
+  const ops: string[] = [];
+  LinuxSyscalls.trace = (op) => void ops.push(op.replace(/ \d+/, " FD"));
+  try {
+    const attr = "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs";
+    assert.equal(await readAttr(inner, attr), "8");
+    assert.deepEqual(ops, [`o FD 0 ${root}${attr}`, "r FD 65536", "c FD"]);
+    ops.length = 0;
+    assert.equal(await readText(inner, attr), "8\n");
+    assert.deepEqual(ops, [`o FD 0 ${root}${attr}`, "r FD 65536", "r FD 65536", "c FD"]);
+    ops.length = 0;
+    // /big is outside the attribute trees: no readFile, the three calls in the threadpool way
+    assert.equal((await readAttr(inner, "/big")).length, 70000);
+    assert.deepEqual(ops, [`o FD 0 ${root}/big`, "r FD 65536", "r FD 65536", "r FD 65536", "c FD"]);
+    ops.length = 0;
+    fs.writeFileSync(path.join(root, "sys/bus/pci/devices/0000:01:00.0/long"), "z".repeat(5000) + "\n");
+    assert.equal((await readAttr(inner, "/sys/bus/pci/devices/0000:01:00.0/long")).length, 5000);
+    assert.deepEqual(ops.slice(1), ["r FD 65536", "r FD 65536", "c FD"], "a first read of a page or more is followed to EOF");
+    ops.length = 0;
+    await assert.rejects(readAttr(inner, "/sys/bus/pci/devices/0000:01:00.0/absent"), (e) => isErrno(e, "ENOENT") && (e as SysError).syscall === "open");
+    assert.deepEqual(ops, [`o -1 FD ${root}/sys/bus/pci/devices/0000:01:00.0/absent`]);
+  } finally {
+    LinuxSyscalls.trace = undefined;
+  }
   assert.deepEqual(inner.openFds(), []);
   await inner.exit();
   fs.rmSync(root, { recursive: true });

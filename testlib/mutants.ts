@@ -100,7 +100,7 @@ export const MUTANTS: Mutant[] = [
   {
     id: "vf-index-fallback",
     file: "src/lib/sysfs.js",
-    from: "if (/^virtfn\\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf)",
+    from: "if (/^virtfn\\d+$/.test(n) && (await cachedLink(sys, `${pp}/${n}`, cache)) === bdf)",
     to: "if (false)",
     wrong: "a VF's index unknown when offset and stride do not point at it",
     killedBy: ["answers.test.js"],
@@ -132,9 +132,17 @@ export const MUTANTS: Mutant[] = [
   {
     id: "reads-on-js-thread",
     file: "src/sys/linux/host.js",
-    from: "if (this.jsThreadReads.has(fd)) {",
-    to: "if (true) {",
+    from: "if (this.jsThreadReads.has(fd))\n",
+    to: "if (true)\n",
     wrong: "every read made on the JS thread: a blocked sriov_numvfs read stops the event loop",
+    killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "read-file-on-js-thread",
+    file: "src/sys/linux/host.js",
+    from: "if (!readCannotBlock(path))\n            return undefined;",
+    to: "",
+    wrong: "readAttr of sriov_numvfs or driver_override made whole on the JS thread: a blocked read stops the event loop",
     killedBy: ["linux-backend.test.js"],
   },
   {
