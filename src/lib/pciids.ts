@@ -2,8 +2,8 @@
  * Vendor and device names from the system's pci.ids, as lspci shows them. The file is looked for
  * where distributions put it (/usr/share/misc/pci.ids: Debian's pci.ids package; /usr/share/hwdata/
  * pci.ids: Fedora's hwdata; /usr/share/pci.ids), or given by `VFIOCTL_PCI_IDS` (empty: none).
- * It is read once, on the first lookup, and only the lines of the vendors asked for are parsed;
- * answers are cached. Without the file, names are null and the numeric IDs stand alone.
+ * It is read once, on the first lookup; a vendor's block is found by its line, a device by its
+ * line within that block (nothing else is parsed); answers are cached. Without the file, names are null and the numeric IDs stand alone.
  *
  * @example
  * ```ts
@@ -25,7 +25,9 @@ const hex4 = (n: number) => n.toString(16).padStart(4, "0");
 
 export class PciIds {
   private text: string | null | undefined;
-  private readonly cache = new Map<number, { name: string; devices: Map<string, string> } | null>();
+  /** per vendor: its name and where its block of lines is in the text */
+  private readonly vendors = new Map<number, { name: string; from: number; to: number } | null>();
+  private readonly devices = new Map<number, string | null>();
 
   /** `path`: the file (null: no names). */
   constructor(readonly path: string | null) {}
@@ -41,42 +43,54 @@ export class PciIds {
     return this.text;
   }
 
-  /** The vendor's block: its name and its device lines (only this vendor's lines are parsed). */
-  private vendor(v: number): { name: string; devices: Map<string, string> } | null {
-    if (this.cache.has(v)) return this.cache.get(v)!;
+  /**
+   * The vendor's line and the extent of its block (up to the next line that starts with a hex
+   * digit: the next vendor). Nothing of the block is parsed: a device is looked up in it when
+   * asked for (Intel's block alone has thousands of lines).
+   */
+  private vendor(v: number): { name: string; from: number; to: number } | null {
+    const known = this.vendors.get(v);
+    if (known !== undefined) return known;
     const t = this.load();
-    let out: { name: string; devices: Map<string, string> } | null = null;
+    let out: { name: string; from: number; to: number } | null = null;
     if (t) {
       const key = `\n${hex4(v)}  `;
       const at = t.indexOf(key);
       if (at >= 0) {
-        const eol = t.indexOf("\n", at + 1);
-        const name = t.slice(at + key.length, eol < 0 ? undefined : eol).trim();
-        const devices = new Map<string, string>();
-        let i = eol;
-        while (i >= 0 && i < t.length) {
-          const next = t.indexOf("\n", i + 1);
-          const line = t.slice(i + 1, next < 0 ? undefined : next);
-          if (line.startsWith("\t\t") || line.startsWith("#") || line === "") {
-            i = next;
-            continue;
-          }
-          if (!line.startsWith("\t")) break;
-          const m = /^\t([0-9a-f]{4}) {2}(.*)$/.exec(line);
-          if (m) devices.set(m[1]!, m[2]!.trim());
-          i = next;
-        }
-        out = { name, devices };
+        let eol = t.indexOf("\n", at + 1);
+        if (eol < 0) eol = t.length;
+        const next = /\n[0-9a-fA-F]/g;
+        next.lastIndex = eol;
+        const m = next.exec(t);
+        out = { name: t.slice(at + key.length, eol).trim(), from: eol, to: m ? m.index : t.length };
       }
     }
-    this.cache.set(v, out);
+    this.vendors.set(v, out);
+    return out;
+  }
+
+  /** A device line of the vendor's block: `\tDDDD  name` (subsystem lines have two tabs). */
+  private device(v: { from: number; to: number }, vendor: number, device: number): string | null {
+    const k = vendor * 0x10000 + device;
+    const known = this.devices.get(k);
+    if (known !== undefined) return known;
+    const t = this.text!;
+    const key = `\n\t${hex4(device)}  `;
+    const at = t.indexOf(key, v.from);
+    let out: string | null = null;
+    if (at >= 0 && at < v.to) {
+      let eol = t.indexOf("\n", at + 1);
+      if (eol < 0) eol = t.length;
+      out = t.slice(at + key.length, eol).trim();
+    }
+    this.devices.set(k, out);
     return out;
   }
 
   names(vendor: number | null, device: number | null): PciNames {
     if (vendor === null) return { vendor: null, device: null };
     const v = this.vendor(vendor);
-    return { vendor: v?.name ?? null, device: (device !== null ? v?.devices.get(hex4(device)) : undefined) ?? null };
+    return { vendor: v?.name ?? null, device: v && device !== null ? this.device(v, vendor, device) : null };
   }
 }
 
