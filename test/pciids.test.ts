@@ -38,14 +38,15 @@ test("every vendor and device of pci.ids is named as a full parse names it; abse
   assert.ok(all.size > 0, file);
   const ids = new PciIds(file);
   let n = 0;
+  const listed = [...all.values()].flatMap((o) => [...o.devices.keys()]);
+  const others = [...new Set([...listed.slice(0, 20), ...listed.slice(-20), 0xfffe])];
   for (const [v, { name, devices }] of all) {
     for (const [d, dn] of devices) {
       assert.deepEqual(ids.names(v, d), { vendor: name, device: dn }, `${file}: ${v.toString(16)}:${d.toString(16)}`);
       n++;
     }
-    // a device ID the vendor does not list, even when another vendor lists it
-    const absent = [0xfffe, ...[...all.values()].flatMap((o) => [...o.devices.keys()]).slice(0, 50)].find((d) => !devices.has(d));
-    if (absent !== undefined) assert.deepEqual(ids.names(v, absent), { vendor: name, device: null });
+    // device IDs the vendor does not list, though other vendors (before and after it) do
+    for (const d of others) if (!devices.has(d)) assert.deepEqual(ids.names(v, d), { vendor: name, device: null }, `${v.toString(16)}:${d.toString(16)} is not listed`);
     assert.deepEqual(ids.names(v, null), { vendor: name, device: null });
   }
   const noVendor = [...Array(0x10000).keys()].find((v) => !all.has(v))!;
