@@ -26,7 +26,7 @@ const hex4 = (n: number) => n.toString(16).padStart(4, "0");
 export class PciIds {
   private text: string | null | undefined;
   /** per vendor: its name and where its block of lines is in the text */
-  private readonly vendors = new Map<number, { name: string; from: number; to: number } | null>();
+  private readonly vendors = new Map<number, { name: string; block: string } | null>();
   private readonly devices = new Map<number, string | null>();
 
   /** `path`: the file (null: no names). */
@@ -48,21 +48,22 @@ export class PciIds {
    * digit: the next vendor). Nothing of the block is parsed: a device is looked up in it when
    * asked for (Intel's block alone has thousands of lines).
    */
-  private vendor(v: number): { name: string; from: number; to: number } | null {
+  private vendor(v: number): { name: string; block: string } | null {
     const known = this.vendors.get(v);
     if (known !== undefined) return known;
     const t = this.load();
-    let out: { name: string; from: number; to: number } | null = null;
+    let out: { name: string; block: string } | null = null;
     if (t) {
       const key = `\n${hex4(v)}  `;
-      const at = t.indexOf(key);
+      const at = findVendor(t, v, key);
       if (at >= 0) {
         let eol = t.indexOf("\n", at + 1);
         if (eol < 0) eol = t.length;
         const next = /\n[0-9a-fA-F]/g;
         next.lastIndex = eol;
         const m = next.exec(t);
-        out = { name: t.slice(at + key.length, eol).trim(), from: eol, to: m ? m.index : t.length };
+        // the block from the vendor line's newline to the next vendor's: a device is searched in it alone
+        out = { name: t.slice(at + key.length, eol).trim(), block: t.slice(eol, m ? m.index + 1 : t.length) };
       }
     }
     this.vendors.set(v, out);
@@ -70,15 +71,15 @@ export class PciIds {
   }
 
   /** A device line of the vendor's block: `\tDDDD  name` (subsystem lines have two tabs). */
-  private device(v: { from: number; to: number }, vendor: number, device: number): string | null {
+  private device(v: { block: string }, vendor: number, device: number): string | null {
     const k = vendor * 0x10000 + device;
     const known = this.devices.get(k);
     if (known !== undefined) return known;
-    const t = this.text!;
+    const t = v.block;
     const key = `\n\t${hex4(device)}  `;
-    const at = t.indexOf(key, v.from);
+    const at = t.indexOf(key);
     let out: string | null = null;
-    if (at >= 0 && at < v.to) {
+    if (at >= 0) {
       let eol = t.indexOf("\n", at + 1);
       if (eol < 0) eol = t.length;
       out = t.slice(at + key.length, eol).trim();
@@ -92,6 +93,36 @@ export class PciIds {
     const v = this.vendor(vendor);
     return { vendor: v?.name ?? null, device: v && device !== null ? this.device(v, vendor, device) : null };
   }
+}
+
+/**
+ * Where the vendor's line (`\nVVVV  `) is in the text, or −1. The file keeps its vendors sorted
+ * by ID ("Please keep sorted"), so the line is first looked for by bisection (each step finds
+ * the first vendor line after the middle and compares its ID), which reads a few short
+ * stretches instead of everything before the vendor; when that does not find it (an absent
+ * vendor, or a file out of order) the whole text is searched, so the answer never depends on
+ * the order.
+ */
+function findVendor(t: string, v: number, key: string): number {
+  const line = /\n([0-9a-f]{4}) {2}/g;
+  let lo = 0;
+  let hi = t.length;
+  while (hi - lo > 8192) {
+    const mid = (lo + hi) >>> 1;
+    line.lastIndex = mid;
+    const m = line.exec(t);
+    if (!m || m.index >= hi) {
+      hi = mid;
+      continue;
+    }
+    const id = parseInt(m[1]!, 16);
+    if (id === v) return m.index;
+    if (id < v) lo = m.index + 1;
+    else hi = mid + key.length;
+  }
+  const near = t.indexOf(key, Math.max(0, lo - 1));
+  if (near >= 0 && near < hi) return near;
+  return t.indexOf(key);
 }
 
 /** The pci.ids to use: `VFIOCTL_PCI_IDS` when set (empty: none), else the first of {@link PCI_IDS_PATHS} that exists. */
