@@ -162,6 +162,22 @@ export const MUTANTS: Mutant[] = [
     killedBy: ["linux-backend.test.js"],
   },
   {
+    id: "pending-signal-lost",
+    file: "src/kernel/kernel.js",
+    from: "this.#fired = true;",
+    to: "this.#fired = false;",
+    wrong: "a signal delivered while a task waits for a device lock is lost before its first interruptible wait (no 'Device is currently in use' line)",
+    killedBy: ["spec-removal.test.js"],
+  },
+  {
+    id: "revoked-group-kept",
+    file: "src/kernel/vfio/vfio_main.js",
+    from: "if (this.groups.get(g.id) === g)",
+    to: "if (this.groups.get(g.id) !== g)",
+    wrong: "a revoked group left in the id map: its node, made again, keeps the old place in /dev/vfio's listing",
+    killedBy: ["spec-removal.test.js"],
+  },
+  {
     id: "uuid-dash-position",
     file: "src/uapi/vfio.js",
     from: "i === 18 || i === 23",
