@@ -16,8 +16,12 @@
  * /sys/bus/<bus>/devices, so its script is copied with only that prefix redirected (its logic is
  * unchanged). Install the tools with bench/setup-tools.sh; a missing one skips its row with a note.
  *
+ * bench/replay-node.ts replays the same operations with synchronous node:fs calls: the floor
+ * for any Node program doing these reads (its ratio to C is what Node costs, vfioctl's ratio to
+ * it what vfioctl adds).
+ *
  * Every side is measured as a whole process (fork + exec + walk), in interleaved rounds
- * (vfioctl, C, lspci, model, then the next round), and medians are compared: the ratios, not the
+ * (vfioctl, C, the node:fs replay, lspci, model, then the next round), and medians are compared: the ratios, not the
  * milliseconds, are the result. driverctl (bash, ~20 s) runs in the first round only.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -162,7 +166,8 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
     const replay = buildC("replay", dir);
     const lspci = which("lspci");
     const dc = driverctlCopy(root, dir);
-    const t = { v: [] as number[], c: [] as number[], l: [] as number[], s: [] as number[], d: [] as number[] };
+    const nodeReplay = new URL("./replay-node.js", import.meta.url).pathname;
+    const t = { v: [] as number[], c: [] as number[], n: [] as number[], l: [] as number[], s: [] as number[], d: [] as number[] };
     let vOut = "";
     let dOut = "";
     let sOut = "";
@@ -171,6 +176,7 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       t.v.push(a.ms);
       vOut = a.out;
       if ("bin" in replay) t.c.push(timeRun(replay.bin, [opsFile]).ms);
+      t.n.push(timeRun(process.execPath, [nodeReplay, opsFile]).ms);
       if (lspci) t.l.push(timeRun(lspci, ["-A", "linux-sysfs", "-O", `sysfs.path=${root}/sys/bus/pci`], { okStatus: [0, 1] }).ms);
       const s = timeRun(process.execPath, [bin, "--sim", hostFile, "list", "--json"]);
       t.s.push(s.ms);
@@ -191,6 +197,10 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       const c = median(t.c);
       results.push({ name: "list.c_same_reads_ms", value: Math.round(c), unit: "ms", note: `bench/c/replay.c: the same ${rec.ops.length} operations (${counts}) as plain system calls, whole process, median of ${runs}` });
       results.push({ name: "list.ratio_vfioctl_to_c", value: ratio(v, c), unit: "x", note: "same run, interleaved; goal ≤ 1.5" });
+      const n = median(t.n);
+      results.push({ name: "list.node_same_reads_ms", value: Math.round(n), unit: "ms", note: `bench/replay-node.ts: the same operations with synchronous node:fs in a loop (Node's floor), whole process, median of ${runs}` });
+      results.push({ name: "list.ratio_node_floor_to_c", value: ratio(n, c), unit: "x", note: "same run: what Node itself costs for these operations against C" });
+      results.push({ name: "list.ratio_vfioctl_to_node_floor", value: ratio(v, n), unit: "x", note: "same run: vfioctl's own cost over Node's floor" });
     } else results.push({ name: "list.c_same_reads_ms", value: NaN, unit: "ms", note: replay.why });
     if (lspci) {
       const l = median(t.l);
