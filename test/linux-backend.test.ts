@@ -469,6 +469,9 @@ test("inventory on a tree reads each PF's sriov_offset, sriov_stride and virtfn 
     for (const pf of inv.pfs) {
       for (const a of ["sriov_offset", "sriov_stride", "sriov_totalvfs"]) assert.equal(opened(new RegExp(`/${pf.bdf}/${a}$`)), 1, `${pf.bdf}/${a}`);
       for (let i = 0; i < 4; i++) assert.equal(ops.filter((o) => o.endsWith(`/${pf.bdf}/virtfn${i}`)).length, 1, `${pf.bdf}/virtfn${i}`);
+      // the PF's directory is listed once (for its virtfn links): each VF's index comes from the
+      // routing-ID arithmetic, confirmed by one link, not from a scan of the directory
+      assert.equal(ops.filter((o) => o === `d ${dir}/sys/bus/pci/devices/${pf.bdf}`).length, 1, `readdir ${pf.bdf}`);
     }
     for (const v of vfs) assert.equal(opened(new RegExp(`/${v.bdf}/sriov_`)), 0, `${v.bdf}: no sriov_* attribute`);
   } finally {

@@ -295,6 +295,17 @@ for (const profile of PROFILES) {
       assert.equal(await driverOf(sh, PF), null);
     });
 
+    test("disabling the VFs removes their IOMMU groups (/sys/kernel/iommu_groups), and enabling them again reuses the lowest free ids", async () => {
+      const { sh } = await bootWithVfs(profile, 2);
+      const groups = [await groupOf(sh, VF0), await groupOf(sh, VF1)];
+      const listed = async () => (await sh.readdir("/sys/kernel/iommu_groups")).map(Number);
+      for (const g of groups) assert.ok((await listed()).includes(g), `group ${g} is listed`);
+      assert.equal(await w(sh, NUMVFS, "0"), 1);
+      for (const g of groups) assert.ok(!(await listed()).includes(g), `group ${g} went with its only device`);
+      assert.equal(await w(sh, NUMVFS, "2"), 1);
+      assert.deepEqual([await groupOf(sh, VF0), await groupOf(sh, VF1)], groups, "ida_alloc: the freed ids again");
+    });
+
     test("a group revoked by an unbind leaves the id map: bound again, its node is listed after the nodes made before it", async () => {
       // /dev/vfio lists its nodes in the order they were made (as tmpfs, which devtmpfs is,
       // orders a directory by creation since 6.6). A revoked group left under its id would keep
