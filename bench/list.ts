@@ -7,7 +7,8 @@
  *
  * The C side (bench/c/replay.c, built with the system's `cc`) makes exactly the file operations
  * vfioctl made: they are recorded in this run through the syscalls seam (every open, read, close,
- * readlink, stat, lstat and readdir of an in-process `main(["--root", T, "list", "--json"])`) and
+ * readlink, stat, lstat and readdir of an in-process `main(["--root", T, "list", "--json"])`,
+ * reported by `LinuxSyscalls.trace` from inside the backend, whichever method made them) and
  * replayed in order with plain system calls, so the two sides make the same opens, reads and
  * readlinks (the counts are in the row's note), and the C side is what a C program doing those
  * reads costs. lspci (`-A linux-sysfs -O sysfs.path=T/sys/bus/pci`) reads its own set of files
@@ -15,8 +16,12 @@
  * /sys/bus/<bus>/devices, so its script is copied with only that prefix redirected (its logic is
  * unchanged). Install the tools with bench/setup-tools.sh; a missing one skips its row with a note.
  *
+ * bench/replay-node.ts replays the same operations with synchronous node:fs calls: the floor
+ * for any Node program doing these reads (its ratio to C is what Node costs, vfioctl's ratio to
+ * it what vfioctl adds).
+ *
  * Every side is measured as a whole process (fork + exec + walk), in interleaved rounds
- * (vfioctl, C, lspci, model, then the next round), and medians are compared: the ratios, not the
+ * (vfioctl, C, the node:fs replay, lspci, model, then the next round), and medians are compared: the ratios, not the
  * milliseconds, are the result. driverctl (bash, ~20 s) runs in the first round only.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -121,47 +126,15 @@ function which(cmd: string): string | null {
  */
 export async function recordListOps(root: string): Promise<{ ops: string[]; counts: Record<string, number>; out: string }> {
   const ops: string[] = [];
-  const P = LinuxSyscalls.prototype;
-  const orig = { open: P.open, read: P.read, close: P.close, readlink: P.readlink, readdir: P.readdir, stat: P.stat, lstat: P.lstat };
-  P.open = function (this: LinuxSyscalls, p: string, flags: number) {
-    return orig.open.call(this, p, flags).then(
-      (fd) => (ops.push(`o ${fd} ${flags} ${this.resolve(p)}`), fd),
-      (e: unknown) => {
-        ops.push(`o -1 ${flags} ${this.resolve(p)}`);
-        throw e;
-      },
-    );
-  };
-  P.read = function (this: LinuxSyscalls, fd: number, n: number) {
-    ops.push(`r ${fd} ${n}`);
-    return orig.read.call(this, fd, n);
-  };
-  P.close = function (this: LinuxSyscalls, fd: number) {
-    ops.push(`c ${fd}`);
-    return orig.close.call(this, fd);
-  };
-  P.readlink = function (this: LinuxSyscalls, p: string) {
-    ops.push(`l ${this.resolve(p)}`);
-    return orig.readlink.call(this, p);
-  };
-  P.readdir = function (this: LinuxSyscalls, p: string) {
-    ops.push(`d ${this.resolve(p)}`);
-    return orig.readdir.call(this, p);
-  };
-  P.stat = function (this: LinuxSyscalls, p: string) {
-    ops.push(`s ${this.resolve(p)}`);
-    return orig.stat.call(this, p);
-  };
-  P.lstat = function (this: LinuxSyscalls, p: string) {
-    ops.push(`S ${this.resolve(p)}`);
-    return orig.lstat.call(this, p);
-  };
+  // every file operation LinuxSyscalls makes, whichever of its methods makes it (open, read,
+  // close, readFile, readlink, readdir, stat, lstat), as the replay's lines
+  LinuxSyscalls.trace = (op) => void ops.push(op);
   let out = "";
   let code: number;
   try {
     code = await main(["--root", root, "list", "--json"], { out: (s) => void (out += s), err: () => {} });
   } finally {
-    Object.assign(P, orig);
+    LinuxSyscalls.trace = undefined;
   }
   if (code !== 0) throw new Error(`vfioctl --root ${root} list --json (in process) exited ${code}`);
   const names: Record<string, string> = { o: "open", r: "read", c: "close", l: "readlink", d: "readdir", s: "stat", S: "lstat" };
@@ -193,7 +166,8 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
     const replay = buildC("replay", dir);
     const lspci = which("lspci");
     const dc = driverctlCopy(root, dir);
-    const t = { v: [] as number[], c: [] as number[], l: [] as number[], s: [] as number[], d: [] as number[] };
+    const nodeReplay = new URL("./replay-node.js", import.meta.url).pathname;
+    const t = { v: [] as number[], c: [] as number[], n: [] as number[], l: [] as number[], s: [] as number[], d: [] as number[] };
     let vOut = "";
     let dOut = "";
     let sOut = "";
@@ -202,6 +176,7 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       t.v.push(a.ms);
       vOut = a.out;
       if ("bin" in replay) t.c.push(timeRun(replay.bin, [opsFile]).ms);
+      t.n.push(timeRun(process.execPath, [nodeReplay, opsFile]).ms);
       if (lspci) t.l.push(timeRun(lspci, ["-A", "linux-sysfs", "-O", `sysfs.path=${root}/sys/bus/pci`], { okStatus: [0, 1] }).ms);
       const s = timeRun(process.execPath, [bin, "--sim", hostFile, "list", "--json"]);
       t.s.push(s.ms);
@@ -222,6 +197,10 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       const c = median(t.c);
       results.push({ name: "list.c_same_reads_ms", value: Math.round(c), unit: "ms", note: `bench/c/replay.c: the same ${rec.ops.length} operations (${counts}) as plain system calls, whole process, median of ${runs}` });
       results.push({ name: "list.ratio_vfioctl_to_c", value: ratio(v, c), unit: "x", note: "same run, interleaved; goal ≤ 1.5" });
+      const n = median(t.n);
+      results.push({ name: "list.node_same_reads_ms", value: Math.round(n), unit: "ms", note: `bench/replay-node.ts: the same operations with synchronous node:fs in a loop (Node's floor), whole process, median of ${runs}` });
+      results.push({ name: "list.ratio_node_floor_to_c", value: ratio(n, c), unit: "x", note: "same run: what Node itself costs for these operations against C" });
+      results.push({ name: "list.ratio_vfioctl_to_node_floor", value: ratio(v, n), unit: "x", note: "same run: vfioctl's own cost over Node's floor" });
     } else results.push({ name: "list.c_same_reads_ms", value: NaN, unit: "ms", note: replay.why });
     if (lspci) {
       const l = median(t.l);

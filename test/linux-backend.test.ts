@@ -369,7 +369,9 @@ test("readAttr makes one read(2) for an attribute shorter than a page; readText 
   fs.writeFileSync(path.join(root, "big"), "y".repeat(70000) + "\n");
   const inner = new LinuxSyscalls({ root });
   const reads: number[] = [];
+  // through open/read/close (readFile not offered: what a backend without it gets)
   const sys = Object.assign(Object.create(inner) as LinuxSyscalls, {
+    readFile: undefined,
     read: async (fd: number, n: number) => {
       const b = await inner.read(fd, n);
       reads.push(b.length);
@@ -385,6 +387,31 @@ test("readAttr makes one read(2) for an attribute shorter than a page; readText 
   assert.equal((await readAttr(sys, "/big")).length, 70000);
   assert.deepEqual(reads, [65536, 70001 - 65536, 0]);
   assert.deepEqual(inner.openFds(), []);
+  // through readFile (the backend's own whole-file read): the same system calls, as traced
+  const ops: string[] = [];
+  LinuxSyscalls.trace = (op) => void ops.push(op.replace(/ \d+/, " FD"));
+  try {
+    const attr = "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs";
+    assert.equal(await readAttr(inner, attr), "8");
+    assert.deepEqual(ops, [`o FD 0 ${root}${attr}`, "r FD 65536", "c FD"]);
+    ops.length = 0;
+    assert.equal(await readText(inner, attr), "8\n");
+    assert.deepEqual(ops, [`o FD 0 ${root}${attr}`, "r FD 65536", "r FD 65536", "c FD"]);
+    ops.length = 0;
+    // /big is outside the attribute trees: no readFile, the three calls in the threadpool way
+    assert.equal((await readAttr(inner, "/big")).length, 70000);
+    assert.deepEqual(ops, [`o FD 0 ${root}/big`, "r FD 65536", "r FD 65536", "r FD 65536", "c FD"]);
+    ops.length = 0;
+    fs.writeFileSync(path.join(root, "sys/bus/pci/devices/0000:01:00.0/long"), "z".repeat(5000) + "\n");
+    assert.equal((await readAttr(inner, "/sys/bus/pci/devices/0000:01:00.0/long")).length, 5000);
+    assert.deepEqual(ops.slice(1), ["r FD 65536", "r FD 65536", "c FD"], "a first read of a page or more is followed to EOF");
+    ops.length = 0;
+    await assert.rejects(readAttr(inner, "/sys/bus/pci/devices/0000:01:00.0/absent"), (e) => isErrno(e, "ENOENT") && (e as SysError).syscall === "open");
+    assert.deepEqual(ops, [`o -1 FD ${root}/sys/bus/pci/devices/0000:01:00.0/absent`]);
+  } finally {
+    LinuxSyscalls.trace = undefined;
+  }
+  assert.deepEqual(inner.openFds(), []);
   await inner.exit();
   fs.rmSync(root, { recursive: true });
 });
@@ -398,4 +425,57 @@ test("exit also closes the device fds that VFIO_GROUP_GET_DEVICE_FD returned", {
   assert.deepEqual(sys.openFds(), [f]);
   await sys.exit();
   assert.deepEqual(sys.openFds(), []);
+});
+
+test("stat and lstat of an absent path: ENOENT without Node's exception; under a file: ENOTDIR; readAttr of an absent attribute: open's ENOENT, no stack", async () => {
+  const root = tree();
+  const sys = new LinuxSyscalls({ root });
+  const absent = "/sys/bus/pci/devices/0000:01:00.0/nothing";
+  for (const p of [sys.lstat(absent), sys.stat(absent)]) {
+    await assert.rejects(p, (e: unknown) => e instanceof SysError && e.code === "ENOENT" && e.errno === 2 && e.path === absent && !/\n\s+at /.test(e.stack ?? ""));
+  }
+  await assert.rejects(sys.lstat(absent), (e) => (e as SysError).syscall === "lstat");
+  await assert.rejects(sys.stat(absent), (e) => (e as SysError).syscall === "stat");
+  await assert.rejects(sys.lstat("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs/x"), (e) => isErrno(e, "ENOTDIR"));
+  await assert.rejects(readAttr(sys, absent), (e: unknown) => e instanceof SysError && e.code === "ENOENT" && e.syscall === "open" && e.path === absent && !/\n\s+at /.test(e.stack ?? ""));
+  await assert.rejects(readAttr(sys, "/sys/bus/pci/devices"), (e) => isErrno(e, "EISDIR") && (e as SysError).syscall === "read");
+  assert.deepEqual(sys.openFds(), [], "a failed read closes the fd it opened");
+  assert.equal((await sys.stat("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs")).kind, "file");
+  await sys.exit();
+  fs.rmSync(root, { recursive: true });
+});
+
+test("inventory on a tree reads each PF's sriov_offset, sriov_stride and virtfn links once, and no VF's sriov_* attributes", { timeout: 60_000 }, async () => {
+  const { bootKernel } = await import("../src/kernel/host/boot.js");
+  const { materialize } = await import("../src/sim/materialize.js");
+  const { inventory } = await import("../src/lib/inventory.js");
+  const devices = [0, 1].map((i) => ({ bdf: `0000:${(0x10 + 2 * i).toString(16)}:00.0`, vendor: 0x8086, device: 0x159b, class: 0x020000, driver: i ? "ice" : "vfio-pci", sriov: { total_vfs: 4, offset: 1, stride: 1, vf_device: 0x1889, num_vfs: 4 } }));
+  const k = await bootKernel({ name: "t", modules: { vfio_pci: { enable_sriov: true } }, devices });
+  const want = await inventory(k.spawn("i"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-inv-"));
+  const m = k.spawn("m");
+  await materialize(m, dir);
+  await m.exit();
+  const ops: string[] = [];
+  LinuxSyscalls.trace = (op) => void ops.push(op);
+  try {
+    const sys = new LinuxSyscalls({ root: dir });
+    const inv = await inventory(sys);
+    await sys.exit();
+    const vfs = inv.pfs.flatMap((p) => p.vfDevices);
+    assert.equal(vfs.length, 8);
+    assert.deepEqual(vfs.map((v) => [v.bdf, v.physfn, v.vfIndex, v.sriov]), want.pfs.flatMap((p) => p.vfDevices).map((v) => [v.bdf, v.physfn, v.vfIndex, null]));
+    const opened = (re: RegExp) => ops.filter((o) => o.startsWith("o ") && re.test(o)).length;
+    for (const pf of inv.pfs) {
+      for (const a of ["sriov_offset", "sriov_stride", "sriov_totalvfs"]) assert.equal(opened(new RegExp(`/${pf.bdf}/${a}$`)), 1, `${pf.bdf}/${a}`);
+      for (let i = 0; i < 4; i++) assert.equal(ops.filter((o) => o.endsWith(`/${pf.bdf}/virtfn${i}`)).length, 1, `${pf.bdf}/virtfn${i}`);
+      // the PF's directory is listed once (for its virtfn links): each VF's index comes from the
+      // routing-ID arithmetic, confirmed by one link, not from a scan of the directory
+      assert.equal(ops.filter((o) => o === `d ${dir}/sys/bus/pci/devices/${pf.bdf}`).length, 1, `readdir ${pf.bdf}`);
+    }
+    for (const v of vfs) assert.equal(opened(new RegExp(`/${v.bdf}/sriov_`)), 0, `${v.bdf}: no sriov_* attribute`);
+  } finally {
+    LinuxSyscalls.trace = undefined;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

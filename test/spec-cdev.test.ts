@@ -194,6 +194,22 @@ describe("VFIO_DEVICE_BIND_IOMMUFD × kernel row", () => {
     assert.equal(await sh.ioctl(fd, VFIO.DEVICE_GET_INFO, info), 0);
   });
 
+  test("ATTACH to the IOAS the device is already attached to is a no-op: the same hwpt, still in use (DESTROY EBUSY), gone with the detach", async () => {
+    const { sh } = await world("7.3.4");
+    const ifd = await openIommufd(sh);
+    const fd = await openCdev(sh, VF0);
+    assert.equal(await bind(sh, fd, ifd.fd, { token: U1 }), 2);
+    const a = attachIommufdPtBuf(ifd.ioas);
+    assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, a), 0);
+    const hwpt = a.readUInt32LE(8);
+    const again = attachIommufdPtBuf(ifd.ioas);
+    assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, again), 0, "iommufd_device_replace with the same domain");
+    assert.equal(again.readUInt32LE(8), hwpt);
+    assert.equal(await attempt(sh.ioctl(ifd.fd, IOMMUFD.DESTROY, destroyBuf(hwpt))), "EBUSY", "the automatic hwpt is still the device's");
+    assert.equal(await sh.ioctl(fd, VFIO.DEVICE_DETACH_IOMMUFD_PT, detachIommufdPtBuf()), 0);
+    assert.equal(await attempt(sh.ioctl(ifd.fd, IOMMUFD.DESTROY, destroyBuf(hwpt))), "ENOENT", "an automatic hwpt goes with its last device");
+  });
+
   test("IOAS_ALLOC: flags EOPNOTSUPP, size < 12 EINVAL, a larger size with a non-zero tail E2BIG", async () => {
     const { sh } = await boot("6.17.1");
     const ifd = await sh.open("/dev/iommu", O_RDWR);

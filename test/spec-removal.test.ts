@@ -259,6 +259,68 @@ for (const profile of PROFILES) {
       assert.equal(await pending, 1);
     });
 
+    test("a signal delivered while the writer still waits for a device lock is noticed at its first interruptible wait: 'Device is currently in use' at once", async () => {
+      // dpdk holds the PF, qemu VF0. sh's sriov_numvfs write holds the PF's device lock while it
+      // waits for VF0; bash2's unbind of the PF waits for that lock (uninterruptibly) and is
+      // signalled there. The signal stays pending (signal_pending), so when bash2 reaches vfio's
+      // wait for the PF, wait_for_completion_interruptible_timeout returns at once: the line is
+      // logged with no further signal, and bash2 goes on waiting (uninterruptibly) for dpdk.
+      const { k, sh, qemu } = await heldOpen(profile);
+      const dpdk = k.spawn("dpdk");
+      const pfo = await openDevice(dpdk, PF, `${PF} vf_token=${U1}`);
+      assert.equal(typeof pfo.device, "number");
+      const numvfs = w(sh, NUMVFS, "0");
+      await settle();
+      const bash2 = k.spawn("bash2");
+      const unbind = w(bash2, `${drv("vfio-pci")}/unbind`, PF);
+      await settle();
+      assert.deepEqual(
+        k.blocked().map((b) => [b.comm, b.waitingOn?.startsWith("device_lock") ?? false]),
+        [["bash", false], ["bash2", true]],
+        "bash2 waits for the PF's device lock",
+      );
+      k.signal(bash2.pid);
+      await settle();
+      const from = k.log.nextSeq;
+      await qemu.exit();
+      assert.equal(await numvfs, 1);
+      await settle();
+      const inUse = `vfio-pci ${PF}: Device is currently in use, task "bash2" (${bash2.pid}) blocked until device is released`;
+      assert.deepEqual(withoutEnumeration(since(k, from)), [`vfio-pci ${PF}: ${NO_CHANNEL}`, inUse]);
+      assert.deepEqual(k.blocked().map((b) => b.comm), ["bash2"], "still blocked: the signal interrupted the first wait only");
+      await advance(k, 30_000, 10_000);
+      assert.equal(withoutEnumeration(since(k, from)).filter((l) => l === inUse).length, 1, "logged once");
+      await dpdk.exit();
+      assert.equal(await unbind, PF.length);
+      assert.equal(await driverOf(sh, PF), null);
+    });
+
+    test("disabling the VFs removes their IOMMU groups (/sys/kernel/iommu_groups), and enabling them again reuses the lowest free ids", async () => {
+      const { sh } = await bootWithVfs(profile, 2);
+      const groups = [await groupOf(sh, VF0), await groupOf(sh, VF1)];
+      const listed = async () => (await sh.readdir("/sys/kernel/iommu_groups")).map(Number);
+      for (const g of groups) assert.ok((await listed()).includes(g), `group ${g} is listed`);
+      assert.equal(await w(sh, NUMVFS, "0"), 1);
+      for (const g of groups) assert.ok(!(await listed()).includes(g), `group ${g} went with its only device`);
+      assert.equal(await w(sh, NUMVFS, "2"), 1);
+      assert.deepEqual([await groupOf(sh, VF0), await groupOf(sh, VF1)], groups, "ida_alloc: the freed ids again");
+    });
+
+    test("a group revoked by an unbind leaves the id map: bound again, its node is listed after the nodes made before it", async () => {
+      // /dev/vfio lists its nodes in the order they were made (as tmpfs, which devtmpfs is,
+      // orders a directory by creation since 6.6). A revoked group left under its id would keep
+      // that id's old place in the listing when the group is made again.
+      const { sh } = await bootWithVfs(profile, 2);
+      const [g0, g1] = [await groupOf(sh, VF0), await groupOf(sh, VF1)];
+      const before = await sh.readdir("/dev/vfio");
+      assert.ok(before.indexOf(String(g0)) >= 0 && before.indexOf(String(g0)) < before.indexOf(String(g1)), before.join(" "));
+      assert.equal(await w(sh, `${drv("vfio-pci")}/unbind`, VF0), VF0.length);
+      assert.ok(!(await sh.readdir("/dev/vfio")).includes(String(g0)), "the node goes with the group");
+      assert.equal(await w(sh, `${drv("vfio-pci")}/bind`, VF0), VF0.length);
+      assert.equal(await groupOf(sh, VF0), g0, "the same IOMMU group");
+      assert.deepEqual(await sh.readdir("/dev/vfio"), [...before.filter((n) => n !== String(g0)), String(g0)]);
+    });
+
     test("unbinding the PF while a VF is open blocks the same way, then removes the PF's device and VFs", async () => {
       const { k, sh, qemu } = await heldOpen(profile);
       const from = k.log.nextSeq;

@@ -100,7 +100,7 @@ export const MUTANTS: Mutant[] = [
   {
     id: "vf-index-fallback",
     file: "src/lib/sysfs.js",
-    from: "if (/^virtfn\\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf)",
+    from: "if (/^virtfn\\d+$/.test(n) && (await cachedLink(sys, `${pp}/${n}`, cache)) === bdf)",
     to: "if (false)",
     wrong: "a VF's index unknown when offset and stride do not point at it",
     killedBy: ["answers.test.js"],
@@ -132,9 +132,17 @@ export const MUTANTS: Mutant[] = [
   {
     id: "reads-on-js-thread",
     file: "src/sys/linux/host.js",
-    from: "if (this.jsThreadReads.has(fd)) {",
-    to: "if (true) {",
+    from: "if (this.jsThreadReads.has(fd))\n",
+    to: "if (true)\n",
     wrong: "every read made on the JS thread: a blocked sriov_numvfs read stops the event loop",
+    killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "read-file-on-js-thread",
+    file: "src/sys/linux/host.js",
+    from: "if (!readCannotBlock(path))\n            return undefined;",
+    to: "",
+    wrong: "readAttr of sriov_numvfs or driver_override made whole on the JS thread: a blocked read stops the event loop",
     killedBy: ["linux-backend.test.js"],
   },
   {
@@ -152,6 +160,22 @@ export const MUTANTS: Mutant[] = [
     to: "try { resolve(fs.writeSync(fd, buf, 0, buf.length, null)); } catch (err) { reject(toSysError(err, \"write\", path)); }",
     wrong: "a write Linux blocks stops the event loop (no timeout can fire)",
     killedBy: ["linux-backend.test.js"],
+  },
+  {
+    id: "pending-signal-lost",
+    file: "src/kernel/kernel.js",
+    from: "this.#fired = true;",
+    to: "this.#fired = false;",
+    wrong: "a signal delivered while a task waits for a device lock is lost before its first interruptible wait (no 'Device is currently in use' line)",
+    killedBy: ["spec-removal.test.js"],
+  },
+  {
+    id: "revoked-group-kept",
+    file: "src/kernel/vfio/vfio_main.js",
+    from: "if (this.groups.get(g.id) === g)",
+    to: "if (this.groups.get(g.id) !== g)",
+    wrong: "a revoked group left in the id map: its node, made again, keeps the old place in /dev/vfio's listing",
+    killedBy: ["spec-removal.test.js"],
   },
   {
     id: "uuid-dash-position",

@@ -259,18 +259,31 @@ export async function openBackend(opts: GlobalOptions, io?: Output): Promise<Bac
     const kernel = opts.simFile ? await bootHostFile(opts.simFile, kopts) : await bootKernel(undefined, kopts);
     const sys = kernel.spawn("vfioctl");
     // an ephemeral simulated host still never writes the real file system: its files live in a
-    // temporary root that goes away with the command
+    // temporary root that goes away with the command. The root is made when a host file is
+    // first named (most commands, `list` among them, never name one: making and removing the
+    // folder was a third of a warm `--sim list`)
     const { mkdtempSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
-    const root = mkdtempSync(join(tmpdir(), "vfioctl-sim-"));
+    let root: string | undefined;
+    let made: HostFiles | undefined;
+    const f = () => (made ??= hostFiles((root = mkdtempSync(join(tmpdir(), "vfioctl-sim-")))));
+    const files: HostFiles = {
+      get root() {
+        return f().root;
+      },
+      simulated: true,
+      real: (p) => f().real(p),
+      input: (p) => f().input(p),
+      show: (p) => f().show(p),
+    };
     return {
       sys,
       kernel,
-      files: hostFiles(root),
+      files,
       close: async () => {
         await sys.exit().catch(() => {});
-        rmSync(root, { recursive: true, force: true });
+        if (root !== undefined) rmSync(root, { recursive: true, force: true });
       },
     };
   }

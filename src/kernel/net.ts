@@ -43,6 +43,13 @@ export class NetCore {
   private readonly live = new Map<string, NetDev>();
   private readonly config = new Map<string, NetIfConfig>();
   private nextIndex = 2; // 1 is lo
+  /** every name ever given (the values of `names`) and the lowest ethN that may be free */
+  private readonly used = new Set<string>();
+  private nextEth = 0;
+  /** the live netdev of each PCI device (a device has one name, so at most one) */
+  private readonly byDev = new Map<PciDev, NetDev>();
+  /** `devices()` until the next register/unregister */
+  private sorted: NetDev[] | null = null;
 
   constructor(k: Kernel) {
     k.drivers.registerNotifier((_k, _t, ev, dev) => {
@@ -54,18 +61,28 @@ export class NetCore {
   private register(dev: PciDev): void {
     let name = this.names.get(dev.name);
     if (!name) {
-      const used = new Set(this.names.values());
-      let i = 0;
-      while (used.has(`eth${i}`)) i++;
-      name = `eth${i}`;
+      // names are never given back (a device keeps its name across rebinds), so the lowest
+      // free ethN only moves up: one counter instead of a set of every name per probe
+      while (this.used.has(`eth${this.nextEth}`)) this.nextEth++;
+      name = `eth${this.nextEth}`;
       this.names.set(dev.name, name);
+      this.used.add(name);
     }
-    this.live.set(name, { name, ifindex: this.nextIndex++, dev });
+    const old = this.live.get(name);
+    if (old) this.byDev.delete(old.dev);
+    const nd = { name, ifindex: this.nextIndex++, dev };
+    this.live.set(name, nd);
+    this.byDev.set(dev, nd);
+    this.sorted = null;
   }
 
   private unregister(dev: PciDev): void {
     const name = this.names.get(dev.name);
-    if (name && this.live.get(name)?.dev === dev) this.live.delete(name);
+    if (name && this.live.get(name)?.dev === dev) {
+      this.live.delete(name);
+      this.byDev.delete(dev);
+      this.sorted = null;
+    }
   }
 
   /** Set what the host does with interface `name` (it need not exist yet). */
@@ -79,7 +96,8 @@ export class NetCore {
 
   /** The registered netdevs, by name. */
   devices(): NetDev[] {
-    return [...this.live.values()].sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+    this.sorted ??= [...this.live.values()].sort((a, b) => byName(a.name, b.name));
+    return [...this.sorted];
   }
 
   get(name: string): NetDev | undefined {
@@ -88,7 +106,8 @@ export class NetCore {
 
   /** The netdevs of one PCI device. */
   of(dev: PciDev): NetDev[] {
-    return this.devices().filter((n) => n.dev === dev);
+    const n = this.byDev.get(dev);
+    return n ? [n] : [];
   }
 
   /** include/uapi/linux/if.h: IFF_UP 0x1, IFF_BROADCAST 0x2, IFF_MULTICAST 0x1000 (a down NIC reads 0x1002) */
@@ -166,6 +185,18 @@ export class NetCore {
     }
     return out.length ? out.join("\n") + "\n" : "";
   }
+}
+
+/**
+ * Interface names in natural order (eth2 before eth10), as `localeCompare(b, "en", { numeric:
+ * true })` orders them; the ethN names the model gives are compared by number without building
+ * an ICU collator (the first one costs milliseconds of start-up).
+ */
+function byName(a: string, b: string): number {
+  const ma = /^eth(\d{1,9})$/.exec(a);
+  const mb = ma && /^eth(\d{1,9})$/.exec(b);
+  if (ma && mb) return Number(ma[1]) - Number(mb[1]);
+  return a.localeCompare(b, "en", { numeric: true });
 }
 
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");

@@ -16,7 +16,7 @@ import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./ho
 import { readHostKernel, type HostKernel } from "./kernel.js";
 import { interfacesOf } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
-import { devPath, isVfioDriver, listBdfs, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
+import { devPath, isVfioDriver, listBdfs, readCache, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
 import { readAttr } from "../sys/fsutil.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
@@ -134,8 +134,9 @@ async function mapConcurrent<T, R>(xs: readonly T[], n: number, f: (x: T) => Pro
 export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean; pciIds?: PciIds } = {}): Promise<Inventory> {
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
+  const cache = readCache();
   const read = await mapConcurrent(bdfs, READ_AHEAD, async (b) => {
-    const d = await readDevice(sys, b, opts);
+    const d = await readDevice(sys, b, { ...opts, cache });
     return { ...d, ...(await extras(sys, d, opts.pciIds)) };
   });
   bdfs.forEach((b, i) => facts.set(b, read[i]!));

@@ -2,8 +2,8 @@
  * Vendor and device names from the system's pci.ids, as lspci shows them. The file is looked for
  * where distributions put it (/usr/share/misc/pci.ids: Debian's pci.ids package; /usr/share/hwdata/
  * pci.ids: Fedora's hwdata; /usr/share/pci.ids), or given by `VFIOCTL_PCI_IDS` (empty: none).
- * It is read once, on the first lookup, and only the lines of the vendors asked for are parsed;
- * answers are cached. Without the file, names are null and the numeric IDs stand alone.
+ * It is read once, on the first lookup; a vendor's block is found by its line, a device by its
+ * line within that block (nothing else is parsed); answers are cached. Without the file, names are null and the numeric IDs stand alone.
  *
  * @example
  * ```ts
@@ -25,7 +25,9 @@ const hex4 = (n: number) => n.toString(16).padStart(4, "0");
 
 export class PciIds {
   private text: string | null | undefined;
-  private readonly cache = new Map<number, { name: string; devices: Map<string, string> } | null>();
+  /** per vendor: its name and where its block of lines is in the text */
+  private readonly vendors = new Map<number, { name: string; block: string } | null>();
+  private readonly devices = new Map<number, string | null>();
 
   /** `path`: the file (null: no names). */
   constructor(readonly path: string | null) {}
@@ -41,43 +43,86 @@ export class PciIds {
     return this.text;
   }
 
-  /** The vendor's block: its name and its device lines (only this vendor's lines are parsed). */
-  private vendor(v: number): { name: string; devices: Map<string, string> } | null {
-    if (this.cache.has(v)) return this.cache.get(v)!;
+  /**
+   * The vendor's line and the extent of its block (up to the next line that starts with a hex
+   * digit: the next vendor). Nothing of the block is parsed: a device is looked up in it when
+   * asked for (Intel's block alone has thousands of lines).
+   */
+  private vendor(v: number): { name: string; block: string } | null {
+    const known = this.vendors.get(v);
+    if (known !== undefined) return known;
     const t = this.load();
-    let out: { name: string; devices: Map<string, string> } | null = null;
+    let out: { name: string; block: string } | null = null;
     if (t) {
       const key = `\n${hex4(v)}  `;
-      const at = t.indexOf(key);
+      const at = findVendor(t, v, key);
       if (at >= 0) {
-        const eol = t.indexOf("\n", at + 1);
-        const name = t.slice(at + key.length, eol < 0 ? undefined : eol).trim();
-        const devices = new Map<string, string>();
-        let i = eol;
-        while (i >= 0 && i < t.length) {
-          const next = t.indexOf("\n", i + 1);
-          const line = t.slice(i + 1, next < 0 ? undefined : next);
-          if (line.startsWith("\t\t") || line.startsWith("#") || line === "") {
-            i = next;
-            continue;
-          }
-          if (!line.startsWith("\t")) break;
-          const m = /^\t([0-9a-f]{4}) {2}(.*)$/.exec(line);
-          if (m) devices.set(m[1]!, m[2]!.trim());
-          i = next;
-        }
-        out = { name, devices };
+        let eol = t.indexOf("\n", at + 1);
+        if (eol < 0) eol = t.length;
+        const next = /\n[0-9a-fA-F]/g;
+        next.lastIndex = eol;
+        const m = next.exec(t);
+        // the block from the vendor line's newline to the next vendor's: a device is searched in it alone
+        out = { name: t.slice(at + key.length, eol).trim(), block: t.slice(eol, m ? m.index + 1 : t.length) };
       }
     }
-    this.cache.set(v, out);
+    this.vendors.set(v, out);
+    return out;
+  }
+
+  /** A device line of the vendor's block: `\tDDDD  name` (subsystem lines have two tabs). */
+  private device(v: { block: string }, vendor: number, device: number): string | null {
+    const k = vendor * 0x10000 + device;
+    const known = this.devices.get(k);
+    if (known !== undefined) return known;
+    const t = v.block;
+    const key = `\n\t${hex4(device)}  `;
+    const at = t.indexOf(key);
+    let out: string | null = null;
+    if (at >= 0) {
+      let eol = t.indexOf("\n", at + 1);
+      if (eol < 0) eol = t.length;
+      out = t.slice(at + key.length, eol).trim();
+    }
+    this.devices.set(k, out);
     return out;
   }
 
   names(vendor: number | null, device: number | null): PciNames {
     if (vendor === null) return { vendor: null, device: null };
     const v = this.vendor(vendor);
-    return { vendor: v?.name ?? null, device: (device !== null ? v?.devices.get(hex4(device)) : undefined) ?? null };
+    return { vendor: v?.name ?? null, device: v && device !== null ? this.device(v, vendor, device) : null };
   }
+}
+
+/**
+ * Where the vendor's line (`\nVVVV  `) is in the text, or −1. The file keeps its vendors sorted
+ * by ID ("Please keep sorted"), so the line is first looked for by bisection (each step finds
+ * the first vendor line after the middle and compares its ID), which reads a few short
+ * stretches instead of everything before the vendor; when that does not find it (an absent
+ * vendor, or a file out of order) the whole text is searched, so the answer never depends on
+ * the order.
+ */
+function findVendor(t: string, v: number, key: string): number {
+  const line = /\n([0-9a-f]{4}) {2}/g;
+  let lo = 0;
+  let hi = t.length;
+  while (hi - lo > 8192) {
+    const mid = (lo + hi) >>> 1;
+    line.lastIndex = mid;
+    const m = line.exec(t);
+    if (!m || m.index >= hi) {
+      hi = mid;
+      continue;
+    }
+    const id = parseInt(m[1]!, 16);
+    if (id === v) return m.index;
+    if (id < v) lo = m.index + 1;
+    else hi = mid + key.length;
+  }
+  const near = t.indexOf(key, Math.max(0, lo - 1));
+  if (near >= 0 && near < hi) return near;
+  return t.indexOf(key);
 }
 
 /** The pci.ids to use: `VFIOCTL_PCI_IDS` when set (empty: none), else the first of {@link PCI_IDS_PATHS} that exists. */

@@ -98,10 +98,39 @@ export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
 }
 
 /**
- * Read what sysfs says about one device. `numvfsTimeoutMs` bounds the read of sriov_numvfs,
- * which 6.1 blocks while another task's write to it waits for a VF to be released.
+ * What several {@link readDevice} calls of one pass over the host share: the PF attributes every
+ * VF's index is worked out from (`sriov_offset`, `sriov_stride`) and the PF's `virtfn<N>` links,
+ * each read once however many VFs (and the PF itself) ask for them. Make one per pass
+ * ({@link readCache}); a value stays as first read for as long as the cache is kept.
  */
-export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number } = {}): Promise<DeviceFacts> {
+export interface ReadCache {
+  readonly attrs: Map<string, Promise<string | null>>;
+  readonly links: Map<string, Promise<string | null>>;
+}
+
+export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map() });
+
+function cachedAttr(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
+  if (!cache) return tryAttr(sys, path);
+  let p = cache.attrs.get(path);
+  if (!p) cache.attrs.set(path, (p = tryAttr(sys, path)));
+  return p;
+}
+
+function cachedLink(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
+  if (!cache) return linkBase(sys, path);
+  let p = cache.links.get(path);
+  if (!p) cache.links.set(path, (p = linkBase(sys, path)));
+  return p;
+}
+
+/**
+ * Read what sysfs says about one device. `numvfsTimeoutMs` bounds the read of sriov_numvfs,
+ * which 6.1 blocks while another task's write to it waits for a VF to be released. `cache`:
+ * see {@link ReadCache} (inventory reads every device with one).
+ */
+export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number; cache?: ReadCache } = {}): Promise<DeviceFacts> {
+  const cache = opts.cache;
   const p = devPath(bdf);
   const t = opts.numvfsTimeoutMs ?? 2000;
   const blockedReads: string[] = [];
@@ -151,7 +180,9 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     }
     if (facts.vfioDevice && (await exists(sys, `/dev/vfio/devices/${facts.vfioDevice}`))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
   }
-  const total = await tryAttr(sys, `${p}/sriov_totalvfs`);
+  // the sriov_* attributes are visible on PFs only (iov.c sriov_pf_attrs_are_visible: a VF has
+  // no SR-IOV capability of its own), so a VF is not asked for them
+  const total = facts.physfn ? null : await tryAttr(sys, `${p}/sriov_totalvfs`);
   if (total !== null) {
     const numVfs = num(await timed("sriov_numvfs"));
     const entries = await sys.readdir(p);
@@ -161,12 +192,12 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
       .sort((a, b) => a - b);
     const vfs: string[] = [];
     for (const i of vfLinks) {
-      const b = await linkBase(sys, `${p}/virtfn${i}`);
+      const b = await cachedLink(sys, `${p}/virtfn${i}`, cache);
       if (b && isBdf(b)) vfs.push(b);
     }
     facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await tryAttr(sys, `${p}/sriov_drivers_autoprobe`)), vfs };
   }
-  if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf);
+  if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf, cache);
   if (blockedReads.length) facts.blockedReads = blockedReads;
   return facts;
 }
@@ -178,16 +209,16 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
  * does not (an unusual tree) are all the PF's virtfn links searched. Reading every VF of a PF is
  * then linear in the number of VFs, not quadratic.
  */
-async function vfIndexOf(sys: Syscalls, pf: string, bdf: string): Promise<number | null> {
+async function vfIndexOf(sys: Syscalls, pf: string, bdf: string, cache?: ReadCache): Promise<number | null> {
   const pp = devPath(pf);
   try {
     const a = parseBdf(pf)!;
     const v = parseBdf(bdf)!;
-    const [offset, stride] = [num(await tryAttr(sys, `${pp}/sriov_offset`)), num(await tryAttr(sys, `${pp}/sriov_stride`))];
+    const [offset, stride] = [num(await cachedAttr(sys, `${pp}/sriov_offset`, cache)), num(await cachedAttr(sys, `${pp}/sriov_stride`, cache))];
     const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
-    if (offset !== null && stride && delta >= 0 && delta % stride === 0 && (await linkBase(sys, `${pp}/virtfn${delta / stride}`)) === bdf) return delta / stride;
+    if (offset !== null && stride && delta >= 0 && delta % stride === 0 && (await cachedLink(sys, `${pp}/virtfn${delta / stride}`, cache)) === bdf) return delta / stride;
     for (const n of await sys.readdir(pp)) {
-      if (/^virtfn\d+$/.test(n) && (await linkBase(sys, `${pp}/${n}`)) === bdf) return Number(n.slice(6));
+      if (/^virtfn\d+$/.test(n) && (await cachedLink(sys, `${pp}/${n}`, cache)) === bdf) return Number(n.slice(6));
     }
   } catch {
     /* PF directory unreadable: index unknown */

@@ -4,11 +4,13 @@
  */
 import { O_RDONLY, O_WRONLY, type Syscalls } from "./syscalls.js";
 
-const CHUNK = 65536;
+export const CHUNK = 65536;
 /** sysfs attributes are at most a page: a first read shorter than this returned all of one. */
-const PAGE = 4096;
+export const PAGE = 4096;
 
 async function readFd(sys: Syscalls, path: string, wholeIfShort: boolean): Promise<string> {
+  const whole = sys.readFile?.(path, wholeIfShort);
+  if (whole) return (await whole).toString("utf8");
   const fd = await sys.open(path, O_RDONLY);
   try {
     const first = await sys.read(fd, CHUNK);

@@ -86,6 +86,14 @@ export interface Syscalls {
   stat(path: string): Promise<Stat>;
   /** lstat(2): does not follow the last link. */
   lstat(path: string): Promise<Stat>;
+  /**
+   * Optional: the bytes of a small file read the way `readAttr` (`wholeIfShort`: a first read
+   * shorter than a page is the whole file) or `readText` (reads until EOF) reads it, with the
+   * same open, read(s) and close, made in one call. A backend offers it where that is cheaper
+   * than three (the real backend, for files whose read cannot block); undefined means "not
+   * here": the caller makes the calls itself. src/sys/fsutil.ts uses it when present.
+   */
+  readFile?(path: string, wholeIfShort: boolean): Promise<Buffer> | undefined;
   /** Close every fd this process opened (what the kernel does when a process ends). */
   exit(): Promise<void>;
 }

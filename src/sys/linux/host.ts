@@ -33,6 +33,7 @@ import type { FileKind, Stat, Syscalls } from "../syscalls.js";
 import { eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
 import { constants as osConstants } from "node:os";
 import { VFIO } from "../../uapi/vfio.js";
+import { CHUNK, PAGE } from "../fsutil.js";
 
 export interface LinuxSyscallsOptions {
   /** Look every absolute path up under this folder (default: the real root). */
@@ -87,7 +88,15 @@ export function readCannotBlock(path: string): boolean {
 }
 
 /** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
-const scratch = Buffer.allocUnsafe(65536);
+const scratch = Buffer.allocUnsafe(CHUNK);
+
+/**
+ * Buffers for reads in the threadpool (each read in flight has its own; the bytes read are
+ * copied out, the buffer kept for the next read): a 64 KiB allocation per read of
+ * `driver_override` was most of the garbage a `list` made.
+ */
+const pool: Buffer[] = [];
+const POOL_MAX = 64;
 
 /** Turn a Node system error into the seam's SysError (keeping the caller's path). */
 export function toSysError(e: unknown, syscall: string, path?: string): unknown {
@@ -119,6 +128,12 @@ function kindOf(st: fs.Stats): FileKind {
 }
 
 export class LinuxSyscalls implements Syscalls {
+  /**
+   * When set, every file operation made is reported as one line (bench/c/replay.c's format:
+   * `o FD FLAGS PATH`, `r FD LEN`, `c FD`, `l PATH`, `d PATH`, `s PATH`, `S PATH`, host paths),
+   * whichever method made it: the list benchmark replays them in C.
+   */
+  static trace: ((op: string) => void) | undefined;
   readonly backend = "linux" as const;
   readonly pid = process.pid;
   readonly root: string | undefined;
@@ -175,44 +190,109 @@ export class LinuxSyscalls implements Syscalls {
     }
   }
 
+  /** open(2) on the JS thread (opens do not block); throws Node's error. */
+  private openNow(path: string, flags: number): number {
+    const host = this.resolve(path);
+    let fd: number;
+    try {
+      fd = fs.openSync(host, flags);
+    } catch (e) {
+      LinuxSyscalls.trace?.(`o -1 ${flags} ${host}`);
+      throw e;
+    }
+    LinuxSyscalls.trace?.(`o ${fd} ${flags} ${host}`);
+    this.fds.set(fd, path);
+    if (readCannotBlock(path)) this.jsThreadReads.add(fd);
+    else this.jsThreadReads.delete(fd);
+    return fd;
+  }
+
+  private closeNow(fd: number): void {
+    LinuxSyscalls.trace?.(`c ${fd}`);
+    this.fds.delete(fd);
+    this.jsThreadReads.delete(fd);
+    fs.closeSync(fd);
+  }
+
+  /** One read(2) on the JS thread into the reused buffer: only for an fd in jsThreadReads. */
+  private readNow(fd: number, length: number): Buffer {
+    LinuxSyscalls.trace?.(`r ${fd} ${length}`);
+    const buf = length <= scratch.length ? scratch : Buffer.allocUnsafe(length);
+    const n = fs.readSync(fd, buf, 0, length, null);
+    return Buffer.from(buf.subarray(0, n));
+  }
+
   open(path: string, flags: number): Promise<number> {
     if (this.readOnly && (flags & 3) !== 0) return Promise.reject(this.readOnlyError("open", path));
-    return this.sync("open", path, () => {
-      const fd = fs.openSync(this.resolve(path), flags);
-      this.fds.set(fd, path);
-      if (readCannotBlock(path)) this.jsThreadReads.add(fd);
-      else this.jsThreadReads.delete(fd);
-      return fd;
-    });
+    return this.sync("open", path, () => this.openNow(path, flags));
   }
 
   close(fd: number): Promise<void> {
-    const path = this.fds.get(fd);
-    return this.sync("close", path, () => {
-      this.fds.delete(fd);
-      this.jsThreadReads.delete(fd);
-      fs.closeSync(fd);
-    });
+    return this.sync("close", this.fds.get(fd), () => this.closeNow(fd));
   }
 
   read(fd: number, length: number): Promise<Buffer> {
     const path = this.fds.get(fd);
-    if (this.jsThreadReads.has(fd)) {
-      // an attribute whose read cannot block: one read(2) on the JS thread into the reused buffer
-      return this.sync("read", path, () => {
-        const buf = length <= scratch.length ? scratch : Buffer.allocUnsafe(length);
-        const n = fs.readSync(fd, buf, 0, length, null);
-        return Buffer.from(buf.subarray(0, n));
-      });
-    }
+    // an attribute whose read cannot block: one read(2) on the JS thread into the reused buffer
+    if (this.jsThreadReads.has(fd)) return this.sync("read", path, () => this.readNow(fd, length));
     // Everything else in the threadpool: Linux blocks a read of sriov_numvfs while a write to it
     // is blocked (both take the device lock), and that must not stop the event loop either.
-    const buf = Buffer.allocUnsafeSlow(length);
+    LinuxSyscalls.trace?.(`r ${fd} ${length}`);
+    const buf = length <= CHUNK ? (pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK)) : Buffer.allocUnsafeSlow(length);
     return new Promise((resolve, reject) => {
-      fs.read(fd, buf, 0, length, null, (err, n) =>
-        err ? reject(toSysError(err, "read", path)) : resolve(n === length ? buf : Buffer.from(buf.subarray(0, n))),
-      );
+      fs.read(fd, buf, 0, length, null, (err, n) => {
+        const out = err ? undefined : Buffer.from(buf.subarray(0, n));
+        if (buf.length === CHUNK && pool.length < POOL_MAX) pool.push(buf);
+        if (err) reject(toSysError(err, "read", path));
+        else resolve(out!);
+      });
     });
+  }
+
+  /**
+   * A whole small file ({@link Syscalls.readFile}) when its reads cannot block
+   * ({@link readCannotBlock}): open, read(s) into the reused buffer, close, all on the JS thread
+   * and one Promise for the three; undefined for any other file (the caller makes the calls, so
+   * a read that can block goes to the threadpool).
+   */
+  readFile(path: string, wholeIfShort: boolean): Promise<Buffer> | undefined {
+    if (!readCannotBlock(path)) return undefined;
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    let syscall = "open";
+    let fd = -1;
+    try {
+      fd = this.openNow(path, 0);
+      syscall = "read";
+      const first = this.readNow(fd, CHUNK);
+      let out = first;
+      if (first.length !== 0 && !(wholeIfShort && first.length < PAGE)) {
+        const parts: Buffer[] = [first];
+        for (;;) {
+          const b = this.readNow(fd, CHUNK);
+          if (b.length === 0) break;
+          parts.push(b);
+        }
+        out = Buffer.concat(parts);
+      }
+      syscall = "close";
+      const f = fd;
+      fd = -1;
+      this.closeNow(f);
+      return Promise.resolve(out);
+    } catch (e) {
+      const err = sysErrorOf(e, syscall, path);
+      if (fd >= 0) {
+        try {
+          this.closeNow(fd);
+        } catch {
+          /* the error of the read is the one reported */
+        }
+      }
+      return Promise.reject(err);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 
   write(fd: number, data: Buffer | string): Promise<number> {
@@ -251,25 +331,45 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   readlink(path: string): Promise<string> {
-    return this.sync("readlink", path, () => fs.readlinkSync(this.resolve(path)));
+    return this.sync("readlink", path, () => {
+      const host = this.resolve(path);
+      LinuxSyscalls.trace?.(`l ${host}`);
+      return fs.readlinkSync(host);
+    });
   }
 
   readdir(path: string): Promise<string[]> {
-    return this.sync("readdir", path, () => fs.readdirSync(this.resolve(path)));
+    return this.sync("readdir", path, () => {
+      const host = this.resolve(path);
+      LinuxSyscalls.trace?.(`d ${host}`);
+      return fs.readdirSync(host);
+    });
   }
 
   stat(path: string): Promise<Stat> {
-    return this.sync("stat", path, () => {
-      const st = fs.statSync(this.resolve(path));
-      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid };
-    });
+    return this.statOf("stat", path);
   }
 
   lstat(path: string): Promise<Stat> {
-    return this.sync("lstat", path, () => {
-      const st = fs.lstatSync(this.resolve(path));
-      return { kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid };
-    });
+    return this.statOf("lstat", path);
+  }
+
+  /**
+   * stat(2)/lstat(2). An absent path (ENOENT: `exists()` of a /dev/vfio node, a class device's
+   * `dev`) is answered without Node's exception (`throwIfNoEntry: false`), with the seam's error
+   * only.
+   */
+  private statOf(syscall: "stat" | "lstat", path: string): Promise<Stat> {
+    const host = this.resolve(path);
+    LinuxSyscalls.trace?.(`${syscall === "stat" ? "s" : "S"} ${host}`);
+    let st: fs.Stats | undefined;
+    try {
+      st = noStack(() => (syscall === "stat" ? fs.statSync(host, { throwIfNoEntry: false }) : fs.lstatSync(host, { throwIfNoEntry: false })));
+    } catch (e) {
+      return Promise.reject(toSysError(e, syscall, path));
+    }
+    if (st === undefined) return Promise.reject(sysErrorFromErrno(2, syscall, path));
+    return Promise.resolve({ kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid });
   }
 
   async exit(): Promise<void> {
