@@ -23,14 +23,8 @@
 set -euo pipefail
 
 CACHE=${VFIOCTL_LAB_CACHE:-/var/cache/vfioctl-lab}
-# The Debian mirror this host's apt already uses (debootstrap needs a URL; apt's sources name it).
-apt_mirror() {
-  local u
-  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$u" ] || u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
-  echo "$u"
-}
+# apt_mirror: the Debian mirror this host's apt already uses
+. "$(dirname "${BASH_SOURCE[0]}")/../tools/debian-root.sh"
 MIRROR=${VFIOCTL_LAB_MIRROR:-$(apt_mirror)}
 [ -n "$MIRROR" ] || { echo "lab/prepare.sh: no Debian mirror found in apt's sources; set VFIOCTL_LAB_MIRROR" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -31,6 +31,17 @@ async function world(v: string, vfs = 2) {
   return wd;
 }
 
+/** 7.3.4, VF0 bound through its cdev with the PF's token (out_devid 2) and attached to IOAS 1; `a` is the ATTACH buffer the kernel wrote back. */
+async function attachedVf0() {
+  const { sh } = await world("7.3.4");
+  const ifd = await openIommufd(sh);
+  const fd = await openCdev(sh, VF0);
+  assert.equal(await bind(sh, fd, ifd.fd, { token: U1 }), 2);
+  const a = attachIommufdPtBuf(ifd.ioas);
+  assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, a), 0);
+  return { sh, ifd, fd, a };
+}
+
 describe("kernels without the cdev: Debian's 6.1 and 6.12, and anything before 6.6", () => {
   for (const [v, iommufd] of [["6.1", false], ["6.12", false], ["6.5.13", true]] as const) {
     test(`${v}: ${iommufd ? "/dev/iommu (iommufd is 6.2+)" : "no /dev/iommu"}, no /dev/vfio/devices; BIND_IOMMUFD on a device fd is ENOTTY`, async () => {
@@ -172,12 +183,7 @@ describe("VFIO_DEVICE_BIND_IOMMUFD × kernel row", () => {
   }
 
   test("the out_devid is an iommufd object id: IOAS 1, device 2; ATTACH to the IOAS returns the automatic hwpt's id", async () => {
-    const { sh } = await world("7.3.4");
-    const ifd = await openIommufd(sh);
-    const fd = await openCdev(sh, VF0);
-    assert.equal(await bind(sh, fd, ifd.fd, { token: U1 }), 2);
-    const a = attachIommufdPtBuf(ifd.ioas);
-    assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, a), 0);
+    const { sh, ifd, fd, a } = await attachedVf0();
     assert.equal(a.readUInt32LE(8), 3, "pt_id is rewritten to the hwpt");
     assert.equal(await attempt(sh.ioctl(ifd.fd, IOMMUFD.DESTROY, destroyBuf(ifd.ioas))), "EBUSY", "an IOAS with an attached device");
     assert.equal(await attempt(sh.ioctl(ifd.fd, IOMMUFD.DESTROY, destroyBuf(2))), "EBUSY", "the device object");
@@ -195,12 +201,7 @@ describe("VFIO_DEVICE_BIND_IOMMUFD × kernel row", () => {
   });
 
   test("ATTACH to the IOAS the device is already attached to is a no-op: the same hwpt, still in use (DESTROY EBUSY), gone with the detach", async () => {
-    const { sh } = await world("7.3.4");
-    const ifd = await openIommufd(sh);
-    const fd = await openCdev(sh, VF0);
-    assert.equal(await bind(sh, fd, ifd.fd, { token: U1 }), 2);
-    const a = attachIommufdPtBuf(ifd.ioas);
-    assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, a), 0);
+    const { sh, ifd, fd, a } = await attachedVf0();
     const hwpt = a.readUInt32LE(8);
     const again = attachIommufdPtBuf(ifd.ioas);
     assert.equal(await sh.ioctl(fd, VFIO.DEVICE_ATTACH_IOMMUFD_PT, again), 0, "iommufd_device_replace with the same domain");

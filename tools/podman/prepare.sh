@@ -57,14 +57,8 @@ host_podman() {
 }
 
 # ---------------------------------------------------------------- 2. Debian 13's podman, chrooted
-# The Debian mirror this host's apt already uses (debootstrap needs a URL; apt's sources name it).
-apt_mirror() {
-  local u
-  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$u" ] || u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
-  echo "$u"
-}
+# apt_mirror, need_debootstrap, debian_root
+. "$(dirname "${BASH_SOURCE[0]}")/../debian-root.sh"
 trixie_podman() {
   if [ "$(cat "$CACHE/.done" 2>/dev/null)" = "$KEY" ] && [ -x "$ROOT/usr/bin/podman" ] && [ -x "$ROOT/usr/bin/crun" ] && [ -x "$ROOT/bin/busybox" ]; then
     say "trixie: cached: $(cat "$CACHE/versions" 2>/dev/null) in $ROOT"
@@ -74,29 +68,20 @@ trixie_podman() {
   mirror=${VFIOCTL_PODMAN_MIRROR:-${VFIOCTL_LAB_MIRROR:-$(apt_mirror)}}
   [ -n "$mirror" ] || { say "trixie: no Debian mirror in apt's sources (set VFIOCTL_PODMAN_MIRROR): Debian 13's podman not prepared (its tests will skip)"; return 0; }
   command -v unshare >/dev/null && command -v chroot >/dev/null || { say "trixie: no unshare/chroot: Debian 13's podman not prepared (its tests will skip)"; return 0; }
-  if ! command -v debootstrap >/dev/null; then
-    t=$(now)
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }; then
-      say "trixie: debootstrap cannot be installed: Debian 13's podman not prepared (its tests will skip)"
-      return 0
-    fi
-    say "trixie: host package debootstrap installed in $(since "$t") s"
+  local msg
+  if ! msg=$(need_debootstrap); then
+    say "trixie: debootstrap cannot be installed: Debian 13's podman not prepared (its tests will skip)"
+    return 0
   fi
+  [ -z "$msg" ] || say "trixie: $msg"
   t=$(now)
   say "trixie: debootstrap $SUITE ($PACKAGES) from $mirror: start"
-  rm -rf "$ROOT.tmp" "$CACHE/.done"
-  if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT.tmp" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
-    tail -30 "$CACHE/debootstrap.log" >&2
-    rm -rf "$ROOT.tmp"
+  rm -f "$CACHE/.done"
+  if ! debian_root "$SUITE" "$PACKAGES" "$ROOT" "$mirror" "$CACHE/debootstrap.log"; then
     say "trixie: debootstrap FAILED (log $CACHE/debootstrap.log): Debian 13's podman not prepared (its tests will skip)"
     return 0
   fi
-  # trim what podman never reads (docs, locales, downloaded packages, apt lists)
-  rm -rf "$ROOT.tmp"/usr/share/{doc,man,locale,info} "$ROOT.tmp"/var/cache/apt/archives/*.deb \
-    "$ROOT.tmp"/var/lib/apt/lists/* 2>/dev/null || true
-  mkdir -p "$ROOT.tmp/etc/cdi"
-  rm -rf "$ROOT"
-  mv "$ROOT.tmp" "$ROOT"
+  mkdir -p "$ROOT/etc/cdi"
   chroot "$ROOT" /usr/bin/podman --version 2>/dev/null | head -1 >"$CACHE/versions" || true
   [ -s "$CACHE/versions" ] || dpkg-query --admindir="$ROOT/var/lib/dpkg" -W -f='podman ${Version}\n' podman >"$CACHE/versions"
   echo "$KEY" >"$CACHE/.done"

@@ -19,14 +19,8 @@ SUITE=trixie
 PACKAGES=systemd,udev,kmod
 KEY="$SUITE:$PACKAGES:1"
 
-# The Debian mirror this host's apt already uses (debootstrap needs a URL; apt's sources name it).
-apt_mirror() {
-  local u
-  u=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  [ -n "$u" ] || u=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -1)
-  echo "$u"
-}
+# apt_mirror, need_debootstrap, debian_root
+. "$(dirname "${BASH_SOURCE[0]}")/../debian-root.sh"
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
@@ -45,26 +39,16 @@ fi
 MIRROR=${VFIOCTL_SYSTEMD_VERIFY_MIRROR:-${VFIOCTL_LAB_MIRROR:-$(apt_mirror)}}
 [ -n "$MIRROR" ] || { echo "tools/systemd-verify/prepare.sh: no Debian mirror found in apt's sources; set VFIOCTL_SYSTEMD_VERIFY_MIRROR" >&2; exit 2; }
 
-if ! command -v debootstrap >/dev/null; then
-  t=$(now)
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-  say "host package debootstrap installed in $(since "$t") s"
-fi
+msg=$(need_debootstrap) || { say "debootstrap cannot be installed on this host"; exit 1; }
+[ -z "$msg" ] || say "$msg"
 
 t=$(now)
 say "debootstrap $SUITE ($PACKAGES) from $MIRROR: start"
-rm -rf "$ROOT.tmp" "$CACHE/.done"
-if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1; then
-  tail -30 "$CACHE/debootstrap.log" >&2
+rm -f "$CACHE/.done"
+if ! debian_root "$SUITE" "$PACKAGES" "$ROOT" "$MIRROR" "$CACHE/debootstrap.log"; then
   say "debootstrap: FAILED (log: $CACHE/debootstrap.log)"
   exit 1
 fi
-# trim what verification never reads (docs, locales, downloaded packages, apt lists)
-rm -rf "$ROOT.tmp"/usr/share/{doc,man,locale,info} "$ROOT.tmp"/var/cache/apt/archives/*.deb \
-  "$ROOT.tmp"/var/lib/apt/lists/* 2>/dev/null || true
-rm -rf "$ROOT"
-mv "$ROOT.tmp" "$ROOT"
 chroot "$ROOT" systemctl --version | head -1 >"$CACHE/versions"
 echo "$KEY" >"$CACHE/.done"
 say "debootstrap: done in $(since "$t") s"
