@@ -112,6 +112,14 @@ test("vfioctl sim run --profile takes any kernel version: the kernel is that ver
     const w13 = j.runs[0].ops.find((o) => o.name === "w13")!;
     assert.deepEqual(w13.log.map((l) => l.text).filter((t) => /suppressed/.test(t)), [`${fn}: 2 callbacks suppressed`], v);
   }
+  // a kernel spec too, as the global --profile takes it: 7.3.4 without the 6.17 rename is back to the old name
+  out.length = 0;
+  assert.equal(await main(["sim", "run", file, "--profile", "7.3.4-lab -bindIommufdToken", "--json"], io), 0, out.join("\n"));
+  const spec = JSON.parse(out.join("")) as { runs: { ops: { name: string; log: { text: string }[] }[] }[] };
+  assert.ok(spec.runs[0].ops.find((o) => o.name === "w13")!.log.some((l) => l.text === "vfio_pci_validate_vf_token: 2 callbacks suppressed"));
+  out.length = 0;
+  assert.equal(await main(["sim", "run", file, "--profile", "7.3.4 -noSuchFlag"], io), 2);
+  assert.match(out.join("\n"), /noSuchFlag/);
   out.length = 0;
   assert.equal(await main(["sim", "run", file, "--profile", "7.x"], io), 2);
   assert.match(out.join("\n"), /--profile: .*7\.x/);

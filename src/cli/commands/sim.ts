@@ -23,7 +23,7 @@ import { flagStr, guarded, parseArgs, type ParsedArgs } from "./common.js";
 import { OPT, type CommandBody, type SubcommandSpec } from "../spec.js";
 import { tokenFrom } from "./token.js";
 import type { FaultSyscall } from "../../kernel/faults.js";
-import { compareRelease, identifyKernel, parseRelease } from "../../kernel/versions.js";
+import { compareRelease, identifyKernel, parseKernelSpec, parseRelease } from "../../kernel/versions.js";
 
 const SIM_SUBCOMMANDS: SubcommandSpec[] = [
   {
@@ -287,7 +287,8 @@ async function runFile(ctx: Context, rest: string[]): Promise<number> {
   if (profile !== undefined) {
     let id;
     try {
-      id = identifyKernel(profile);
+      // a kernel spec, as the global --profile takes it: a version and -flag / +flag words
+      id = identifyKernel(parseKernelSpec(profile).version);
     } catch (e) {
       ctx.io.err(`vfioctl sim run: --profile: ${(e as Error).message}`);
       return EXIT.USAGE;
