@@ -25,6 +25,10 @@ test("a version signature gives the upstream release; uname -r alone stays the b
   // a signature of another kernel than uname -r is not used
   const other = identifyKernel("6.8.0-40-generic", { versionSignature: "Ubuntu 6.8.0-51.52-generic 6.8.12" });
   assert.equal(formatRelease(other.release), "6.8.0");
+  // nor with a /proc/version line of another kernel; with its own, yes
+  const pv = (r: string) => `Linux version ${r} (buildd@lcy02-amd64-091) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-23ubuntu4) 13.2.0) #52-Ubuntu SMP PREEMPT_DYNAMIC`;
+  assert.equal(formatRelease(identifyKernel(pv("6.8.0-40-generic"), { versionSignature: "Ubuntu 6.8.0-51.52-generic 6.8.12" }).release), "6.8.0");
+  assert.equal(formatRelease(identifyKernel(pv("6.8.0-51-generic"), { versionSignature: "Ubuntu 6.8.0-51.52-generic 6.8.12" }).release), "6.8.12");
 });
 
 test("the stable backports follow the signature: 6.8.0-51 (6.8.12) has the DSA/IAX denylist of 6.8.10, 6.8.0 does not", async () => {

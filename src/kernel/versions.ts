@@ -463,7 +463,9 @@ export function identifyKernel(input: string, opts: { procVersion?: string; vers
   const sig = UBUNTU_SIGNATURE.exec(s0) ?? (opts.versionSignature ? UBUNTU_SIGNATURE.exec(opts.versionSignature.trim()) : null);
   if (sig) {
     const osrelease = `${sig[1]}.${sig[2]}.${sig[3]}-${sig[4]}-${sig[6]}`;
-    if (UBUNTU_SIGNATURE.test(s0) || s0 === osrelease || /^Linux version /.test(s0)) {
+    // the signature is this kernel's only when uname -r (or the /proc/version line's release) agrees
+    const named = /^Linux version (\S+)/.exec(s0)?.[1] ?? s0;
+    if (UBUNTU_SIGNATURE.test(s0) || named === osrelease) {
       const up = parseRelease(sig[7]!);
       return {
         input,
