@@ -89,10 +89,9 @@ export async function linuxBackend(opts: { profile: string; blockWindowMs?: numb
         if (mine.has(fd)) continue;
         let target: string;
         try {
-          fs.fstatSync(fd); // the listing's own directory fd is closed by now: EBADF
-          target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          target = fs.readlinkSync(`/proc/self/fd/${fd}`); // fdTableOf left out the listing's own fd
         } catch {
-          continue;
+          continue; // closed since the listing
         }
         out.push(`fd ${fd} → ${target}`);
       }
