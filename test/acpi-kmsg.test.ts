@@ -48,3 +48,21 @@ test("host file: acpi_irq_link is checked", () => {
   assert.throws(() => parseHost(HOST.replace('name: "\\\\_SB_.GSIA", irq: 16', 'name: "GSIA", irq: 16'), "h.yaml"), (e: unknown) => e instanceof HostFileError && /acpi_irq_link/.test((e as Error).message));
   assert.throws(() => parseHost(HOST.replace("irq: 16", "irq: -1"), "h.yaml"), /acpi_irq_link\.irq/);
 });
+
+test("a host driver's probe at boot sets the link up (logged in the boot log); vfio-pci bound at boot leaves it to the first open", async () => {
+  const host = (driver: string) => `
+name: acpi-boot
+modules: { vfio_pci: {} }
+drivers: [igb, vfio-pci]
+devices:
+  - { bdf: "0000:02:00.0", vendor: 0x8086, device: 0x10c9, class: 0x020000, iommu_group: 9, driver: ${driver}, acpi_irq_link: { name: "\\\\_SB_.GSIB", irq: 17 } }
+`;
+  const acpi = (k: Awaited<ReturnType<typeof bootKernel>>) => k.log.records.filter((r) => r.text.startsWith("ACPI:")).map((r) => r.text);
+  const igb = await bootKernel(parseHost(host("igb")));
+  assert.deepEqual(acpi(igb), ["ACPI: \\_SB_.GSIB: Enabled at IRQ 17"]);
+  const vfio = await bootKernel(parseHost(host("vfio-pci")));
+  assert.deepEqual(acpi(vfio), []);
+  const o = await openDevice(vfio.spawn("qemu"), "0000:02:00.0");
+  assert.equal(typeof o.device, "number");
+  assert.deepEqual(acpi(vfio), ["ACPI: \\_SB_.GSIB: Enabled at IRQ 17"]);
+});

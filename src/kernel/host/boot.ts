@@ -66,11 +66,9 @@ export async function bootKernel(desc: HostDesc = DEFAULT_HOST, opts: BootOption
     dev.barKinds = [...(d.bar_types ?? []), "mem", "mem", "mem", "mem", "mem", "mem"].slice(0, 6) as PciDev["barKinds"];
     dev.romSize = d.rom_size ?? 0;
     dev.resetWorks = d.reset_works ?? true;
-    if (d.acpi_irq_link) {
-      dev.acpiIrqLink = { ...d.acpi_irq_link };
-      // a device a driver enables at boot has set its link up already
-      if (d.driver && d.driver !== "none") k.acpiIrqLinks.add(d.acpi_irq_link.name);
-    }
+    // set up (and logged) by the first pci_enable_device on the link: a host driver's probe at
+    // boot, or vfio-pci's first open (its probe does not enable the device)
+    if (d.acpi_irq_link) dev.acpiIrqLink = { ...d.acpi_irq_link };
     dev.irq = d.irq ?? 0;
     dev.aer = d.aer ?? false;
     dev.ari = d.ari ?? false;
