@@ -169,3 +169,39 @@ test("on Linux the backend numbers from the lowest free fd, with every hole belo
   fs.closeSync(g);
   assert.deepEqual(be.foreignFds!(), [`fd ${g} closed behind the scenario's back`]);
 });
+
+test("stat records kind, mode, owner and device number, with run-time majors named in the order first seen", async () => {
+  const t = await run(`  - { name: c, stat: /dev/vfio/vfio }
+  - { name: pf, stat: { group_of: "\${PF}" } }
+  - { name: vf, stat: { group_of: "\${VF0}" } }
+  - { name: k, stat: /dev/kmsg }
+  - { name: l, stat: "/sys/bus/pci/devices/\${PF}/iommu_group", nofollow: true }
+  - { name: gone, stat: /dev/vfio/4095, expect: ENOENT }
+`);
+  assert.ok(t.ok, JSON.stringify(t.failures));
+  assert.equal(byName(t, "c").value, "char 0666 0:0 10:196");
+  // vfio_group_alloc's IDA: the PF's group was made first (minor 0), the VF's next, whatever
+  // their IOMMU group numbers; both in one run-time region
+  assert.equal(byName(t, "pf").value, "char 0600 0:0 dyn1:0");
+  assert.equal(byName(t, "vf").value, "char 0600 0:0 dyn1:1");
+  assert.equal(byName(t, "k").value, "char 0644 0:0 1:11");
+  assert.equal(byName(t, "l").value, "link 0777 0:0");
+  assert.equal(byName(t, "gone").errno, "ENOENT");
+  assert.throws(() => parseScenario(head + "ops:\n  - { name: x, stat: { fd: a } }\n", "t.yaml"), (e: unknown) => e instanceof ScenarioError && /expected a path, \{ group_of: BDF \} or \{ cdev_of: BDF \}/.test(String(e)));
+  assert.throws(() => parseScenario(head + "ops:\n  - { name: x, stat: /dev/kmsg, base: true }\n", "t.yaml"), (e: unknown) => e instanceof ScenarioError && /not a field of a stat op/.test(String(e)));
+});
+
+test("a group's minor is released only when its node's last fd closes; a new group takes the lowest free one", async () => {
+  const t = await run(`  - { name: g, proc: other, open: { group_of: "\${VF0}" }, as: g }
+  - { name: off, write: "/sys/bus/pci/devices/\${PF}/sriov_numvfs", data: "0" }
+  - { name: on, write: "/sys/bus/pci/devices/\${PF}/sriov_numvfs", data: "1" }
+  - { name: held, stat: { group_of: "\${VF0}" } }
+  - { name: cg, proc: other, close: g }
+  - { name: off2, write: "/sys/bus/pci/devices/\${PF}/sriov_numvfs", data: "0" }
+  - { name: on2, write: "/sys/bus/pci/devices/\${PF}/sriov_numvfs", data: "1" }
+  - { name: freed, stat: { group_of: "\${VF0}" } }
+`);
+  assert.ok(t.ok, JSON.stringify(t.failures));
+  assert.equal(byName(t, "held").value, "char 0600 0:0 dyn1:2");
+  assert.equal(byName(t, "freed").value, "char 0600 0:0 dyn1:1");
+});

@@ -28,7 +28,8 @@
  */
 import { SysError } from "../sys/errno.js";
 import { exists, linkBase, readAttr, readText, writeText } from "../sys/fsutil.js";
-import type { Syscalls } from "../sys/syscalls.js";
+import type { Stat, Syscalls } from "../sys/syscalls.js";
+import { major, minor } from "../sys/devnum.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { buildIoctl } from "./ioctl-args.js";
 import { KmsgReader, type LogLine } from "./kmsg.js";
@@ -181,6 +182,8 @@ class Runner {
   private readonly fdBase: number;
   /** the group numbers seen during the current op */
   private seenGroups = new Map<string, number>();
+  /** dynamic char majors seen by stat ops, in order of first sight → "dyn1", "dyn2", … */
+  private dynMajors = new Map<number, string>();
   /** foreign fds (see ScenarioBackend.foreignFds) → the op after which each was first seen */
   private foreign = new Map<string, string>();
 
@@ -455,6 +458,27 @@ class Runner {
     return `/dev/vfio/devices/${n}`;
   }
 
+  /**
+   * A stat result as one comparable line: kind, permission bits, owner, and for a device node
+   * its number. A major Linux hands out at run time (fs/char_dev.c find_dynamic_major: 254…234,
+   * then 511…384) is shown as dyn1, dyn2 … in the order the run first saw it, so two kernels
+   * compare equal when they give every node the same major as each other node, whatever number
+   * it got; a fixed major (10 misc, 1 mem) and every minor are compared as numbers.
+   */
+  private statValue(st: Stat): string {
+    const owner = `${st.uid ?? "?"}:${st.gid ?? "?"}`;
+    const head = `${st.kind} ${st.mode.toString(8).padStart(4, "0")} ${owner}`;
+    if (st.kind !== "char") return head;
+    const ma = major(st.rdev);
+    const dynamic = (ma >= 234 && ma <= 254) || (ma >= 384 && ma <= 511);
+    let shown = String(ma);
+    if (dynamic) {
+      shown = this.dynMajors.get(ma) ?? `dyn${this.dynMajors.size + 1}`;
+      this.dynMajors.set(ma, shown);
+    }
+    return `${head} ${shown}:${minor(st.rdev)}`;
+  }
+
   private prepare(op: Op, proc: Proc | null): { call: string; run: () => Promise<Outcome> } {
     const sys = proc?.sys as Syscalls;
     switch (op.kind) {
@@ -479,6 +503,15 @@ class Runner {
         };
       case "exists":
         return { call: `exists ${op.path}`, run: async () => ({ value: await exists(sys, op.path!) }) };
+      case "stat":
+        return {
+          call: `${op.nofollow ? "lstat" : "stat"} ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path}`,
+          run: async () => {
+            const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.cdevOf ? await this.cdevPath(op, sys, op.cdevOf) : op.path!;
+            const st = op.nofollow ? await sys.lstat(path) : await sys.stat(path);
+            return { value: this.statValue(st) };
+          },
+        };
       case "open":
         return {
           call: `open ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path} as ${op.as}`,

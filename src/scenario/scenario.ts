@@ -56,7 +56,7 @@ export interface Expect {
   out?: PerProfile<Record<string, number>>;
 }
 
-export type OpKind = "write" | "read" | "readlink" | "exists" | "open" | "close" | "ioctl" | "eventfd" | "exit" | "wait" | "sleep" | "signal" | "ensure";
+export type OpKind = "write" | "read" | "readlink" | "exists" | "stat" | "open" | "close" | "ioctl" | "eventfd" | "exit" | "wait" | "sleep" | "signal" | "ensure";
 
 /** A plain operation, after macro expansion and variable substitution. */
 export interface Op {
@@ -81,6 +81,8 @@ export interface Op {
   flags?: number;
   /** readlink: keep only the last path component */
   base?: boolean;
+  /** stat: lstat(2), do not follow the last link */
+  nofollow?: boolean;
   fd?: string;
   request?: string;
   /** ioctl: the request number when the file gave a number (request "RAW") */
@@ -156,7 +158,7 @@ export function parseScenario(text: string, file = "<scenario>"): Scenario {
 type Raw = Record<string, unknown>;
 const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
 
-const VERBS = ["write", "read", "readlink", "exists", "open", "close", "ioctl", "eventfd", "exit", "wait", "sleep", "signal", "ensure", "vfio_open", "get_device_fd", "set_token", "req_eventfd"] as const;
+const VERBS = ["write", "read", "readlink", "exists", "stat", "open", "close", "ioctl", "eventfd", "exit", "wait", "sleep", "signal", "ensure", "vfio_open", "get_device_fd", "set_token", "req_eventfd"] as const;
 const COMMON = ["name", "proc", "only", "expect", "as", "comment"];
 
 class Parser {
@@ -309,6 +311,17 @@ class Parser {
         return [{ kind: "readlink", ...base, expect, path: str(r.readlink, "readlink"), ...(r.base ? { base: true } : {}) }];
       case "exists":
         return [{ kind: "exists", ...base, expect, path: str(r.exists, "exists") }];
+      case "stat": {
+        // stat: PATH, or the group/cdev node of a device as open finds it
+        const o = r.stat;
+        const op: Op = { kind: "stat", ...base, expect, ...(r.nofollow ? { nofollow: true } : {}) };
+        if (isObj(o)) {
+          if (o.group_of !== undefined) op.groupOf = str(o.group_of, "stat.group_of");
+          else if (o.cdev_of !== undefined) op.cdevOf = str(o.cdev_of, "stat.cdev_of");
+          else throw this.err(`${where}.stat`, "expected a path, { group_of: BDF } or { cdev_of: BDF }");
+        } else op.path = str(o, "stat");
+        return [op];
+      }
       case "open": {
         const o = r.open;
         const op: Op = { kind: "open", ...base, expect, as: as ?? name, flags: 0 };
@@ -444,6 +457,8 @@ function extraKeys(verb: string): string[] {
       return ["data"];
     case "readlink":
       return ["base"];
+    case "stat":
+      return ["nofollow"];
     case "open":
       return ["flags"];
     case "ioctl":

@@ -29,13 +29,16 @@ export const VFIO_DEV_MAJOR = 510;
  * Device numbers of the model's char nodes (st_rdev through the seam's stat). Real where Linux
  * fixes them: /dev/vfio/vfio is misc 10:196 (VFIO_MINOR), /dev/kmsg is mem 1:11. Linux gives the
  * "vfio" group region a dynamic major and each group the next free minor (an IDA, in creation
- * order); the model uses major 242 and minor = the group number. /dev/iommu is a dynamic misc
- * minor (10:123 here). Nothing in vfioctl derives a group from these numbers: holders are matched
+ * order, freed when the group is released); the model uses major 242 and the same IDA
+ * (VfioGroup.minor). /dev/iommu is a dynamic misc minor: misc_minor_alloc gives them from 256 up
+ * (ida_alloc_range(MISC_DYNAMIC_MINOR + 1, MINORMASK) in 6.12.117's and 7.3.4's misc.c), and
+ * the lab's 6.12.117-lab and 7.3.4-lab builds register one before iommufd: 10:257 on both
+ * (docs/kernel-notes.md row 33; another configuration may differ). Nothing in vfioctl derives a group from these numbers: holders are matched
  * by comparing an fd's st_rdev with the node's own.
  */
 export const VFIO_MISC_RDEV = makedev(10, 196);
 export const VFIO_GROUP_MAJOR = 242;
-export const IOMMU_MISC_RDEV = makedev(10, 123);
+export const IOMMU_MISC_RDEV = makedev(10, 257);
 export const KMSG_RDEV = makedev(1, 11);
 
 /** USER_HZ: the clock-tick unit of /proc (jiffies_to_clock_t). */
@@ -130,8 +133,9 @@ export class SysfsTrees {
             if (name === "vfio") return { t: "char", mode: 0o666, rdev: VFIO_MISC_RDEV, open: (_t, flags) => new ContainerFile(k, flags) };
             // devtmpfs makes vfio/devices/ with the first node and removes it with the last
             if (name === "devices") return this.cdevNodes().length ? this.cdevDir() : undefined;
-            if (!/^\d+$/.test(name) || !k.vfio.groupNode(Number(name))) return undefined;
-            return { t: "char", mode: 0o600, rdev: makedev(VFIO_GROUP_MAJOR, Number(name)), open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
+            const g = /^\d+$/.test(name) ? k.vfio.groupNode(Number(name)) : undefined;
+            if (!g) return undefined;
+            return { t: "char", mode: 0o600, rdev: makedev(VFIO_GROUP_MAJOR, g.minor), open: (_t, flags) => k.vfio.openGroup(Number(name), flags) };
           },
         ),
         kmsg: { t: "char", mode: 0o644, rdev: KMSG_RDEV, open: (_t, flags) => new KmsgFile(k, flags) },

@@ -77,6 +77,8 @@ export class VfioGroup {
   /** 6.6+ cdev_device_open_cnt: devices of this group bound through the cdev (blocks the group node) */
   cdevDeviceOpenCnt = 0;
   revoked = false;
+  /** the minor vfio_group_alloc took for /dev/vfio/<id> (vfio.group_ida), −1 once freed */
+  minor = -1;
   constructor(
     readonly id: number,
     readonly iommuGroup: IommuGroup,
@@ -226,6 +228,7 @@ export class GroupFile implements OpenFile {
       putFile(task, f);
     }
     if (g.file === this) g.file = null;
+    this.k.vfio.releaseGroup(g);
   }
 }
 
@@ -299,6 +302,20 @@ export class VfioCore {
   readonly dmaOwners = new Map<IommuGroup, IommufdCtx>();
   constructor(private readonly k: Kernel) {}
 
+  /** vfio.group_ida: the minors of /dev/vfio/<N> nodes whose group is not yet released */
+  private readonly groupMinors = new Set<number>();
+
+  /**
+   * vfio_group_release (the group device's last reference): ida_free of its minor. A revoked
+   * group is released once its node's file is closed too (an open group fd holds the cdev, and
+   * so the group device); until then a new group of the same IOMMU group gets another minor.
+   */
+  releaseGroup(g: VfioGroup): void {
+    if (!g.revoked || g.file || g.minor < 0) return;
+    this.groupMinors.delete(g.minor);
+    g.minor = -1;
+  }
+
   /** ida_alloc_max(&vfio.device_ida): the lowest free index */
   private allocIndex(): number {
     let i = 0;
@@ -313,6 +330,11 @@ export class VfioCore {
     let g = this.groups.get(ig.id);
     if (!g || g.revoked) {
       g = new VfioGroup(ig.id, ig);
+      // vfio_group_alloc: ida_alloc_max(&vfio.group_ida, MINORMASK), the lowest free minor
+      let m = 0;
+      while (this.groupMinors.has(m)) m++;
+      this.groupMinors.add(m);
+      g.minor = m;
       this.groups.set(ig.id, g);
     }
     const d = new VfioDevice(pdev, g, ops, this.allocIndex());
@@ -368,6 +390,7 @@ export class VfioCore {
       g.revoked = true;
       if (g.container) this.detachContainer(g, task);
       if (this.groups.get(g.id) === g) this.groups.delete(g.id);
+      this.releaseGroup(g);
     }
   }
 
