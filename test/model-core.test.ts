@@ -133,3 +133,38 @@ for (const profile of PROFILES) {
     });
   });
 }
+
+test("the model's one-call read of a small file answers as open, read and close do, and leaves no fd behind", async () => {
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  const slow = async (path: string): Promise<Buffer | string> => {
+    try {
+      const fd = await sh.open(path, 0);
+      try {
+        return await sh.read(fd, 65536);
+      } finally {
+        await sh.close(fd);
+      }
+    } catch (e) {
+      return `${(e as { code?: string }).code} ${(e as { syscall?: string }).syscall}`;
+    }
+  };
+  const fast = async (path: string): Promise<Buffer | string | undefined> => {
+    const p = sh.readFile(path, true);
+    if (p === undefined) return undefined;
+    try {
+      return await p;
+    } catch (e) {
+      return `${(e as { code?: string }).code} ${(e as { syscall?: string }).syscall}`;
+    }
+  };
+  const dev = "/sys/bus/pci/devices/0000:af:00.0";
+  for (const path of [`${dev}/vendor`, `${dev}/sriov_totalvfs`, `${dev}/uevent`, `${dev}/nonexistent`, `${dev}/remove`, `${dev}/power`]) {
+    const before = sh.fdNumbers();
+    assert.deepEqual(await fast(path), await slow(path), path);
+    assert.deepEqual(sh.fdNumbers(), before, `${path}: no fd left open`);
+  }
+  assert.equal(await fast(`${dev}/remove`), "EACCES open", "a write-only attribute is refused at open");
+  // reads Linux can block (the device lock, /dev, /proc) are not made in one call
+  for (const path of [`${dev}/sriov_numvfs`, `${dev}/driver_override`, "/dev/kmsg", "/proc/self/comm"]) assert.equal(sh.readFile(path, true), undefined, path);
+});

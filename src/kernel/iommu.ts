@@ -3,6 +3,7 @@
  * (lowest free id), /sys/kernel/iommu_groups/<N>/devices, and DMA ownership (6.x viability).
  */
 import type { PciDev } from "./pci/pci.js";
+import { Ida } from "./ida.js";
 
 export class IommuGroup {
   readonly devices: PciDev[] = [];
@@ -11,19 +12,15 @@ export class IommuGroup {
 
 export class IommuCore {
   readonly groups = new Map<number, IommuGroup>();
-  private used = new Set<number>();
-  private lowest = 0;
+  private readonly ids = new Ida();
 
   /** ida_alloc: the lowest free group id. */
   allocId(): number {
-    while (this.used.has(this.lowest)) this.lowest++;
-    const id = this.lowest;
-    this.used.add(id);
-    return id;
+    return this.ids.alloc();
   }
 
   reserveId(id: number): void {
-    this.used.add(id);
+    this.ids.reserve(id);
   }
 
   /** Put a device in group `id` (creating it), or in a new group with the lowest free id. */
@@ -31,7 +28,7 @@ export class IommuCore {
     let g = id === undefined ? undefined : this.groups.get(id);
     if (!g) {
       const gid = id ?? this.allocId();
-      this.used.add(gid);
+      this.ids.reserve(gid);
       g = new IommuGroup(gid);
       this.groups.set(gid, g);
     }
@@ -48,8 +45,7 @@ export class IommuCore {
     dev.iommuGroup = null;
     if (g.devices.length === 0) {
       this.groups.delete(g.id);
-      this.used.delete(g.id);
-      if (g.id < this.lowest) this.lowest = g.id;
+      this.ids.free(g.id);
     }
   }
 

@@ -15,7 +15,7 @@ import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
 import type { OpenFile } from "./file.js";
 import type { BlockDisk } from "../block.js";
-import { lazyDir, link, relLink, ro, rw, staticDir, wo, type DirNode, type Node } from "./vfs.js";
+import { lazyDir, link, relLink, ro, rw, staticDir, thunkDir, wo, type DirNode, type Node } from "./vfs.js";
 import { makedev } from "../../sys/devnum.js";
 import { INIT_MNT_NS } from "../process.js";
 
@@ -78,6 +78,9 @@ function procUptime(k: Kernel): string {
 const hex = (n: number, w: number) => `0x${n.toString(16).padStart(w, "0")}`;
 const str = (b: Buffer, count: number) => b.subarray(0, count).toString("latin1");
 
+/** a PCI function's directory name in /sys/devices */
+const PCI_NAME = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
 export class SysfsTrees {
   /** /sys/devices/...: directory path → child names (refcounted) */
   private children = new Map<string, Map<string, number>>();
@@ -111,22 +114,25 @@ export class SysfsTrees {
 
   root(task: Task): DirNode {
     const k = this.k;
-    return staticDir({
-      sys: staticDir({
-        bus: staticDir({ pci: this.busPci() }),
-        devices: this.devicesDir("/sys/devices"),
-        class: staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
-        block: lazyDir(
-          () => k.disks.disks().map((d) => d.name),
-          (name) => {
-            const d = k.disks.get(name);
-            return d ? this.diskDir(d) : undefined;
-          },
-        ),
-        kernel: staticDir({ iommu_groups: this.iommuGroups() }),
-        module: builtOnUse(() => this.modules()),
-      }),
-      dev: staticDir({
+    // thunkDir: a lookup builds only the nodes on its path (every lookup starts here)
+    return thunkDir({
+      sys: () =>
+        thunkDir({
+          bus: () => thunkDir({ pci: () => this.busPci() }),
+          devices: () => this.devicesDir("/sys/devices"),
+          class: () => staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
+          block: () =>
+            lazyDir(
+              () => k.disks.disks().map((d) => d.name),
+              (name) => {
+                const d = k.disks.get(name);
+                return d ? this.diskDir(d) : undefined;
+              },
+            ),
+          kernel: () => staticDir({ iommu_groups: this.iommuGroups() }),
+          module: () => this.modules(),
+        }),
+      dev: () => staticDir({
         vfio: lazyDir(
           () => ["vfio", ...[...k.vfio.groups.values()].filter((g) => k.vfio.groupNode(g.id)).map((g) => String(g.id)), ...(this.cdevNodes().length ? ["devices"] : [])],
           (name) => {
@@ -142,7 +148,7 @@ export class SysfsTrees {
         // drivers/iommu/iommufd/main.c iommufd_misc_dev: "iommu", mode 0660
         ...(k.profile.config.IOMMUFD ? { iommu: { t: "char" as const, mode: 0o660, rdev: IOMMU_MISC_RDEV, open: (_t: Task, flags: number) => new IommufdFile(flags) } } : {}),
       }),
-      proc: lazyDir(
+      proc: () => lazyDir(
         () => ["self", "stat", "uptime", "version", ...(k.profile.ident.versionSignature ? ["version_signature"] : []), "sys", "net", "swaps", ...[...k.processes.keys()].map(String)],
         (name) => {
           // net/ipv4/route.c, fib_trie.c, net/ipv6/addrconf.c, route.c: the model's interfaces (src/kernel/net.ts)
@@ -245,15 +251,21 @@ export class SysfsTrees {
   private devicesDir(path: string): DirNode {
     const dev = this.byDir.get(path);
     const sub = () => [...(this.children.get(path)?.keys() ?? [])];
-    const attrs = dev ? this.deviceAttrs(dev) : null;
+    // the device's attribute table is made only when a name in it is asked for: a walk to a
+    // device below (0000:00:02.0 on the way to 0000:10:00.1) never needs the bridge's
+    let attrs: ReturnType<SysfsTrees["deviceAttrs"]> | undefined;
+    const attrsOf = (d: PciDev) => (attrs ??= this.deviceAttrs(d));
     return lazyDir(
-      () => [...(attrs ? attrs.names() : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
+      () => [...(dev ? attrsOf(dev).names() : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
       (name) => {
-        if (attrs) {
-          const a = attrs.get(name) ?? virtfnLink(dev!, name);
+        // a child device's directory is named DDDD:BB:DD.F, which no attribute is
+        const child = this.children.get(path)?.has(name);
+        if (child && PCI_NAME.test(name)) return this.devicesDir(`${path}/${name}`);
+        if (dev) {
+          const a = attrsOf(dev).get(name) ?? virtfnLink(dev, name);
           if (a) return a;
         }
-        if (this.children.get(path)?.has(name)) return this.devicesDir(`${path}/${name}`);
+        if (child) return this.devicesDir(`${path}/${name}`);
         return undefined;
       },
     );
@@ -555,15 +567,6 @@ export class SysfsTrees {
     if (distro === "debian" || distro === "ubuntu") mods.apparmor = staticDir({ parameters: staticDir({ enabled: ro(() => "Y\n") }) });
     return staticDir(mods);
   }
-}
-
-/**
- * A directory made by `make` when it is first listed or looked in: every path resolution builds
- * the root afresh, and /sys/module (a node per driver module, links included) is rarely walked.
- */
-function builtOnUse(make: () => DirNode): DirNode {
-  let d: DirNode | undefined;
-  return { t: "dir", list: () => (d ??= make()).list(), get: (n) => (d ??= make()).get(n) };
 }
 
 /**

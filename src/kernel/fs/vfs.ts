@@ -46,7 +46,15 @@ export interface AnonNode {
 export type Node = AttrNode | DirNode | LinkNode | CharNode | AnonNode;
 
 export function staticDir(entries: Record<string, Node>): DirNode {
-  return { t: "dir", list: () => Object.keys(entries), get: (n) => entries[n] };
+  return { t: "dir", list: () => Object.keys(entries), get: (n) => (Object.hasOwn(entries, n) ? entries[n] : undefined) };
+}
+
+/**
+ * A directory of fixed names whose nodes are made only when looked up: a lookup that passes
+ * through it (every /sys path passes through /sys) builds one child, not all of them.
+ */
+export function thunkDir(entries: Record<string, () => Node | undefined>): DirNode {
+  return { t: "dir", list: () => Object.keys(entries), get: (n) => (Object.hasOwn(entries, n) ? entries[n]!() : undefined) };
 }
 
 /** A directory whose entries are computed by two functions (fast for large listings). */
@@ -63,8 +71,21 @@ export const rw = (
 ): AttrNode => ({ t: "attr", mode, show, store });
 export const wo = (store: (task: Task, buf: Buffer, count: number) => number | Promise<number>): AttrNode => ({ t: "attr", mode: 0o200, store });
 
+/** relLink's answers: a pure function of its two strings, asked again at every lookup of a link */
+const relLinks = new Map<string, string>();
+
 /** Relative link target from directory `fromDir` to absolute `to` (as sysfs writes links). */
 export function relLink(fromDir: string, to: string): string {
+  const key = fromDir + "\0" + to;
+  let r = relLinks.get(key);
+  if (r === undefined) {
+    if (relLinks.size >= 200_000) relLinks.clear();
+    relLinks.set(key, (r = relLinkOf(fromDir, to)));
+  }
+  return r;
+}
+
+function relLinkOf(fromDir: string, to: string): string {
   const a = fromDir.split("/").filter(Boolean);
   const b = to.split("/").filter(Boolean);
   let i = 0;
@@ -117,14 +138,17 @@ export class Vfs {
       if (next.t === "link" && (!last || !nofollow)) {
         if (++hops > 40) throw new SysErrorCode(ERRNO.ELOOP);
         const rest = comps.slice(i + 1);
-        const base = next.target.startsWith("/") ? [] : curPath;
-        comps = [...base, ...next.target.split("/").filter(Boolean), ...rest];
-        // restart from the root with the rewritten path
-        cur = this.root(task);
-        curPath = [];
-        stack.length = 0;
-        stack.push(cur);
+        comps = [...next.target.split("/").filter(Boolean), ...rest];
         i = -1;
+        // an absolute target starts again at the root; a relative one goes on from the link's
+        // own directory (namei's walk of the link body): its ".." steps climb the directories
+        // already walked, so the names before the link are not looked up a second time
+        if (next.target.startsWith("/")) {
+          cur = this.root(task);
+          curPath = [];
+          stack.length = 0;
+          stack.push(cur);
+        }
         continue;
       }
       cur = next;

@@ -10,6 +10,7 @@
  * companion, link, PME, DSN) and its state (driver, enable count, DMA mask, runtime PM); the
  * lab's attribute row (lab/sysfs-attrs.ts) compares all of it with real kernels.
  */
+import { Ida } from "../ida.js";
 import { ERRNO } from "../../sys/errno.js";
 import { SysErrorCode } from "../errors.js";
 import type { Kernel, Task } from "../kernel.js";
@@ -335,7 +336,7 @@ export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[]
 // ------------------------------------------------------------------ class-device indices
 
 interface Ids {
-  irqs: Set<number>;
+  irqs: Ida;
   ptp: Set<number>;
   wakeup: number;
   sources: WeakMap<PciDev, Map<string, number>>;
@@ -343,7 +344,7 @@ interface Ids {
 const ids = new WeakMap<Kernel, Ids>();
 const idsOf = (k: Kernel): Ids => {
   let i = ids.get(k);
-  if (!i) ids.set(k, (i = { irqs: new Set(), ptp: new Set(), wakeup: 0, sources: new WeakMap() }));
+  if (!i) ids.set(k, (i = { irqs: new Ida(24), ptp: new Set(), wakeup: 0, sources: new WeakMap() }));
   return i;
 };
 
@@ -354,14 +355,11 @@ const idsOf = (k: Kernel): Ids => {
  */
 export function msiAllocIrqs(k: Kernel, n: number): number[] {
   const s = idsOf(k).irqs;
-  const out: number[] = [];
-  for (let i = 24; out.length < n; i++) if (!s.has(i)) out.push(i);
-  for (const i of out) s.add(i);
-  return out;
+  return Array.from({ length: n }, () => s.alloc());
 }
 
 export function msiFreeIrqs(k: Kernel, irqs: readonly number[]): void {
-  for (const i of irqs) idsOf(k).irqs.delete(i);
+  for (const i of irqs) idsOf(k).irqs.free(i);
 }
 
 /** drivers/ptp ptp_clock_register: ptp<N>, N the lowest free index (an IDA) */

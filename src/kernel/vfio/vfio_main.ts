@@ -4,6 +4,7 @@
  * waits for userspace to release a device. Version differences come from the kernel's profile
  * (src/kernel/versions.ts); the cdev path (6.6+) is in device_cdev.ts.
  */
+import { Ida } from "../ida.js";
 import { ERRNO } from "../../sys/errno.js";
 import { O_RDWR } from "../../sys/syscalls.js";
 import {
@@ -303,7 +304,11 @@ export class VfioCore {
   constructor(private readonly k: Kernel) {}
 
   /** vfio.group_ida: the minors of /dev/vfio/<N> nodes whose group is not yet released */
-  private readonly groupMinors = new Set<number>();
+  private readonly groupMinors = new Ida();
+  /** vfio.device_ida: the N of vfio<N> */
+  private readonly deviceIda = new Ida();
+  /** each PCI device's vfio devices (vfio-dev/ of its sysfs directory), registered or not yet released */
+  private readonly byPdev = new Map<PciDev, VfioDevice[]>();
 
   /**
    * vfio_group_release (the group device's last reference): ida_free of its minor. A revoked
@@ -312,15 +317,8 @@ export class VfioCore {
    */
   releaseGroup(g: VfioGroup): void {
     if (!g.revoked || g.file || g.minor < 0) return;
-    this.groupMinors.delete(g.minor);
+    this.groupMinors.free(g.minor);
     g.minor = -1;
-  }
-
-  /** ida_alloc_max(&vfio.device_ida): the lowest free index */
-  private allocIndex(): number {
-    let i = 0;
-    while (this.devices.has(i)) i++;
-    return i;
   }
 
   /** vfio_register_group_dev: needs an IOMMU group (else EINVAL); creates /dev/vfio/<N> (and vfio-dev/vfio<index>). */
@@ -331,21 +329,22 @@ export class VfioCore {
     if (!g || g.revoked) {
       g = new VfioGroup(ig.id, ig);
       // vfio_group_alloc: ida_alloc_max(&vfio.group_ida, MINORMASK), the lowest free minor
-      let m = 0;
-      while (this.groupMinors.has(m)) m++;
-      this.groupMinors.add(m);
-      g.minor = m;
+      g.minor = this.groupMinors.alloc();
       this.groups.set(ig.id, g);
     }
-    const d = new VfioDevice(pdev, g, ops, this.allocIndex());
+    // vfio_device_set_name: ida_alloc_max(&vfio.device_ida), the lowest free index
+    const d = new VfioDevice(pdev, g, ops, this.deviceIda.alloc());
     g.devices.push(d);
     this.devices.set(d.index, d);
+    const mine = this.byPdev.get(pdev);
+    if (mine) mine.push(d);
+    else this.byPdev.set(pdev, [d]);
     return d;
   }
 
   /** The vfio devices of a PCI device whose class device is in sysfs. */
   devicesOf(pdev: PciDev): VfioDevice[] {
-    return [...this.devices.values()].filter((d) => d.pdev === pdev && d.deviceAdded);
+    return (this.byPdev.get(pdev) ?? []).filter((d) => d.deviceAdded);
   }
 
   /**
@@ -382,6 +381,13 @@ export class VfioCore {
     }
     d.deviceAdded = false;
     this.devices.delete(d.index);
+    this.deviceIda.free(d.index);
+    const mine = this.byPdev.get(d.pdev);
+    if (mine) {
+      const at = mine.indexOf(d);
+      if (at >= 0) mine.splice(at, 1);
+      if (!mine.length) this.byPdev.delete(d.pdev);
+    }
     const g = d.group;
     const idx = g.devices.indexOf(d);
     if (idx >= 0) g.devices.splice(idx, 1);
