@@ -32,7 +32,7 @@
  *     works (ports probed, EACCES on the token, exit codes).
  * Rows are `DIFF(n)` on model differences, `WRONG(n)` on vfioctl disagreeing with a consumer.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Syscalls } from "../src/sys/syscalls.js";
@@ -823,11 +823,32 @@ export function consumerCellFrom(cell: ConsumerCell, real: ConsumerRun, model: M
 }
 
 /** One consumer row on one kernel: a guest run (4 GiB, hugepages), then the model. */
+/**
+ * The nearest folder at or above `dir` that anyone may write to (mode o+w, sticky or not), or
+ * null. DPDK's EAL checks every folder on the path of its plugin directory the same way
+ * (eal_common_options.c verify_perms) and loads no driver from under such a one.
+ */
+export function worldWritableParent(dir: string): string | null {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      if (statSync(d).mode & 0o002) return d;
+    } catch {
+      /* not there yet: its parents decide */
+    }
+    if (d === path.dirname(d)) return null;
+  }
+}
+
 export async function consumerCell(k: string, row: ConsumerRow, outDir: string): Promise<ConsumerCell> {
   const { PROJECT, CACHE, runInGuest, dropRun } = await import("./vm.js");
   const { labFiltered } = await import("./conformance.js");
   const cell: ConsumerCell = { scenario: row, kernel: k, status: "error", diffs: [] };
   const trixie = path.join(CACHE, "trixie");
+  const unsafe = worldWritableParent(trixie);
+  if (unsafe) {
+    cell.error = `cannot run DPDK here: ${trixie} is below ${unsafe}, which is world-writable, and DPDK's EAL refuses to load its drivers from under such a folder ("EAL: Error, directory path ${unsafe} is world-writable and insecure", then "EAL: Cannot init plugins"); set VFIOCTL_LAB_CACHE to a folder none of whose parents is world-writable (the default is /var/cache/vfioctl-lab)`;
+    return cell;
+  }
   try {
     const g = await runInGuest(k, { kind: "consumers", consumers: { row, trixie } }, CONSUMER_TIMEOUT_S, CONSUMER_MACHINE);
     cell.bootS = g.bootS;

@@ -33,6 +33,17 @@ LOG=$CACHE/prepare.log
 T0=$(date +%s.%N)
 
 say() { echo "[lab/prepare $(date +%T)] $*" | tee -a "$LOG" >&2; }
+# DPDK's EAL loads no driver from under a world-writable folder (verify_perms): the consumer rows
+# cannot run from such a cache, so say it now rather than as a wall of differences later
+d=$(cd "$CACHE" && pwd)
+while :; do
+  if [ -n "$(find "$d" -maxdepth 0 -perm -0002 2>/dev/null)" ]; then
+    say "warning: $CACHE is below $d, which is world-writable: DPDK refuses to load its drivers from under it, so the consumer rows (dpdk:*, qemu:vf) will not run; set VFIOCTL_LAB_CACHE to a folder none of whose parents is world-writable (default /var/cache/vfioctl-lab)"
+    break
+  fi
+  [ "$d" = / ] && break
+  d=$(dirname "$d")
+done
 step() { # step NAME CMD...: run CMD unless $CACHE/.done-NAME exists; log the time taken
   local name=$1; shift
   if [ -e "$CACHE/.done-$name" ]; then say "$name: cached"; return 0; fi

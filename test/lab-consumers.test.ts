@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -20,6 +22,7 @@ import {
   stepsOf,
   type ConsumerRun,
   type StepRun,
+  worldWritableParent,
 } from "../lab/consumers.js";
 import { devNum } from "../lab/consumers-guest.js";
 import { machineEnv } from "../lab/vm.js";
@@ -309,4 +312,19 @@ test("vfioctl against the consumers: status's holders, the container named from 
   const run = mk({ statusHolders: both, container: docker.container, explainText: "", sriovExit: 0 });
   run.steps[2]!.truth![1]!.cgroup = "/";
   assert.ok(checkConsumers(run).consumer.some((c) => /^vf-right: vfR runs in cgroup "\/", not \/system\.slice\/docker-/.test(c)));
+});
+
+test("a lab cache below a world-writable folder is refused for the DPDK rows, naming that folder (EAL loads no driver from under it)", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-ww-"));
+  try {
+    fs.chmodSync(dir, 0o755);
+    const sub = path.join(dir, "cache", "trixie");
+    const tmp = fs.statSync(os.tmpdir()).mode & 0o002 ? path.resolve(os.tmpdir()) : null;
+    assert.equal(worldWritableParent(sub), tmp);
+    fs.chmodSync(dir, 0o777);
+    assert.equal(worldWritableParent(sub), dir, "the nearest world-writable folder is named");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assert.equal(worldWritableParent("/usr/lib/x86_64-linux-gnu"), null);
 });
