@@ -8,7 +8,9 @@
  *   buf   FIONREAD into a 4-byte Buffer (by pointer, written back)
  *   fail  VFIO_GET_API_VERSION on the FIFO: ENOTTY, a SysError each time
  * In interleaved rounds (BENCH_FFI_ROUNDS, default 5; BENCH_FFI_CALLS calls per case, default
- * 200000), medians; the goal is the seam within 2× of C.
+ * 200000), medians; the goal is the seam within 2× of C. Wall-clock ns per call, and CPU time per
+ * call (this process's user+system time, CLOCK_PROCESS_CPUTIME_ID in C): on a machine whose cores
+ * other work keeps busy, the wall-clock figures include the waits for a core, the CPU ones less so.
  */
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -31,17 +33,30 @@ const CASES: Case[] = ["int", "buf", "fail"];
  * restored), which cost more than the seam itself (150–500 ns per call here) and is not what a
  * caller of the seam pays.
  */
-async function perCallAsync(f: () => Promise<unknown>, calls: number): Promise<number> {
+async function perCallAsync(f: () => Promise<unknown>, calls: number): Promise<Timing> {
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < calls; i++) await f();
-  return Number(process.hrtime.bigint() - t0) / calls;
+  return timing(t0, c0, calls);
 }
 
 /** ns per call of `f()`, `calls` times in a loop. */
-function perCall(f: () => unknown, calls: number): number {
+function perCall(f: () => unknown, calls: number): Timing {
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < calls; i++) f();
-  return Number(process.hrtime.bigint() - t0) / calls;
+  return timing(t0, c0, calls);
+}
+
+/** wall-clock and CPU ns per call */
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+function timing(t0: bigint, c0: NodeJS.CpuUsage, calls: number): Timing {
+  const wall = Number(process.hrtime.bigint() - t0) / calls;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: ((c.user + c.system) * 1000) / calls };
 }
 
 export async function benchFfi(opts: { rounds?: number; calls?: number } = {}): Promise<BenchResult[]> {
@@ -103,8 +118,8 @@ export async function benchFfi(opts: { rounds?: number; calls?: number } = {}): 
       };
     };
     const impls = alone.flatMap(([name, f]) => (typeof f === "string" ? [] : [[name, via(f)] as const]));
-    const t = { seam: {} as Record<Case, number[]>, raw: {} as Record<Case, number[]>, c: {} as Record<Case, number[]> };
-    const ti: Record<string, Record<Case, number[]>> = {};
+    const t = { seam: {} as Record<Case, Timing[]>, raw: {} as Record<Case, Timing[]>, c: {} as Record<Case, Timing[]> };
+    const ti: Record<string, Record<Case, Timing[]>> = {};
     for (const k of CASES) (t.seam[k] = []), (t.raw[k] = []), (t.c[k] = []);
     for (const [name] of impls) ti[name] = { int: [], buf: [], fail: [] };
     // warm up the JIT
@@ -120,25 +135,31 @@ export async function benchFfi(opts: { rounds?: number; calls?: number } = {}): 
         for (const [name, f] of impls) ti[name]![k].push(perCall(f[k], calls));
       }
       if ("bin" in c) {
-        const j = JSON.parse(execFileSync(c.bin, [String(calls)], { encoding: "utf8" })) as Record<Case, number>;
-        for (const k of CASES) t.c[k].push(j[k]);
+        const j = JSON.parse(execFileSync(c.bin, [String(calls)], { encoding: "utf8" })) as Record<Case, number> & { cpu: Record<Case, number> };
+        for (const k of CASES) t.c[k].push({ wall: j[k], cpu: j.cpu[k] });
       }
     }
     await sys.exit();
     const out: BenchResult[] = [];
     const what: Record<Case, string> = { int: "FIOCLEX, integer argument", buf: "FIONREAD into a Buffer", fail: "failing (ENOTTY → SysError)" };
+    const wall = (v: Timing[]) => median(v.map((x) => x.wall));
+    const cpu = (v: Timing[]) => median(v.map((x) => x.cpu));
     for (const k of CASES) {
-      const s = median(t.seam[k]);
-      const rw = median(t.raw[k]);
+      const s = wall(t.seam[k]);
+      const rw = wall(t.raw[k]);
       out.push({ name: `ffi.${k}.seam_ns`, value: Math.round(s), unit: "ns/call", note: `await sys.ioctl() over the ${inUse.kind}: ${what[k]}, median of ${rounds} rounds × ${calls}` });
       out.push({ name: `ffi.${k}.ffi_ns`, value: Math.round(rw), unit: "ns/call", note: `ioctl() of src/sys/linux/ioctl.ts (the ${inUse.kind}), synchronous` });
-      for (const [name] of impls) out.push({ name: `ffi.${k}.${name}_ns`, value: Math.round(median(ti[name]![k])), unit: "ns/call", note: `the ${name} alone (loaded on its own), synchronous` });
+      for (const [name] of impls) out.push({ name: `ffi.${k}.${name}_ns`, value: Math.round(wall(ti[name]![k])), unit: "ns/call", note: `the ${name} alone (loaded on its own), synchronous` });
       if ("bin" in c) {
-        const cc = median(t.c[k]);
+        const cc = wall(t.c[k]);
+        const ccpu = cpu(t.c[k]);
         out.push({ name: `ffi.${k}.c_ns`, value: Math.round(cc), unit: "ns/call", note: "bench/c/ioctl.c, same call in a loop" });
         out.push({ name: `ffi.${k}.ratio_seam_to_c`, value: Number((s / cc).toFixed(2)), unit: "x", note: "same run, interleaved; goal ≤ 2" });
         out.push({ name: `ffi.${k}.ratio_ffi_to_c`, value: Number((rw / cc).toFixed(2)), unit: "x", note: "same run" });
-        for (const [name] of impls) out.push({ name: `ffi.${k}.ratio_${name}_to_c`, value: Number((median(ti[name]![k]) / cc).toFixed(2)), unit: "x", note: "same run" });
+        for (const [name] of impls) out.push({ name: `ffi.${k}.ratio_${name}_to_c`, value: Number((wall(ti[name]![k]) / cc).toFixed(2)), unit: "x", note: "same run" });
+        out.push({ name: `ffi.${k}.cpu.c_ns`, value: Math.round(ccpu), unit: "ns/call", note: "CPU time per call, C" });
+        out.push({ name: `ffi.${k}.cpu.ratio_seam_to_c`, value: Number((cpu(t.seam[k]) / ccpu).toFixed(2)), unit: "x", note: `CPU time: the seam ${Math.round(cpu(t.seam[k]))} ns/call` });
+        for (const [name] of impls) out.push({ name: `ffi.${k}.cpu.ratio_${name}_to_c`, value: Number((cpu(ti[name]![k]) / ccpu).toFixed(2)), unit: "x", note: `CPU time: the ${name} alone ${Math.round(cpu(ti[name]![k]))} ns/call` });
       }
     }
     if (!("bin" in c)) out.push({ name: "ffi.c_ns", value: NaN, unit: "-", note: c.why });
