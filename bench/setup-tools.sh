@@ -2,8 +2,9 @@
 # Installs the tools the benchmarks compare against (Debian/Ubuntu), those that are missing:
 #   driverctl  (the `list` benchmark's driverctl row)
 #   pciutils   (lspci: the `list` benchmark's lspci row)
-#   gcc        (only when there is no C compiler `cc`: the C walker of the `list` benchmark and
-#              the C side of the FFI benchmark are built with it)
+#   gcc        (only when there is no C compiler `cc`: the C walker of the `list` benchmark, the
+#              C side of the FFI benchmark and the ioctl addon (tools/build-native.mjs, run by
+#              npm install; the FFI benchmark's addon rows) are built with it)
 # Run as root once: sh bench/setup-tools.sh
 set -e
 need=""

@@ -12,6 +12,7 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { LinuxSyscalls } from "../src/sys/linux/host.js";
+import { ffiInfo } from "../src/sys/linux/ioctl.js";
 import { O_RDWR } from "../src/sys/syscalls.js";
 import { VFIO } from "../src/uapi/vfio.js";
 import { Recorder } from "./record.js";
@@ -44,6 +45,9 @@ async function main(): Promise<void> {
       } catch (e) {
         result.groupStatusOnContainer = (e as { code?: string }).code;
       }
+      // which implementation made those ioctls: the addon (build/native/ioctl.node of the
+      // project, shared with the guest) or koffi, and why not the addon
+      result.ffi = ffiInfo();
       const k = await Kmsg.open(sys, true);
       result.bootRecords = (await k.drain()).length;
       await sys.exit();

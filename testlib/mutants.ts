@@ -249,6 +249,22 @@ export const MUTANTS: Mutant[] = [
     wrong: "num_vfs: 8 on an 82576 that igb caps at 7 boots and shows VFs 8/7",
     killedBy: ["host-validation.test.js"],
   },
+  {
+    id: "addon-user-pointer-placeholder",
+    file: "src/sys/linux/ioctl.js",
+    from: "arg.writeBigUInt64LE(a.address(p.target), p.offset);",
+    to: "void 0;",
+    wrong: "through the addon a struct's user pointer reaches the kernel as the model's placeholder (EFAULT; VFIO_DEVICE_BIND_IOMMUFD's token never read)",
+    killedBy: ["ffi-addon.test.js"],
+  },
+  {
+    id: "ffi-koffi-not-forced",
+    file: "src/sys/linux/ioctl.js",
+    from: 'if (want === "koffi") {',
+    to: "if (false) {",
+    wrong: "VFIOCTL_FFI=koffi ignored: the addon is used anyway, so the koffi path is never tested or benched",
+    killedBy: ["ffi-addon.test.js"],
+  },
 ];
 
 function copyDist(from: string): string {
@@ -256,6 +272,8 @@ function copyDist(from: string): string {
   fs.cpSync(path.join(from, "dist"), path.join(tmp, "dist"), { recursive: true });
   fs.copyFileSync(path.join(from, "package.json"), path.join(tmp, "package.json"));
   fs.symlinkSync(path.join(from, "node_modules"), path.join(tmp, "node_modules"));
+  // test/ffi-addon.test.ts builds the ioctl addon from its source with the build script
+  for (const f of ["tools/build-native.mjs", "src/sys/linux/native"]) fs.cpSync(path.join(from, f), path.join(tmp, f), { recursive: true });
   return tmp;
 }
 

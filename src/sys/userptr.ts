@@ -27,6 +27,8 @@ export interface UserPointer {
 }
 
 const POINTERS = new WeakMap<Buffer, UserPointer[]>();
+/** what a flat struct has (one array for all: userPointers is on every ioctl's path) */
+const NONE: readonly UserPointer[] = Object.freeze([]);
 const PLACEHOLDERS = new WeakMap<Buffer, bigint>();
 let nextPlaceholder = 0x7fff_0000_0000n;
 
@@ -51,7 +53,7 @@ export function setUserPointer(buf: Buffer, offset: number, target: Buffer): voi
 
 /** The user pointers recorded for a struct buffer (none for a flat struct). */
 export function userPointers(buf: Buffer): readonly UserPointer[] {
-  return POINTERS.get(buf) ?? [];
+  return POINTERS.get(buf) ?? NONE;
 }
 
 /**

@@ -68,6 +68,9 @@ function noStack<T>(f: () => T): T {
 export { BLOCKING_SYSFS_ATTRS, readCannotBlock } from "../blocking.js";
 import { readCannotBlock } from "../blocking.js";
 
+/** The answer of every ioctl that returns 0 (see LinuxSyscalls.ioctl). */
+const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
+
 /** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
 const scratch = Buffer.allocUnsafe(CHUNK);
 
@@ -289,6 +292,11 @@ export class LinuxSyscalls implements Syscalls {
     return this.sync("lseek", this.fds.get(fd), () => ffiLseek(fd, offset, whence, this.fds.get(fd)));
   }
 
+  /**
+   * ioctl(2), synchronous, its answer as a Promise: a result of 0 (most ioctls) is one Promise
+   * resolved once and returned to every caller (a settled Promise cannot change, and allocating
+   * one per call was a measurable part of the seam's cost); a failure is a stack-less SysError.
+   */
   ioctl(fd: number, request: number, arg?: Buffer | number): Promise<number> {
     if (this.readOnly) return Promise.reject(this.readOnlyError("ioctl", this.fds.get(fd)));
     let ret: number;
@@ -300,7 +308,7 @@ export class LinuxSyscalls implements Syscalls {
     if (ret < 0) return Promise.reject(sysErrorFromErrno(-ret, "ioctl", this.fds.get(fd)));
     // VFIO_GROUP_GET_DEVICE_FD returns a new fd: it belongs to this process like an opened one
     if (request === VFIO.GROUP_GET_DEVICE_FD) this.fds.set(ret, `vfio-device:${Buffer.isBuffer(arg) ? arg.toString("latin1").replace(/\0.*$/s, "").split(" ")[0] : "?"}`);
-    return Promise.resolve(ret);
+    return ret === 0 ? RESOLVED_ZERO : Promise.resolve(ret);
   }
 
   eventfd(initval: number, flags: number): Promise<number> {
