@@ -13,7 +13,7 @@
 # row): its build (lab/build-kernel.sh, cached), the kernel's vfio selftest built from the same
 # source, every scenarios/*.yaml, scenarios/cdev/*.yaml and the selftest and cdev rows
 # (selftest:*, cdev:*) on it; the selftest rows run on 6.1 and 6.12 too. Measured with a warm
-# cache: 85 guest runs and the attribute rows in 861 s; a fresh machine adds the 7.3 build (9-18 min), ≈30-40 min in all. The full lab (`npm run lab -- --all` after
+# cache: 85 guest runs and the attribute rows in 861 s; from empty caches (a fresh machine) lab/ci.sh took 36.4 min, the 7.3 build 7.7 of them, and all of .ci/run 41.5 min (docs/lab.md). The full lab (`npm run lab -- --all` after
 # `VFIOCTL_LAB_KERNELS="7.3 7.3-cdev 6.12-cdev 7.3-e2big" bash lab/prepare.sh`) adds Debian
 # backports' 7.3, the bypass kernel 6.12-cdev and the E2BIG stand-in 7.3-e2big (docs/lab.md
 # "What CI runs").
