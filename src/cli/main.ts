@@ -72,7 +72,10 @@ const stdIo: MainIo = {
   out: writeOut,
   err: (s) => process.stderr.write(s.endsWith("\n") ? s : s + "\n"),
   isTTY: process.stdout.isTTY === true,
-  stdinTTY: process.stdin.isTTY === true,
+  // read when asked (token set at a terminal): process.stdin makes its stream, ~3 ms that no other command needs
+  get stdinTTY() {
+    return process.stdin.isTTY === true;
+  },
   secret: readSecret,
 };
 
