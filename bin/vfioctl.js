@@ -38,7 +38,8 @@ function loadBundle(dir = BUNDLE_DIR) {
   if (manifest.schema !== "vfioctl.cli-bundle/1" || !Array.isArray(manifest.inputs)) return { stale: "unknown manifest" };
   const file = path.join(dir, manifest.bundle);
   for (const [rel, size, mtimeMs] of [[manifest.bundle, manifest.bundleSize, manifest.bundleMtimeMs], ...manifest.inputs]) {
-    const st = fs.statSync(path.join(dir, rel), { throwIfNoEntry: false });
+    // (not path.join: normalizing ~130 paths costs more than the system calls; stat resolves "..")
+    const st = fs.statSync(`${dir}/${rel}`, { throwIfNoEntry: false });
     if (!st || st.size !== size || st.mtimeMs !== mtimeMs) return { stale: `${rel} changed since the bundle was made` };
   }
   const source = fs.readFileSync(file);

@@ -219,3 +219,27 @@ test("the bundle made by the build: every input is a module of dist, it leaves n
     fs.rmSync(l.root, { recursive: true, force: true });
   }
 });
+
+test("src never reads a class's or function's own name (the bundle is built without keepNames: esbuild renames a top-level name two modules share, as KmsgReader and TokenStore)", { timeout: 120_000 }, async () => {
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else if (e.name.endsWith(".ts")) files.push(path.join(d, e.name));
+    }
+  };
+  walk(path.join(repo, "src"));
+  assert.ok(files.length > 50);
+  const reads = /\.constructor\.name\b|\bnew\.target\b|\binspect\(|\bconsole\.|\bformatWithOptions\(/;
+  for (const f of files) {
+    const code = fs.readFileSync(f, "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+    const m = reads.exec(code);
+    assert.equal(m, null, `${path.relative(repo, f)} reads a name the bundle may change: ${m?.[0]}`);
+  }
+  // the renames the bundle has now are of classes nothing prints
+  const l = await layout();
+  const code = fs.readFileSync(path.join(l.cli, BUNDLE), "utf8");
+  fs.rmSync(l.root, { recursive: true, force: true });
+  const renamed = [...new Set([...code.matchAll(/\b([A-Z][\w$]*\d)=class\b|\bclass ([A-Z][\w$]*\d)\b/g)].map((m) => m[1] ?? m[2]))].filter((n) => !files.some((f) => fs.readFileSync(f, "utf8").includes(`class ${n}`)));
+  for (const n of renamed) assert.ok(!/Error\d*$/.test(n!), `an error class renamed in the bundle: ${n}`);
+});
