@@ -6,12 +6,13 @@
  * Fast start: `npm run build` also writes dist/cli/ (tools/cli-bundle.ts): dist/src's command
  * line as one CommonJS file (`vfioctl.cjs`), a V8 code cache of the functions a `list` runs
  * (`vfioctl.cjs.cache`) and a manifest naming every file of dist the bundle was made from, with
- * its size and modification time. The bundle runs only when each of those files is still the one
- * it was made from (a `tsc` since the bundle makes it stale) and the bundle's CRC-32 is the
- * manifest's; the cache is given to V8 only when the manifest's Node and V8 versions are this
- * process's and the cache's CRC-32 is the manifest's (V8 checks it again and compiles afresh
- * when it rejects it). Otherwise, or when the bundle cannot be read or compiled, the
- * command runs from dist/src as ES modules: the same code, the same output.
+ * its size and modification time. The bundle runs only when each of those files, and the bundle,
+ * are still the ones it was made from (a `tsc` since the bundle makes it stale); the cache is
+ * given to V8 only when the manifest's Node and V8 versions are this process's and the cache is
+ * the one the same build wrote (its size and time). Otherwise, or when the bundle cannot be read
+ * or compiled, the command runs from dist/src as ES modules: the same code, the same output.
+ * (A file rewritten with its size and modification time kept is not seen, as make would not see
+ * it: checking the bytes, zlib.crc32 of bundle and cache, loaded the stream modules, ~2 ms.)
  */
 "use strict";
 const fs = require("node:fs");
@@ -42,26 +43,22 @@ function loadBundle(dir = BUNDLE_DIR) {
     const st = fs.statSync(`${dir}/${rel}`, { throwIfNoEntry: false });
     if (!st || st.size !== size || st.mtimeMs !== mtimeMs) return { stale: `${rel} changed since the bundle was made` };
   }
-  const source = fs.readFileSync(file);
-  // zlib.crc32: Node 20.15 and later; before it neither the bundle's bytes nor the cache's can be
-  // checked, and the command runs from dist/src
-  const { crc32 } = require("node:zlib");
-  if (typeof crc32 !== "function") return { stale: "no zlib.crc32 in this Node" };
-  if (crc32(source) !== manifest.bundleCrc32) return { stale: `${manifest.bundle} changed since the bundle was made` };
   let cachedData;
   if (manifest.node === process.version && manifest.v8 === process.versions.v8 && manifest.arch === process.arch) {
-    try {
-      cachedData = fs.readFileSync(path.join(dir, manifest.cache));
-      // V8 checks a cache's versions, flags and the source's length, not the bytes of either: a
-      // damaged cache, or one made for another bundle, is refused here
-      if (cachedData.length !== manifest.cacheSize || crc32(cachedData) !== manifest.cacheCrc32) cachedData = undefined;
-    } catch {
-      cachedData = undefined;
+    // V8 checks a cache's own versions and flags and the source's length, not its bytes: the
+    // manifest ties it to the bundle it was made for (written last by the same build)
+    const st = fs.statSync(`${dir}/${manifest.cache}`, { throwIfNoEntry: false });
+    if (st && st.size === manifest.cacheSize && st.mtimeMs === manifest.cacheMtimeMs) {
+      try {
+        cachedData = fs.readFileSync(`${dir}/${manifest.cache}`);
+      } catch {
+        cachedData = undefined;
+      }
     }
   }
   let script;
   try {
-    script = new vm.Script(wrap(source.toString("utf8")), { filename: file, ...(cachedData ? { cachedData } : {}) });
+    script = new vm.Script(wrap(fs.readFileSync(file, "utf8")), { filename: file, ...(cachedData ? { cachedData } : {}) });
   } catch (e) {
     return { stale: `cannot compile ${manifest.bundle}: ${e.message}` };
   }

@@ -9,8 +9,9 @@
  *                                their output dropped: it holds the bytecode of the functions they
  *                                ran (compiled code, no values of the run: V8's code cache keeps
  *                                functions, not the heap)
- *   dist/cli/manifest.json       Node's and V8's versions and every file of dist the bundle was
- *                                made from, with its size and modification time
+ *   dist/cli/manifest.json       Node's and V8's versions, and every file of dist the bundle was
+ *                                made from, the bundle and the cache, each with its size and
+ *                                modification time (written last)
  *
  * Node 20 has no compile cache for ES modules: the command loaded ~90 of them, each resolved,
  * read and compiled on every run, and ran the code of `list` cold. Loaded from one file with its
@@ -28,7 +29,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import * as zlib from "node:zlib";
 
 export const BUNDLE = "vfioctl.cjs";
 export const CACHE = "vfioctl.cjs.cache";
@@ -43,10 +43,9 @@ export interface BundleManifest {
   bundleSize: number;
   bundleMtimeMs: number;
   cache: string;
-  /** CRC-32s (zlib.crc32) of the bundle and of the code cache, and the cache's size */
-  bundleCrc32: number;
+  /** the code cache's size and modification time (written once it is made) */
   cacheSize?: number;
-  cacheCrc32?: number;
+  cacheMtimeMs?: number;
   /** [path relative to the bundle's directory, size, mtimeMs] of every module bundled */
   inputs: [string, number, number][];
 }
@@ -56,17 +55,12 @@ export const TRAINING: readonly (readonly string[])[] = [["--sim", "list"], ["--
 
 const repoOf = (dist: string) => path.dirname(dist);
 
-/**
- * Bundle DIST/src/cli/main.js into OUT (default DIST/cli), then train its code cache. Null (and
- * nothing in OUT) on a Node without zlib.crc32 (before 20.15), which could not check the files.
- */
-export async function buildCliBundle(dist: string, out = path.join(dist, "cli")): Promise<BundleManifest | null> {
+/** Bundle DIST/src/cli/main.js into OUT (default DIST/cli), then train its code cache. */
+export async function buildCliBundle(dist: string, out = path.join(dist, "cli")): Promise<BundleManifest> {
   dist = path.resolve(dist);
   out = path.resolve(out);
   fs.mkdirSync(out, { recursive: true });
   for (const f of [MANIFEST, CACHE, BUNDLE]) fs.rmSync(path.join(out, f), { force: true });
-  const crc32 = (zlib as { crc32?: (b: Buffer) => number }).crc32;
-  if (!crc32) return null;
   const file = path.join(out, BUNDLE);
   const result = await esbuild.build({
     entryPoints: [path.join(dist, "src/cli/main.js")],
@@ -123,14 +117,13 @@ export async function buildCliBundle(dist: string, out = path.join(dist, "cli"))
     bundle: BUNDLE,
     bundleSize: st.size,
     bundleMtimeMs: st.mtimeMs,
-    bundleCrc32: crc32(fs.readFileSync(file)),
     cache: CACHE,
     inputs,
   };
   fs.writeFileSync(path.join(out, MANIFEST), JSON.stringify(manifest) + "\n");
   trainCache(repoOf(dist), out);
-  const cache = fs.readFileSync(path.join(out, CACHE));
-  Object.assign(manifest, { cacheSize: cache.length, cacheCrc32: crc32(cache) });
+  const cache = fs.statSync(path.join(out, CACHE));
+  Object.assign(manifest, { cacheSize: cache.size, cacheMtimeMs: cache.mtimeMs });
   fs.writeFileSync(path.join(out, MANIFEST), JSON.stringify(manifest) + "\n");
   return manifest;
 }
@@ -167,10 +160,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const dist = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), ".."));
   const t0 = Date.now();
   const m = await buildCliBundle(dist);
-  if (!m) {
-    console.log(`dist/cli: not made (Node ${process.version} has no zlib.crc32 to check it with; vfioctl runs from dist/src)`);
-    process.exit(0);
-  }
   const size = (f: string) => (fs.statSync(path.join(dist, "cli", f)).size / 1024).toFixed(0);
   console.log(`dist/cli: ${m.bundle} ${size(m.bundle)} KiB from ${m.inputs.length} modules, ${m.cache} ${size(m.cache)} KiB (${Date.now() - t0} ms)`);
 }
