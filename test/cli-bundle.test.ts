@@ -250,3 +250,19 @@ test("src never reads a class's or function's own name (the bundle is built with
   const renamed = [...new Set([...code.matchAll(/\b([A-Z][\w$]*\d)=class\b|\bclass ([A-Z][\w$]*\d)\b/g)].map((m) => m[1] ?? m[2]))].filter((n) => !files.some((f) => fs.readFileSync(f, "utf8").includes(`class ${n}`)));
   for (const n of renamed) assert.ok(!/Error\d*$/.test(n!), `an error class renamed in the bundle: ${n}`);
 });
+
+test("from the bundle, --sim list loads no npm package and neither node:crypto nor net and the stream modules (standard output a socket)", { timeout: 120_000 }, async () => {
+  const l = await layout();
+  try {
+    const report = path.join(l.root, "report.cjs");
+    fs.writeFileSync(report, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(path.join(l.root, "report.json"))}, JSON.stringify({ builtins: process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13)), packages: Object.keys(require.cache).filter((k) => k.includes("/node_modules/")) })));\n`);
+    const { stdout } = await run(process.execPath, ["-r", report, l.bin, "--sim", "list"], { env: { ...process.env, NO_COLOR: "1" } });
+    assert.match(stdout, /^kernel /);
+    const r = JSON.parse(fs.readFileSync(path.join(l.root, "report.json"), "utf8")) as { builtins: string[]; packages: string[] };
+    assert.ok(r.builtins.includes("vm") && !r.builtins.includes("internal/modules/esm/translators"), "run from the bundle (vm), no ES module loaded");
+    assert.deepEqual(r.packages, []);
+    for (const m of ["crypto", "net", "stream", "internal/streams/readable", "zlib", "child_process"]) assert.ok(!r.builtins.includes(m), `${m} loaded: ${r.builtins.join(" ")}`);
+  } finally {
+    fs.rmSync(l.root, { recursive: true, force: true });
+  }
+});
