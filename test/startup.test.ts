@@ -20,7 +20,7 @@ const dist = new URL("../src/", import.meta.url).pathname;
  * The modules (paths under dist/src/) and the npm packages a `main(argv)` in a fresh process
  * loads: a loader hook reports every module URL, the CJS cache shows packages such as yaml.
  */
-async function loadedBy(argv: string[]): Promise<{ modules: string[]; packages: string[] }> {
+async function loadedBy(argv: string[]): Promise<{ modules: string[]; packages: string[]; builtins: string[] }> {
   const script = `
 import { register, createRequire } from "node:module";
 import { MessageChannel } from "node:worker_threads";
@@ -34,21 +34,24 @@ const code = await main(${JSON.stringify(argv)}, { out() {}, err(s) { process.st
 await new Promise((r) => setTimeout(r, 100));
 const require = createRequire(import.meta.url);
 const packages = [...new Set(Object.keys(require.cache).map((k) => /node_modules\\/([^/]+)/.exec(k)?.[1]).filter(Boolean))];
-console.log(JSON.stringify({ code, modules: urls.filter((u) => u.startsWith("file://" + ${JSON.stringify(dist)})).map((u) => u.slice(${JSON.stringify("file://" + dist)}.length)), packages }));
+const builtins = process.moduleLoadList.filter((m) => m.startsWith("NativeModule ")).map((m) => m.slice(13));
+console.log(JSON.stringify({ code, builtins, modules: urls.filter((u) => u.startsWith("file://" + ${JSON.stringify(dist)})).map((u) => u.slice(${JSON.stringify("file://" + dist)}.length)), packages }));
 `;
   const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { maxBuffer: 16 << 20 });
-  const r = JSON.parse(stdout.trim().split("\n").pop()!) as { code: number; modules: string[]; packages: string[] };
+  const r = JSON.parse(stdout.trim().split("\n").pop()!) as { code: number; modules: string[]; packages: string[]; builtins: string[] };
   assert.equal(r.code, 0, `${argv.join(" ")} exited ${r.code}`);
   return r;
 }
 
-test("vfioctl --sim list loads list's module, the library and the kernel model: no other command, no yaml, no host or scenario layer, no real backend", { timeout: 60_000 }, async () => {
-  const { modules, packages } = await loadedBy(["--sim", "list"]);
+test("vfioctl --sim list loads list's module, the library and the kernel model: no other command, no yaml, no host or scenario layer, no real backend, no node:crypto", { timeout: 60_000 }, async () => {
+  const { modules, packages, builtins } = await loadedBy(["--sim", "list"]);
   assert.ok(modules.includes("cli/commands/list.js") && modules.includes("kernel/kernel.js"), modules.join(" "));
   const commands = modules.filter((m) => m.startsWith("cli/commands/"));
   assert.deepEqual(commands.sort(), ["cli/commands/common.js", "cli/commands/index.js", "cli/commands/list.js", "cli/commands/modules.js", "cli/commands/render.js"]);
   for (const m of modules) assert.ok(!/^(host|scenario|sim)\/|^sys\/linux\//.test(m), `--sim list loaded ${m}`);
   assert.deepEqual(packages, [], "no npm package (yaml) for the built-in host");
+  // the kernel draws boot_id (and a CSPRNG's bytes) when first asked: the default host's boot and list ask neither
+  assert.ok(!builtins.includes("crypto"), `node:crypto loaded: ${builtins.join(" ")}`);
 });
 
 test("vfioctl --root DIR list loads the real backend and neither the kernel model nor koffi", { timeout: 60_000 }, async () => {

@@ -3,7 +3,7 @@
  * dispatch to the subcommands registered in ./commands. The options, the usage and every
  * command's help come from the definitions (./spec.ts).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, fstatSync, readFileSync, writeSync } from "node:fs";
 import { parseArgs as nodeParseArgs } from "node:util";
 import { COMMANDS } from "./commands/index.js";
 import { allCommands, COMMAND_MODULES, loadCommand } from "./commands/modules.js";
@@ -24,11 +24,64 @@ export interface MainIo extends Output {
 let stdoutError: NodeJS.ErrnoException | null = null;
 let stdoutClosed = false;
 
+/**
+ * Whether standard output is written with write(2) on fd 1 rather than through process.stdout:
+ * when it is a pipe, a socket (what Node's child_process gives a child) or a regular file.
+ * process.stdout of a pipe or socket is a net.Socket (net and the stream modules loaded: ~3 ms
+ * of a `--sim list`) that libuv writes synchronously on Linux, and of a file a SyncWriteStream
+ * that calls writeSync: the bytes, their order and the errors are the same (EPIPE and ENOSPC are
+ * thrown here instead of emitted). A terminal or a character device (/dev/null, /dev/full) goes
+ * through process.stdout; so does everything after a write(2) that would block (EAGAIN: a pipe
+ * someone made non-blocking), which libuv then waits out.
+ */
+let stdoutDirect: boolean | undefined;
+
+function directStdout(): boolean {
+  if (stdoutDirect === undefined) {
+    try {
+      const st = fstatSync(1);
+      stdoutDirect = st.isFIFO() || st.isSocket() || st.isFile();
+    } catch {
+      stdoutDirect = false;
+    }
+  }
+  return stdoutDirect;
+}
+
+let stdoutStream: NodeJS.WriteStream | undefined;
+
+/** process.stdout, with cli()'s error listener (EPIPE ends the output, anything else is reported). */
+function stdoutStreamed(): NodeJS.WriteStream {
+  if (!stdoutStream) {
+    stdoutStream = process.stdout;
+    stdoutStream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") stdoutClosed = true;
+      else stdoutError ??= e;
+    });
+  }
+  return stdoutStream;
+}
+
 function writeOut(s: string): void {
   if (stdoutClosed || stdoutError) return;
+  const text = s.endsWith("\n") ? s : s + "\n";
   try {
+    if (directStdout()) {
+      const b = Buffer.from(text, "utf8");
+      for (let off = 0; off < b.length; ) {
+        try {
+          off += writeSync(1, b, off);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+          stdoutDirect = false;
+          stdoutStreamed().write(b.subarray(off));
+          return;
+        }
+      }
+      return;
+    }
     // a file (stdout redirected) is written synchronously: its errors are thrown here
-    process.stdout.write(s.endsWith("\n") ? s : s + "\n");
+    stdoutStreamed().write(text);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EPIPE") stdoutClosed = true;
     else stdoutError ??= e as NodeJS.ErrnoException;
@@ -71,8 +124,12 @@ function readSecret(prompt: string): Promise<string> {
 const stdIo: MainIo = {
   out: writeOut,
   err: (s) => process.stderr.write(s.endsWith("\n") ? s : s + "\n"),
-  isTTY: process.stdout.isTTY === true,
-  stdinTTY: process.stdin.isTTY === true,
+  // a pipe, a socket or a file is no terminal: process.stdout (and its stream) is not made to ask
+  isTTY: directStdout() ? false : process.stdout.isTTY === true,
+  // read when asked (token set at a terminal): process.stdin makes its stream, ~3 ms that no other command needs
+  get stdinTTY() {
+    return process.stdin.isTTY === true;
+  },
   secret: readSecret,
 };
 
@@ -390,12 +447,11 @@ export async function main(argv: string[], rawIo: MainIo = stdIo): Promise<numbe
  * \`vfioctl list | head -1\`) ends the output quietly.
  */
 export async function cli(argv: string[]): Promise<number> {
-  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
-    if (e.code === "EPIPE") stdoutClosed = true;
-    else stdoutError ??= e;
-  });
+  // standard output as a stream (a terminal, /dev/null …) gets its error listener before it is written
+  if (!directStdout()) stdoutStreamed();
   let code = await main(argv);
-  await new Promise<void>((r) => (stdoutClosed || stdoutError ? r() : process.stdout.write("", () => r())));
+  // what went through process.stdout is flushed; write(2) on fd 1 left nothing behind
+  await new Promise<void>((r) => (stdoutClosed || stdoutError || !stdoutStream ? r() : stdoutStream.write("", () => r())));
   if (stdoutError) {
     process.stderr.write(`vfioctl: cannot write standard output: ${stdoutError.code ?? stdoutError.message}\n`);
     if (code === EXIT.OK || code === EXIT.NO) code = EXIT.KERNEL;

@@ -116,7 +116,8 @@ export function styledOutput(io: Output, env: Record<string, string | undefined>
     color: style.color,
   };
   if (io.isTTY !== undefined) out.isTTY = io.isTTY;
-  if (io.stdinTTY !== undefined) out.stdinTTY = io.stdinTTY;
+  // forwarded when read, not copied: reading it may make process.stdin's stream (main's stdIo)
+  if ("stdinTTY" in io) Object.defineProperty(out, "stdinTTY", { get: () => io.stdinTTY, enumerable: true });
   if (io.secret) out.secret = io.secret.bind(io);
   return out;
 }

@@ -2,7 +2,7 @@
  * Injected time and randomness for the kernel model. Tests fix both; the default host uses a
  * deterministic RNG seed so runs are reproducible unless a caller asks for crypto randomness.
  */
-import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 
 interface Timer {
   due: number;
@@ -83,9 +83,11 @@ export class SeededRng implements Rng {
   }
 }
 
+/** The kernel's CSPRNG: node:crypto, loaded with the first CryptoRng (the default host's seeded RNG needs none of it). */
 export class CryptoRng implements Rng {
+  private readonly randomBytes = (createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto")).randomBytes;
   bytes(n: number): Buffer {
-    return randomBytes(n);
+    return this.randomBytes(n);
   }
 }
 

@@ -14,7 +14,7 @@
  * await readAttr(sh, "/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs"); // "8"
  * ```
  */
-import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import { Clock, SeededRng, type Rng } from "./clock.js";
 import { DriverCore } from "./base/driver-core.js";
 import { Faults } from "./faults.js";
@@ -153,8 +153,18 @@ export class Kernel {
   ueventsDropped = 0;
   /** /proc/stat btime: the wall-clock time of boot in seconds since the epoch (model-only, settable) */
   btime = Math.floor(Date.now() / 1000);
-  /** /proc/sys/kernel/random/boot_id: one random UUID per boot (model-only, settable; not drawn from `rng`, so token sequences stay as they are) */
-  bootId: string = randomUUID();
+  private bootIdValue: string | undefined;
+  /**
+   * /proc/sys/kernel/random/boot_id: one random UUID per boot (model-only, settable; not drawn
+   * from `rng`, so token sequences stay as they are). Drawn when first read: node:crypto is not
+   * loaded for a boot that never reads it (`vfioctl --sim list`).
+   */
+  get bootId(): string {
+    return (this.bootIdValue ??= (createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto")).randomUUID());
+  }
+  set bootId(id: string) {
+    this.bootIdValue = id;
+  }
 
   constructor(opts: KernelOptions = {}) {
     this.profile = profileOf(opts.profile ?? "6.1", opts.config);
