@@ -1,0 +1,88 @@
+/**
+ * Answers that the survivors of the sampled mutants of seed 13 (docs/benchmarks.md) showed
+ * unchecked: the uevents a write to a device's `uevent` file synthesizes (what `udevadm trigger
+ * --action=…` sends) and the DRIVER= they carry.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { bootKernel } from "../src/kernel/host/boot.js";
+import type { HostDesc } from "../src/kernel/host/host-file.js";
+import { applyRules, parseRule, type UdevRule } from "../src/sim/udev.js";
+import { bootNeedsFrom, udevRule } from "../src/host/units.js";
+import { readAttr, writeText } from "../src/sys/fsutil.js";
+
+const HOST: HostDesc = {
+  name: "survivors-13",
+  modules: { vfio_pci: { enable_sriov: true } },
+  devices: [
+    { bdf: "0000:10:00.0", vendor: 0x8086, device: 0x159b, class: 0x020000, driver: "vfio-pci", sriov: { total_vfs: 4, offset: 1, stride: 1, vf_device: 0x1889, num_vfs: 0 } },
+    { bdf: "0000:20:00.0", vendor: 0x8086, device: 0x1521, class: 0x020000, driver: "igb" },
+    { bdf: "0000:30:00.0", vendor: 0x8086, device: 0x10d3, class: 0x020000 },
+  ],
+};
+const VFIO_PF = "0000:10:00.0";
+const dev = (bdf: string) => `/sys/bus/pci/devices/${bdf}`;
+
+const rulesOf = (text: string): UdevRule[] =>
+  text
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("#"))
+    .map((l, i) => {
+      const r = parseRule(l, `t.rules:${i + 1}`);
+      assert.ok(typeof r !== "string", String(r));
+      return r;
+    });
+
+describe("a write to a device's uevent file (udevadm trigger)", () => {
+  test("the event carries DRIVER= as the uevent file shows it, for each action, bound or not", { timeout: 60_000 }, async () => {
+    const k = await bootKernel(HOST, { profile: "6.12.58" });
+    const sh = k.spawn("udevadm");
+    for (const bdf of [VFIO_PF, "0000:20:00.0", "0000:30:00.0"]) {
+      const shown = /^DRIVER=(.*)$/m.exec(await readAttr(sh, `${dev(bdf)}/uevent`))?.[1];
+      assert.equal(shown, { [VFIO_PF]: "vfio-pci", "0000:20:00.0": "igb" }[bdf], bdf);
+      for (const action of ["add", "bind", "unbind", "remove"] as const) {
+        k.takeUevents();
+        await writeText(sh, `${dev(bdf)}/uevent`, action);
+        const evs = k.takeUevents();
+        assert.deepEqual(
+          evs.map((e) => [e.action, e.kernel, e.driver, e.synth]),
+          [[action, bdf, shown, true]],
+          `${action} on ${bdf}`,
+        );
+      }
+    }
+    // the device is still there and bound: a synthesized event changes nothing
+    assert.equal((await sh.readlink(`${dev(VFIO_PF)}/driver`)).split("/").pop(), "vfio-pci");
+  });
+
+  test("`udevadm trigger --action=bind` on a vfio-pci PF runs vfioctl's installed rule; coldplug's add matches DRIVER== too", { timeout: 60_000 }, async () => {
+    const k = await bootKernel(HOST, { profile: "6.12.58" });
+    const sh = k.spawn("udevadm");
+    const rules = rulesOf(udevRule(bootNeedsFrom()));
+    assert.equal(rules.length, 1, "the installed file has one rule");
+    const attr = (bdf: string) => async (n: string) => readAttr(sh, `${dev(bdf)}/${n}`).catch(() => undefined);
+    const trigger = async (bdf: string, action: string) => {
+      k.takeUevents();
+      await writeText(sh, `${dev(bdf)}/uevent`, action);
+      const [ev, ...more] = k.takeUevents();
+      assert.ok(ev && more.length === 0);
+      return ev;
+    };
+    const bind = await trigger(VFIO_PF, "bind");
+    assert.deepEqual((await applyRules(rules, bind, attr(VFIO_PF))).run, [`/usr/bin/systemctl --no-block start vfioctl-pf@${VFIO_PF}.service`]);
+    // a device on another driver does not start it
+    assert.deepEqual((await applyRules(rules, await trigger("0000:20:00.0", "bind"), attr("0000:20:00.0"))).run, []);
+    // udev's coldplug (`udevadm trigger --action=add`) on a bound device: DRIVER= is there
+    const coldplug = rulesOf('ACTION=="add", DRIVER=="vfio-pci", ENV{SYNTH_UUID}=="0", RUN+="/usr/bin/vfioctl show %k"');
+    assert.deepEqual((await applyRules(coldplug, await trigger(VFIO_PF, "add"), attr(VFIO_PF))).run, [`/usr/bin/vfioctl show ${VFIO_PF}`]);
+    assert.deepEqual((await applyRules(coldplug, await trigger("0000:30:00.0", "add"), attr("0000:30:00.0"))).run, []);
+    // a synthesized unbind of a bound device has DRIVER= (dev->driver is set); a real one has not
+    const anyUnbind = rulesOf('ACTION=="unbind", DRIVER=="vfio-pci", RUN+="/usr/bin/vfioctl show %k"');
+    assert.deepEqual((await applyRules(anyUnbind, await trigger(VFIO_PF, "unbind"), attr(VFIO_PF))).run, [`/usr/bin/vfioctl show ${VFIO_PF}`]);
+    k.takeUevents();
+    await writeText(sh, "/sys/bus/pci/drivers/vfio-pci/unbind", VFIO_PF);
+    const real = k.takeUevents().filter((e) => e.action === "unbind");
+    assert.deepEqual(real.map((e) => [e.kernel, e.driver, e.synth]), [[VFIO_PF, "vfio-pci", undefined]]);
+    assert.deepEqual((await applyRules(anyUnbind, real[0]!, attr(VFIO_PF))).run, []);
+  });
+});
