@@ -1,7 +1,8 @@
 /**
  * Answers that the survivors of the sampled mutants of seed 13 (docs/benchmarks.md) showed
  * unchecked: the uevents a write to a device's `uevent` file synthesizes (what `udevadm trigger
- * --action=…` sends) and the DRIVER= they carry.
+ * --action=…` sends) and the DRIVER= they carry; PCI domains above 9 (a host file's addresses
+ * and the VFs made from them).
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import type { HostDesc } from "../src/kernel/host/host-file.js";
 import { applyRules, parseRule, type UdevRule } from "../src/sim/udev.js";
 import { bootNeedsFrom, udevRule } from "../src/host/units.js";
 import { readAttr, writeText } from "../src/sys/fsutil.js";
+import { formatBdf, parseBdf } from "../src/kernel/pci/bdf.js";
 
 const HOST: HostDesc = {
   name: "survivors-13",
@@ -85,4 +87,30 @@ describe("a write to a device's uevent file (udevadm trigger)", () => {
     assert.deepEqual(real.map((e) => [e.kernel, e.driver, e.synth]), [[VFIO_PF, "vfio-pci", undefined]]);
     assert.deepEqual((await applyRules(anyUnbind, real[0]!, attr(VFIO_PF))).run, []);
   });
+});
+
+test("devices in PCI domains above 9 keep their addresses: a host file's, their VFs', and parseBdf's", { timeout: 60_000 }, async () => {
+  const domains = ["0001", "000f", "0010", "00a0", "1000", "ffff"];
+  for (const d of domains) {
+    const a = parseBdf(`${d}:01:00.0`);
+    assert.equal(a?.domain, Number.parseInt(d, 16), d);
+    assert.equal(formatBdf(a!.domain, a!.bus, a!.devfn), `${d}:01:00.0`);
+  }
+  const k = await bootKernel(
+    {
+      name: "domains",
+      devices: [
+        { bdf: "0010:01:00.0", vendor: 0x8086, device: 0x1521, class: 0x020000, driver: "igb", sriov: { total_vfs: 2, offset: 0x80, stride: 1, vf_device: 0x1520, num_vfs: 0 } },
+        ...domains.filter((d) => d !== "0010").map((d) => ({ bdf: `${d}:02:00.0`, vendor: 0x8086, device: 0x10d3, class: 0x020000 })),
+      ],
+    },
+    { profile: "6.12.58" },
+  );
+  const sh = k.spawn("sh");
+  const listed = () => sh.readdir("/sys/bus/pci/devices").then((l) => [...l].sort());
+  assert.deepEqual(await listed(), ["0001:02:00.0", "000f:02:00.0", "0010:01:00.0", "00a0:02:00.0", "1000:02:00.0", "ffff:02:00.0"]);
+  assert.match(await sh.readlink("/sys/bus/pci/devices/ffff:02:00.0"), /\/devices\/pciffff:00\/ffff:00:[0-9a-f]{2}\.\d\/ffff:02:00\.0$/);
+  await writeText(sh, "/sys/bus/pci/devices/0010:01:00.0/sriov_numvfs", "2");
+  assert.deepEqual((await listed()).filter((b) => b.startsWith("0010:")), ["0010:01:00.0", "0010:01:10.0", "0010:01:10.1"]);
+  assert.equal((await sh.readlink("/sys/bus/pci/devices/0010:01:10.1/physfn")).split("/").pop(), "0010:01:00.0");
 });
