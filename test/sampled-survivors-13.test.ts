@@ -2,7 +2,7 @@
  * Answers that the survivors of the sampled mutants of seed 13 (docs/benchmarks.md) showed
  * unchecked: the uevents a write to a device's `uevent` file synthesizes (what `udevadm trigger
  * --action=…` sends) and the DRIVER= they carry; PCI domains above 9 (a host file's addresses
- * and the VFs made from them).
+ * and the VFs made from them); `--timeout 0` for an unbind that blocks.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +12,9 @@ import { applyRules, parseRule, type UdevRule } from "../src/sim/udev.js";
 import { bootNeedsFrom, udevRule } from "../src/host/units.js";
 import { readAttr, writeText } from "../src/sys/fsutil.js";
 import { formatBdf, parseBdf } from "../src/kernel/pci/bdf.js";
+import { setToken } from "../src/lib/tokenops.js";
+import { IN_DOCKER, startConsumer } from "../testlib/consumers.js";
+import { runCli } from "../testlib/cli.js";
 
 const HOST: HostDesc = {
   name: "survivors-13",
@@ -113,4 +116,24 @@ test("devices in PCI domains above 9 keep their addresses: a host file's, their 
   await writeText(sh, "/sys/bus/pci/devices/0010:01:00.0/sriov_numvfs", "2");
   assert.deepEqual((await listed()).filter((b) => b.startsWith("0010:")), ["0010:01:00.0", "0010:01:10.0", "0010:01:10.1"]);
   assert.equal((await sh.readlink("/sys/bus/pci/devices/0010:01:10.1/physfn")).split("/").pop(), "0010:01:00.0");
+});
+
+test("--timeout 0: an unbind that blocks gives up at once (exit 4, 'after 0 ms'), not after the default 5000 ms", { timeout: 60_000 }, async () => {
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  const T = "2ab74924-c335-45f4-9b16-8569e5b08258";
+  await setToken(sh, "0000:af:00.0", T);
+  // a holder the pre-check does not see as a group holder (device fds only): the write blocks
+  const c = await startConsumer(k, "dpdk-testpmd", "0000:af:10.0", IN_DOCKER, T);
+  await c.dropGroupFds();
+  const t0 = Date.now();
+  const r = await runCli(k, ["unbind", "0000:af:10.0"], { timeoutMs: 0 });
+  const ms = Date.now() - t0;
+  assert.equal(r.code, 4, r.err);
+  assert.match(r.err, /still blocked after 0 ms \(0000:af:10\.0\); the unbind stays pending/);
+  assert.ok(ms < 4000, `gave up after ${ms} ms`);
+  // another --timeout: the same message with its time
+  const d = await runCli(k, ["unbind", "0000:af:10.0"], { timeoutMs: 30 });
+  assert.match(d.err, /still blocked after 30 ms/);
+  await c.proc.exit();
 });
