@@ -5,13 +5,14 @@
  * ./mutants.ts (mutants written by hand against answers that once went unchecked): a curated set
  * only shows that those answers are checked, a sample estimates how much of the code is.
  *
- *   npm run build && node dist/testlib/sampled-mutants.js [--count 60] [--seed 1] [--under src/lib] [--json FILE]
+ *   npm run build && node dist/testlib/sampled-mutants.js [--count 60] [--seed 1] [--under src/lib] [--json FILE] [--timeout 240]
  *
  * Operators, on the syntax tree (never inside strings, comments or regular expressions):
  * `===`↔`!==`, `==`↔`!=`, `<`→`<=`, `<=`→`<`, `>`→`>=`, `>=`→`>`, `&&`↔`||`, `??`→`||`,
  * `true`↔`false`, an integer literal n→n+1, `!x`→`x`, `+`↔`-` (numbers only: both sides not
- * strings). A mutant is killed when a test fails or the suite times out (a hang is a detected
- * wrong answer); it survives when the whole suite passes. Mutants are applied to a copy of dist/,
+ * strings). A mutant is killed when a test fails or the suite times out (`--timeout` seconds, 240
+ * unless given: raise it when the machine is loaded enough that the unmutated suite needs longer; a
+ * hang is a detected wrong answer); it survives when the whole suite passes. Mutants are applied to a copy of dist/,
  * one at a time. Exit 0 always: the score is a measurement (docs/benchmarks.md).
  */
 import { spawn } from "node:child_process";
@@ -184,7 +185,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   };
   const under = a.flatMap((x, i) => (a[i - 1] === "--under" ? [x] : []));
   const t0 = Date.now();
-  const res = await sampleMutants({ repo, count: Number(val("--count") ?? 60), seed: Number(val("--seed") ?? 1), under: under.length ? under : ["src/kernel", "src/lib", "src/sys"] });
+  const timeoutS = Number(val("--timeout") ?? 240);
+  if (!(timeoutS > 0)) throw new Error(`--timeout: a number of seconds above 0, got ${val("--timeout")}`);
+  const res = await sampleMutants({ repo, count: Number(val("--count") ?? 60), seed: Number(val("--seed") ?? 1), under: under.length ? under : ["src/kernel", "src/lib", "src/sys"], timeoutMs: timeoutS * 1000 });
   const killed = res.results.filter((x) => x.verdict !== "survived").length;
   console.log(`\n${killed}/${res.results.length} sampled mutants killed (seed ${res.seed}, ${res.sites} sites; ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   const out = val("--json");

@@ -70,7 +70,10 @@ export interface KernelOptions {
  * A kobject uevent of a PCI device (lib/kobject_uevent.c), as udevd would receive it: `add` and
  * `remove` from device_add/device_del, `bind` and `unbind` from the driver core (dd.c). `driver`
  * is the driver bound (bind) or just unbound (unbind); like Linux, an unbind event carries no
- * DRIVER= property, so udev's DRIVER== does not see it there.
+ * DRIVER= property, so udev's DRIVER== does not see it there. A `synth` event was written to the
+ * device's `uevent` file (kobject_synth_uevent, as `udevadm trigger --action=…` does): its
+ * properties are the device's as they are at the write (dev_uevent adds DRIVER= whenever the
+ * device is bound, whatever the action, also unbind) and SYNTH_UUID=0.
  */
 export interface Uevent {
   seq: number;
@@ -81,6 +84,7 @@ export interface Uevent {
   /** the device name (udev's KERNEL / %k) */
   kernel: string;
   driver?: string;
+  synth?: true;
 }
 
 /** How many uevents the model keeps until `takeUevents()`; older ones are dropped (and counted). */
@@ -281,8 +285,8 @@ export class Kernel {
   }
 
   /** Queue a uevent for `dev` (called by the driver core). Bounded: the oldest is dropped when full. */
-  uevent(action: Uevent["action"], dev: PciDev, driver?: string): void {
-    this.ueventQueue.push({ seq: ++this.ueventSeqnum, action, devpath: dev.sysfsDir.replace(/^\/sys/, ""), subsystem: "pci", kernel: dev.name, ...(driver !== undefined ? { driver } : {}) });
+  uevent(action: Uevent["action"], dev: PciDev, driver?: string, synth = false): void {
+    this.ueventQueue.push({ seq: ++this.ueventSeqnum, action, devpath: dev.sysfsDir.replace(/^\/sys/, ""), subsystem: "pci", kernel: dev.name, ...(driver !== undefined ? { driver } : {}), ...(synth ? { synth: true as const } : {}) });
     if (this.ueventQueue.length > UEVENT_QUEUE_MAX) {
       // drop the oldest quarter at once, so a full queue costs O(1) per event on average
       const n = this.ueventQueue.length - (UEVENT_QUEUE_MAX * 3) / 4;

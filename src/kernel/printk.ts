@@ -87,9 +87,11 @@ export class KernelLog {
 
   /**
    * lib/ratelimit.c ___ratelimit. `site` names one call site ("func#n"); the suppression line
-   * names the function (the part before '#'), as __ratelimit passes __func__.
+   * names the function (the part before '#'), as __ratelimit passes __func__. The defaults
+   * (DEFAULT_RATELIMIT_INTERVAL 5 s, DEFAULT_RATELIMIT_BURST 10) are the caller's,
+   * {@link devRatelimited}'s.
    */
-  ratelimit(site: string, interval = 5000, burst = 10): boolean {
+  ratelimit(site: string, interval: number, burst: number): boolean {
     const now = this.clock.nowMs();
     let rs = this.rate.get(site);
     if (!rs) {

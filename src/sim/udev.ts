@@ -124,7 +124,8 @@ export async function applyRules(rules: UdevRule[], ev: Uevent, attr: (name: str
     SUBSYSTEM: ev.subsystem,
     SEQNUM: String(ev.seq),
     PCI_SLOT_NAME: ev.kernel,
-    ...(ev.driver !== undefined && ev.action !== "unbind" ? { DRIVER: ev.driver } : {}),
+    ...(ev.driver !== undefined && (ev.action !== "unbind" || ev.synth) ? { DRIVER: ev.driver } : {}),
+    ...(ev.synth ? { SYNTH_UUID: "0" } : {}),
   };
   const tags = new Set<string>();
   let run: string[] = [];

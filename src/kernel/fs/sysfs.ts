@@ -303,13 +303,15 @@ export class SysfsTrees {
             ),
       // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
       // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
-      // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL
+      // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL.
+      // The event's properties are dev_uevent's at the write, as this file's show: DRIVER= when
+      // the device is bound, for every action
       uevent: () =>
         rw(
           () => pciUevent(d),
           (_t, b, c) => {
             const action = b.subarray(0, c).toString("latin1").trim().split(/\s+/)[0] ?? "";
-            if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, action === "bind" ? d.driver?.name : undefined);
+            if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, d.driver?.name, true);
             else if (!["change", "move", "online", "offline"].includes(action)) return -ERRNO.EINVAL;
             return c;
           },
