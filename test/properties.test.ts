@@ -12,6 +12,7 @@ import { tokenOfForTests } from "../src/kernel/vfio/pci/vfio_pci_core.js";
 import { readText, writeText } from "../src/sys/fsutil.js";
 import { featureBuf, featureSetVfToken, VFIO, VFIO_DEVICE_FEATURE_GET, deviceInfoBuf } from "../src/uapi/vfio.js";
 import { closeVfioDevice, labKernelWithVfioPf, openVfioDevice, PF, type OpenedDevice } from "../testlib/vfio.js";
+import { relLink } from "../src/kernel/fs/vfs.js";
 
 const TOKENS = ["2ab74924-c335-45f4-9b16-8569e5b08258", "7c9e6679-7425-40de-944b-e07fc1f90ae7", "16fd2706-8baf-433b-82eb-8c7fada847da"];
 const VFS = ["0000:01:10.0", "0000:01:10.2"];
@@ -175,3 +176,23 @@ for (const profile of ["6.1", "6.12"] as const) {
     );
   });
 }
+
+test("relLink gives the relative target sysfs writes, for any two absolute paths (against the component-wise definition)", () => {
+  const ref = (fromDir: string, to: string): string => {
+    const a = fromDir.split("/").filter(Boolean);
+    const b = to.split("/").filter(Boolean);
+    let i = 0;
+    while (i < a.length && i < b.length && a[i] === b[i]) i++;
+    return [...Array(a.length - i).fill(".."), ...b.slice(i)].join("/") || ".";
+  };
+  const comp = fc.constantFrom("sys", "sy", "sys0", "bus", "pci", "devices", "0000:01:00.0", "0000:01:00.01", "a", "ab");
+  const absPath = fc.array(comp, { maxLength: 6 }).map((cs) => "/" + cs.join("/"));
+  fc.assert(
+    fc.property(absPath, absPath, (x, y) => {
+      assert.equal(relLink(x, y), ref(x, y), `${x} → ${y}`);
+    }),
+    { numRuns: 3000 },
+  );
+  assert.equal(relLink("/sys/bus/pci/devices", "/sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"), "../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0");
+  assert.equal(relLink("/sys//bus/", "/sys/devices"), "../devices");
+});

@@ -71,18 +71,26 @@ export const rw = (
 ): AttrNode => ({ t: "attr", mode, show, store });
 export const wo = (store: (task: Task, buf: Buffer, count: number) => number | Promise<number>): AttrNode => ({ t: "attr", mode: 0o200, store });
 
-/** relLink's answers: a pure function of its two strings, asked again at every lookup of a link */
-const relLinks = new Map<string, string>();
-
 /** Relative link target from directory `fromDir` to absolute `to` (as sysfs writes links). */
 export function relLink(fromDir: string, to: string): string {
-  const key = fromDir + "\0" + to;
-  let r = relLinks.get(key);
-  if (r === undefined) {
-    if (relLinks.size >= 200_000) relLinks.clear();
-    relLinks.set(key, (r = relLinkOf(fromDir, to)));
+  // the model's own paths (absolute, no empty component, no trailing slash): one scan, no arrays
+  if (fromDir.startsWith("/") && to.startsWith("/") && !fromDir.includes("//") && !to.includes("//") && !fromDir.endsWith("/") && !to.endsWith("/")) {
+    const n = Math.min(fromDir.length, to.length);
+    let i = 0;
+    let common = 0; // length of the longest shared run of whole components ("/sys/bus")
+    while (i < n && fromDir.charCodeAt(i) === to.charCodeAt(i)) {
+      if (fromDir.charCodeAt(i) === 47) common = i;
+      i++;
+    }
+    if (i === n && (fromDir.length === to.length || (fromDir.length < to.length ? to.charCodeAt(i) === 47 : fromDir.charCodeAt(i) === 47))) common = i;
+    let ups = 0;
+    for (let j = common; j < fromDir.length; j++) if (fromDir.charCodeAt(j) === 47) ups++;
+    const tail = to.slice(common + 1);
+    const up = ups ? "../".repeat(ups) : "";
+    const r = tail ? up + tail : up.slice(0, -1);
+    return r || ".";
   }
-  return r;
+  return relLinkOf(fromDir, to);
 }
 
 function relLinkOf(fromDir: string, to: string): string {
