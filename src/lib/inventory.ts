@@ -16,8 +16,7 @@ import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./ho
 import { readHostKernel, type HostKernel } from "./kernel.js";
 import { interfacesOf } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
-import { devPath, isVfioDriver, listBdfs, readCache, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
-import { readAttr } from "../sys/fsutil.js";
+import { attrOf, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
 export type TokenState = "required" | "not-required" | "cannot-tell";
@@ -45,13 +44,12 @@ export interface InventoryDevice extends DeviceFacts {
 }
 
 /** The extra facts of one device: interfaces, NUMA node, pci.ids names. */
-async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
+async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined, cache?: ReadCache): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
   let numaNode: number | null = null;
-  try {
-    const n = Number(await readAttr(sys, devPath(d.bdf, "numa_node")));
+  const s = await attrOf(sys, devPath(d.bdf, "numa_node"), cache); // null: no numa_node
+  if (s !== null) {
+    const n = Number(s);
     numaNode = Number.isInteger(n) && n >= 0 ? n : null;
-  } catch {
-    /* no numa_node */
   }
   const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces: await interfacesOf(sys, d.bdf), numaNode };
   if (ids) {
@@ -135,9 +133,11 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
   const cache = readCache();
+  // a backend with batch reads (the real one with its addon) reads most of it in a few calls
+  await prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000);
   const read = await mapConcurrent(bdfs, READ_AHEAD, async (b) => {
     const d = await readDevice(sys, b, { ...opts, cache });
-    return { ...d, ...(await extras(sys, d, opts.pciIds)) };
+    return { ...d, ...(await extras(sys, d, opts.pciIds, cache)) };
   });
   bdfs.forEach((b, i) => facts.set(b, read[i]!));
   const scan = opts.holders === false ? null : await scanVfioHolders(sys);
