@@ -38,6 +38,12 @@ class OneByOne extends LinuxSyscalls {
   override get readlinks(): undefined {
     return undefined;
   }
+  override get lstats(): undefined {
+    return undefined;
+  }
+  override get readdirs(): undefined {
+    return undefined;
+  }
 }
 
 /** A tree with one device folder holding every kind of answer (an unreadable file when `secret`). */
@@ -174,6 +180,42 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       assert.deepEqual(t2, t1);
       assert.deepEqual(got.slice(0, 2), [{ bytes: "../../../bus/pci/drivers/vfio-pci" }, { bytes: "../../../kernel/iommu_groups/12" }]);
       assert.deepEqual(got.slice(2).map((x) => "error" in x && x.error), ["ENOENT", "EINVAL"]);
+    } finally {
+      LinuxSyscalls.trace = undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("lstats and readdirs answer as lstat and readdir do (entries in the same order), traced the same", { skip }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-batch-sd-"));
+    try {
+      const dev = path.join(dir, DEV);
+      fs.mkdirSync(path.join(dev, "net"), { recursive: true });
+      for (const n of ["virtfn10", "b", "virtfn2", "C", "a", "_x", "virtfn1"]) fs.writeFileSync(path.join(dev, n), "");
+      fs.mkdirSync(path.join(dev, "net/eth0"));
+      fs.writeFileSync(path.join(dev, "config"), "c", { mode: 0o600 });
+      fs.symlinkSync("../../../bus/pci/drivers/vfio-pci", path.join(dev, "driver"));
+      const paths = [DEV, `${DEV}/net`, `${DEV}/config`, `${DEV}/driver`, `${DEV}/nope`, `${DEV}/config/x`];
+      const t1: string[] = [];
+      LinuxSyscalls.trace = (l) => void t1.push(l);
+      const a = new OneByOne({ root: dir });
+      const oneStat: unknown[] = [];
+      const oneDir: unknown[] = [];
+      for (const p of paths) oneStat.push(await a.lstat(p).catch((e: SysError) => answer(e)));
+      for (const p of paths) oneDir.push(await a.readdir(p).catch((e: SysError) => answer(e)));
+      const t2: string[] = [];
+      LinuxSyscalls.trace = (l) => void t2.push(l);
+      const b = new LinuxSyscalls({ root: dir });
+      const gotStat = (await b.lstats!(paths)).map((r) => (r instanceof SysError ? answer(r) : r));
+      const gotDir = (await b.readdirs!(paths)).map((r) => (r instanceof SysError ? answer(r) : r));
+      LinuxSyscalls.trace = undefined;
+      assert.deepEqual(gotStat, oneStat);
+      assert.deepEqual(gotDir, oneDir);
+      assert.deepEqual(t2, t1);
+      assert.deepEqual((gotStat as { kind?: string }[]).slice(0, 4).map((x) => x.kind), ["dir", "dir", "file", "link"]);
+      assert.deepEqual((gotStat[2] as { mode: number }).mode, 0o600);
+      assert.deepEqual(gotDir[0], ["C", "_x", "a", "b", "config", "driver", "net", "virtfn1", "virtfn10", "virtfn2"]);
+      assert.deepEqual(gotDir.slice(2).map((x) => (x as { error: string }).error), ["ENOTDIR", "ENOENT", "ENOENT", "ENOTDIR"]);
     } finally {
       LinuxSyscalls.trace = undefined;
       fs.rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,7 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
-import { interfacesOf } from "./hostuse.js";
+import { interfaceNames, interfacesOf } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
 import { attrOf, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
 
@@ -51,7 +51,9 @@ async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined, ca
     const n = Number(s);
     numaNode = Number.isInteger(n) && n >= 0 ? n : null;
   }
-  const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces: await interfacesOf(sys, d.bdf), numaNode };
+  const net = cache?.dirs.get(devPath(d.bdf, "net"));
+  const interfaces = net === undefined ? await interfacesOf(sys, d.bdf) : net instanceof Error ? [] : interfaceNames(net);
+  const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces, numaNode };
   if (ids) {
     const n = ids.names(d.vendor, d.device);
     out.vendorName = n.vendor;

@@ -12,7 +12,7 @@
  */
 import { readAttr, linkBase, exists, withTimeout, TimeoutError } from "../sys/fsutil.js";
 import { isErrno } from "../sys/errno.js";
-import type { Syscalls } from "../sys/syscalls.js";
+import type { Stat, Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
 import { parseBdf } from "../kernel/pci/bdf.js";
 import { DENYLIST } from "../kernel/vfio/pci/denylist.js";
@@ -108,9 +108,23 @@ export interface ReadCache {
   readonly links: Map<string, Promise<string | null>>;
   /** attributes whose prefetched read ({@link prefetchDevices}) was still blocked after the timeout */
   readonly blocked: Set<string>;
+  /** prefetched folder entries (or the readdir's error) and exists() answers */
+  readonly dirs: Map<string, string[] | Error>;
+  readonly exists: Map<string, boolean>;
 }
 
-export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set() });
+export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set(), dirs: new Map(), exists: new Map() });
+
+function existsOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<boolean> {
+  const e = cache?.exists.get(path);
+  return e === undefined ? exists(sys, path) : Promise.resolve(e);
+}
+
+function dirOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string[]> {
+  const d = cache?.dirs.get(path);
+  if (d === undefined) return sys.readdir(path);
+  return d instanceof Error ? Promise.reject(d) : Promise.resolve(d);
+}
 
 /** An attribute as {@link tryAttr} reads it, answered from the cache when prefetched there. */
 export function attrOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
@@ -145,6 +159,8 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     const s = Buffer.isBuffer(r) ? r.toString("utf8") : null;
     cache.attrs.set(p, Promise.resolve(s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s));
   });
+  const statsInto = (paths: string[], res: (Stat | Error)[]) => paths.forEach((p, i) => cache.exists.set(p, !(res[i] instanceof Error)));
+  const dirsInto = (paths: string[], res: (string[] | Error)[]) => paths.forEach((p, i) => cache.dirs.set(p, res[i]!));
   const first = bdfs.flatMap((b) => [devPath(b, "driver"), devPath(b, "iommu_group"), devPath(b, "physfn")]);
   links(first, await sys.readlinks(first));
   const physfn = new Map<string, string>();
@@ -159,7 +175,23 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     return a;
   });
   for (const pf of pfsOfVfs) attrs.push(devPath(pf, "sriov_offset"), devPath(pf, "sriov_stride"));
-  files(attrs, await sys.readFiles(attrs, { wholeIfShort: true, timeoutMs }));
+  const pending = sys.readFiles(attrs, { wholeIfShort: true, timeoutMs });
+  const lstats = sys.lstats && sys.readdirs ? { lstats: sys.lstats, readdirs: sys.readdirs } : undefined;
+  if (lstats) {
+    // while the threadpool reads driver_override: exists() of each /dev/vfio node, each device's
+    // net/ and (on vfio-pci and its variants) vfio-dev/ folder
+    const nodes: string[] = [];
+    const dirs: string[] = [];
+    for (const b of bdfs) {
+      const g = await cache.links.get(devPath(b, "iommu_group"));
+      if (g != null && /^\d+$/.test(g)) nodes.push(`/dev/vfio/${Number(g)}`);
+      dirs.push(devPath(b, "net"));
+      if (isVfioDriver((await cache.links.get(devPath(b, "driver"))) ?? null)) dirs.push(devPath(b, "vfio-dev"));
+    }
+    statsInto(nodes, await lstats.lstats(nodes));
+    dirsInto(dirs, await lstats.readdirs(dirs));
+  }
+  files(attrs, await pending);
   const pfs: string[] = [];
   for (const b of bdfs) if (!physfn.has(b) && (await cache.attrs.get(devPath(b, "sriov_totalvfs"))) != null) pfs.push(b);
   const second = pfs.flatMap((b) => [devPath(b, "sriov_numvfs"), devPath(b, "sriov_drivers_autoprobe")]);
@@ -167,6 +199,17 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
   for (const [vf, pf] of physfn) {
     const k = await candidateIndex(sys, pf, vf, cache);
     if (k !== null) virtfn.push(`${devPath(pf)}/virtfn${k}`);
+  }
+  if (lstats) {
+    // the PFs' folders (their virtfn links), the vfio cdev nodes of the vfio devices
+    dirsInto(pfs.map((b) => devPath(b)), await lstats.readdirs(pfs.map((b) => devPath(b))));
+    const cdevs: string[] = [];
+    for (const b of bdfs) {
+      const v = cache.dirs.get(devPath(b, "vfio-dev"));
+      const name = v === undefined || v instanceof Error ? undefined : v.find((n) => /^vfio\d+$/.test(n));
+      if (name) cdevs.push(`/dev/vfio/devices/${name}`);
+    }
+    statsInto(cdevs, await lstats.lstats(cdevs));
   }
   const [res] = await Promise.all([second.length ? sys.readFiles(second, { wholeIfShort: true, timeoutMs }) : [], (async () => links(virtfn, await sys.readlinks!(virtfn)))()]);
   files(second, res);
@@ -244,7 +287,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     driverOverride: ovr === null || ovr === "(null)" || ovr === "" ? null : ovr,
     iommuGroup,
     vfioNode,
-    vfioNodeExists: vfioNode !== null && (await exists(sys, vfioNode)),
+    vfioNodeExists: vfioNode !== null && (await existsOf(sys, vfioNode, cache)),
     vfioDevice: null,
     cdevNode: null,
     sriov: null,
@@ -253,18 +296,18 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
   };
   if (driver !== null && isVfioDriver(driver)) {
     try {
-      facts.vfioDevice = (await sys.readdir(`${p}/vfio-dev`)).find((n) => /^vfio\d+$/.test(n)) ?? null;
+      facts.vfioDevice = (await dirOf(sys, `${p}/vfio-dev`, cache)).find((n) => /^vfio\d+$/.test(n)) ?? null;
     } catch {
       /* no vfio-dev class device (before 6.1) */
     }
-    if (facts.vfioDevice && (await exists(sys, `/dev/vfio/devices/${facts.vfioDevice}`))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
+    if (facts.vfioDevice && (await existsOf(sys, `/dev/vfio/devices/${facts.vfioDevice}`, cache))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
   }
   // the sriov_* attributes are visible on PFs only (iov.c sriov_pf_attrs_are_visible: a VF has
   // no SR-IOV capability of its own), so a VF is not asked for them
   const total = facts.physfn ? null : await attrOf(sys, `${p}/sriov_totalvfs`, cache);
   if (total !== null) {
     const numVfs = num(await timed("sriov_numvfs"));
-    const entries = await sys.readdir(p);
+    const entries = await dirOf(sys, p, cache);
     const vfLinks = entries
       .filter((n) => /^virtfn\d+$/.test(n))
       .map((n) => Number(n.slice(6)))

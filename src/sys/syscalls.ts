@@ -120,6 +120,10 @@ export interface Syscalls {
   readFiles?: (paths: readonly string[], opts: ReadFilesOptions) => Promise<FileRead[]>;
   /** Optional: readlink(2) of many paths at once: per path the target as stored, or its error. */
   readlinks?: (paths: readonly string[]) => Promise<(string | SysError)[]>;
+  /** Optional: lstat(2) of many paths at once, per path as `lstat` answers it. */
+  lstats?: (paths: readonly string[]) => Promise<(Stat | SysError)[]>;
+  /** Optional: the entries of many folders at once, per path as `readdir` answers it. */
+  readdirs?: (paths: readonly string[]) => Promise<(string[] | SysError)[]>;
   /** Close every fd this process opened (what the kernel does when a process ends). */
   exit(): Promise<void>;
 }

@@ -403,6 +403,45 @@ export class LinuxSyscalls implements Syscalls {
     };
   }
 
+  /** {@link Syscalls.lstats} through the addon: one synchronous call (absent without it). */
+  get lstats(): ((paths: readonly string[]) => Promise<(Stat | SysError)[]>) | undefined {
+    const a = this.batch();
+    if (!a) return undefined;
+    return (paths) => {
+      const hosts = paths.map((p) => this.resolve(p));
+      const r = a.lstats(hosts.join("\0"));
+      const trace = LinuxSyscalls.trace;
+      return Promise.resolve(
+        paths.map((p, i) => {
+          trace?.(`S ${hosts[i]}`);
+          const o = 6 * i;
+          if (r[o]! < 0) return sysErrorFromErrno(-r[o]!, "lstat", p);
+          const mode = r[o + 1]!;
+          const fmt = mode & 0o170000;
+          const kind: FileKind = fmt === 0o120000 ? "link" : fmt === 0o040000 ? "dir" : fmt === 0o020000 || fmt === 0o060000 ? "char" : "file";
+          return { kind, mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
+        }),
+      );
+    };
+  }
+
+  /** {@link Syscalls.readdirs} through the addon: one synchronous call (absent without it). */
+  get readdirs(): ((paths: readonly string[]) => Promise<(string[] | SysError)[]>) | undefined {
+    const a = this.batch();
+    if (!a) return undefined;
+    return (paths) => {
+      const hosts = paths.map((p) => this.resolve(p));
+      const r = a.readdirs(hosts.join("\0"));
+      const trace = LinuxSyscalls.trace;
+      return Promise.resolve(
+        r.map((v, i) => {
+          trace?.(`d ${hosts[i]}`);
+          return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[i]) : v;
+        }),
+      );
+    };
+  }
+
   private batchReadFiles(a: BatchAddon, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
     const out = new Array<FileRead>(paths.length);
     const fast: number[] = [];

@@ -76,6 +76,10 @@ export interface BatchAddon {
   batchPoll(h: BatchHandle): [number, number, number];
   batchTake(h: BatchHandle, from: number): BatchResult;
   batchCancel(h: BatchHandle): number;
+  /** per path 6 numbers: 0 or −errno, st_mode, st_size, st_rdev, st_uid, st_gid */
+  lstats(paths: string): Float64Array;
+  /** per path its entries sorted as node:fs gives them, or −errno */
+  readdirs(paths: string): (string[] | number)[];
 }
 
 /** The functions of src/sys/linux/native/ioctl.c (see there). */
@@ -104,7 +108,7 @@ export function loadAddon(file: string = process.env.VFIOCTL_ADDON || ADDON_PATH
     throw new Error(`ioctl addon ${file}: ${(e as Error).message} (build it with \`node tools/build-native.mjs\`, which needs a C compiler: Debian: apt-get install gcc libc6-dev)`);
   }
   const a = mod.exports as Addon;
-  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel"] as const;
+  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs"] as const;
   const batch: BatchAddon | undefined = batchFns.every((f) => typeof a[f] === "function") ? a : undefined;
   return {
     kind: "addon",

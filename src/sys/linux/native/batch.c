@@ -24,14 +24,17 @@
  *   batchCancel(h)                          stop after the path in progress; returns the fd of
  *                                           that path when it was opened (the caller owns it
  *                                           from then: the thread leaves it open), else −1
+ *   lstats(paths), readdirs(paths)          lstat(2) / opendir+readdir of many paths (below)
  *
  * A read that blocks (a sysfs attribute whose show() takes the device lock a blocked write
  * holds) stops only its batch's thread: the caller polls, cancels the stuck batch after its
  * timeout, and queues the paths after the stuck one as a new batch. A handle's memory lives
  * until both the handle is collected and the thread is done.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -386,4 +389,114 @@ static napi_value BatchCancel(napi_env env, napi_callback_info info) {
   if (fd >= 0) b->adopted = 1;
   pthread_mutex_unlock(&b->mu);
   return int_value(env, fd);
+}
+
+/* ---- lstat and readdir of many paths (synchronous) ---- */
+
+/*
+ * lstats(paths): a Float64Array, 6 per path: 0 or −errno, st_mode, st_size, st_rdev, st_uid,
+ * st_gid (the five 0 after an error).
+ */
+static napi_value Lstats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) return throw_type(env, "lstats(paths): 1 argument");
+  paths_t ps;
+  if (!paths_arg(env, argv[0], &ps)) return NULL;
+  napi_value ab, ta;
+  void *p;
+  napi_create_arraybuffer(env, ps.n * 6 * sizeof(double), &p, &ab);
+  double *d = p;
+  for (size_t i = 0; i < ps.n; i++) {
+    struct stat st;
+    double *o = d + 6 * i;
+    if (lstat(ps.v[i], &st) != 0) {
+      o[0] = -(errno ? errno : EIO);
+      o[1] = o[2] = o[3] = o[4] = o[5] = 0;
+      continue;
+    }
+    o[0] = 0;
+    o[1] = (double)st.st_mode;
+    o[2] = (double)st.st_size;
+    o[3] = (double)st.st_rdev;
+    o[4] = (double)st.st_uid;
+    o[5] = (double)st.st_gid;
+  }
+  napi_create_typedarray(env, napi_float64_array, ps.n * 6, ab, 0, &ta);
+  paths_free(&ps);
+  return ta;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/*
+ * readdirs(paths): an array, per path its entries without "." and ".." sorted by strcmp (the
+ * order libuv's scandir gives node:fs readdirSync), or −errno.
+ */
+static napi_value Readdirs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) return throw_type(env, "readdirs(paths): 1 argument");
+  paths_t ps;
+  if (!paths_arg(env, argv[0], &ps)) return NULL;
+  napi_value arr;
+  napi_create_array_with_length(env, ps.n, &arr);
+  size_t cap = 0;
+  char **names = NULL;
+  bytes_t pool = {0};
+  for (size_t i = 0; i < ps.n; i++) {
+    napi_value v;
+    DIR *dir = opendir(ps.v[i]);
+    if (!dir) {
+      v = int_value(env, -(errno ? errno : EIO));
+      napi_set_element(env, arr, (uint32_t)i, v);
+      continue;
+    }
+    size_t n = 0;
+    pool.n = 0;
+    struct dirent *de;
+    int err = 0;
+    for (;;) {
+      errno = 0;
+      de = readdir(dir);
+      if (!de) {
+        err = errno;
+        break;
+      }
+      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      size_t len = strlen(de->d_name) + 1;
+      if (!bytes_reserve(&pool, len)) { err = ENOMEM; break; }
+      if (n == cap) {
+        size_t ncap = cap ? cap * 2 : 64;
+        char **nn = realloc(names, ncap * sizeof *names);
+        if (!nn) { err = ENOMEM; break; }
+        names = nn;
+        cap = ncap;
+      }
+      memcpy(pool.p + pool.n, de->d_name, len);
+      names[n++] = (char *)(uintptr_t)pool.n; /* an offset until the pool stops moving */
+      pool.n += len;
+    }
+    closedir(dir);
+    if (err) {
+      v = int_value(env, -err);
+      napi_set_element(env, arr, (uint32_t)i, v);
+      continue;
+    }
+    for (size_t k = 0; k < n; k++) names[k] = pool.p + (uintptr_t)names[k];
+    qsort(names, n, sizeof *names, name_cmp);
+    napi_create_array_with_length(env, n, &v);
+    for (size_t k = 0; k < n; k++) {
+      napi_value s;
+      napi_create_string_utf8(env, names[k], NAPI_AUTO_LENGTH, &s);
+      napi_set_element(env, v, (uint32_t)k, s);
+    }
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  free(names);
+  free(pool.p);
+  paths_free(&ps);
+  return arr;
 }
