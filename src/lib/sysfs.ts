@@ -144,8 +144,9 @@ const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
  * `sriov_totalvfs` (not on VFs), the PFs' `sriov_offset`/`sriov_stride`, with `driver_override`
  * in the same call (a read that can block: bounded by `timeoutMs`, as readDevice bounds it);
  * then the PFs' `sriov_numvfs` (bounded too) and `sriov_drivers_autoprobe`, and each VF's
- * `virtfn<N>` link as vfIndexOf works it out. Reads nothing readDevice would not read. Does
- * nothing when the backend has no batch reads.
+ * `virtfn<N>` link as vfIndexOf works it out; with `lstats`/`readdirs` also `exists()` of each
+ * `/dev/vfio/N` and cdev node, each device's `net/` and `vfio-dev/`, the PFs' folders. Reads
+ * nothing readDevice would not read. Does nothing when the backend has no batch reads.
  */
 export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], cache: ReadCache, timeoutMs: number): Promise<void> {
   if (!sys.readFiles || !sys.readlinks) return;
