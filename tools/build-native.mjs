@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the Linux backend's native addon (src/sys/linux/native/ioctl.c: ioctl, eventfd, lseek
-// through Node-API) into build/native/ioctl.node with the system's C compiler, and checks that
+// and, from batch.c, batch reads, through Node-API) into build/native/ioctl.node with the system's C compiler, and checks that
 // this node loads it. Run by `npm install` (package.json "prepare"); by hand:
 //
 //   node tools/build-native.mjs [--out FILE] [--strict]
@@ -33,7 +33,7 @@ if (!headers) skip(`no node_api.h in ${headerDirs.join(" or ")}`, "install Node'
 const cc = process.env.CC || "cc";
 const tmp = `${out}.${process.pid}.tmp`;
 fs.mkdirSync(path.dirname(out), { recursive: true });
-const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-shared", "-fPIC", `-I${headers}`, "-o", tmp, source], { encoding: "utf8" });
+const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-pthread", `-I${headers}`, "-o", tmp, source], { encoding: "utf8" });
 if (r.error) {
   fs.rmSync(tmp, { force: true });
   const e = /** @type {NodeJS.ErrnoException} */ (r.error);
@@ -52,6 +52,8 @@ try {
   const addon = mod.exports;
   const ebadf = addon.ioctl(-1, 0x5451 /* FIOCLEX */, 0);
   if (ebadf !== -9) throw new Error(`ioctl(-1, FIOCLEX, 0) returned ${ebadf}, expected -9 (-EBADF)`);
+  const missing = addon.readlinks("/nonexistent/vfioctl-build-check")[0];
+  if (missing !== -2) throw new Error(`readlinks(["/nonexistent/..."]) gave ${missing}, expected -2 (-ENOENT)`);
 } catch (e) {
   fs.rmSync(tmp, { force: true });
   skip(`the built addon does not work in ${process.execPath} ${process.version}: ${e.message}`);

@@ -69,8 +69,11 @@ async function tryDir(sys: Syscalls, path: string): Promise<string[]> {
 
 /** The device's network interface names (/sys/bus/pci/devices/BDF/net/*). */
 export async function interfacesOf(sys: Syscalls, bdf: string): Promise<string[]> {
-  return (await tryDir(sys, devPath(bdf, "net"))).filter((n) => IFNAME_RE.test(n)).sort();
+  return interfaceNames(await tryDir(sys, devPath(bdf, "net")));
 }
+
+/** The interface names among the entries of a device's net/ folder, sorted. */
+export const interfaceNames = (entries: readonly string[]): string[] => entries.filter((n) => IFNAME_RE.test(n)).sort();
 
 interface Route4 {
   iface: string;

@@ -14,10 +14,9 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
-import { interfacesOf } from "./hostuse.js";
+import { interfaceNames, interfacesOf } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
-import { devPath, isVfioDriver, listBdfs, readCache, readDevice, readVfioPciModule, type DeviceFacts, type VfioPciModule } from "./sysfs.js";
-import { readAttr } from "../sys/fsutil.js";
+import { attrOf, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
 export type TokenState = "required" | "not-required" | "cannot-tell";
@@ -45,15 +44,16 @@ export interface InventoryDevice extends DeviceFacts {
 }
 
 /** The extra facts of one device: interfaces, NUMA node, pci.ids names. */
-async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
+async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined, cache?: ReadCache): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
   let numaNode: number | null = null;
-  try {
-    const n = Number(await readAttr(sys, devPath(d.bdf, "numa_node")));
+  const s = await attrOf(sys, devPath(d.bdf, "numa_node"), cache); // null: no numa_node
+  if (s !== null) {
+    const n = Number(s);
     numaNode = Number.isInteger(n) && n >= 0 ? n : null;
-  } catch {
-    /* no numa_node */
   }
-  const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces: await interfacesOf(sys, d.bdf), numaNode };
+  const net = cache?.dirs.get(devPath(d.bdf, "net"));
+  const interfaces = net === undefined ? await interfacesOf(sys, d.bdf) : net instanceof Error ? [] : interfaceNames(net);
+  const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces, numaNode };
   if (ids) {
     const n = ids.names(d.vendor, d.device);
     out.vendorName = n.vendor;
@@ -135,9 +135,11 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
   const cache = readCache();
+  // a backend with batch reads (the real one with its addon) reads most of it in a few calls
+  await prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000);
   const read = await mapConcurrent(bdfs, READ_AHEAD, async (b) => {
     const d = await readDevice(sys, b, { ...opts, cache });
-    return { ...d, ...(await extras(sys, d, opts.pciIds)) };
+    return { ...d, ...(await extras(sys, d, opts.pciIds, cache)) };
   });
   bdfs.forEach((b, i) => facts.set(b, read[i]!));
   const scan = opts.holders === false ? null : await scanVfioHolders(sys);

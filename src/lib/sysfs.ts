@@ -12,7 +12,7 @@
  */
 import { readAttr, linkBase, exists, withTimeout, TimeoutError } from "../sys/fsutil.js";
 import { isErrno } from "../sys/errno.js";
-import type { Syscalls } from "../sys/syscalls.js";
+import type { Stat, Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
 import { parseBdf } from "../kernel/pci/bdf.js";
 import { DENYLIST } from "../kernel/vfio/pci/denylist.js";
@@ -106,9 +106,126 @@ export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
 export interface ReadCache {
   readonly attrs: Map<string, Promise<string | null>>;
   readonly links: Map<string, Promise<string | null>>;
+  /** attributes whose prefetched read ({@link prefetchDevices}) was still blocked after the timeout */
+  readonly blocked: Set<string>;
+  /** prefetched folder entries (or the readdir's error) and exists() answers */
+  readonly dirs: Map<string, string[] | Error>;
+  readonly exists: Map<string, boolean>;
 }
 
-export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map() });
+export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set(), dirs: new Map(), exists: new Map() });
+
+function existsOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<boolean> {
+  const e = cache?.exists.get(path);
+  return e === undefined ? exists(sys, path) : Promise.resolve(e);
+}
+
+function dirOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string[]> {
+  const d = cache?.dirs.get(path);
+  if (d === undefined) return sys.readdir(path);
+  return d instanceof Error ? Promise.reject(d) : Promise.resolve(d);
+}
+
+/** An attribute as {@link tryAttr} reads it, answered from the cache when prefetched there. */
+export function attrOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
+  return cache?.attrs.get(path) ?? tryAttr(sys, path);
+}
+
+function linkOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
+  return cache?.links.get(path) ?? linkBase(sys, path);
+}
+
+const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
+
+/**
+ * Read ahead, into `cache`, what {@link readDevice} (and inventory's numa_node) will read for
+ * each of `bdfs`, in a few batch calls of the backend (`Syscalls.readFiles`, `readlinks`):
+ * the `driver`, `iommu_group`, `physfn` links; `vendor`, `device`, `class`, `numa_node`,
+ * `sriov_totalvfs` (not on VFs), the PFs' `sriov_offset`/`sriov_stride`, with `driver_override`
+ * in the same call (a read that can block: bounded by `timeoutMs`, as readDevice bounds it);
+ * then the PFs' `sriov_numvfs` (bounded too) and `sriov_drivers_autoprobe`, and each VF's
+ * `virtfn<N>` link as vfIndexOf works it out; with `lstats`/`readdirs` also `exists()` of each
+ * `/dev/vfio/N` and cdev node, each device's `net/` and `vfio-dev/`, the PFs' folders. Reads
+ * nothing readDevice would not read. Does nothing when the backend has no batch reads.
+ */
+export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], cache: ReadCache, timeoutMs: number): Promise<void> {
+  if (!sys.readFiles || !sys.readlinks) return;
+  const links = (paths: string[], res: (string | Error)[]) => paths.forEach((p, i) => {
+    const t = res[i]!;
+    cache.links.set(p, Promise.resolve(typeof t === "string" ? base(t) : null));
+  });
+  const files = (paths: string[], res: (Buffer | Error | null)[]) => paths.forEach((p, i) => {
+    const r = res[i]!;
+    if (r === null) return void cache.blocked.add(p);
+    const s = Buffer.isBuffer(r) ? r.toString("utf8") : null;
+    cache.attrs.set(p, Promise.resolve(s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s));
+  });
+  const statsInto = (paths: string[], res: (Stat | Error)[]) => paths.forEach((p, i) => cache.exists.set(p, !(res[i] instanceof Error)));
+  const dirsInto = (paths: string[], res: (string[] | Error)[]) => paths.forEach((p, i) => cache.dirs.set(p, res[i]!));
+  const first = bdfs.flatMap((b) => [devPath(b, "driver"), devPath(b, "iommu_group"), devPath(b, "physfn")]);
+  links(first, await sys.readlinks(first));
+  const physfn = new Map<string, string>();
+  for (const b of bdfs) {
+    const pf = await cache.links.get(devPath(b, "physfn"));
+    if (pf && isBdf(pf)) physfn.set(b, pf);
+  }
+  const pfsOfVfs = [...new Set(physfn.values())];
+  const attrs = bdfs.flatMap((b) => {
+    const a = [devPath(b, "vendor"), devPath(b, "device"), devPath(b, "class"), devPath(b, "driver_override"), devPath(b, "numa_node")];
+    if (!physfn.has(b)) a.push(devPath(b, "sriov_totalvfs"));
+    return a;
+  });
+  for (const pf of pfsOfVfs) attrs.push(devPath(pf, "sriov_offset"), devPath(pf, "sriov_stride"));
+  const pending = sys.readFiles(attrs, { wholeIfShort: true, timeoutMs });
+  const lstats = sys.lstats && sys.readdirs ? { lstats: sys.lstats, readdirs: sys.readdirs } : undefined;
+  if (lstats) {
+    // while the threadpool reads driver_override: exists() of each /dev/vfio node, each device's
+    // net/ and (on vfio-pci and its variants) vfio-dev/ folder
+    const nodes: string[] = [];
+    const dirs: string[] = [];
+    for (const b of bdfs) {
+      const g = await cache.links.get(devPath(b, "iommu_group"));
+      if (g != null && /^\d+$/.test(g)) nodes.push(`/dev/vfio/${Number(g)}`);
+      dirs.push(devPath(b, "net"));
+      if (isVfioDriver((await cache.links.get(devPath(b, "driver"))) ?? null)) dirs.push(devPath(b, "vfio-dev"));
+    }
+    statsInto(nodes, await lstats.lstats(nodes));
+    dirsInto(dirs, await lstats.readdirs(dirs));
+  }
+  files(attrs, await pending);
+  const pfs: string[] = [];
+  for (const b of bdfs) if (!physfn.has(b) && (await cache.attrs.get(devPath(b, "sriov_totalvfs"))) != null) pfs.push(b);
+  const second = pfs.flatMap((b) => [devPath(b, "sriov_numvfs"), devPath(b, "sriov_drivers_autoprobe")]);
+  const virtfn: string[] = [];
+  for (const [vf, pf] of physfn) {
+    const k = await candidateIndex(sys, pf, vf, cache);
+    if (k !== null) virtfn.push(`${devPath(pf)}/virtfn${k}`);
+  }
+  if (lstats) {
+    // the PFs' folders (their virtfn links), the vfio cdev nodes of the vfio devices
+    dirsInto(pfs.map((b) => devPath(b)), await lstats.readdirs(pfs.map((b) => devPath(b))));
+    const cdevs: string[] = [];
+    for (const b of bdfs) {
+      const v = cache.dirs.get(devPath(b, "vfio-dev"));
+      const name = v === undefined || v instanceof Error ? undefined : v.find((n) => /^vfio\d+$/.test(n));
+      if (name) cdevs.push(`/dev/vfio/devices/${name}`);
+    }
+    statsInto(cdevs, await lstats.lstats(cdevs));
+  }
+  const [res] = await Promise.all([second.length ? sys.readFiles(second, { wholeIfShort: true, timeoutMs }) : [], (async () => links(virtfn, await sys.readlinks!(virtfn)))()]);
+  files(second, res);
+}
+
+/** The virtfn index a VF's routing ID names (see vfIndexOf), from the PF's cached offset and stride. */
+async function candidateIndex(sys: Syscalls, pf: string, bdf: string, cache: ReadCache): Promise<number | null> {
+  const a = parseBdf(pf);
+  const v = parseBdf(bdf);
+  if (!a || !v) return null;
+  const pp = devPath(pf);
+  const [offset, stride] = [num(await cachedAttr(sys, `${pp}/sriov_offset`, cache)), num(await cachedAttr(sys, `${pp}/sriov_stride`, cache))];
+  const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
+  return offset !== null && stride && delta >= 0 && delta % stride === 0 ? delta / stride : null;
+}
 
 function cachedAttr(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
   if (!cache) return tryAttr(sys, path);
@@ -137,6 +254,12 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
   // driver_override_show takes the device lock: on a device whose removal (or a PF whose
   // sriov_numvfs write) waits for a VF's user, the read waits too — bounded, and said so
   const timed = async (name: string): Promise<string | null> => {
+    const at = cache?.attrs.get(`${p}/${name}`);
+    if (at) return at;
+    if (cache?.blocked.has(`${p}/${name}`)) {
+      blockedReads.push(name);
+      return null;
+    }
     try {
       return await withTimeout(readAttr(sys, `${p}/${name}`), t, `read ${p}/${name}`);
     } catch (e) {
@@ -146,13 +269,13 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     }
   };
   const [vendor, device, cls, driver, ovr, group, physfn] = await Promise.all([
-    tryAttr(sys, `${p}/vendor`),
-    tryAttr(sys, `${p}/device`),
-    tryAttr(sys, `${p}/class`),
-    linkBase(sys, `${p}/driver`),
+    attrOf(sys, `${p}/vendor`, cache),
+    attrOf(sys, `${p}/device`, cache),
+    attrOf(sys, `${p}/class`, cache),
+    linkOf(sys, `${p}/driver`, cache),
     timed("driver_override"),
-    linkBase(sys, `${p}/iommu_group`),
-    linkBase(sys, `${p}/physfn`),
+    linkOf(sys, `${p}/iommu_group`, cache),
+    linkOf(sys, `${p}/physfn`, cache),
   ]);
   const iommuGroup = group !== null && /^\d+$/.test(group) ? Number(group) : null;
   const vfioNode = iommuGroup === null ? null : `/dev/vfio/${iommuGroup}`;
@@ -165,7 +288,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     driverOverride: ovr === null || ovr === "(null)" || ovr === "" ? null : ovr,
     iommuGroup,
     vfioNode,
-    vfioNodeExists: vfioNode !== null && (await exists(sys, vfioNode)),
+    vfioNodeExists: vfioNode !== null && (await existsOf(sys, vfioNode, cache)),
     vfioDevice: null,
     cdevNode: null,
     sriov: null,
@@ -174,18 +297,18 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
   };
   if (driver !== null && isVfioDriver(driver)) {
     try {
-      facts.vfioDevice = (await sys.readdir(`${p}/vfio-dev`)).find((n) => /^vfio\d+$/.test(n)) ?? null;
+      facts.vfioDevice = (await dirOf(sys, `${p}/vfio-dev`, cache)).find((n) => /^vfio\d+$/.test(n)) ?? null;
     } catch {
       /* no vfio-dev class device (before 6.1) */
     }
-    if (facts.vfioDevice && (await exists(sys, `/dev/vfio/devices/${facts.vfioDevice}`))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
+    if (facts.vfioDevice && (await existsOf(sys, `/dev/vfio/devices/${facts.vfioDevice}`, cache))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
   }
   // the sriov_* attributes are visible on PFs only (iov.c sriov_pf_attrs_are_visible: a VF has
   // no SR-IOV capability of its own), so a VF is not asked for them
-  const total = facts.physfn ? null : await tryAttr(sys, `${p}/sriov_totalvfs`);
+  const total = facts.physfn ? null : await attrOf(sys, `${p}/sriov_totalvfs`, cache);
   if (total !== null) {
     const numVfs = num(await timed("sriov_numvfs"));
-    const entries = await sys.readdir(p);
+    const entries = await dirOf(sys, p, cache);
     const vfLinks = entries
       .filter((n) => /^virtfn\d+$/.test(n))
       .map((n) => Number(n.slice(6)))
@@ -195,7 +318,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
       const b = await cachedLink(sys, `${p}/virtfn${i}`, cache);
       if (b && isBdf(b)) vfs.push(b);
     }
-    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await tryAttr(sys, `${p}/sriov_drivers_autoprobe`)), vfs };
+    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await attrOf(sys, `${p}/sriov_drivers_autoprobe`, cache)), vfs };
   }
   if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf, cache);
   if (blockedReads.length) facts.blockedReads = blockedReads;

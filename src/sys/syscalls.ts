@@ -21,6 +21,8 @@
  * ```
  */
 
+import type { SysError } from "./errno.js";
+
 /** open(2) flags (x86_64 values). */
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
@@ -56,6 +58,21 @@ export interface Stat {
   uid?: number;
   gid?: number;
 }
+
+/** How {@link Syscalls.readFiles} reads each file. */
+export interface ReadFilesOptions {
+  /** as `readAttr`: a first read shorter than a page is the whole file (false: read to EOF, as `readText`) */
+  wholeIfShort: boolean;
+  /**
+   * How long a read that can block (src/sys/blocking.ts `readCannotBlock` false: `driver_override`,
+   * `sriov_numvfs` under the device lock) may take before it is answered `null` (blocked); the
+   * other paths' answers still arrive. Unset: wait for it.
+   */
+  timeoutMs?: number;
+}
+
+/** One path's answer in {@link Syscalls.readFiles}: the bytes, its open's or read's error, or null: still blocked after the timeout. */
+export type FileRead = Buffer | SysError | null;
 
 export interface Syscalls {
   /** "linux" for a real host, "model" for the kernel model. */
@@ -94,6 +111,19 @@ export interface Syscalls {
    * here": the caller makes the calls itself. src/sys/fsutil.ts uses it when present.
    */
   readFile?(path: string, wholeIfShort: boolean): Promise<Buffer> | undefined;
+  /**
+   * Optional: many small files read at once, each with the open, read(s) and close `readFile`
+   * would make, the answers in the order of `paths`. A read that can block never blocks the
+   * caller: after `opts.timeoutMs` it is answered null while the others' answers arrive. Absent
+   * where it would not be cheaper (the model; the real backend without its addon).
+   */
+  readFiles?: (paths: readonly string[], opts: ReadFilesOptions) => Promise<FileRead[]>;
+  /** Optional: readlink(2) of many paths at once: per path the target as stored, or its error. */
+  readlinks?: (paths: readonly string[]) => Promise<(string | SysError)[]>;
+  /** Optional: lstat(2) of many paths at once, per path as `lstat` answers it. */
+  lstats?: (paths: readonly string[]) => Promise<(Stat | SysError)[]>;
+  /** Optional: the entries of many folders at once, per path as `readdir` answers it. */
+  readdirs?: (paths: readonly string[]) => Promise<(string[] | SysError)[]>;
   /** Close every fd this process opened (what the kernel does when a process ends). */
   exit(): Promise<void>;
 }

@@ -12,6 +12,10 @@
  *   blocked (seen on 6.1 and 6.12: both take the device lock), and so may anything outside sysfs
  *   (/dev/kmsg, pipes, eventfds, device fds).
  * - opens, ioctls and the rest are synchronous system calls (they do not block on Linux).
+ * - with the addon (src/sys/linux/native/batch.c), `readFiles()` and `readlinks()` read many
+ *   files or links in one call: those whose read cannot block synchronously, the others in a
+ *   threadpool batch whose stuck read is answered null after the caller's timeout (see
+ *   {@link LinuxSyscalls.readFiles}); without it they are absent and callers read one by one.
  * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
  *   `readlink` returns the target exactly as stored (as the kernel gives it).
  * - Errors are {@link SysError}s with the errno, the syscall and the caller's path, built without
@@ -29,8 +33,8 @@
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { SysError } from "../errno.js";
-import type { FileKind, Stat, Syscalls } from "../syscalls.js";
-import { eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno } from "./ioctl.js";
+import type { FileKind, FileRead, ReadFilesOptions, Stat, Syscalls } from "../syscalls.js";
+import { batchReads, eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno, type BatchAddon, type BatchHandle, type BatchResult } from "./ioctl.js";
 import { constants as osConstants } from "node:os";
 import { VFIO } from "../../uapi/vfio.js";
 import { CHUNK, PAGE } from "../fsutil.js";
@@ -359,6 +363,198 @@ export class LinuxSyscalls implements Syscalls {
     }
     if (st === undefined) return Promise.reject(sysErrorFromErrno(2, syscall, path));
     return Promise.resolve({ kind: kindOf(st), mode: st.mode & 0o7777, size: st.size, rdev: st.rdev, uid: st.uid, gid: st.gid });
+  }
+
+  /** the addon's batch reads, looked up once (undefined: absent) */
+  private batchAddon: BatchAddon | undefined | null = null;
+  private batch(): BatchAddon | undefined {
+    if (this.batchAddon === null) this.batchAddon = batchReads();
+    return this.batchAddon;
+  }
+
+  /**
+   * {@link Syscalls.readFiles} through the addon (absent without it: callers read file by file).
+   * Files whose read cannot block ({@link readCannotBlock}) are read in one synchronous call on
+   * the JS thread; the others in one batch on a threadpool thread, queued first so that it runs
+   * while the JS thread reads the rest. A path of that batch still in its read after
+   * `timeoutMs` is answered null: the batch is cancelled (its thread stays in that read; the
+   * fd it opened is this object's from then, closed once the read returns) and the paths after
+   * it go on as a new batch. Every open, read and close is traced as the single calls trace them.
+   */
+  get readFiles(): ((paths: readonly string[], opts: ReadFilesOptions) => Promise<FileRead[]>) | undefined {
+    const a = this.batch();
+    return a ? (paths, opts) => this.batchReadFiles(a, paths, opts) : undefined;
+  }
+
+  /** {@link Syscalls.readlinks} through the addon: one synchronous call (absent without it). */
+  get readlinks(): ((paths: readonly string[]) => Promise<(string | SysError)[]>) | undefined {
+    const a = this.batch();
+    if (!a) return undefined;
+    return (paths) => {
+      const hosts = paths.map((p) => this.resolve(p));
+      const r = a.readlinks(hosts.join("\0"));
+      const trace = LinuxSyscalls.trace;
+      return Promise.resolve(
+        r.map((v, i) => {
+          trace?.(`l ${hosts[i]}`);
+          return typeof v === "string" ? v : sysErrorFromErrno(-v, "readlink", paths[i]);
+        }),
+      );
+    };
+  }
+
+  /** {@link Syscalls.lstats} through the addon: one synchronous call (absent without it). */
+  get lstats(): ((paths: readonly string[]) => Promise<(Stat | SysError)[]>) | undefined {
+    const a = this.batch();
+    if (!a) return undefined;
+    return (paths) => {
+      const hosts = paths.map((p) => this.resolve(p));
+      const r = a.lstats(hosts.join("\0"));
+      const trace = LinuxSyscalls.trace;
+      return Promise.resolve(
+        paths.map((p, i) => {
+          trace?.(`S ${hosts[i]}`);
+          const o = 6 * i;
+          if (r[o]! < 0) return sysErrorFromErrno(-r[o]!, "lstat", p);
+          const mode = r[o + 1]!;
+          const fmt = mode & 0o170000;
+          const kind: FileKind = fmt === 0o120000 ? "link" : fmt === 0o040000 ? "dir" : fmt === 0o020000 || fmt === 0o060000 ? "char" : "file";
+          return { kind, mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
+        }),
+      );
+    };
+  }
+
+  /** {@link Syscalls.readdirs} through the addon: one synchronous call (absent without it). */
+  get readdirs(): ((paths: readonly string[]) => Promise<(string[] | SysError)[]>) | undefined {
+    const a = this.batch();
+    if (!a) return undefined;
+    return (paths) => {
+      const hosts = paths.map((p) => this.resolve(p));
+      const r = a.readdirs(hosts.join("\0"));
+      const trace = LinuxSyscalls.trace;
+      return Promise.resolve(
+        r.map((v, i) => {
+          trace?.(`d ${hosts[i]}`);
+          return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[i]) : v;
+        }),
+      );
+    };
+  }
+
+  private batchReadFiles(a: BatchAddon, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
+    const out = new Array<FileRead>(paths.length);
+    const fast: number[] = [];
+    const slow: number[] = [];
+    paths.forEach((p, i) => (readCannotBlock(p) ? fast : slow).push(i));
+    const pending = slow.length ? this.readAsync(a, slow.map((i) => paths[i]!), opts) : undefined;
+    if (fast.length) {
+      const sub = fast.map((i) => paths[i]!);
+      const hosts = sub.map((p) => this.resolve(p));
+      const res = this.answers(a.readFiles(hosts.join("\0"), opts.wholeIfShort), sub, hosts, 0);
+      fast.forEach((i, k) => (out[i] = res[k]!));
+    }
+    if (!pending) return Promise.resolve(out);
+    return pending.then((res) => {
+      slow.forEach((i, k) => (out[i] = res[k]!));
+      return out;
+    });
+  }
+
+  /**
+   * A batch's answers for paths[from…] (hosts: their host paths), traced as open, read(s),
+   * close each: the bytes, or the SysError of the call that failed.
+   */
+  private answers(r: BatchResult, paths: readonly string[], hosts: readonly string[], from: number): FileRead[] {
+    const trace = LinuxSyscalls.trace;
+    const n = r.meta.length / 3;
+    const res = new Array<FileRead>(n);
+    let at = 0;
+    for (let k = 0; k < n; k++) {
+      const fd = r.meta[3 * k]!;
+      const reads = r.meta[3 * k + 1]!;
+      const len = r.meta[3 * k + 2]!;
+      const path = paths[from + k]!;
+      if (fd < 0) {
+        trace?.(`o -1 0 ${hosts[from + k]}`);
+        res[k] = sysErrorFromErrno(-fd, "open", path);
+        continue;
+      }
+      if (trace) {
+        trace(`o ${fd} 0 ${hosts[from + k]}`);
+        for (let j = 0; j < reads; j++) trace(`r ${fd} ${CHUNK}`);
+        trace(`c ${fd}`);
+      }
+      if (len < 0) res[k] = sysErrorFromErrno(-len, "read", path);
+      else {
+        res[k] = r.data.subarray(at, at + len);
+        at += len;
+      }
+    }
+    return res;
+  }
+
+  /** The reads that can block, in threadpool batches bounded by opts.timeoutMs (see readFiles). */
+  private readAsync(a: BatchAddon, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
+    const hosts = paths.map((p) => this.resolve(p));
+    const out = new Array<FileRead>(paths.length);
+    const ms = opts.timeoutMs;
+    return new Promise((resolve) => {
+      const start = (base: number): void => {
+        if (base >= paths.length) return resolve(out);
+        let taken = base; // answers in out up to here
+        let live = true;
+        let timer: NodeJS.Timeout | undefined;
+        let adopted = -1;
+        const take = () => {
+          const res = this.answers(a.batchTake(h, taken - base), paths, hosts, taken);
+          for (const r of res) out[taken++] = r;
+        };
+        const h: BatchHandle = a.readFilesAsync(hosts.slice(base).join("\0"), opts.wholeIfShort, () => {
+          if (live) {
+            clearTimeout(timer);
+            take();
+            return resolve(out);
+          }
+          // a cancelled batch: its stuck read has returned (its answer is not used); close its fd
+          if (adopted >= 0 && this.fds.has(adopted)) {
+            try {
+              this.closeNow(adopted);
+            } catch {
+              /* closed behind our back */
+            }
+          }
+        });
+        if (ms === undefined) return;
+        const check = () => {
+          const [done, cur, elapsed] = a.batchPoll(h);
+          if (elapsed < ms || (cur < 0 && done > 0)) {
+            // still within the timeout, or between two paths: look again when it would run out
+            timer = setTimeout(check, cur < 0 ? 1 : Math.max(1, Math.ceil(ms - elapsed)));
+            return;
+          }
+          live = false;
+          adopted = a.batchCancel(h);
+          take();
+          if (cur < 0) {
+            // not started within the timeout (the threadpool's threads are all in reads that
+            // block): every path left is as blocked as a single read queued behind them
+            while (taken < paths.length) out[taken++] = null;
+            return resolve(out);
+          }
+          // the path in its read: blocked; its open and read traced as made, its fd this object's
+          if (adopted >= 0) {
+            LinuxSyscalls.trace?.(`o ${adopted} 0 ${hosts[taken]}`);
+            LinuxSyscalls.trace?.(`r ${adopted} ${CHUNK}`);
+            this.fds.set(adopted, paths[taken]!);
+          }
+          out[taken] = null;
+          start(taken + 1);
+        };
+        timer = setTimeout(check, ms);
+      };
+      start(0);
+    });
   }
 
   async exit(): Promise<void> {

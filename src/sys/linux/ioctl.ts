@@ -40,6 +40,8 @@ export type FfiKind = "addon" | "koffi";
 /** One implementation: every call returns its result, or −errno when it failed. */
 export interface Ffi {
   readonly kind: FfiKind;
+  /** the addon's batch reads (absent with koffi, or with an addon built before them) */
+  readonly batch?: BatchAddon;
   /** the file loaded: the addon's path, or koffi's package folder */
   readonly from: string;
   /** ioctl(2) as {@link ioctlErrno} */
@@ -56,8 +58,32 @@ export interface Ffi {
  */
 export const ADDON_PATH = fileURLToPath(new URL("../../../../build/native/ioctl.node", import.meta.url));
 
+/** What a batch of file reads returns (src/sys/linux/native/batch.c): per path fd|−errno, reads, bytes|−errno. */
+export interface BatchResult {
+  meta: Int32Array;
+  data: Buffer;
+}
+
+/** An asynchronous batch in flight (batch.c readFilesAsync). */
+export type BatchHandle = { readonly __batch: unique symbol };
+
+/** The batch reads of the addon (src/sys/linux/native/batch.c; paths NUL-separated). */
+export interface BatchAddon {
+  readFiles(paths: string, wholeIfShort: boolean): BatchResult;
+  readlinks(paths: string): (string | number)[];
+  readFilesAsync(paths: string, wholeIfShort: boolean, done: () => void): BatchHandle;
+  /** [paths done, index in progress or −1, ms since it (or the batch) started] */
+  batchPoll(h: BatchHandle): [number, number, number];
+  batchTake(h: BatchHandle, from: number): BatchResult;
+  batchCancel(h: BatchHandle): number;
+  /** per path 6 numbers: 0 or −errno, st_mode, st_size, st_rdev, st_uid, st_gid */
+  lstats(paths: string): Float64Array;
+  /** per path its entries sorted as node:fs gives them, or −errno */
+  readdirs(paths: string): (string[] | number)[];
+}
+
 /** The functions of src/sys/linux/native/ioctl.c (see there). */
-interface Addon {
+interface Addon extends BatchAddon {
   ioctlInt(fd: number, request: number, arg: number | bigint): number;
   ioctlBuf(fd: number, request: number, arg: Buffer): number;
   address(buf: Buffer): bigint;
@@ -82,9 +108,12 @@ export function loadAddon(file: string = process.env.VFIOCTL_ADDON || ADDON_PATH
     throw new Error(`ioctl addon ${file}: ${(e as Error).message} (build it with \`node tools/build-native.mjs\`, which needs a C compiler: Debian: apt-get install gcc libc6-dev)`);
   }
   const a = mod.exports as Addon;
+  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs"] as const;
+  const batch: BatchAddon | undefined = batchFns.every((f) => typeof a[f] === "function") ? a : undefined;
   return {
     kind: "addon",
     from: file,
+    batch,
     ioctlErrno(fd: number, request: number, arg: Buffer | number): number {
       if (typeof arg !== "object") return a.ioctlInt(fd, request, arg);
       const ptrs = userPointers(arg);
@@ -219,6 +248,25 @@ function load(): Ffi {
   } catch (e) {
     loadError = e as Error;
     throw loadError;
+  }
+}
+
+/**
+ * The addon's batch reads, or undefined when the FFI in use is koffi (`VFIOCTL_FFI=koffi`, no
+ * addon built, or one built before batch.c): callers then read file by file. Loads the addon
+ * (never koffi) when nothing is loaded yet; the addon then serves the ioctls too, as load()
+ * would have chosen it.
+ */
+export function batchReads(): BatchAddon | undefined {
+  if (ffi) return ffi.batch;
+  if (loadError || process.env.VFIOCTL_FFI === "koffi") return undefined;
+  // the addon only: koffi has no batch reads, and loading it costs more than a list saves
+  try {
+    const want = process.env.VFIOCTL_FFI || "";
+    if (want !== "" && want !== "addon") return undefined;
+    return (ffi = loadAddon()).batch;
+  } catch {
+    return undefined;
   }
 }
 

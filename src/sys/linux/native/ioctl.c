@@ -16,6 +16,8 @@
  *                                bytes off V8's heap for good, so it stays valid while buf lives
  *   eventfd(initval, flags)      a new fd
  *   lseek(fd, offset, whence)    the new offset (a number)
+ *   readFiles, readlinks, readFilesAsync, batchPoll, batchTake, batchCancel, lstats, readdirs
+ *                                batch reads of small files and links (batch.c, see there)
  *
  * request is converted as JavaScript's `>>> 0` does (the ioctl numbers with the direction bit
  * set are above 2^31) and passed as an unsigned long, as <sys/ioctl.h> declares it.
@@ -164,12 +166,17 @@ static napi_value Lseek(napi_env env, napi_callback_info info) {
   return int_value(env, r);
 }
 
+#include "batch.c"
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
     napi_callback cb;
   } fns[] = {
       {"ioctl", Ioctl}, {"ioctlInt", IoctlInt}, {"ioctlBuf", IoctlBuf}, {"address", Address}, {"eventfd", Eventfd}, {"lseek", Lseek},
+      {"readFiles", ReadFiles}, {"readlinks", Readlinks}, {"readFilesAsync", ReadFilesAsync},
+      {"batchPoll", BatchPoll}, {"batchTake", BatchTake}, {"batchCancel", BatchCancel},
+      {"lstats", Lstats}, {"readdirs", Readdirs},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
