@@ -138,10 +138,7 @@ static napi_value meta_data(napi_env env, const int32_t *meta, size_t n, const c
 }
 
 static napi_value ReadFiles(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) return throw_type(env, "readFiles(paths, wholeIfShort): 2 arguments");
+  ARGS(2, 2, "readFiles(paths, wholeIfShort): 2 arguments");
   bool whole;
   if (napi_get_value_bool(env, argv[1], &whole) != napi_ok) return throw_type(env, "readFiles: wholeIfShort must be a boolean");
   paths_t ps;
@@ -162,10 +159,7 @@ static napi_value ReadFiles(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Readlinks(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "readlinks(paths): 1 argument");
+  ARGS(1, 1, "readlinks(paths): 1 argument");
   paths_t ps;
   if (!paths_arg(env, argv[0], &ps)) return NULL;
   napi_value arr;
@@ -299,10 +293,7 @@ static batch_t *batch_arg(napi_env env, napi_value v) {
 }
 
 static napi_value ReadFilesAsync(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "readFilesAsync(paths, wholeIfShort, cb): 3 arguments");
+  ARGS(3, 3, "readFilesAsync(paths, wholeIfShort, cb): 3 arguments");
   bool whole;
   napi_valuetype t;
   if (napi_get_value_bool(env, argv[1], &whole) != napi_ok) return throw_type(env, "readFilesAsync: wholeIfShort must be a boolean");
@@ -359,10 +350,7 @@ static napi_value BatchPoll(napi_env env, napi_callback_info info) {
 }
 
 static napi_value BatchTake(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) return throw_type(env, "batchTake(h, from): 2 arguments");
+  ARGS(2, 2, "batchTake(h, from): 2 arguments");
   batch_t *b = batch_arg(env, argv[0]);
   if (!b) return NULL;
   uint32_t from;
@@ -398,10 +386,7 @@ static napi_value BatchCancel(napi_env env, napi_callback_info info) {
  * st_gid (the five 0 after an error).
  */
 static napi_value Lstats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "lstats(paths): 1 argument");
+  ARGS(1, 1, "lstats(paths): 1 argument");
   paths_t ps;
   if (!paths_arg(env, argv[0], &ps)) return NULL;
   napi_value ab, ta;
@@ -435,10 +420,7 @@ static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const 
  * order libuv's scandir gives node:fs readdirSync), or −errno.
  */
 static napi_value Readdirs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "readdirs(paths): 1 argument");
+  ARGS(1, 1, "readdirs(paths): 1 argument");
   paths_t ps;
   if (!paths_arg(env, argv[0], &ps)) return NULL;
   napi_value arr;

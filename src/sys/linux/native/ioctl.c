@@ -42,6 +42,13 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* a Node-API entry point's arguments: up to N in argv, fewer than MIN is a TypeError naming USAGE */
+#define ARGS(N, MIN, USAGE)                                  \
+  size_t argc = (N);                                         \
+  napi_value argv[N];                                        \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);      \
+  if (argc < (MIN)) return throw_type(env, USAGE)
+
 static napi_value int_value(napi_env env, int64_t v) {
   napi_value out;
   if (v >= INT32_MIN && v <= INT32_MAX) napi_create_int32(env, (int32_t)v, &out);
@@ -86,10 +93,7 @@ static napi_value ioctl_buf(napi_env env, int32_t fd, uint32_t request, napi_val
 }
 
 static napi_value IoctlInt(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "ioctlInt(fd, request, arg): 3 arguments");
+  ARGS(3, 3, "ioctlInt(fd, request, arg): 3 arguments");
   int32_t fd;
   uint32_t request;
   if (!fd_request(env, argv, &fd, &request)) return NULL;
@@ -97,10 +101,7 @@ static napi_value IoctlInt(napi_env env, napi_callback_info info) {
 }
 
 static napi_value IoctlBuf(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "ioctlBuf(fd, request, buf): 3 arguments");
+  ARGS(3, 3, "ioctlBuf(fd, request, buf): 3 arguments");
   int32_t fd;
   uint32_t request;
   if (!fd_request(env, argv, &fd, &request)) return NULL;
@@ -108,10 +109,7 @@ static napi_value IoctlBuf(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Ioctl(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) return throw_type(env, "ioctl(fd, request[, arg]): at least 2 arguments");
+  ARGS(3, 2, "ioctl(fd, request[, arg]): at least 2 arguments");
   int32_t fd;
   uint32_t request;
   if (!fd_request(env, argv, &fd, &request)) return NULL;
