@@ -337,14 +337,14 @@ export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[]
 
 interface Ids {
   irqs: Ida;
-  ptp: Set<number>;
+  ptp: Ida;
   wakeup: number;
   sources: WeakMap<PciDev, Map<string, number>>;
 }
 const ids = new WeakMap<Kernel, Ids>();
 const idsOf = (k: Kernel): Ids => {
   let i = ids.get(k);
-  if (!i) ids.set(k, (i = { irqs: new Ida(24), ptp: new Set(), wakeup: 0, sources: new WeakMap() }));
+  if (!i) ids.set(k, (i = { irqs: new Ida(24), ptp: new Ida(), wakeup: 0, sources: new WeakMap() }));
   return i;
 };
 
@@ -364,15 +364,11 @@ export function msiFreeIrqs(k: Kernel, irqs: readonly number[]): void {
 
 /** drivers/ptp ptp_clock_register: ptp<N>, N the lowest free index (an IDA) */
 export function ptpClockRegister(k: Kernel, d: PciDev): void {
-  const s = idsOf(k).ptp;
-  let n = 0;
-  while (s.has(n)) n++;
-  s.add(n);
-  d.ptpIndex = n;
+  d.ptpIndex = idsOf(k).ptp.alloc();
 }
 
 export function ptpClockUnregister(k: Kernel, d: PciDev): void {
-  if (d.ptpIndex !== null) idsOf(k).ptp.delete(d.ptpIndex);
+  if (d.ptpIndex !== null) idsOf(k).ptp.free(d.ptpIndex);
   d.ptpIndex = null;
 }
 

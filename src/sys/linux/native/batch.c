@@ -326,10 +326,8 @@ static napi_value ReadFilesAsync(napi_env env, napi_callback_info info) {
 }
 
 static napi_value BatchPoll(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  batch_t *b = argc < 1 ? (throw_type(env, "batchPoll(h)"), NULL) : batch_arg(env, argv[0]);
+  ARGS(1, 1, "batchPoll(h)");
+  batch_t *b = batch_arg(env, argv[0]);
   if (!b) return NULL;
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -366,10 +364,8 @@ static napi_value BatchTake(napi_env env, napi_callback_info info) {
 }
 
 static napi_value BatchCancel(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  batch_t *b = argc < 1 ? (throw_type(env, "batchCancel(h)"), NULL) : batch_arg(env, argv[0]);
+  ARGS(1, 1, "batchCancel(h)");
+  batch_t *b = batch_arg(env, argv[0]);
   if (!b) return NULL;
   pthread_mutex_lock(&b->mu);
   b->cancel = 1;

@@ -74,10 +74,7 @@ static napi_value ioctl_int(napi_env env, int32_t fd, uint32_t request, napi_val
   int64_t v;
   if (!long_arg(env, arg, &v)) return throw_type(env, "ioctl: the argument must be a number, a BigInt or a Buffer");
   int ret = ioctl(fd, (unsigned long)request, (long)v);
-  int r = RESULT(ret);
-  napi_value out;
-  napi_create_int32(env, r, &out);
-  return out;
+  return int_value(env, RESULT(ret));
 }
 
 static napi_value ioctl_buf(napi_env env, int32_t fd, uint32_t request, napi_value arg) {
@@ -86,10 +83,7 @@ static napi_value ioctl_buf(napi_env env, int32_t fd, uint32_t request, napi_val
   if (napi_get_typedarray_info(env, arg, NULL, &len, &data, NULL, NULL) != napi_ok)
     return throw_type(env, "ioctl: the struct must be a Buffer");
   int ret = ioctl(fd, (unsigned long)request, data);
-  int r = RESULT(ret);
-  napi_value out;
-  napi_create_int32(env, r, &out);
-  return out;
+  return int_value(env, RESULT(ret));
 }
 
 static napi_value IoctlInt(napi_env env, napi_callback_info info) {
