@@ -5,7 +5,7 @@
 import { ERRNO, SysError, errnoName } from "../sys/errno.js";
 import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, type Stat, type Syscalls } from "../sys/syscalls.js";
 import { readCannotBlock } from "../sys/blocking.js";
-import { CHUNK, PAGE } from "../sys/fsutil.js";
+import { readToEnd } from "../sys/fsutil.js";
 import { EventFdFile } from "./eventfd.js";
 import { SysErrorCode } from "./errors.js";
 import type { OpenFile } from "./fs/file.js";
@@ -191,16 +191,9 @@ export class ModelProcess implements Syscalls {
       const fd = this.openIn(task, path, O_RDONLY);
       const f = this.fds.get(fd)!;
       try {
-        if (!f.read) throw new SysErrorCode(ERRNO.EINVAL);
-        const first = await f.read(task, CHUNK);
-        if (first.length === 0 || (wholeIfShort && first.length < PAGE)) return first;
-        const parts: Buffer[] = [first];
-        for (;;) {
-          const b = await f.read(task, CHUNK);
-          if (b.length === 0) break;
-          parts.push(b);
-        }
-        return Buffer.concat(parts);
+        const read = f.read?.bind(f);
+        if (!read) throw new SysErrorCode(ERRNO.EINVAL);
+        return await readToEnd(async (n) => read(task, n), wholeIfShort);
       } catch (e) {
         if (e instanceof SysErrorCode) throw stackless(() => new SysError(errnoName(e.errno), "read", undefined));
         throw e;

@@ -458,6 +458,13 @@ class Runner {
     return `/dev/vfio/devices/${n}`;
   }
 
+  /** The file an open or stat op names: its path, or the device's group or cdev node. */
+  private nodePath(op: Op, sys: Syscalls): Promise<string> {
+    if (op.groupOf) return this.groupPath(op, sys, op.groupOf);
+    if (op.cdevOf) return this.cdevPath(op, sys, op.cdevOf);
+    return Promise.resolve(op.path!);
+  }
+
   /**
    * A stat result as one comparable line: kind, permission bits, owner, and for a device node
    * its number. A major Linux hands out at run time (fs/char_dev.c find_dynamic_major: 254…234,
@@ -505,18 +512,18 @@ class Runner {
         return { call: `exists ${op.path}`, run: async () => ({ value: await exists(sys, op.path!) }) };
       case "stat":
         return {
-          call: `${op.nofollow ? "lstat" : "stat"} ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path}`,
+          call: `${op.nofollow ? "lstat" : "stat"} ${nodeText(op)}`,
           run: async () => {
-            const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.cdevOf ? await this.cdevPath(op, sys, op.cdevOf) : op.path!;
+            const path = await this.nodePath(op, sys);
             const st = op.nofollow ? await sys.lstat(path) : await sys.stat(path);
             return { value: this.statValue(st) };
           },
         };
       case "open":
         return {
-          call: `open ${op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path} as ${op.as}`,
+          call: `open ${nodeText(op)} as ${op.as}`,
           run: async () => {
-            const path = op.groupOf ? await this.groupPath(op, sys, op.groupOf) : op.cdevOf ? await this.cdevPath(op, sys, op.cdevOf) : op.path!;
+            const path = await this.nodePath(op, sys);
             return this.newFd(proc!, op.as!, await sys.open(path, op.flags ?? 0));
           },
         };
@@ -745,4 +752,9 @@ export function logMatch(p: LogPattern, l: LogLine): boolean {
 
 function showPat(p: LogPattern): string {
   return typeof p === "string" ? JSON.stringify(p) : `${p.level ?? ""} ${JSON.stringify(p.text)}`;
+}
+
+/** How an open or stat op names its file in the transcript. */
+function nodeText(op: Op): string {
+  return op.groupOf ? `group_of(${op.groupOf})` : op.cdevOf ? `cdev_of(${op.cdevOf})` : op.path!;
 }

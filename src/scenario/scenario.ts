@@ -291,6 +291,15 @@ class Parser {
       return String(v);
     };
     const as = r.as !== undefined ? str(r.as, "as") : undefined;
+    // the file an open or stat names: PATH, or a device's group node or cdev node as the kernel
+    // selftests find them (its iommu_group link, its vfio-dev/ directory)
+    const nodeOf = (v: "open" | "stat"): Pick<Op, "path" | "groupOf" | "cdevOf"> => {
+      const o = r[v];
+      if (!isObj(o)) return { path: str(o, v) };
+      if (o.group_of !== undefined) return { groupOf: str(o.group_of, `${v}.group_of`) };
+      if (o.cdev_of !== undefined) return { cdevOf: str(o.cdev_of, `${v}.cdev_of`) };
+      throw this.err(`${where}.${v}`, "expected a path, { group_of: BDF } or { cdev_of: BDF }");
+    };
     if (as === "never-opened") throw this.err(`${where}.as`, "never-opened is the name of an fd no process has open; choose another name");
     switch (verb) {
       case "write":
@@ -313,23 +322,10 @@ class Parser {
         return [{ kind: "exists", ...base, expect, path: str(r.exists, "exists") }];
       case "stat": {
         // stat: PATH, or the group/cdev node of a device as open finds it
-        const o = r.stat;
-        const op: Op = { kind: "stat", ...base, expect, ...(r.nofollow ? { nofollow: true } : {}) };
-        if (isObj(o)) {
-          if (o.group_of !== undefined) op.groupOf = str(o.group_of, "stat.group_of");
-          else if (o.cdev_of !== undefined) op.cdevOf = str(o.cdev_of, "stat.cdev_of");
-          else throw this.err(`${where}.stat`, "expected a path, { group_of: BDF } or { cdev_of: BDF }");
-        } else op.path = str(o, "stat");
-        return [op];
+        return [{ kind: "stat", ...base, expect, ...(r.nofollow ? { nofollow: true } : {}), ...nodeOf("stat") }];
       }
       case "open": {
-        const o = r.open;
-        const op: Op = { kind: "open", ...base, expect, as: as ?? name, flags: 0 };
-        if (isObj(o)) {
-          if (o.group_of !== undefined) op.groupOf = str(o.group_of, "open.group_of");
-          else if (o.cdev_of !== undefined) op.cdevOf = str(o.cdev_of, "open.cdev_of");
-          else throw this.err(`${where}.open`, "expected a path, { group_of: BDF } or { cdev_of: BDF }");
-        } else op.path = str(o, "open");
+        const op: Op = { kind: "open", ...base, expect, as: as ?? name, flags: 0, ...nodeOf("open") };
         op.flags = r.flags !== undefined ? this.flags(r.flags, OPEN_FLAGS, `${where}.flags`) : op.groupOf || op.cdevOf || op.path!.startsWith("/dev/vfio") || op.path === "/dev/iommu" ? 2 : 0;
         return [op];
       }

@@ -13,18 +13,26 @@ async function readFd(sys: Syscalls, path: string, wholeIfShort: boolean): Promi
   if (whole) return (await whole).toString("utf8");
   const fd = await sys.open(path, O_RDONLY);
   try {
-    const first = await sys.read(fd, CHUNK);
-    if (first.length === 0 || (wholeIfShort && first.length < PAGE)) return first.toString("utf8");
-    const parts: Buffer[] = [first];
-    for (;;) {
-      const b = await sys.read(fd, CHUNK);
-      if (b.length === 0) break;
-      parts.push(b);
-    }
-    return Buffer.concat(parts).toString("utf8");
+    return (await readToEnd((n) => sys.read(fd, n), wholeIfShort)).toString("utf8");
   } finally {
     await sys.close(fd);
   }
+}
+
+/**
+ * The bytes of an open file, made of read(2)s of CHUNK bytes through `read`: until EOF, or with
+ * `wholeIfShort` only the first when it is shorter than a page (an attribute: see readAttr).
+ */
+export async function readToEnd(read: (length: number) => Promise<Buffer>, wholeIfShort: boolean): Promise<Buffer> {
+  const first = await read(CHUNK);
+  if (first.length === 0 || (wholeIfShort && first.length < PAGE)) return first;
+  const parts: Buffer[] = [first];
+  for (;;) {
+    const b = await read(CHUNK);
+    if (b.length === 0) break;
+    parts.push(b);
+  }
+  return Buffer.concat(parts);
 }
 
 /** Read a whole (small) file the way `cat` does: open, read until EOF, close. */
