@@ -41,6 +41,9 @@ class OneByOne extends LinuxSyscalls {
   override get lstats(): undefined {
     return undefined;
   }
+  override get stats(): undefined {
+    return undefined;
+  }
   override get readdirs(): undefined {
     return undefined;
   }
@@ -219,6 +222,110 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
     } finally {
       LinuxSyscalls.trace = undefined;
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /**
+   * A tree of `n` devices, each with a vendor file, a driver link and a net/ folder, and a char
+   * device node for each: enough paths for a batch to be read in two halves at once.
+   */
+  function manyDevices(n: number) {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-batch-many-"));
+    const bdfs: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = `0000:${(1 + (i >> 5)).toString(16).padStart(2, "0")}:${(i & 31).toString(16).padStart(2, "0")}.0`;
+      bdfs.push(b);
+      const dev = path.join(root, "sys/bus/pci/devices", b);
+      fs.mkdirSync(path.join(dev, "net", `eth${i}`), { recursive: true });
+      fs.writeFileSync(path.join(dev, "vendor"), `0x${(0x8000 + i).toString(16)}\n`);
+      if (i % 3) fs.symlinkSync(`../../../bus/pci/drivers/drv${i % 7}`, path.join(dev, "driver"));
+    }
+    fs.mkdirSync(path.join(root, "dev"));
+    fs.symlinkSync("/dev/null", path.join(root, "dev/null-link"));
+    return { root, bdfs };
+  }
+
+  test("batches of hundreds of paths (read in two halves at once) answer and trace in path order as single calls do", { skip, timeout: 30_000 }, async () => {
+    const { root, bdfs } = manyDevices(300);
+    try {
+      const files = bdfs.flatMap((b) => [`/sys/bus/pci/devices/${b}/vendor`, `/sys/bus/pci/devices/${b}/nope`]);
+      const links = bdfs.map((b) => `/sys/bus/pci/devices/${b}/driver`);
+      const dirs = bdfs.flatMap((b) => [`/sys/bus/pci/devices/${b}/net`, `/sys/bus/pci/devices/${b}/vendor`]);
+      const stats = [...bdfs.map((b) => `/sys/bus/pci/devices/${b}/driver`), "/dev/null-link", "/dev/nope"];
+      const t1: string[] = [];
+      LinuxSyscalls.trace = (l) => void t1.push(l);
+      const a = new OneByOne({ root });
+      const one = {
+        files: [] as Answer[],
+        links: [] as unknown[],
+        dirs: [] as unknown[],
+        lstats: [] as unknown[],
+        stats: [] as unknown[],
+      };
+      for (const p of files) one.files.push(await readAttr(a, p).then((s) => ({ bytes: s }), (e: SysError) => answer(e)));
+      for (const p of links) one.links.push(await a.readlink(p).catch((e: SysError) => answer(e)));
+      for (const p of dirs) one.dirs.push(await a.readdir(p).catch((e: SysError) => answer(e)));
+      for (const p of stats) one.lstats.push(await a.lstat(p).catch((e: SysError) => answer(e)));
+      for (const p of stats) one.stats.push(await a.stat(p).catch((e: SysError) => answer(e)));
+      const t2: string[] = [];
+      LinuxSyscalls.trace = (l) => void t2.push(l);
+      const b = new LinuxSyscalls({ root });
+      const val = (r: unknown) => (r instanceof SysError ? answer(r) : r);
+      const got = {
+        files: (await b.readFiles!(files, { wholeIfShort: true })).map((r) => (Buffer.isBuffer(r) ? { bytes: r.toString("utf8").replace(/\n$/, "") } : answer(r as SysError))),
+        links: (await b.readlinks!(links)).map(val),
+        dirs: (await b.readdirs!(dirs)).map(val),
+        lstats: (await b.lstats!(stats)).map(val),
+        stats: (await b.stats!(stats)).map(val),
+      };
+      LinuxSyscalls.trace = undefined;
+      assert.deepEqual(got, one);
+      // the same operations in the same order, fds renamed (each path's open, read and close)
+      const norm = (t: string[]) => t.map((l) => l.replace(/^([orc]) -?\d+/, "$1 FD"));
+      assert.deepEqual(norm(t2), norm(t1));
+      assert.deepEqual(got.files.slice(0, 4), [{ bytes: "0x8000" }, { error: "ENOENT", syscall: "open", path: files[1] }, { bytes: "0x8001" }, { error: "ENOENT", syscall: "open", path: files[3] }]);
+      assert.equal((got.files[599] as { error: string }).error, "ENOENT");
+      assert.deepEqual(got.links.slice(0, 3), [{ error: "ENOENT", syscall: "readlink", path: links[0] }, "../../../bus/pci/drivers/drv1", "../../../bus/pci/drivers/drv2"]);
+      assert.deepEqual(got.dirs.slice(-2), [[`eth299`], { error: "ENOTDIR", syscall: "readdir", path: dirs[599] }]);
+      assert.deepEqual([(got.lstats.at(-2) as { kind: string }).kind, (got.stats.at(-2) as { kind: string }).kind], ["link", "char"]);
+      assert.equal((got.stats.at(-2) as { rdev: number }).rdev, fs.statSync("/dev/null").rdev);
+      assert.deepEqual(got.stats.at(-1), { error: "ENOENT", syscall: "stat", path: "/dev/nope" });
+      assert.deepEqual(b.openFds(), []);
+    } finally {
+      LinuxSyscalls.trace = undefined;
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("with every threadpool thread stuck in a read that blocks, a large batch is still answered, all on the JS thread", { skip, timeout: 30_000 }, async () => {
+    const { root, bdfs } = manyDevices(200);
+    const fifoDir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-batch-stuck-"));
+    const size = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const fifos = Array.from({ length: size }, (_, i) => path.join(fifoDir, `f${i}`));
+    for (const f of fifos) execFileSync("mkfifo", [f]);
+    // an open for reading of a FIFO without a writer blocks its threadpool thread
+    const stuck = fifos.map((f) => fs.promises.open(f, "r").then((h) => h.close()));
+    await new Promise((r) => setTimeout(r, 200));
+    const sys = new LinuxSyscalls({ root });
+    try {
+      const links = bdfs.map((b) => `/sys/bus/pci/devices/${b}/driver`);
+      const t0 = Date.now();
+      const got = await sys.readlinks!(links);
+      const vendors = await sys.readFiles!(bdfs.map((b) => `/sys/bus/pci/devices/${b}/vendor`), { wholeIfShort: true });
+      const ms = Date.now() - t0;
+      assert.equal(got.length, 200);
+      assert.equal(got[1], "../../../bus/pci/drivers/drv1");
+      assert.ok(got[0] instanceof SysError && got[0].code === "ENOENT");
+      assert.deepEqual(vendors.slice(0, 2).map((r) => String(r)), ["0x8000\n", "0x8001\n"]);
+      assert.ok(ms < 5000, `answered in ${ms} ms while the threadpool was stuck`);
+    } finally {
+      // a writer for each FIFO: the stuck opens return and the threadpool is free again
+      const ws = fifos.map((f) => fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      await Promise.all(stuck);
+      for (const w of ws) fs.closeSync(w);
+      await sys.exit();
+      fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(fifoDir, { recursive: true, force: true });
     }
   });
 

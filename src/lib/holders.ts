@@ -22,6 +22,7 @@
  * ```
  */
 import { readAttr } from "../sys/fsutil.js";
+import { readdirsOf, readFilesOf, readlinksOf, statsOf } from "../sys/batch.js";
 import { devName, parseDevAttr } from "../sys/devnum.js";
 import type { Syscalls } from "../sys/syscalls.js";
 
@@ -76,85 +77,75 @@ const ANON_DEVICE = "anon_inode:[vfio-device]";
 /** link text fallback (stat refused): the node's path, also under a chroot prefix */
 const PATH_TARGET = /(?:^|\/)dev\/vfio\/(?:(?:noiommu-)?(\d+)|(vfio)|devices\/vfio(\d+))$|(?:^|\/)dev\/(iommu)$/;
 
-async function tryStatRdev(sys: Syscalls, path: string): Promise<number | null> {
-  try {
-    const st = await sys.stat(path);
-    return st.kind === "char" && st.rdev ? st.rdev : null;
-  } catch {
-    return null;
-  }
-}
-
-async function tryReaddir(sys: Syscalls, path: string): Promise<string[]> {
-  try {
-    return await sys.readdir(path);
-  } catch {
-    return [];
-  }
-}
-
-async function tryLinkBase(sys: Syscalls, path: string): Promise<string | null> {
-  try {
-    const t = await sys.readlink(path);
-    return t.slice(t.lastIndexOf("/") + 1);
-  } catch {
-    return null;
-  }
-}
-
-async function devAttr(sys: Syscalls, path: string): Promise<number | null> {
-  try {
-    return parseDevAttr(await readAttr(sys, path));
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The host's vfio nodes by device number: /dev/vfio/{vfio,<N>,noiommu-<N>,devices/vfio<N>},
  * /dev/iommu, and (when /dev lacks them, e.g. in a container) the sysfs `dev` attributes of
  * /sys/class/vfio/<N>, /sys/class/vfio-dev/vfio<N> and /sys/class/misc/{vfio,iommu}.
  */
 export async function vfioNodeNumbers(sys: Syscalls): Promise<Map<string, NodeInfo>> {
+  // every folder, then every node and attribute, then the cdevs' links, each in one batch
+  // (src/sys/batch.ts); the answers are taken in the order below, the first for a number wins
+  const [devVfio, devCdevs, classVfio, classVfioDev] = (await readdirsOf(sys, ["/dev/vfio", "/dev/vfio/devices", "/sys/class/vfio", "/sys/class/vfio-dev"])).map((d) => (d instanceof Error ? [] : d));
+  const GROUP = /^(?:noiommu-)?(\d+)$/;
+  const CDEV = /^vfio(\d+)$/;
+  const groups = devVfio!.filter((n) => GROUP.test(n));
+  const cdevs = devCdevs!.filter((n) => CDEV.test(n));
+  const classGroups = classVfio!.filter((n) => GROUP.test(n));
+  const classCdevs = classVfioDev!.filter((n) => CDEV.test(n));
+  const statPaths = ["/dev/vfio/vfio", "/dev/iommu", ...groups.map((n) => `/dev/vfio/${n}`), ...cdevs.map((n) => `/dev/vfio/devices/${n}`)];
+  const attrPaths = [...classGroups.map((n) => `/sys/class/vfio/${n}/dev`), ...classCdevs.map((n) => `/sys/class/vfio-dev/${n}/dev`), "/sys/class/misc/vfio/dev", "/sys/class/misc/iommu/dev"];
+  const [st, attrs] = await Promise.all([statsOf(sys, statPaths), readFilesOf(sys, attrPaths, { wholeIfShort: true })]);
+  const rdevs = new Map<string, number | null>();
+  statPaths.forEach((p, i) => {
+    const r = st[i]!;
+    rdevs.set(p, r instanceof Error || r.kind !== "char" || !r.rdev ? null : r.rdev);
+  });
+  attrPaths.forEach((p, i) => {
+    const r = attrs[i];
+    rdevs.set(p, Buffer.isBuffer(r) ? parseDevAttr(r.toString("utf8").replace(/\n$/, "")) : null);
+  });
+  // a cdev's device and group: the class link ends in <BDF>/vfio-dev/vfio<N> (else its
+  // `device` link, relative: "../../../<BDF>"), then that device's iommu_group link
+  const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+  const idxs = [...new Set([...cdevs, ...classCdevs].map((n) => n.slice(4)))];
+  const device = new Map<string, string | null>();
+  const classLinks = await readlinksOf(sys, idxs.map((i) => `/sys/class/vfio-dev/vfio${i}`));
+  idxs.forEach((i, k) => {
+    const t = classLinks[k]!;
+    device.set(i, typeof t === "string" ? (/([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/vfio-dev\/vfio\d+\/?$/.exec(t)?.[1] ?? null) : null);
+  });
+  const unresolved = idxs.filter((i) => !device.get(i));
+  const deviceLinks = await readlinksOf(sys, unresolved.map((i) => `/sys/class/vfio-dev/vfio${i}/device`));
+  unresolved.forEach((i, k) => {
+    const t = deviceLinks[k]!;
+    const b = typeof t === "string" ? t.slice(t.lastIndexOf("/") + 1) : null;
+    device.set(i, b && BDF.test(b) ? b : null);
+  });
+  const bdfs = [...new Set([...device.values()].filter((d): d is string => d !== null))];
+  const groupLinks = await readlinksOf(sys, bdfs.map((b) => `/sys/bus/pci/devices/${b}/iommu_group`));
+  const groupOf = new Map<string, number | null>();
+  bdfs.forEach((b, k) => {
+    const t = groupLinks[k]!;
+    const g = typeof t === "string" ? t.slice(t.lastIndexOf("/") + 1) : null;
+    groupOf.set(b, g !== null && /^\d+$/.test(g) ? Number(g) : null);
+  });
+  const cdevInfo = (n: string): NodeInfo => {
+    const d = device.get(n.slice(4)) ?? null;
+    return { kind: "cdev", device: d, group: d ? (groupOf.get(d) ?? null) : null };
+  };
   const out = new Map<string, NodeInfo>();
-  const put = (rdev: number | null, n: NodeInfo) => {
+  const put = (path: string, n: NodeInfo) => {
+    const rdev = rdevs.get(path) ?? null;
     if (rdev !== null && !out.has(devName(rdev))) out.set(devName(rdev), n);
   };
-  const cdevGroup = async (idx: string): Promise<{ device: string | null; group: number | null }> => {
-    // the class link ends in <BDF>/vfio-dev/vfio<N> (its `device` link is relative: "../../../<BDF>")
-    let device: string | null = null;
-    try {
-      device = /([0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/vfio-dev\/vfio\d+\/?$/.exec(await sys.readlink(`/sys/class/vfio-dev/vfio${idx}`))?.[1] ?? null;
-    } catch {
-      /* no class directory */
-    }
-    if (!device) {
-      const b = await tryLinkBase(sys, `/sys/class/vfio-dev/vfio${idx}/device`);
-      device = b && /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(b) ? b : null;
-    }
-    const g = device ? await tryLinkBase(sys, `/sys/bus/pci/devices/${device}/iommu_group`) : null;
-    return { device, group: g !== null && /^\d+$/.test(g) ? Number(g) : null };
-  };
-  put(await tryStatRdev(sys, "/dev/vfio/vfio"), { kind: "container", group: null, device: null });
-  put(await tryStatRdev(sys, "/dev/iommu"), { kind: "iommufd", group: null, device: null });
-  for (const n of await tryReaddir(sys, "/dev/vfio")) {
-    const m = /^(?:noiommu-)?(\d+)$/.exec(n);
-    if (m) put(await tryStatRdev(sys, `/dev/vfio/${n}`), { kind: "group", group: Number(m[1]), device: null });
-  }
-  for (const n of await tryReaddir(sys, "/dev/vfio/devices")) {
-    const m = /^vfio(\d+)$/.exec(n);
-    if (m) put(await tryStatRdev(sys, `/dev/vfio/devices/${n}`), { kind: "cdev", ...(await cdevGroup(m[1]!)) });
-  }
-  for (const n of await tryReaddir(sys, "/sys/class/vfio")) {
-    const m = /^(?:noiommu-)?(\d+)$/.exec(n);
-    if (m) put(await devAttr(sys, `/sys/class/vfio/${n}/dev`), { kind: "group", group: Number(m[1]), device: null });
-  }
-  for (const n of await tryReaddir(sys, "/sys/class/vfio-dev")) {
-    const m = /^vfio(\d+)$/.exec(n);
-    if (m) put(await devAttr(sys, `/sys/class/vfio-dev/${n}/dev`), { kind: "cdev", ...(await cdevGroup(m[1]!)) });
-  }
-  put(await devAttr(sys, "/sys/class/misc/vfio/dev"), { kind: "container", group: null, device: null });
-  put(await devAttr(sys, "/sys/class/misc/iommu/dev"), { kind: "iommufd", group: null, device: null });
+  put("/dev/vfio/vfio", { kind: "container", group: null, device: null });
+  put("/dev/iommu", { kind: "iommufd", group: null, device: null });
+  for (const n of groups) put(`/dev/vfio/${n}`, { kind: "group", group: Number(GROUP.exec(n)![1]), device: null });
+  for (const n of cdevs) put(`/dev/vfio/devices/${n}`, cdevInfo(n));
+  for (const n of classGroups) put(`/sys/class/vfio/${n}/dev`, { kind: "group", group: Number(GROUP.exec(n)![1]), device: null });
+  for (const n of classCdevs) put(`/sys/class/vfio-dev/${n}/dev`, cdevInfo(n));
+  put("/sys/class/misc/vfio/dev", { kind: "container", group: null, device: null });
+  put("/sys/class/misc/iommu/dev", { kind: "iommufd", group: null, device: null });
   return out;
 }
 

@@ -14,9 +14,9 @@
 import type { Syscalls } from "../sys/syscalls.js";
 import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./holders.js";
 import { readHostKernel, type HostKernel } from "./kernel.js";
-import { interfaceNames, interfacesOf } from "./hostuse.js";
+import { interfaceNames } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
-import { attrOf, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
+import { deviceFacts, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
 export type TokenState = "required" | "not-required" | "cannot-tell";
@@ -43,16 +43,16 @@ export interface InventoryDevice extends DeviceFacts {
   deviceName?: string | null;
 }
 
-/** The extra facts of one device: interfaces, NUMA node, pci.ids names. */
-async function extras(sys: Syscalls, d: DeviceFacts, ids: PciIds | undefined, cache?: ReadCache): Promise<Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName">> {
+/** The extra facts of one device (interfaces, NUMA node, pci.ids names) from what prefetchDevices read with `extras`. */
+function extras(d: DeviceFacts, ids: PciIds | undefined, cache: ReadCache): Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> {
   let numaNode: number | null = null;
-  const s = await attrOf(sys, devPath(d.bdf, "numa_node"), cache); // null: no numa_node
+  const s = cache.attrs.get(devPath(d.bdf, "numa_node")) ?? null; // null: no numa_node
   if (s !== null) {
     const n = Number(s);
     numaNode = Number.isInteger(n) && n >= 0 ? n : null;
   }
-  const net = cache?.dirs.get(devPath(d.bdf, "net"));
-  const interfaces = net === undefined ? await interfacesOf(sys, d.bdf) : net instanceof Error ? [] : interfaceNames(net);
+  const net = cache.dirs.get(devPath(d.bdf, "net"));
+  const interfaces = net === undefined || net instanceof Error ? [] : interfaceNames(net);
   const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces, numaNode };
   if (ids) {
     const n = ids.names(d.vendor, d.device);
@@ -109,39 +109,18 @@ export function tokenSituation(d: DeviceFacts, pf: DeviceFacts | null, vfGroupsH
   return { state: "not-required", reason: "not required: not an SR-IOV PF or VF (a token given anyway fails EINVAL)", ifGiven: "EINVAL" };
 }
 
-/**
- * How many devices are read at once. On a real host the reads that may block (driver_override,
- * sriov_numvfs: src/sys/linux/host.ts readCannotBlock) go through the threadpool; with several
- * devices in flight their waits overlap with the other devices' reads instead of adding up.
- */
-const READ_AHEAD = 32;
-
-/** `f` over `xs` with at most `n` calls pending at once; the results in the order of `xs`. */
-async function mapConcurrent<T, R>(xs: readonly T[], n: number, f: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < xs.length) {
-      const i = next++;
-      out[i] = await f(xs[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, xs.length) }, worker));
-  return out;
-}
-
 /** Build the PF → VF tree for the whole host. Read-only. */
 export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number; holders?: boolean; pciIds?: PciIds } = {}): Promise<Inventory> {
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
   const cache = readCache();
-  // a backend with batch reads (the real one with its addon) reads most of it in a few calls
-  await prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000);
-  const read = await mapConcurrent(bdfs, READ_AHEAD, async (b) => {
-    const d = await readDevice(sys, b, { ...opts, cache });
-    return { ...d, ...(await extras(sys, d, opts.pciIds, cache)) };
-  });
-  bdfs.forEach((b, i) => facts.set(b, read[i]!));
+  // every device in a few stages of batch reads (the backend's own where it has them)
+  await prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000, { extras: true });
+  for (const b of bdfs) {
+    const d = deviceFacts(b, cache);
+    if (d.physfn && d.vfIndex === null) d.vfIndex = (await readDevice(sys, b, { cache })).vfIndex;
+    facts.set(b, Object.assign(d, extras(d, opts.pciIds, cache)));
+  }
   const scan = opts.holders === false ? null : await scanVfioHolders(sys);
   const holders = scan?.holders ?? [];
   const unknown = scan && (scan.unattributed.length || scan.unreadable.length) ? unknownReason(scan) : null;

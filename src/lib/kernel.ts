@@ -14,6 +14,7 @@
  * ```
  */
 import { exists, readAttr } from "../sys/fsutil.js";
+import { lstatsOf } from "../sys/batch.js";
 import type { Syscalls } from "../sys/syscalls.js";
 import { formatRelease, identifyKernel, resolveBehaviour, type Behaviour, type KernelIdent } from "../kernel/versions.js";
 import type { CdevTokenRule } from "../kernel/profile.js";
@@ -93,13 +94,7 @@ export async function readHostKernel(sys: Syscalls): Promise<HostKernel> {
     } catch {
       /* no vfio-dev class (before 6.1, or vfio not loaded) */
     }
-    for (const n of names) {
-      if (await exists(sys, `/sys/class/vfio-dev/${n}/dev`)) {
-        cdev = true;
-        break;
-      }
-      cdev = false;
-    }
+    if (names.length) cdev = (await lstatsOf(sys, names.map((n) => `/sys/class/vfio-dev/${n}/dev`))).some((st) => !(st instanceof Error));
     if (cdev === null && behaviour && !behaviour.vfioDeviceCdev) cdev = false;
   }
   const cdevToken: HostKernel["cdevToken"] = cdev === false ? "none" : behaviour && behaviour.vfioDeviceCdev && cdev === true ? cdevRuleOf(behaviour) : "unknown";

@@ -10,8 +10,8 @@
  * d.sriov?.totalVfs; // 8
  * ```
  */
-import { readAttr, linkBase, exists, withTimeout, TimeoutError } from "../sys/fsutil.js";
-import { isErrno } from "../sys/errno.js";
+import { readAttr, exists } from "../sys/fsutil.js";
+import { lstatsOf, readdirsOf, readFilesOf, readlinksOf } from "../sys/batch.js";
 import type { Stat, Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
 import { parseBdf } from "../kernel/pci/bdf.js";
@@ -98,197 +98,191 @@ export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
 }
 
 /**
- * What several {@link readDevice} calls of one pass over the host share: the PF attributes every
- * VF's index is worked out from (`sriov_offset`, `sriov_stride`) and the PF's `virtfn<N>` links,
- * each read once however many VFs (and the PF itself) ask for them. Make one per pass
+ * What {@link prefetchDevices} read, for {@link readDevice} to answer from: attribute values,
+ * link targets' last components, folders' entries and exists() answers, by path. Shared by
+ * the devices of one pass over the host, so the PF attributes every VF's index is worked out
+ * from (`sriov_offset`, `sriov_stride`) are read once however many VFs ask. Make one per pass
  * ({@link readCache}); a value stays as first read for as long as the cache is kept.
  */
 export interface ReadCache {
-  readonly attrs: Map<string, Promise<string | null>>;
-  readonly links: Map<string, Promise<string | null>>;
-  /** attributes whose prefetched read ({@link prefetchDevices}) was still blocked after the timeout */
+  /** attribute values without their newline (null: absent or unreadable) */
+  readonly attrs: Map<string, string | null>;
+  /** the last component of each link's target (null: no link) */
+  readonly links: Map<string, string | null>;
+  /** attributes whose read was still blocked after the timeout */
   readonly blocked: Set<string>;
-  /** prefetched folder entries (or the readdir's error) and exists() answers */
+  /** folders' entries, or the readdir's error */
   readonly dirs: Map<string, string[] | Error>;
   readonly exists: Map<string, boolean>;
+  /** the devices prefetchDevices has read into it, and whether with inventory's extras */
+  readonly devices: Map<string, { extras: boolean }>;
 }
 
-export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set(), dirs: new Map(), exists: new Map() });
-
-function existsOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<boolean> {
-  const e = cache?.exists.get(path);
-  return e === undefined ? exists(sys, path) : Promise.resolve(e);
-}
-
-function dirOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string[]> {
-  const d = cache?.dirs.get(path);
-  if (d === undefined) return sys.readdir(path);
-  return d instanceof Error ? Promise.reject(d) : Promise.resolve(d);
-}
-
-/** An attribute as {@link tryAttr} reads it, answered from the cache when prefetched there. */
-export function attrOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
-  return cache?.attrs.get(path) ?? tryAttr(sys, path);
-}
-
-function linkOf(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
-  return cache?.links.get(path) ?? linkBase(sys, path);
-}
+export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set(), dirs: new Map(), exists: new Map(), devices: new Map() });
 
 const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
 
 /**
- * Read ahead, into `cache`, what {@link readDevice} (and inventory's numa_node) will read for
- * each of `bdfs`, in a few batch calls of the backend (`Syscalls.readFiles`, `readlinks`):
- * the `driver`, `iommu_group`, `physfn` links; `vendor`, `device`, `class`, `numa_node`,
- * `sriov_totalvfs` (not on VFs), the PFs' `sriov_offset`/`sriov_stride`, with `driver_override`
- * in the same call (a read that can block: bounded by `timeoutMs`, as readDevice bounds it);
- * then the PFs' `sriov_numvfs` (bounded too) and `sriov_drivers_autoprobe`, and each VF's
- * `virtfn<N>` link as vfIndexOf works it out; with `lstats`/`readdirs` also `exists()` of each
- * `/dev/vfio/N` and cdev node, each device's `net/` and `vfio-dev/`, the PFs' folders. Reads
- * nothing readDevice would not read. Does nothing when the backend has no batch reads.
+ * Read, into `cache`, everything {@link readDevice} works each of `bdfs` out from, in stages
+ * of whole batches (src/sys/batch.ts: the backend's batch reads, or single calls where it has
+ * none): (1) the `driver`, `iommu_group`, `physfn` links; (2) `vendor`, `device`, `class`,
+ * `driver_override` (a read that can block: answered blocked after `timeoutMs`),
+ * `sriov_totalvfs` (not on VFs: the sriov_* attributes are visible on PFs only, iov.c
+ * sriov_pf_attrs_are_visible), the VFs' PFs' `sriov_offset`/`sriov_stride`, exists() of each
+ * `/dev/vfio/<group>`, the `vfio-dev/` folder of each device on vfio-pci or a variant; (3) the
+ * PFs' `sriov_numvfs` (can block too) and `sriov_drivers_autoprobe` and folders, each VF's
+ * `virtfn<N>` link as the routing ID names it (see vfIndexOf), exists() of the vfio cdev nodes;
+ * (4) the PFs' `virtfn<N>` links not read yet. With `extras` also what inventory adds: each
+ * device's `numa_node` and `net/`. Devices already in the cache are not read again.
  */
-export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], cache: ReadCache, timeoutMs: number): Promise<void> {
-  if (!sys.readFiles || !sys.readlinks) return;
-  const links = (paths: string[], res: (string | Error)[]) => paths.forEach((p, i) => {
-    const t = res[i]!;
-    cache.links.set(p, Promise.resolve(typeof t === "string" ? base(t) : null));
+export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], cache: ReadCache, timeoutMs: number, opts: { extras?: boolean } = {}): Promise<void> {
+  const extras = opts.extras ?? false;
+  const todo = bdfs.filter((b) => {
+    const d = cache.devices.get(b);
+    return !d || (extras && !d.extras);
   });
-  const files = (paths: string[], res: (Buffer | Error | null)[]) => paths.forEach((p, i) => {
-    const r = res[i]!;
-    if (r === null) return void cache.blocked.add(p);
-    const s = Buffer.isBuffer(r) ? r.toString("utf8") : null;
-    cache.attrs.set(p, Promise.resolve(s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s));
-  });
-  const statsInto = (paths: string[], res: (Stat | Error)[]) => paths.forEach((p, i) => cache.exists.set(p, !(res[i] instanceof Error)));
-  const dirsInto = (paths: string[], res: (string[] | Error)[]) => paths.forEach((p, i) => cache.dirs.set(p, res[i]!));
-  const first = bdfs.flatMap((b) => [devPath(b, "driver"), devPath(b, "iommu_group"), devPath(b, "physfn")]);
-  links(first, await sys.readlinks(first));
+  if (!todo.length) return;
+  const links = async (paths: string[]) => {
+    const res = await readlinksOf(sys, paths);
+    paths.forEach((p, i) => {
+      const t = res[i]!;
+      cache.links.set(p, typeof t === "string" ? base(t) : null);
+    });
+  };
+  const files = async (paths: string[]) => {
+    const res = await readFilesOf(sys, paths, { wholeIfShort: true, timeoutMs });
+    paths.forEach((p, i) => {
+      const r = res[i]!;
+      if (r === null) return void cache.blocked.add(p);
+      const s = Buffer.isBuffer(r) ? r.toString("utf8") : null;
+      cache.attrs.set(p, s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s);
+    });
+  };
+  const stats = async (paths: string[]) => {
+    const res = await lstatsOf(sys, paths);
+    paths.forEach((p, i) => cache.exists.set(p, !(res[i] instanceof Error)));
+  };
+  const dirs = async (paths: string[]) => {
+    const res = await readdirsOf(sys, paths);
+    paths.forEach((p, i) => cache.dirs.set(p, res[i]!));
+  };
+  const unread = (m: Map<string, unknown>, paths: string[]) => paths.filter((p) => !m.has(p));
+  await links(unread(cache.links, todo.flatMap((b) => [devPath(b, "driver"), devPath(b, "iommu_group"), devPath(b, "physfn")])));
   const physfn = new Map<string, string>();
-  for (const b of bdfs) {
-    const pf = await cache.links.get(devPath(b, "physfn"));
+  for (const b of todo) {
+    const pf = cache.links.get(devPath(b, "physfn"));
     if (pf && isBdf(pf)) physfn.set(b, pf);
   }
-  const pfsOfVfs = [...new Set(physfn.values())];
-  const attrs = bdfs.flatMap((b) => {
-    const a = [devPath(b, "vendor"), devPath(b, "device"), devPath(b, "class"), devPath(b, "driver_override"), devPath(b, "numa_node")];
-    if (!physfn.has(b)) a.push(devPath(b, "sriov_totalvfs"));
-    return a;
-  });
-  for (const pf of pfsOfVfs) attrs.push(devPath(pf, "sriov_offset"), devPath(pf, "sriov_stride"));
-  const pending = sys.readFiles(attrs, { wholeIfShort: true, timeoutMs });
-  const lstats = sys.lstats && sys.readdirs ? { lstats: sys.lstats, readdirs: sys.readdirs } : undefined;
-  if (lstats) {
-    // while the threadpool reads driver_override: exists() of each /dev/vfio node, each device's
-    // net/ and (on vfio-pci and its variants) vfio-dev/ folder
-    const nodes: string[] = [];
-    const dirs: string[] = [];
-    for (const b of bdfs) {
-      const g = await cache.links.get(devPath(b, "iommu_group"));
-      if (g != null && /^\d+$/.test(g)) nodes.push(`/dev/vfio/${Number(g)}`);
-      dirs.push(devPath(b, "net"));
-      if (isVfioDriver((await cache.links.get(devPath(b, "driver"))) ?? null)) dirs.push(devPath(b, "vfio-dev"));
-    }
-    statsInto(nodes, await lstats.lstats(nodes));
-    dirsInto(dirs, await lstats.readdirs(dirs));
+  const attrs: string[] = [];
+  const nodes: string[] = [];
+  const folders: string[] = [];
+  for (const b of todo) {
+    const p = devPath(b);
+    attrs.push(`${p}/vendor`, `${p}/device`, `${p}/class`, `${p}/driver_override`);
+    if (extras) attrs.push(`${p}/numa_node`);
+    if (!physfn.has(b)) attrs.push(`${p}/sriov_totalvfs`);
+    const g = cache.links.get(`${p}/iommu_group`);
+    if (g != null && /^\d+$/.test(g)) nodes.push(`/dev/vfio/${Number(g)}`);
+    if (extras) folders.push(`${p}/net`);
+    if (isVfioDriver(cache.links.get(`${p}/driver`) ?? null)) folders.push(`${p}/vfio-dev`);
   }
-  files(attrs, await pending);
-  const pfs: string[] = [];
-  for (const b of bdfs) if (!physfn.has(b) && (await cache.attrs.get(devPath(b, "sriov_totalvfs"))) != null) pfs.push(b);
-  const second = pfs.flatMap((b) => [devPath(b, "sriov_numvfs"), devPath(b, "sriov_drivers_autoprobe")]);
+  for (const pf of new Set(physfn.values())) attrs.push(devPath(pf, "sriov_offset"), devPath(pf, "sriov_stride"));
+  await Promise.all([files(unread(cache.attrs, attrs)), stats(unread(cache.exists, nodes)), dirs(folders)]);
+  const pfs = todo.filter((b) => !physfn.has(b) && cache.attrs.get(devPath(b, "sriov_totalvfs")) != null);
   const virtfn: string[] = [];
   for (const [vf, pf] of physfn) {
-    const k = await candidateIndex(sys, pf, vf, cache);
+    const k = candidateIndex(pf, vf, cache);
     if (k !== null) virtfn.push(`${devPath(pf)}/virtfn${k}`);
   }
-  if (lstats) {
-    // the PFs' folders (their virtfn links), the vfio cdev nodes of the vfio devices
-    dirsInto(pfs.map((b) => devPath(b)), await lstats.readdirs(pfs.map((b) => devPath(b))));
-    const cdevs: string[] = [];
-    for (const b of bdfs) {
-      const v = cache.dirs.get(devPath(b, "vfio-dev"));
-      const name = v === undefined || v instanceof Error ? undefined : v.find((n) => /^vfio\d+$/.test(n));
-      if (name) cdevs.push(`/dev/vfio/devices/${name}`);
-    }
-    statsInto(cdevs, await lstats.lstats(cdevs));
+  const cdevs: string[] = [];
+  for (const b of todo) {
+    const name = vfioDeviceName(cache.dirs.get(devPath(b, "vfio-dev")));
+    if (name) cdevs.push(`/dev/vfio/devices/${name}`);
   }
-  const [res] = await Promise.all([second.length ? sys.readFiles(second, { wholeIfShort: true, timeoutMs }) : [], (async () => links(virtfn, await sys.readlinks!(virtfn)))()]);
-  files(second, res);
+  await Promise.all([
+    files(pfs.flatMap((b) => [devPath(b, "sriov_numvfs"), devPath(b, "sriov_drivers_autoprobe")])),
+    dirs(pfs.map((b) => devPath(b))),
+    links(unread(cache.links, virtfn)),
+    stats(unread(cache.exists, cdevs)),
+  ]);
+  const pfLinks = pfs.flatMap((b) => virtfnIndices(cache.dirs.get(devPath(b))).map((i) => `${devPath(b)}/virtfn${i}`));
+  await links(unread(cache.links, pfLinks));
+  for (const b of todo) cache.devices.set(b, { extras });
 }
 
-/** The virtfn index a VF's routing ID names (see vfIndexOf), from the PF's cached offset and stride. */
-async function candidateIndex(sys: Syscalls, pf: string, bdf: string, cache: ReadCache): Promise<number | null> {
+/** The vfio<N> entry of a vfio-dev/ folder read into the cache (undefined: none, or no folder). */
+const vfioDeviceName = (d: string[] | Error | undefined): string | undefined => (d === undefined || d instanceof Error ? undefined : d.find((n) => /^vfio\d+$/.test(n)));
+
+/** The N of a PF folder's virtfn<N> entries, in order. */
+const virtfnIndices = (d: string[] | Error | undefined): number[] =>
+  d === undefined || d instanceof Error
+    ? []
+    : d
+        .filter((n) => /^virtfn\d+$/.test(n))
+        .map((n) => Number(n.slice(6)))
+        .sort((a, b) => a - b);
+
+/**
+ * The virtfn index a VF's routing ID names, from its PF's cached `sriov_offset` and
+ * `sriov_stride` (iov.c pci_iov_virtfn_bus/devfn: VF rid = PF rid + offset + stride·N), or null.
+ */
+function candidateIndex(pf: string, bdf: string, cache: ReadCache): number | null {
   const a = parseBdf(pf);
   const v = parseBdf(bdf);
   if (!a || !v) return null;
   const pp = devPath(pf);
-  const [offset, stride] = [num(await cachedAttr(sys, `${pp}/sriov_offset`, cache)), num(await cachedAttr(sys, `${pp}/sriov_stride`, cache))];
+  const offset = num(cache.attrs.get(`${pp}/sriov_offset`) ?? null);
+  const stride = num(cache.attrs.get(`${pp}/sriov_stride`) ?? null);
   const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
   return offset !== null && stride && delta >= 0 && delta % stride === 0 ? delta / stride : null;
 }
 
-function cachedAttr(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
-  if (!cache) return tryAttr(sys, path);
-  let p = cache.attrs.get(path);
-  if (!p) cache.attrs.set(path, (p = tryAttr(sys, path)));
-  return p;
-}
-
-function cachedLink(sys: Syscalls, path: string, cache: ReadCache | undefined): Promise<string | null> {
-  if (!cache) return linkBase(sys, path);
-  let p = cache.links.get(path);
-  if (!p) cache.links.set(path, (p = linkBase(sys, path)));
-  return p;
+/**
+ * Read what sysfs says about one device. `numvfsTimeoutMs` bounds the reads that can block
+ * (`driver_override`, `sriov_numvfs`: they take the device lock, which a removal or a PF's
+ * `sriov_numvfs` write waiting for a VF's user holds); such a read is named in `blockedReads`
+ * and its field is null. `cache`: see {@link ReadCache} (inventory reads every device into one
+ * first, with {@link prefetchDevices}).
+ */
+export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number; cache?: ReadCache } = {}): Promise<DeviceFacts> {
+  const cache = opts.cache ?? readCache();
+  checkBdf(bdf);
+  await prefetchDevices(sys, [bdf], cache, opts.numvfsTimeoutMs ?? 2000);
+  const facts = deviceFacts(bdf, cache);
+  if (facts.physfn && facts.vfIndex === null) facts.vfIndex = await scanVfIndex(sys, facts.physfn, bdf, cache);
+  return facts;
 }
 
 /**
- * Read what sysfs says about one device. `numvfsTimeoutMs` bounds the read of sriov_numvfs,
- * which 6.1 blocks while another task's write to it waits for a VF to be released. `cache`:
- * see {@link ReadCache} (inventory reads every device with one).
+ * A device's facts from what {@link prefetchDevices} read into the cache. A VF whose PF's
+ * virtfn link at the routing ID's index does not point back to it has vfIndex null here
+ * (readDevice then searches the PF's links: {@link scanVfIndex}).
  */
-export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeoutMs?: number; cache?: ReadCache } = {}): Promise<DeviceFacts> {
-  const cache = opts.cache;
+export function deviceFacts(bdf: string, cache: ReadCache): DeviceFacts {
   const p = devPath(bdf);
-  const t = opts.numvfsTimeoutMs ?? 2000;
   const blockedReads: string[] = [];
-  // driver_override_show takes the device lock: on a device whose removal (or a PF whose
-  // sriov_numvfs write) waits for a VF's user, the read waits too — bounded, and said so
-  const timed = async (name: string): Promise<string | null> => {
-    const at = cache?.attrs.get(`${p}/${name}`);
-    if (at) return at;
-    if (cache?.blocked.has(`${p}/${name}`)) {
-      blockedReads.push(name);
-      return null;
-    }
-    try {
-      return await withTimeout(readAttr(sys, `${p}/${name}`), t, `read ${p}/${name}`);
-    } catch (e) {
-      if (e instanceof TimeoutError) blockedReads.push(name);
-      else if (!isErrno(e)) throw e;
-      return null;
-    }
+  const attr = (name: string): string | null => cache.attrs.get(`${p}/${name}`) ?? null;
+  const timed = (name: string): string | null => {
+    if (cache.blocked.has(`${p}/${name}`)) blockedReads.push(name);
+    return attr(name);
   };
-  const [vendor, device, cls, driver, ovr, group, physfn] = await Promise.all([
-    attrOf(sys, `${p}/vendor`, cache),
-    attrOf(sys, `${p}/device`, cache),
-    attrOf(sys, `${p}/class`, cache),
-    linkOf(sys, `${p}/driver`, cache),
-    timed("driver_override"),
-    linkOf(sys, `${p}/iommu_group`, cache),
-    linkOf(sys, `${p}/physfn`, cache),
-  ]);
+  const link = (name: string): string | null => cache.links.get(`${p}/${name}`) ?? null;
+  const driver = link("driver");
+  const ovr = timed("driver_override");
+  const group = link("iommu_group");
+  const physfn = link("physfn");
   const iommuGroup = group !== null && /^\d+$/.test(group) ? Number(group) : null;
   const vfioNode = iommuGroup === null ? null : `/dev/vfio/${iommuGroup}`;
   const facts: DeviceFacts = {
     bdf,
-    vendor: num(vendor, 16),
-    device: num(device, 16),
-    class: num(cls, 16),
+    vendor: num(attr("vendor"), 16),
+    device: num(attr("device"), 16),
+    class: num(attr("class"), 16),
     driver,
     driverOverride: ovr === null || ovr === "(null)" || ovr === "" ? null : ovr,
     iommuGroup,
     vfioNode,
-    vfioNodeExists: vfioNode !== null && (await existsOf(sys, vfioNode, cache)),
+    vfioNodeExists: vfioNode !== null && cache.exists.get(vfioNode) === true,
     vfioDevice: null,
     cdevNode: null,
     sriov: null,
@@ -296,55 +290,47 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
     vfIndex: null,
   };
   if (driver !== null && isVfioDriver(driver)) {
-    try {
-      facts.vfioDevice = (await dirOf(sys, `${p}/vfio-dev`, cache)).find((n) => /^vfio\d+$/.test(n)) ?? null;
-    } catch {
-      /* no vfio-dev class device (before 6.1) */
-    }
-    if (facts.vfioDevice && (await existsOf(sys, `/dev/vfio/devices/${facts.vfioDevice}`, cache))) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
+    // no vfio-dev class device before 6.1
+    facts.vfioDevice = vfioDeviceName(cache.dirs.get(`${p}/vfio-dev`)) ?? null;
+    if (facts.vfioDevice && cache.exists.get(`/dev/vfio/devices/${facts.vfioDevice}`) === true) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
   }
-  // the sriov_* attributes are visible on PFs only (iov.c sriov_pf_attrs_are_visible: a VF has
-  // no SR-IOV capability of its own), so a VF is not asked for them
-  const total = facts.physfn ? null : await attrOf(sys, `${p}/sriov_totalvfs`, cache);
+  const total = facts.physfn ? null : attr("sriov_totalvfs");
   if (total !== null) {
-    const numVfs = num(await timed("sriov_numvfs"));
-    const entries = await dirOf(sys, p, cache);
-    const vfLinks = entries
-      .filter((n) => /^virtfn\d+$/.test(n))
-      .map((n) => Number(n.slice(6)))
-      .sort((a, b) => a - b);
+    const numVfs = num(timed("sriov_numvfs"));
     const vfs: string[] = [];
-    for (const i of vfLinks) {
-      const b = await cachedLink(sys, `${p}/virtfn${i}`, cache);
+    for (const i of virtfnIndices(cache.dirs.get(p))) {
+      const b = cache.links.get(`${p}/virtfn${i}`) ?? null;
       if (b && isBdf(b)) vfs.push(b);
     }
-    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(await attrOf(sys, `${p}/sriov_drivers_autoprobe`, cache)), vfs };
+    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(attr("sriov_drivers_autoprobe")), vfs };
   }
-  if (facts.physfn) facts.vfIndex = await vfIndexOf(sys, facts.physfn, bdf, cache);
+  if (facts.physfn) {
+    const k = candidateIndex(facts.physfn, bdf, cache);
+    if (k !== null && cache.links.get(`${devPath(facts.physfn)}/virtfn${k}`) === bdf) facts.vfIndex = k;
+  }
   if (blockedReads.length) facts.blockedReads = blockedReads;
   return facts;
 }
 
 /**
- * The index N of the PF's virtfn<N> link that points back to this VF. The routing-ID arithmetic
- * (iov.c pci_iov_virtfn_bus/devfn: VF rid = PF rid + offset + stride·N, with the PF's current
- * sriov_offset and sriov_stride) names the candidate, so one readlink confirms it; only when it
- * does not (an unusual tree) are all the PF's virtfn links searched. Reading every VF of a PF is
- * then linear in the number of VFs, not quadratic.
+ * The index N of the PF's virtfn<N> link that points back to this VF, searched among all of the
+ * PF's virtfn links: for an unusual tree where the routing-ID arithmetic (see candidateIndex)
+ * names a link that does not (reading every VF of a PF stays linear in the number of VFs in the
+ * usual case, where one readlink confirms it). Null when none does or the PF is unreadable.
  */
-async function vfIndexOf(sys: Syscalls, pf: string, bdf: string, cache?: ReadCache): Promise<number | null> {
+async function scanVfIndex(sys: Syscalls, pf: string, bdf: string, cache: ReadCache): Promise<number | null> {
   const pp = devPath(pf);
+  let entries: string[];
   try {
-    const a = parseBdf(pf)!;
-    const v = parseBdf(bdf)!;
-    const [offset, stride] = [num(await cachedAttr(sys, `${pp}/sriov_offset`, cache)), num(await cachedAttr(sys, `${pp}/sriov_stride`, cache))];
-    const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
-    if (offset !== null && stride && delta >= 0 && delta % stride === 0 && (await cachedLink(sys, `${pp}/virtfn${delta / stride}`, cache)) === bdf) return delta / stride;
-    for (const n of await sys.readdir(pp)) {
-      if (/^virtfn\d+$/.test(n) && (await cachedLink(sys, `${pp}/${n}`, cache)) === bdf) return Number(n.slice(6));
-    }
+    entries = await sys.readdir(pp);
   } catch {
-    /* PF directory unreadable: index unknown */
+    return null; // PF directory unreadable: index unknown
+  }
+  for (const n of entries) {
+    if (!/^virtfn\d+$/.test(n)) continue;
+    const path = `${pp}/${n}`;
+    if (!cache.links.has(path)) await readlinksOf(sys, [path]).then(([t]) => cache.links.set(path, typeof t === "string" ? base(t) : null));
+    if (cache.links.get(path) === bdf) return Number(n.slice(6));
   }
   return null;
 }

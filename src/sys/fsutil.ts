@@ -8,15 +8,20 @@ export const CHUNK = 65536;
 /** sysfs attributes are at most a page: a first read shorter than this returned all of one. */
 export const PAGE = 4096;
 
-async function readFd(sys: Syscalls, path: string, wholeIfShort: boolean): Promise<string> {
+/** A small file's bytes: open, read(s) (see readToEnd), close; one call where the backend has readFile. */
+export async function readBytes(sys: Syscalls, path: string, wholeIfShort: boolean): Promise<Buffer> {
   const whole = sys.readFile?.(path, wholeIfShort);
-  if (whole) return (await whole).toString("utf8");
+  if (whole) return whole;
   const fd = await sys.open(path, O_RDONLY);
   try {
-    return (await readToEnd((n) => sys.read(fd, n), wholeIfShort)).toString("utf8");
+    return await readToEnd((n) => sys.read(fd, n), wholeIfShort);
   } finally {
     await sys.close(fd);
   }
+}
+
+async function readFd(sys: Syscalls, path: string, wholeIfShort: boolean): Promise<string> {
+  return (await readBytes(sys, path, wholeIfShort)).toString("utf8");
 }
 
 /**

@@ -122,6 +122,8 @@ export interface Syscalls {
   readlinks?: (paths: readonly string[]) => Promise<(string | SysError)[]>;
   /** Optional: lstat(2) of many paths at once, per path as `lstat` answers it. */
   lstats?: (paths: readonly string[]) => Promise<(Stat | SysError)[]>;
+  /** Optional: stat(2) of many paths at once, per path as `stat` answers it. */
+  stats?: (paths: readonly string[]) => Promise<(Stat | SysError)[]>;
   /** Optional: the entries of many folders at once, per path as `readdir` answers it. */
   readdirs?: (paths: readonly string[]) => Promise<(string[] | SysError)[]>;
   /** Close every fd this process opened (what the kernel does when a process ends). */

@@ -34,7 +34,7 @@ import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { SysError } from "../errno.js";
 import type { FileKind, FileRead, ReadFilesOptions, Stat, Syscalls } from "../syscalls.js";
-import { batchReads, eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno, type BatchAddon, type BatchHandle, type BatchResult } from "./ioctl.js";
+import { batchReads, eventfd as ffiEventfd, ioctlErrno as ffiIoctlErrno, lseek as ffiLseek, sysErrorFromErrno, type BatchAddon, type BatchHandle, type BatchResult, WORK, type WorkAnswer } from "./ioctl.js";
 import { constants as osConstants } from "node:os";
 import { VFIO } from "../../uapi/vfio.js";
 import { CHUNK, PAGE } from "../fsutil.js";
@@ -74,6 +74,12 @@ import { readCannotBlock } from "../blocking.js";
 
 /** The answer of every ioctl that returns 0 (see LinuxSyscalls.ioctl). */
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
+
+/**
+ * From how many paths a batch is read in two halves at once (LinuxSyscalls.twoWay): below it,
+ * handing half to a threadpool thread costs more (~50–100 µs) than it saves.
+ */
+const PARALLEL_MIN = 64;
 
 /** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
 const scratch = Buffer.allocUnsafe(CHUNK);
@@ -386,57 +392,100 @@ export class LinuxSyscalls implements Syscalls {
     return a ? (paths, opts) => this.batchReadFiles(a, paths, opts) : undefined;
   }
 
-  /** {@link Syscalls.readlinks} through the addon: one synchronous call (absent without it). */
+  /**
+   * One of the addon's synchronous batches over `hosts`, in two halves at the same time: the
+   * second on a threadpool thread (workAsync), the first here, each answer turned into per-path
+   * values by `each(answer, from)` in path order (so traced in path order). Below
+   * {@link PARALLEL_MIN} paths, or when the second half has not started by the time the first
+   * is done (the threadpool's threads all busy, e.g. in reads that block), it is all read here:
+   * the work is cancelled before it starts, so no path is read twice.
+   */
+  private twoWay<K extends keyof WorkAnswer, T>(a: BatchAddon, kind: K, hosts: readonly string[], whole: boolean, each: (answer: WorkAnswer[K], from: number) => T[]): Promise<T[]> {
+    const sync = (from: number, to: number): WorkAnswer[K] => {
+      const joined = hosts.slice(from, to).join("\0");
+      const call = [(j: string) => a.readFiles(j, whole), a.readlinks, a.lstats, a.readdirs, a.stats][kind]!;
+      return call(joined) as WorkAnswer[K];
+    };
+    const n = hosts.length;
+    if (n < PARALLEL_MIN) return Promise.resolve(each(sync(0, n), 0));
+    const cut = n >> 1;
+    let second: WorkAnswer[K] | undefined;
+    let done: (() => void) | undefined;
+    const h = a.workAsync(kind, hosts.slice(cut).join("\0"), whole, (answer) => {
+      second = answer;
+      done?.();
+    });
+    const first = each(sync(0, cut), 0);
+    if (second === undefined && a.workCancel(h)) return Promise.resolve(first.concat(each(sync(cut, n), cut)));
+    return new Promise<T[]>((resolve) => {
+      const finish = () => resolve(first.concat(each(second ?? sync(cut, n), cut)));
+      if (second !== undefined) finish();
+      else done = finish;
+    });
+  }
+
+  /** {@link Syscalls.readlinks} through the addon (absent without it), see {@link twoWay}. */
   get readlinks(): ((paths: readonly string[]) => Promise<(string | SysError)[]>) | undefined {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
       const hosts = paths.map((p) => this.resolve(p));
-      const r = a.readlinks(hosts.join("\0"));
       const trace = LinuxSyscalls.trace;
-      return Promise.resolve(
-        r.map((v, i) => {
-          trace?.(`l ${hosts[i]}`);
-          return typeof v === "string" ? v : sysErrorFromErrno(-v, "readlink", paths[i]);
+      return this.twoWay(a, WORK.readlinks, hosts, false, (r, from) =>
+        r.map((v, k) => {
+          trace?.(`l ${hosts[from + k]}`);
+          return typeof v === "string" ? v : sysErrorFromErrno(-v, "readlink", paths[from + k]);
         }),
       );
     };
   }
 
-  /** {@link Syscalls.lstats} through the addon: one synchronous call (absent without it). */
+  /** {@link Syscalls.lstats} through the addon (absent without it), see {@link twoWay}. */
   get lstats(): ((paths: readonly string[]) => Promise<(Stat | SysError)[]>) | undefined {
+    return this.statsBy(WORK.lstats, "lstat", "S");
+  }
+
+  /** {@link Syscalls.stats} through the addon (absent without it), see {@link twoWay}. */
+  get stats(): ((paths: readonly string[]) => Promise<(Stat | SysError)[]>) | undefined {
+    return this.statsBy(WORK.stats, "stat", "s");
+  }
+
+  private statsBy(kind: typeof WORK.lstats | typeof WORK.stats, syscall: string, op: string): ((paths: readonly string[]) => Promise<(Stat | SysError)[]>) | undefined {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
       const hosts = paths.map((p) => this.resolve(p));
-      const r = a.lstats(hosts.join("\0"));
       const trace = LinuxSyscalls.trace;
-      return Promise.resolve(
-        paths.map((p, i) => {
-          trace?.(`S ${hosts[i]}`);
-          const o = 6 * i;
-          if (r[o]! < 0) return sysErrorFromErrno(-r[o]!, "lstat", p);
+      return this.twoWay(a, kind, hosts, false, (r, from) => {
+        const out = new Array<Stat | SysError>(r.length / 6);
+        for (let k = 0; k < out.length; k++) {
+          trace?.(`${op} ${hosts[from + k]}`);
+          const o = 6 * k;
+          if (r[o]! < 0) {
+            out[k] = sysErrorFromErrno(-r[o]!, syscall, paths[from + k]);
+            continue;
+          }
           const mode = r[o + 1]!;
           const fmt = mode & 0o170000;
           const kind: FileKind = fmt === 0o120000 ? "link" : fmt === 0o040000 ? "dir" : fmt === 0o020000 || fmt === 0o060000 ? "char" : "file";
-          return { kind, mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
-        }),
-      );
+          out[k] = { kind, mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
+        }
+        return out;
+      });
     };
   }
 
-  /** {@link Syscalls.readdirs} through the addon: one synchronous call (absent without it). */
+  /** {@link Syscalls.readdirs} through the addon (absent without it), see {@link twoWay}. */
   get readdirs(): ((paths: readonly string[]) => Promise<(string[] | SysError)[]>) | undefined {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
       const hosts = paths.map((p) => this.resolve(p));
-      const r = a.readdirs(hosts.join("\0"));
       const trace = LinuxSyscalls.trace;
-      return Promise.resolve(
-        r.map((v, i) => {
-          trace?.(`d ${hosts[i]}`);
-          return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[i]) : v;
+      return this.twoWay(a, WORK.readdirs, hosts, false, (r, from) =>
+        r.map((v, k) => {
+          trace?.(`d ${hosts[from + k]}`);
+          return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[from + k]) : v;
         }),
       );
     };
@@ -448,15 +497,12 @@ export class LinuxSyscalls implements Syscalls {
     const slow: number[] = [];
     paths.forEach((p, i) => (readCannotBlock(p) ? fast : slow).push(i));
     const pending = slow.length ? this.readAsync(a, slow.map((i) => paths[i]!), opts) : undefined;
-    if (fast.length) {
-      const sub = fast.map((i) => paths[i]!);
-      const hosts = sub.map((p) => this.resolve(p));
-      const res = this.answers(a.readFiles(hosts.join("\0"), opts.wholeIfShort), sub, hosts, 0);
-      fast.forEach((i, k) => (out[i] = res[k]!));
-    }
-    if (!pending) return Promise.resolve(out);
-    return pending.then((res) => {
-      slow.forEach((i, k) => (out[i] = res[k]!));
+    const sub = fast.map((i) => paths[i]!);
+    const hosts = sub.map((p) => this.resolve(p));
+    const quick = fast.length ? this.twoWay(a, WORK.readFiles, hosts, opts.wholeIfShort, (r, from) => this.answers(r, sub, hosts, from)) : undefined;
+    return Promise.all([quick, pending]).then(([q, res]) => {
+      if (q) fast.forEach((i, k) => (out[i] = q[k]!));
+      if (res) slow.forEach((i, k) => (out[i] = res[k]!));
       return out;
     });
   }

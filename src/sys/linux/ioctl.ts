@@ -67,6 +67,21 @@ export interface BatchResult {
 /** An asynchronous batch in flight (batch.c readFilesAsync). */
 export type BatchHandle = { readonly __batch: unique symbol };
 
+/** A synchronous batch queued to the threadpool (batch.c workAsync). */
+export type WorkHandle = { readonly __work: unique symbol };
+
+/** The kinds of batch.c's workAsync: the synchronous batch it runs on a threadpool thread. */
+export const WORK = { readFiles: 0, readlinks: 1, lstats: 2, readdirs: 3, stats: 4 } as const;
+
+/** What each kind's synchronous batch (and so its workAsync) answers. */
+export interface WorkAnswer {
+  0: BatchResult;
+  1: (string | number)[];
+  2: Float64Array;
+  3: (string[] | number)[];
+  4: Float64Array;
+}
+
 /** The batch reads of the addon (src/sys/linux/native/batch.c; paths NUL-separated). */
 export interface BatchAddon {
   readFiles(paths: string, wholeIfShort: boolean): BatchResult;
@@ -80,6 +95,12 @@ export interface BatchAddon {
   lstats(paths: string): Float64Array;
   /** per path its entries sorted as node:fs gives them, or −errno */
   readdirs(paths: string): (string[] | number)[];
+  /** as lstats, with stat(2) */
+  stats(paths: string): Float64Array;
+  /** one of the four synchronous batches on a threadpool thread: done(answer), or done() when cancelled */
+  workAsync<K extends keyof WorkAnswer>(kind: K, paths: string, wholeIfShort: boolean, done: (answer?: WorkAnswer[K]) => void): WorkHandle;
+  /** true: it had not started and never will (done() comes without an answer) */
+  workCancel(h: WorkHandle): boolean;
 }
 
 /** The functions of src/sys/linux/native/ioctl.c (see there). */
@@ -108,7 +129,7 @@ export function loadAddon(file: string = process.env.VFIOCTL_ADDON || ADDON_PATH
     throw new Error(`ioctl addon ${file}: ${(e as Error).message} (build it with \`node tools/build-native.mjs\`, which needs a C compiler: Debian: apt-get install gcc libc6-dev)`);
   }
   const a = mod.exports as Addon;
-  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs"] as const;
+  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs", "workAsync", "workCancel", "stats"] as const;
   const batch: BatchAddon | undefined = batchFns.every((f) => typeof a[f] === "function") ? a : undefined;
   return {
     kind: "addon",

@@ -25,6 +25,11 @@
  *                                           that path when it was opened (the caller owns it
  *                                           from then: the thread leaves it open), else −1
  *   lstats(paths), readdirs(paths)          lstat(2) / opendir+readdir of many paths (below)
+ *   stats(paths)                            stat(2) of many paths, as lstats answers
+ *   workAsync(kind, paths, whole, cb)       readFiles, readlinks, lstats, readdirs or stats on a
+ *                                           threadpool thread, cb(answer) when done: for paths
+ *                                           whose reads cannot block (no timeout); returns
+ *   workCancel(h)                           a handle: true if it had not started (never will)
  *
  * A read that blocks (a sysfs attribute whose show() takes the device lock a blocked write
  * holds) stops only its batch's thread: the caller polls, cancels the stuck batch after its
@@ -137,44 +142,317 @@ static napi_value meta_data(napi_env env, const int32_t *meta, size_t n, const c
   return out;
 }
 
+/*
+ * The synchronous batches, each in two halves: exec_* makes the system calls into a job_t (no
+ * Node-API: it may run on a threadpool thread), js_* turns the job into the JavaScript answer.
+ * ReadFiles, Readlinks, Lstats and Readdirs run both halves on the calling thread; WorkAsync
+ * runs exec_* on a threadpool thread and js_* back on the JS thread (reads that cannot block).
+ */
+enum { JOB_FILES, JOB_LINKS, JOB_LSTATS, JOB_DIRS, JOB_STATS, JOB_KINDS };
+
+typedef struct {
+  int kind;
+  int whole;
+  paths_t ps;
+  int32_t *meta; /* files: 3 per path (see above); links, dirs: 1 per path, length or count, or −errno */
+  double *st;    /* lstats, stats: 6 per path */
+  bytes_t out;   /* files: the bytes; links: the targets; dirs: the names, each NUL-terminated */
+  napi_async_work work; /* workAsync: the work, while it is not complete */
+  napi_ref cb;
+  int refs;      /* workAsync: the handle and the work (JS thread only) */
+} job_t;
+
+static void job_free(job_t *j) {
+  if (j->refs && --j->refs) return;
+  paths_free(&j->ps);
+  free(j->meta);
+  free(j->st);
+  free(j->out.p);
+  free(j);
+}
+
+static void exec_files(job_t *j) {
+  for (size_t i = 0; i < j->ps.n; i++) {
+    int32_t *m = j->meta + 3 * i;
+    read_one(j->ps.v[i], j->whole, &j->out, m, NULL);
+    if (m[0] >= 0) close(m[0]);
+  }
+}
+
+static napi_value js_files(napi_env env, job_t *j) { return meta_data(env, j->meta, j->ps.n, j->out.p, j->out.n); }
+
+static void exec_links(job_t *j) {
+  char buf[4096];
+  for (size_t i = 0; i < j->ps.n; i++) {
+    ssize_t n = readlink(j->ps.v[i], buf, sizeof buf);
+    if (n < 0) j->meta[i] = -(errno ? errno : EIO);
+    else if ((size_t)n == sizeof buf) j->meta[i] = -ENAMETOOLONG;
+    else if (!bytes_reserve(&j->out, (size_t)n)) j->meta[i] = -ENOMEM;
+    else {
+      memcpy(j->out.p + j->out.n, buf, (size_t)n);
+      j->out.n += (size_t)n;
+      j->meta[i] = (int32_t)n;
+    }
+  }
+}
+
+/* an array, per path the target (a string) or −errno (a number) */
+static napi_value js_links(napi_env env, job_t *j) {
+  napi_value arr;
+  napi_create_array_with_length(env, j->ps.n, &arr);
+  size_t at = 0;
+  for (size_t i = 0; i < j->ps.n; i++) {
+    napi_value v;
+    if (j->meta[i] < 0) v = int_value(env, j->meta[i]);
+    else {
+      napi_create_string_utf8(env, j->out.p + at, (size_t)j->meta[i], &v);
+      at += (size_t)j->meta[i];
+    }
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  return arr;
+}
+
+/* per path 6 doubles: 0 or −errno, st_mode, st_size, st_rdev, st_uid, st_gid (0 after an error) */
+static void exec_stat_with(job_t *j, int (*statf)(const char *, struct stat *)) {
+  for (size_t i = 0; i < j->ps.n; i++) {
+    struct stat st;
+    double *o = j->st + 6 * i;
+    if (statf(j->ps.v[i], &st) != 0) {
+      o[0] = -(errno ? errno : EIO);
+      o[1] = o[2] = o[3] = o[4] = o[5] = 0;
+      continue;
+    }
+    o[0] = 0;
+    o[1] = (double)st.st_mode;
+    o[2] = (double)st.st_size;
+    o[3] = (double)st.st_rdev;
+    o[4] = (double)st.st_uid;
+    o[5] = (double)st.st_gid;
+  }
+}
+
+static void exec_lstats(job_t *j) { exec_stat_with(j, lstat); }
+static void exec_stats(job_t *j) { exec_stat_with(j, stat); }
+
+static napi_value js_lstats(napi_env env, job_t *j) {
+  napi_value ab, ta;
+  void *p;
+  napi_create_arraybuffer(env, j->ps.n * 6 * sizeof(double), &p, &ab);
+  if (j->ps.n) memcpy(p, j->st, j->ps.n * 6 * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, j->ps.n * 6, ab, 0, &ta);
+  return ta;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* per path its entries without "." and "..", sorted by strcmp (the order libuv's scandir gives
+ * node:fs readdirSync), appended to out; meta: their count, or −errno (nothing appended) */
+static void exec_dirs(job_t *j) {
+  size_t cap = 0;
+  char **names = NULL;
+  bytes_t pool = {0};
+  for (size_t i = 0; i < j->ps.n; i++) {
+    DIR *dir = opendir(j->ps.v[i]);
+    if (!dir) {
+      j->meta[i] = -(errno ? errno : EIO);
+      continue;
+    }
+    size_t n = 0;
+    pool.n = 0;
+    int err = 0;
+    for (;;) {
+      errno = 0;
+      struct dirent *de = readdir(dir);
+      if (!de) {
+        err = errno;
+        break;
+      }
+      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      size_t len = strlen(de->d_name) + 1;
+      if (!bytes_reserve(&pool, len)) { err = ENOMEM; break; }
+      if (n == cap) {
+        size_t ncap = cap ? cap * 2 : 64;
+        char **nn = realloc(names, ncap * sizeof *names);
+        if (!nn) { err = ENOMEM; break; }
+        names = nn;
+        cap = ncap;
+      }
+      memcpy(pool.p + pool.n, de->d_name, len);
+      names[n++] = (char *)(uintptr_t)pool.n; /* an offset until the pool stops moving */
+      pool.n += len;
+    }
+    closedir(dir);
+    if (!err && !bytes_reserve(&j->out, pool.n)) err = ENOMEM;
+    if (err) {
+      j->meta[i] = -err;
+      continue;
+    }
+    for (size_t k = 0; k < n; k++) names[k] = pool.p + (uintptr_t)names[k];
+    qsort(names, n, sizeof *names, name_cmp);
+    for (size_t k = 0; k < n; k++) {
+      size_t len = strlen(names[k]) + 1;
+      memcpy(j->out.p + j->out.n, names[k], len);
+      j->out.n += len;
+    }
+    j->meta[i] = (int32_t)n;
+  }
+  free(names);
+  free(pool.p);
+}
+
+/* an array, per path an array of its entries or −errno (a number) */
+static napi_value js_dirs(napi_env env, job_t *j) {
+  napi_value arr;
+  napi_create_array_with_length(env, j->ps.n, &arr);
+  const char *at = j->out.p;
+  for (size_t i = 0; i < j->ps.n; i++) {
+    napi_value v;
+    if (j->meta[i] < 0) v = int_value(env, j->meta[i]);
+    else {
+      napi_create_array_with_length(env, (size_t)j->meta[i], &v);
+      for (int32_t k = 0; k < j->meta[i]; k++) {
+        size_t len = strlen(at);
+        napi_value s;
+        napi_create_string_utf8(env, at, len, &s);
+        napi_set_element(env, v, (uint32_t)k, s);
+        at += len + 1;
+      }
+    }
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  return arr;
+}
+
+static void (*const EXEC[JOB_KINDS])(job_t *) = {exec_files, exec_links, exec_lstats, exec_dirs, exec_stats};
+static napi_value (*const JS[JOB_KINDS])(napi_env, job_t *) = {js_files, js_links, js_lstats, js_dirs, js_lstats};
+
+/* a job of `kind` over the NUL-separated paths in arg, its arrays made; NULL (an error thrown) otherwise */
+static job_t *job_new(napi_env env, int kind, int whole, napi_value arg) {
+  job_t *j = calloc(1, sizeof *j);
+  if (!j) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+  j->kind = kind;
+  j->whole = whole;
+  if (!paths_arg(env, arg, &j->ps)) return free(j), NULL;
+  size_t n = j->ps.n ? j->ps.n : 1;
+  if (kind == JOB_LSTATS || kind == JOB_STATS) j->st = malloc(n * 6 * sizeof *j->st);
+  else j->meta = malloc(n * (kind == JOB_FILES ? 3 : 1) * sizeof *j->meta);
+  if (!j->st && !j->meta) return job_free(j), napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
+  return j;
+}
+
+static napi_value job_sync(napi_env env, int kind, int whole, napi_value arg) {
+  job_t *j = job_new(env, kind, whole, arg);
+  if (!j) return NULL;
+  EXEC[kind](j);
+  napi_value res = JS[kind](env, j);
+  job_free(j);
+  return res;
+}
+
 static napi_value ReadFiles(napi_env env, napi_callback_info info) {
   ARGS(2, 2, "readFiles(paths, wholeIfShort): 2 arguments");
   bool whole;
   if (napi_get_value_bool(env, argv[1], &whole) != napi_ok) return throw_type(env, "readFiles: wholeIfShort must be a boolean");
-  paths_t ps;
-  if (!paths_arg(env, argv[0], &ps)) return NULL;
-  int32_t *meta = malloc((ps.n ? ps.n : 1) * 3 * sizeof *meta);
-  bytes_t out = {0};
-  if (!meta) return paths_free(&ps), napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
-  for (size_t i = 0; i < ps.n; i++) {
-    int32_t *m = meta + 3 * i;
-    read_one(ps.v[i], whole, &out, m, NULL);
-    if (m[0] >= 0) close(m[0]);
-  }
-  napi_value res = meta_data(env, meta, ps.n, out.p, out.n);
-  free(meta);
-  free(out.p);
-  paths_free(&ps);
-  return res;
+  return job_sync(env, JOB_FILES, whole, argv[0]);
 }
 
 static napi_value Readlinks(napi_env env, napi_callback_info info) {
   ARGS(1, 1, "readlinks(paths): 1 argument");
-  paths_t ps;
-  if (!paths_arg(env, argv[0], &ps)) return NULL;
-  napi_value arr;
-  napi_create_array_with_length(env, ps.n, &arr);
-  static char buf[4096];
-  for (size_t i = 0; i < ps.n; i++) {
-    ssize_t n = readlink(ps.v[i], buf, sizeof buf);
-    napi_value v;
-    if (n < 0) v = int_value(env, -(errno ? errno : EIO));
-    else if ((size_t)n == sizeof buf) v = int_value(env, -ENAMETOOLONG);
-    else napi_create_string_utf8(env, buf, (size_t)n, &v);
-    napi_set_element(env, arr, (uint32_t)i, v);
+  return job_sync(env, JOB_LINKS, 0, argv[0]);
+}
+
+/* lstats(paths): a Float64Array, 6 per path (exec_lstats) */
+static napi_value Lstats(napi_env env, napi_callback_info info) {
+  ARGS(1, 1, "lstats(paths): 1 argument");
+  return job_sync(env, JOB_LSTATS, 0, argv[0]);
+}
+
+/* stats(paths): as lstats, with stat(2) (the last link followed) */
+static napi_value Stats(napi_env env, napi_callback_info info) {
+  ARGS(1, 1, "stats(paths): 1 argument");
+  return job_sync(env, JOB_STATS, 0, argv[0]);
+}
+
+/* readdirs(paths): per path its sorted entries or −errno (exec_dirs) */
+static napi_value Readdirs(napi_env env, napi_callback_info info) {
+  ARGS(1, 1, "readdirs(paths): 1 argument");
+  return job_sync(env, JOB_DIRS, 0, argv[0]);
+}
+
+static void work_execute(napi_env env, void *data) {
+  (void)env;
+  job_t *j = data;
+  EXEC[j->kind](j);
+}
+
+/* cb(answer), or cb() when the work was cancelled before it started */
+static void work_complete(napi_env env, napi_status status, void *data) {
+  job_t *j = data;
+  napi_value cb, global, res, ignored;
+  napi_delete_async_work(env, j->work);
+  j->work = NULL;
+  if (status == napi_ok) res = JS[j->kind](env, j);
+  else napi_get_undefined(env, &res);
+  if (napi_get_reference_value(env, j->cb, &cb) == napi_ok && cb) {
+    napi_get_global(env, &global);
+    napi_call_function(env, global, cb, status == napi_ok ? 1 : 0, &res, &ignored);
   }
-  paths_free(&ps);
-  return arr;
+  napi_delete_reference(env, j->cb);
+  j->cb = NULL;
+  job_free(j);
+}
+
+static void work_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  job_free(data);
+}
+
+/*
+ * workAsync(kind, paths, wholeIfShort, cb): one of the synchronous batches (kind 0 readFiles,
+ * 1 readlinks, 2 lstats, 3 readdirs, 4 stats) on a threadpool thread; cb(answer) on the JS thread with
+ * what the synchronous call would have returned. For paths whose reads cannot block: there is
+ * no timeout (readFilesAsync has one). Returns a handle for workCancel.
+ *
+ * workCancel(h): true when the work had not started (all the threadpool's threads busy, e.g.
+ * in reads that block): it never will, and cb() comes without an answer; false when it is
+ * running or done (its cb(answer) comes).
+ */
+static napi_value WorkAsync(napi_env env, napi_callback_info info) {
+  ARGS(4, 4, "workAsync(kind, paths, wholeIfShort, cb): 4 arguments");
+  int32_t kind;
+  bool whole;
+  napi_valuetype t;
+  if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind >= JOB_KINDS) return throw_type(env, "workAsync: kind must be 0 to 4");
+  if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) return throw_type(env, "workAsync: wholeIfShort must be a boolean");
+  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) return throw_type(env, "workAsync: cb must be a function");
+  job_t *j = job_new(env, kind, whole, argv[1]);
+  if (!j) return NULL;
+  napi_value name, handle;
+  napi_create_string_utf8(env, "vfioctl.batch", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, work_execute, work_complete, j, &j->work) != napi_ok) return job_free(j), NULL;
+  if (napi_queue_async_work(env, j->work) != napi_ok) {
+    napi_delete_async_work(env, j->work);
+    job_free(j);
+    napi_throw_error(env, "EIO", "workAsync: cannot queue the work");
+    return NULL;
+  }
+  napi_create_reference(env, argv[3], 1, &j->cb);
+  j->refs = 1; /* the work's */
+  if (napi_create_external(env, j, work_finalize, NULL, &handle) == napi_ok) j->refs++;
+  else napi_get_undefined(env, &handle);
+  return handle;
+}
+
+static napi_value WorkCancel(napi_env env, napi_callback_info info) {
+  ARGS(1, 1, "workCancel(h)");
+  void *p = NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throw_type(env, "not a work handle");
+  job_t *j = p;
+  napi_value out;
+  napi_get_boolean(env, j->work != NULL && napi_cancel_async_work(env, j->work) == napi_ok, &out);
+  return out;
 }
 
 /* ---- the asynchronous batch ---- */
@@ -373,108 +651,4 @@ static napi_value BatchCancel(napi_env env, napi_callback_info info) {
   if (fd >= 0) b->adopted = 1;
   pthread_mutex_unlock(&b->mu);
   return int_value(env, fd);
-}
-
-/* ---- lstat and readdir of many paths (synchronous) ---- */
-
-/*
- * lstats(paths): a Float64Array, 6 per path: 0 or −errno, st_mode, st_size, st_rdev, st_uid,
- * st_gid (the five 0 after an error).
- */
-static napi_value Lstats(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "lstats(paths): 1 argument");
-  paths_t ps;
-  if (!paths_arg(env, argv[0], &ps)) return NULL;
-  napi_value ab, ta;
-  void *p;
-  napi_create_arraybuffer(env, ps.n * 6 * sizeof(double), &p, &ab);
-  double *d = p;
-  for (size_t i = 0; i < ps.n; i++) {
-    struct stat st;
-    double *o = d + 6 * i;
-    if (lstat(ps.v[i], &st) != 0) {
-      o[0] = -(errno ? errno : EIO);
-      o[1] = o[2] = o[3] = o[4] = o[5] = 0;
-      continue;
-    }
-    o[0] = 0;
-    o[1] = (double)st.st_mode;
-    o[2] = (double)st.st_size;
-    o[3] = (double)st.st_rdev;
-    o[4] = (double)st.st_uid;
-    o[5] = (double)st.st_gid;
-  }
-  napi_create_typedarray(env, napi_float64_array, ps.n * 6, ab, 0, &ta);
-  paths_free(&ps);
-  return ta;
-}
-
-static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/*
- * readdirs(paths): an array, per path its entries without "." and ".." sorted by strcmp (the
- * order libuv's scandir gives node:fs readdirSync), or −errno.
- */
-static napi_value Readdirs(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "readdirs(paths): 1 argument");
-  paths_t ps;
-  if (!paths_arg(env, argv[0], &ps)) return NULL;
-  napi_value arr;
-  napi_create_array_with_length(env, ps.n, &arr);
-  size_t cap = 0;
-  char **names = NULL;
-  bytes_t pool = {0};
-  for (size_t i = 0; i < ps.n; i++) {
-    napi_value v;
-    DIR *dir = opendir(ps.v[i]);
-    if (!dir) {
-      v = int_value(env, -(errno ? errno : EIO));
-      napi_set_element(env, arr, (uint32_t)i, v);
-      continue;
-    }
-    size_t n = 0;
-    pool.n = 0;
-    struct dirent *de;
-    int err = 0;
-    for (;;) {
-      errno = 0;
-      de = readdir(dir);
-      if (!de) {
-        err = errno;
-        break;
-      }
-      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-      size_t len = strlen(de->d_name) + 1;
-      if (!bytes_reserve(&pool, len)) { err = ENOMEM; break; }
-      if (n == cap) {
-        size_t ncap = cap ? cap * 2 : 64;
-        char **nn = realloc(names, ncap * sizeof *names);
-        if (!nn) { err = ENOMEM; break; }
-        names = nn;
-        cap = ncap;
-      }
-      memcpy(pool.p + pool.n, de->d_name, len);
-      names[n++] = (char *)(uintptr_t)pool.n; /* an offset until the pool stops moving */
-      pool.n += len;
-    }
-    closedir(dir);
-    if (err) {
-      v = int_value(env, -err);
-      napi_set_element(env, arr, (uint32_t)i, v);
-      continue;
-    }
-    for (size_t k = 0; k < n; k++) names[k] = pool.p + (uintptr_t)names[k];
-    qsort(names, n, sizeof *names, name_cmp);
-    napi_create_array_with_length(env, n, &v);
-    for (size_t k = 0; k < n; k++) {
-      napi_value s;
-      napi_create_string_utf8(env, names[k], NAPI_AUTO_LENGTH, &s);
-      napi_set_element(env, v, (uint32_t)k, s);
-    }
-    napi_set_element(env, arr, (uint32_t)i, v);
-  }
-  free(names);
-  free(pool.p);
-  paths_free(&ps);
-  return arr;
 }
