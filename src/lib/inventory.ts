@@ -16,7 +16,7 @@ import { holdersOf, scanVfioHolders, unknownReason, type VfioHolder } from "./ho
 import { readHostKernel, type HostKernel } from "./kernel.js";
 import { interfaceNames } from "./hostuse.js";
 import type { PciIds } from "./pciids.js";
-import { deviceFacts, devPath, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
+import { deviceFacts, deviceRead, isVfioDriver, listBdfs, prefetchDevices, readCache, readDevice, readVfioPciModule, type DeviceFacts, type ReadCache, type VfioPciModule } from "./sysfs.js";
 
 /** "required": opening needs the PF's token; "not-required"; "cannot-tell": sysfs does not say. */
 export type TokenState = "required" | "not-required" | "cannot-tell";
@@ -46,12 +46,13 @@ export interface InventoryDevice extends DeviceFacts {
 /** The extra facts of one device (interfaces, NUMA node, pci.ids names) from what prefetchDevices read with `extras`. */
 function extras(d: DeviceFacts, ids: PciIds | undefined, cache: ReadCache): Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> {
   let numaNode: number | null = null;
-  const s = cache.attrs.get(devPath(d.bdf, "numa_node")) ?? null; // null: no numa_node
+  const r = deviceRead(cache, d.bdf);
+  const s = r.attrs.numa_node ?? null; // null: no numa_node
   if (s !== null) {
     const n = Number(s);
     numaNode = Number.isInteger(n) && n >= 0 ? n : null;
   }
-  const net = cache.dirs.get(devPath(d.bdf, "net"));
+  const net = r.dirs.net;
   const interfaces = net === undefined || net instanceof Error ? [] : interfaceNames(net);
   const out: Pick<InventoryDevice, "interfaces" | "numaNode" | "vendorName" | "deviceName"> = { interfaces, numaNode };
   if (ids) {

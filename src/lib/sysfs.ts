@@ -12,7 +12,7 @@
  */
 import { readAttr, exists } from "../sys/fsutil.js";
 import { lstatsOf, readdirsOf, readFilesOf, readlinksOf } from "../sys/batch.js";
-import type { Stat, Syscalls } from "../sys/syscalls.js";
+import type { FileRead, Syscalls } from "../sys/syscalls.js";
 import { checkBdf, isBdf } from "./bdf.js";
 import { parseBdf } from "../kernel/pci/bdf.js";
 import { DENYLIST } from "../kernel/vfio/pci/denylist.js";
@@ -97,28 +97,51 @@ export async function requireDevice(sys: Syscalls, bdf: string): Promise<void> {
   }
 }
 
+/** The attributes {@link prefetchDevices} reads (the sriov_* ones on PFs only). */
+type AttrName = "vendor" | "device" | "class" | "driver_override" | "numa_node" | "sriov_totalvfs" | "sriov_offset" | "sriov_stride" | "sriov_numvfs" | "sriov_drivers_autoprobe";
+type LinkName = "driver" | "iommu_group" | "physfn";
+type DirName = "net" | "vfio-dev" | "self";
+
 /**
- * What {@link prefetchDevices} read, for {@link readDevice} to answer from: attribute values,
- * link targets' last components, folders' entries and exists() answers, by path. Shared by
- * the devices of one pass over the host, so the PF attributes every VF's index is worked out
+ * What {@link prefetchDevices} read of one device (undefined: not read). Attribute values are
+ * without their newline (null: absent or unreadable), links are their target's last component
+ * (null: no link), folders their entries or the readdir's error.
+ */
+export interface DeviceRead {
+  /** /sys/bus/pci/devices/<BDF> */
+  readonly path: string;
+  attrs: Partial<Record<AttrName, string | null>>;
+  /** attributes whose read was still blocked after the timeout */
+  blocked: AttrName[];
+  links: Partial<Record<LinkName, string | null>>;
+  /** the PF's virtfn<N> links, by N */
+  virtfn: Map<number, string | null>;
+  dirs: Partial<Record<DirName, string[] | Error>>;
+  /** exists() of /dev/vfio/<group> and of the vfio cdev node */
+  nodeExists?: boolean;
+  cdevExists?: boolean;
+  /** read whole by prefetchDevices, and with inventory's extras (numa_node, net/) */
+  read: false | "device" | "extras";
+}
+
+/**
+ * What {@link prefetchDevices} read, for {@link readDevice} to answer from, by device. Shared
+ * by the devices of one pass over the host, so the PF attributes every VF's index is worked out
  * from (`sriov_offset`, `sriov_stride`) are read once however many VFs ask. Make one per pass
  * ({@link readCache}); a value stays as first read for as long as the cache is kept.
  */
 export interface ReadCache {
-  /** attribute values without their newline (null: absent or unreadable) */
-  readonly attrs: Map<string, string | null>;
-  /** the last component of each link's target (null: no link) */
-  readonly links: Map<string, string | null>;
-  /** attributes whose read was still blocked after the timeout */
-  readonly blocked: Set<string>;
-  /** folders' entries, or the readdir's error */
-  readonly dirs: Map<string, string[] | Error>;
-  readonly exists: Map<string, boolean>;
-  /** the devices prefetchDevices has read into it, and whether with inventory's extras */
-  readonly devices: Map<string, { extras: boolean }>;
+  readonly devices: Map<string, DeviceRead>;
 }
 
-export const readCache = (): ReadCache => ({ attrs: new Map(), links: new Map(), blocked: new Set(), dirs: new Map(), exists: new Map(), devices: new Map() });
+export const readCache = (): ReadCache => ({ devices: new Map() });
+
+/** The cache's record of a device, made empty when it has none. */
+export function deviceRead(cache: ReadCache, bdf: string): DeviceRead {
+  let r = cache.devices.get(bdf);
+  if (!r) cache.devices.set(bdf, (r = { path: devPath(bdf), attrs: {}, blocked: [], links: {}, virtfn: new Map(), dirs: {}, read: false }));
+  return r;
+}
 
 const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
 
@@ -137,77 +160,83 @@ const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
  */
 export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], cache: ReadCache, timeoutMs: number, opts: { extras?: boolean } = {}): Promise<void> {
   const extras = opts.extras ?? false;
-  const todo = bdfs.filter((b) => {
-    const d = cache.devices.get(b);
-    return !d || (extras && !d.extras);
-  });
+  const todo: DeviceRead[] = [];
+  for (const b of bdfs) {
+    const r = deviceRead(cache, b);
+    if (!r.read || (extras && r.read !== "extras")) todo.push(r);
+  }
   if (!todo.length) return;
-  const links = async (paths: string[]) => {
-    const res = await readlinksOf(sys, paths);
-    paths.forEach((p, i) => {
-      const t = res[i]!;
-      cache.links.set(p, typeof t === "string" ? base(t) : null);
-    });
+  /** the paths of one batch, and where each answer goes */
+  const batch = <T>() => {
+    const paths: string[] = [];
+    const to: ((v: T) => void)[] = [];
+    return { paths, to, add: (path: string, f: (v: T) => void) => void (paths.push(path), to.push(f)) };
   };
-  const files = async (paths: string[]) => {
-    const res = await readFilesOf(sys, paths, { wholeIfShort: true, timeoutMs });
-    paths.forEach((p, i) => {
-      const r = res[i]!;
-      if (r === null) return void cache.blocked.add(p);
-      const s = Buffer.isBuffer(r) ? r.toString("utf8") : null;
-      cache.attrs.set(p, s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s);
-    });
+  type Batch<T> = ReturnType<typeof batch<T>>;
+  const answer = <T>(b: Batch<T>, res: T[]) => b.to.forEach((f, i) => f(res[i]!));
+  const links = async (b: Batch<string | null>) => answer(b, (await readlinksOf(sys, b.paths)).map((t) => (typeof t === "string" ? base(t) : null)));
+  const files = async (b: Batch<FileRead>) => answer(b, await readFilesOf(sys, b.paths, { wholeIfShort: true, timeoutMs }));
+  const stats = async (b: Batch<boolean>) => answer(b, (await lstatsOf(sys, b.paths)).map((st) => !(st instanceof Error)));
+  const dirs = async (b: Batch<string[] | Error>) => answer(b, await readdirsOf(sys, b.paths));
+  const attr = (r: DeviceRead, name: AttrName) => (v: FileRead) => {
+    if (v === null) return void r.blocked.push(name);
+    const s = Buffer.isBuffer(v) ? v.toString("utf8") : null;
+    r.attrs[name] = s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s;
   };
-  const stats = async (paths: string[]) => {
-    const res = await lstatsOf(sys, paths);
-    paths.forEach((p, i) => cache.exists.set(p, !(res[i] instanceof Error)));
-  };
-  const dirs = async (paths: string[]) => {
-    const res = await readdirsOf(sys, paths);
-    paths.forEach((p, i) => cache.dirs.set(p, res[i]!));
-  };
-  const unread = (m: Map<string, unknown>, paths: string[]) => paths.filter((p) => !m.has(p));
-  await links(unread(cache.links, todo.flatMap((b) => [devPath(b, "driver"), devPath(b, "iommu_group"), devPath(b, "physfn")])));
-  const physfn = new Map<string, string>();
-  for (const b of todo) {
-    const pf = cache.links.get(devPath(b, "physfn"));
-    if (pf && isBdf(pf)) physfn.set(b, pf);
+  const l1 = batch<string | null>();
+  for (const r of todo) {
+    for (const n of ["driver", "iommu_group", "physfn"] as const) if (r.links[n] === undefined) l1.add(`${r.path}/${n}`, (v) => (r.links[n] = v));
   }
-  const attrs: string[] = [];
-  const nodes: string[] = [];
-  const folders: string[] = [];
-  for (const b of todo) {
-    const p = devPath(b);
-    attrs.push(`${p}/vendor`, `${p}/device`, `${p}/class`, `${p}/driver_override`);
-    if (extras) attrs.push(`${p}/numa_node`);
-    if (!physfn.has(b)) attrs.push(`${p}/sriov_totalvfs`);
-    const g = cache.links.get(`${p}/iommu_group`);
-    if (g != null && /^\d+$/.test(g)) nodes.push(`/dev/vfio/${Number(g)}`);
-    if (extras) folders.push(`${p}/net`);
-    if (isVfioDriver(cache.links.get(`${p}/driver`) ?? null)) folders.push(`${p}/vfio-dev`);
+  await links(l1);
+  const pfOf = new Map<DeviceRead, DeviceRead>();
+  for (const r of todo) {
+    const pf = r.links.physfn;
+    if (pf && isBdf(pf)) pfOf.set(r, deviceRead(cache, pf));
   }
-  for (const pf of new Set(physfn.values())) attrs.push(devPath(pf, "sriov_offset"), devPath(pf, "sriov_stride"));
-  await Promise.all([files(unread(cache.attrs, attrs)), stats(unread(cache.exists, nodes)), dirs(folders)]);
-  const pfs = todo.filter((b) => !physfn.has(b) && cache.attrs.get(devPath(b, "sriov_totalvfs")) != null);
-  const virtfn: string[] = [];
-  for (const [vf, pf] of physfn) {
-    const k = candidateIndex(pf, vf, cache);
-    if (k !== null) virtfn.push(`${devPath(pf)}/virtfn${k}`);
+  const f2 = batch<FileRead>();
+  const s2 = batch<boolean>();
+  const d2 = batch<string[] | Error>();
+  const names: AttrName[] = extras ? ["vendor", "device", "class", "driver_override", "numa_node"] : ["vendor", "device", "class", "driver_override"];
+  for (const r of todo) {
+    for (const n of names) if (r.attrs[n] === undefined) f2.add(`${r.path}/${n}`, attr(r, n));
+    if (!pfOf.has(r) && r.attrs.sriov_totalvfs === undefined) f2.add(`${r.path}/sriov_totalvfs`, attr(r, "sriov_totalvfs"));
+    const g = r.links.iommu_group;
+    if (g != null && /^\d+$/.test(g) && r.nodeExists === undefined) s2.add(`/dev/vfio/${Number(g)}`, (v) => (r.nodeExists = v));
+    if (extras) d2.add(`${r.path}/net`, (v) => (r.dirs.net = v));
+    if (isVfioDriver(r.links.driver ?? null)) d2.add(`${r.path}/vfio-dev`, (v) => (r.dirs["vfio-dev"] = v));
   }
-  const cdevs: string[] = [];
-  for (const b of todo) {
-    const name = vfioDeviceName(cache.dirs.get(devPath(b, "vfio-dev")));
-    if (name) cdevs.push(`/dev/vfio/devices/${name}`);
+  for (const pf of new Set(pfOf.values())) {
+    for (const n of ["sriov_offset", "sriov_stride"] as const) if (pf.attrs[n] === undefined) f2.add(`${pf.path}/${n}`, attr(pf, n));
   }
-  await Promise.all([
-    files(pfs.flatMap((b) => [devPath(b, "sriov_numvfs"), devPath(b, "sriov_drivers_autoprobe")])),
-    dirs(pfs.map((b) => devPath(b))),
-    links(unread(cache.links, virtfn)),
-    stats(unread(cache.exists, cdevs)),
-  ]);
-  const pfLinks = pfs.flatMap((b) => virtfnIndices(cache.dirs.get(devPath(b))).map((i) => `${devPath(b)}/virtfn${i}`));
-  await links(unread(cache.links, pfLinks));
-  for (const b of todo) cache.devices.set(b, { extras });
+  await Promise.all([files(f2), stats(s2), dirs(d2)]);
+  const pfs = todo.filter((r) => !pfOf.has(r) && r.attrs.sriov_totalvfs != null);
+  const f3 = batch<FileRead>();
+  const d3 = batch<string[] | Error>();
+  const l3 = batch<string | null>();
+  const s3 = batch<boolean>();
+  for (const r of pfs) {
+    f3.add(`${r.path}/sriov_numvfs`, attr(r, "sriov_numvfs"));
+    f3.add(`${r.path}/sriov_drivers_autoprobe`, attr(r, "sriov_drivers_autoprobe"));
+    d3.add(r.path, (v) => (r.dirs.self = v));
+  }
+  const asked = new Set<string>();
+  for (const [vf, pf] of pfOf) {
+    const k = candidateIndex(pf, vf);
+    const path = `${pf.path}/virtfn${k}`;
+    if (k !== null && !pf.virtfn.has(k) && !asked.has(path)) {
+      asked.add(path);
+      l3.add(path, (v) => pf.virtfn.set(k, v));
+    }
+  }
+  for (const r of todo) {
+    const name = vfioDeviceName(r.dirs["vfio-dev"]);
+    if (name && r.cdevExists === undefined) s3.add(`/dev/vfio/devices/${name}`, (v) => (r.cdevExists = v));
+  }
+  await Promise.all([files(f3), dirs(d3), links(l3), stats(s3)]);
+  const l4 = batch<string | null>();
+  for (const r of pfs) for (const i of virtfnIndices(r.dirs.self)) if (!r.virtfn.has(i)) l4.add(`${r.path}/virtfn${i}`, (v) => r.virtfn.set(i, v));
+  await links(l4);
+  for (const r of todo) r.read = extras ? "extras" : "device";
 }
 
 /** The vfio<N> entry of a vfio-dev/ folder read into the cache (undefined: none, or no folder). */
@@ -226,13 +255,12 @@ const virtfnIndices = (d: string[] | Error | undefined): number[] =>
  * The virtfn index a VF's routing ID names, from its PF's cached `sriov_offset` and
  * `sriov_stride` (iov.c pci_iov_virtfn_bus/devfn: VF rid = PF rid + offset + stride·N), or null.
  */
-function candidateIndex(pf: string, bdf: string, cache: ReadCache): number | null {
-  const a = parseBdf(pf);
-  const v = parseBdf(bdf);
+function candidateIndex(pf: DeviceRead, vf: DeviceRead): number | null {
+  const a = parseBdf(base(pf.path));
+  const v = parseBdf(base(vf.path));
   if (!a || !v) return null;
-  const pp = devPath(pf);
-  const offset = num(cache.attrs.get(`${pp}/sriov_offset`) ?? null);
-  const stride = num(cache.attrs.get(`${pp}/sriov_stride`) ?? null);
+  const offset = num(pf.attrs.sriov_offset ?? null);
+  const stride = num(pf.attrs.sriov_stride ?? null);
   const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
   return offset !== null && stride && delta >= 0 && delta % stride === 0 ? delta / stride : null;
 }
@@ -249,7 +277,7 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
   checkBdf(bdf);
   await prefetchDevices(sys, [bdf], cache, opts.numvfsTimeoutMs ?? 2000);
   const facts = deviceFacts(bdf, cache);
-  if (facts.physfn && facts.vfIndex === null) facts.vfIndex = await scanVfIndex(sys, facts.physfn, bdf, cache);
+  if (facts.physfn && facts.vfIndex === null) facts.vfIndex = await scanVfIndex(sys, deviceRead(cache, facts.physfn), bdf);
   return facts;
 }
 
@@ -259,30 +287,24 @@ export async function readDevice(sys: Syscalls, bdf: string, opts: { numvfsTimeo
  * (readDevice then searches the PF's links: {@link scanVfIndex}).
  */
 export function deviceFacts(bdf: string, cache: ReadCache): DeviceFacts {
-  const p = devPath(bdf);
-  const blockedReads: string[] = [];
-  const attr = (name: string): string | null => cache.attrs.get(`${p}/${name}`) ?? null;
-  const timed = (name: string): string | null => {
-    if (cache.blocked.has(`${p}/${name}`)) blockedReads.push(name);
-    return attr(name);
-  };
-  const link = (name: string): string | null => cache.links.get(`${p}/${name}`) ?? null;
-  const driver = link("driver");
-  const ovr = timed("driver_override");
-  const group = link("iommu_group");
-  const physfn = link("physfn");
+  const r = deviceRead(cache, bdf);
+  const a = r.attrs;
+  const driver = r.links.driver ?? null;
+  const ovr = a.driver_override ?? null;
+  const group = r.links.iommu_group ?? null;
+  const physfn = r.links.physfn ?? null;
   const iommuGroup = group !== null && /^\d+$/.test(group) ? Number(group) : null;
   const vfioNode = iommuGroup === null ? null : `/dev/vfio/${iommuGroup}`;
   const facts: DeviceFacts = {
     bdf,
-    vendor: num(attr("vendor"), 16),
-    device: num(attr("device"), 16),
-    class: num(attr("class"), 16),
+    vendor: num(a.vendor ?? null, 16),
+    device: num(a.device ?? null, 16),
+    class: num(a.class ?? null, 16),
     driver,
     driverOverride: ovr === null || ovr === "(null)" || ovr === "" ? null : ovr,
     iommuGroup,
     vfioNode,
-    vfioNodeExists: vfioNode !== null && cache.exists.get(vfioNode) === true,
+    vfioNodeExists: vfioNode !== null && r.nodeExists === true,
     vfioDevice: null,
     cdevNode: null,
     sriov: null,
@@ -291,24 +313,26 @@ export function deviceFacts(bdf: string, cache: ReadCache): DeviceFacts {
   };
   if (driver !== null && isVfioDriver(driver)) {
     // no vfio-dev class device before 6.1
-    facts.vfioDevice = vfioDeviceName(cache.dirs.get(`${p}/vfio-dev`)) ?? null;
-    if (facts.vfioDevice && cache.exists.get(`/dev/vfio/devices/${facts.vfioDevice}`) === true) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
+    facts.vfioDevice = vfioDeviceName(r.dirs["vfio-dev"]) ?? null;
+    if (facts.vfioDevice && r.cdevExists === true) facts.cdevNode = `/dev/vfio/devices/${facts.vfioDevice}`;
   }
-  const total = facts.physfn ? null : attr("sriov_totalvfs");
+  const total = facts.physfn ? null : (a.sriov_totalvfs ?? null);
   if (total !== null) {
-    const numVfs = num(timed("sriov_numvfs"));
     const vfs: string[] = [];
-    for (const i of virtfnIndices(cache.dirs.get(p))) {
-      const b = cache.links.get(`${p}/virtfn${i}`) ?? null;
+    for (const i of virtfnIndices(r.dirs.self)) {
+      const b = r.virtfn.get(i) ?? null;
       if (b && isBdf(b)) vfs.push(b);
     }
-    facts.sriov = { totalVfs: num(total) ?? 0, numVfs, driversAutoprobe: yn(attr("sriov_drivers_autoprobe")), vfs };
+    facts.sriov = { totalVfs: num(total) ?? 0, numVfs: num(a.sriov_numvfs ?? null), driversAutoprobe: yn(a.sriov_drivers_autoprobe ?? null), vfs };
   }
   if (facts.physfn) {
-    const k = candidateIndex(facts.physfn, bdf, cache);
-    if (k !== null && cache.links.get(`${devPath(facts.physfn)}/virtfn${k}`) === bdf) facts.vfIndex = k;
+    const pf = deviceRead(cache, facts.physfn);
+    const k = candidateIndex(pf, r);
+    if (k !== null && pf.virtfn.get(k) === bdf) facts.vfIndex = k;
   }
-  if (blockedReads.length) facts.blockedReads = blockedReads;
+  // in the order readDevice has always named them
+  const blocked = (["driver_override", "sriov_numvfs"] as const).filter((n) => r.blocked.includes(n) && (n === "driver_override" || total !== null));
+  if (blocked.length) facts.blockedReads = blocked;
   return facts;
 }
 
@@ -318,19 +342,21 @@ export function deviceFacts(bdf: string, cache: ReadCache): DeviceFacts {
  * names a link that does not (reading every VF of a PF stays linear in the number of VFs in the
  * usual case, where one readlink confirms it). Null when none does or the PF is unreadable.
  */
-async function scanVfIndex(sys: Syscalls, pf: string, bdf: string, cache: ReadCache): Promise<number | null> {
-  const pp = devPath(pf);
+async function scanVfIndex(sys: Syscalls, pf: DeviceRead, bdf: string): Promise<number | null> {
   let entries: string[];
   try {
-    entries = await sys.readdir(pp);
+    entries = await sys.readdir(pf.path);
   } catch {
     return null; // PF directory unreadable: index unknown
   }
   for (const n of entries) {
     if (!/^virtfn\d+$/.test(n)) continue;
-    const path = `${pp}/${n}`;
-    if (!cache.links.has(path)) await readlinksOf(sys, [path]).then(([t]) => cache.links.set(path, typeof t === "string" ? base(t) : null));
-    if (cache.links.get(path) === bdf) return Number(n.slice(6));
+    const i = Number(n.slice(6));
+    if (!pf.virtfn.has(i)) {
+      const [t] = await readlinksOf(sys, [`${pf.path}/${n}`]);
+      pf.virtfn.set(i, typeof t === "string" ? base(t) : null);
+    }
+    if (pf.virtfn.get(i) === bdf) return i;
   }
   return null;
 }
