@@ -115,14 +115,19 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   const bdfs = await listBdfs(sys);
   const facts = new Map<string, DeviceFacts & Awaited<ReturnType<typeof extras>>>();
   const cache = readCache();
-  // every device in a few stages of batch reads (the backend's own where it has them)
-  await prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000, { extras: true });
+  // every device in a few stages of batch reads (the backend's own where it has them), the
+  // holders, the kernel and vfio-pci's parameters at the same time: their reads are independent
+  const [, scan, kernel, vfioPci] = await Promise.all([
+    prefetchDevices(sys, bdfs, cache, opts.numvfsTimeoutMs ?? 2000, { extras: true }),
+    opts.holders === false ? null : scanVfioHolders(sys),
+    readHostKernel(sys),
+    readVfioPciModule(sys),
+  ]);
   for (const b of bdfs) {
     const d = deviceFacts(b, cache);
     if (d.physfn && d.vfIndex === null) d.vfIndex = (await readDevice(sys, b, { cache })).vfIndex;
     facts.set(b, Object.assign(d, extras(d, opts.pciIds, cache)));
   }
-  const scan = opts.holders === false ? null : await scanVfioHolders(sys);
   const holders = scan?.holders ?? [];
   const unknown = scan && (scan.unattributed.length || scan.unreadable.length) ? unknownReason(scan) : null;
   const held = (g: number | null) => holdersOf(holders, g);
@@ -133,7 +138,8 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
   for (const d of facts.values()) {
     if (!d.physfn) continue;
     const pf = facts.get(d.physfn) ?? null;
-    const v: InventoryDevice = { ...d, role: "vf", token: tokenSituation(d, pf, null), heldBy: held(d.iommuGroup) };
+    // each device's facts object becomes its entry (Object.assign: no copy of every field)
+    const v: InventoryDevice = Object.assign(d, { role: "vf" as const, token: tokenSituation(d, pf, null), heldBy: held(d.iommuGroup) });
     if (!pf) orphans.push(v);
     else {
       const list = vfsOf.get(pf.bdf);
@@ -146,16 +152,15 @@ export async function inventory(sys: Syscalls, opts: { numvfsTimeoutMs?: number;
     if (d.sriov) {
       const vfs = (vfsOf.get(d.bdf) ?? []).sort((a, b) => (a.vfIndex ?? 0) - (b.vfIndex ?? 0));
       const anyHeld = opts.holders === false ? null : vfs.some((v) => v.heldBy.length > 0) ? true : unknown && vfs.length ? null : false;
-      pfs.push({ ...d, role: "pf", token: tokenSituation(d, null, anyHeld, unknown ?? undefined), heldBy: held(d.iommuGroup), vfDevices: vfs });
+      pfs.push(Object.assign(d, { role: "pf" as const, token: tokenSituation(d, null, anyHeld, unknown ?? undefined), heldBy: held(d.iommuGroup), vfDevices: vfs }));
     } else {
-      others.push({ ...d, role: "device", token: tokenSituation(d, null, null), heldBy: held(d.iommuGroup) });
+      others.push(Object.assign(d, { role: "device" as const, token: tokenSituation(d, null, null), heldBy: held(d.iommuGroup) }));
     }
   }
-  const kernel = await readHostKernel(sys);
   // on the cdev path this kernel's own row applies (src/kernel/versions.ts)
   const cdevNote = kernel.cdevToken === "bypass" ? "; not through the vfio cdev: this kernel does not check it there (vfioctl audit)" : kernel.cdevToken === "e2big" ? "; through the vfio cdev it cannot be passed on this kernel (E2BIG), so only the group path opens it" : "";
   if (cdevNote) for (const pf of pfs) for (const vf of pf.vfDevices) if (vf.token.state === "required" && vf.cdevNode) vf.token = { ...vf.token, reason: vf.token.reason + cdevNote };
-  return { backend: sys.backend, ...(sys.backend === "linux" && sys.root ? { root: sys.root } : {}), kernel, vfioPci: await readVfioPciModule(sys), pfs, others, orphans, holders };
+  return { backend: sys.backend, ...(sys.backend === "linux" && sys.root ? { root: sys.root } : {}), kernel, vfioPci, pfs, others, orphans, holders };
 }
 
 /**

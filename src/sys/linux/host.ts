@@ -76,7 +76,7 @@ import { readCannotBlock } from "../blocking.js";
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
 
 /**
- * From how many paths a batch is read in two halves at once (LinuxSyscalls.twoWay): below it,
+ * From how many paths a batch is read in two parts at once (LinuxSyscalls.twoWay): below it,
  * handing half to a threadpool thread costs more (~50–100 µs) than it saves.
  */
 const PARALLEL_MIN = 64;
@@ -393,10 +393,10 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   /**
-   * One of the addon's synchronous batches over `hosts`, in two halves at the same time: the
-   * second on a threadpool thread (workAsync), the first here, each answer turned into per-path
+   * One of the addon's synchronous batches over `hosts`, in two parts at the same time: the
+   * second (60%) on a threadpool thread (workAsync), the first here, each answer turned into per-path
    * values by `each(answer, from)` in path order (so traced in path order). Below
-   * {@link PARALLEL_MIN} paths, or when the second half has not started by the time the first
+   * {@link PARALLEL_MIN} paths, or when the second part has not started by the time the first
    * is done (the threadpool's threads all busy, e.g. in reads that block), it is all read here:
    * the work is cancelled before it starts, so no path is read twice.
    */
@@ -408,7 +408,8 @@ export class LinuxSyscalls implements Syscalls {
     };
     const n = hosts.length;
     if (n < PARALLEL_MIN) return Promise.resolve(each(sync(0, n), 0));
-    const cut = n >> 1;
+    // the JS thread also turns both halves' answers into values: it reads the smaller part
+    const cut = Math.floor(n * 0.4);
     let second: WorkAnswer[K] | undefined;
     let done: (() => void) | undefined;
     const h = a.workAsync(kind, hosts.slice(cut).join("\0"), whole, (answer) => {
