@@ -81,6 +81,14 @@ const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
  */
 const PARALLEL_MIN = 64;
 
+/**
+ * The reads that can block go in up to this many threadpool batches at once (libuv's
+ * threadpool has 4 threads unless UV_THREADPOOL_SIZE says otherwise), each of at least
+ * SLOW_WAY_MIN paths.
+ */
+const SLOW_WAYS = 4;
+const SLOW_WAY_MIN = 256;
+
 /** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
 const scratch = Buffer.allocUnsafe(CHUNK);
 
@@ -497,7 +505,7 @@ export class LinuxSyscalls implements Syscalls {
     const fast: number[] = [];
     const slow: number[] = [];
     paths.forEach((p, i) => (readCannotBlock(p) ? fast : slow).push(i));
-    const pending = slow.length ? this.readAsync(a, slow.map((i) => paths[i]!), opts) : undefined;
+    const pending = slow.length ? this.readAsyncWays(a, slow.map((i) => paths[i]!), opts) : undefined;
     const sub = fast.map((i) => paths[i]!);
     const hosts = sub.map((p) => this.resolve(p));
     const quick = fast.length ? this.twoWay(a, WORK.readFiles, hosts, opts.wholeIfShort, (r, from) => this.answers(r, sub, hosts, from)) : undefined;
@@ -539,6 +547,20 @@ export class LinuxSyscalls implements Syscalls {
       }
     }
     return res;
+  }
+
+  /**
+   * The reads that can block in up to {@link SLOW_WAYS} threadpool batches at once, each of a
+   * run of consecutive paths: with several reads stuck (a device lock held on several devices)
+   * their timeouts run at the same time instead of one after the other.
+   */
+  private readAsyncWays(a: BatchAddon, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
+    const ways = Math.min(SLOW_WAYS, Math.ceil(paths.length / SLOW_WAY_MIN));
+    if (ways <= 1) return this.readAsync(a, paths, opts);
+    const size = Math.ceil(paths.length / ways);
+    const parts: Promise<FileRead[]>[] = [];
+    for (let at = 0; at < paths.length; at += size) parts.push(this.readAsync(a, paths.slice(at, at + size), opts));
+    return Promise.all(parts).then((r) => r.flat());
   }
 
   /** The reads that can block, in threadpool batches bounded by opts.timeoutMs (see readFiles). */
