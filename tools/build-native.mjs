@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the Linux backend's native addon (src/sys/linux/native/ioctl.c: ioctl, eventfd, lseek
 // and, from batch.c, batch reads, through Node-API) into build/native/ioctl.node with the system's C compiler, and checks that
-// this node loads it. Run by `npm install` (package.json "prepare"); by hand:
+// this node loads it. Run by `npm install` (package.json "install", also when the published
+// package is installed: it ships this script and the C sources); by hand:
 //
 //   node tools/build-native.mjs [--out FILE] [--strict]
 //
