@@ -106,14 +106,53 @@ export interface Resolved {
   path: string;
 }
 
+/**
+ * The directories one batch of lookups has walked (see {@link Vfs.resolve}): a directory's path
+ * as the lookups name it → where its walk ended, or the error it failed with. Good only while
+ * nothing changes in between: for lookups made one after the other in one synchronous call.
+ */
+export type WalkedDirs = Map<string, Resolved | SysErrorCode>;
+
 export class Vfs {
   constructor(
     private readonly k: Kernel,
     private readonly root: (task: Task) => DirNode,
   ) {}
 
-  /** namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode. */
-  resolve(task: Task, path: string, nofollow = false): Resolved {
+  /**
+   * namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode. With
+   * `dirs`, the directory the last name is looked up in is walked once for all the lookups
+   * sharing it (the walk to it is the one resolve(dir) makes: the same nodes, links followed and
+   * errors; a last name that is a link to follow takes the whole walk again).
+   */
+  resolve(task: Task, path: string, nofollow = false, dirs?: WalkedDirs): Resolved {
+    return dirs ? this.resolveIn(task, path, nofollow, dirs) : this.walk(task, path, nofollow);
+  }
+
+  private resolveIn(task: Task, path: string, nofollow: boolean, dirs: WalkedDirs): Resolved {
+    const i = path.lastIndexOf("/");
+    const name = path.slice(i + 1);
+    if (i <= 0 || name === "" || name === "." || name === "..") return this.walk(task, path, nofollow);
+    const at = path.slice(0, i);
+    let dir = dirs.get(at);
+    if (dir === undefined) {
+      try {
+        dir = this.walk(task, at, false);
+      } catch (e) {
+        if (!(e instanceof SysErrorCode)) throw e;
+        dir = e;
+      }
+      dirs.set(at, dir);
+    }
+    if (dir instanceof SysErrorCode) throw new SysErrorCode(dir.errno);
+    if (dir.node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
+    const next = dir.node.get(name);
+    if (!next) throw new SysErrorCode(ERRNO.ENOENT);
+    if (next.t === "link" && !nofollow) return this.walk(task, path, nofollow);
+    return { node: next, path: dir.path === "/" ? `/${name}` : `${dir.path}/${name}` };
+  }
+
+  private walk(task: Task, path: string, nofollow: boolean): Resolved {
     if (!path.startsWith("/")) throw new SysErrorCode(ERRNO.ENOENT);
     let comps = path.split("/").filter((c) => c.length > 0);
     let cur: Node = this.root(task);
@@ -166,8 +205,8 @@ export class Vfs {
     return { node: cur, path: "/" + curPath.join("/") };
   }
 
-  stat(task: Task, path: string, nofollow: boolean): Stat {
-    const { node } = this.resolve(task, path, nofollow);
+  stat(task: Task, path: string, nofollow: boolean, dirs?: WalkedDirs): Stat {
+    const { node } = this.resolve(task, path, nofollow, dirs);
     const kind: FileKind = node.t === "attr" || node.t === "anon" ? "file" : node.t;
     const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : node.t === "anon" ? 0o600 : 0o777;
     // every file of the model is root's, as sysfs, /proc and a default /dev are
