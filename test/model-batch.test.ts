@@ -150,6 +150,7 @@ test("readlinks, lstats and readdirs answer every path as readlink, lstat and re
   };
   assert.deepEqual((await p.readlinks(paths)).map(shown), await one((x) => p.readlink(x)));
   assert.deepEqual((await p.lstats(paths)).map(shown), await one((x) => p.lstat(x)));
+  assert.deepEqual((await p.stats(paths)).map(shown), await one((x) => p.stat(x)));
   assert.deepEqual((await p.readdirs(paths)).map(shown), await one((x) => p.readdir(x)));
   const links = await p.readlinks(paths);
   assert.ok(links.some((l) => typeof l === "string" && l.endsWith("/bus/pci/drivers/vfio-pci")), "a driver link among the answers");
@@ -174,6 +175,7 @@ test("a chroot's and a container's batches look paths up and name their fds as t
     };
     assert.deepEqual((await p.readlinks(paths)).map(shown), await one((x) => p.readlink(x)), JSON.stringify(opts));
     assert.deepEqual((await p.lstats(paths)).map(shown), await one((x) => p.lstat(x)));
+    assert.deepEqual((await p.stats(paths)).map(shown), await one((x) => p.stat(x)));
     assert.deepEqual((await p.readdirs(paths)).map(shown), await one((x) => p.readdir(x)));
     assert.deepEqual((await p.readFiles(paths, { wholeIfShort: true })).map((v) => asRead(v, true)), await readOneByOne(oneByOne(p), paths, true));
     const target = (await p.readlinks([`/proc/self/fd/${fd}`]))[0];
@@ -217,6 +219,7 @@ test("an exited process's batches answer each path with the ESRCH its single cal
   const calls: [(paths: readonly string[]) => Promise<unknown[]>, (path: string) => Promise<unknown>][] = [
     [p.readlinks, (x) => p.readlink(x)],
     [p.lstats, (x) => p.lstat(x)],
+    [p.stats, (x) => p.stat(x)],
     [p.readdirs, (x) => p.readdir(x)],
   ];
   for (const [batch, single] of calls) {
@@ -274,6 +277,23 @@ test("a read behind a held device lock is answered null after the timeout while 
   for (let i = 0; i < 50 && p.fdNumbers().length > 1; i++) await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(p.fdNumbers(), [held], "the blocked reads' fds are given back once they return");
   assert.deepEqual(cat.fdNumbers(), []);
+});
+
+test("more blocked reads than are read at once: each answered null after its own timeout, the one queued behind them answered, every fd given back once they return", { timeout: 30_000 }, async () => {
+  const { k, qemu, pending } = await withBlockedPf();
+  const p = k.spawn("vfioctl");
+  const paths = [...Array.from({ length: 40 }, () => `${dev(PF)}/driver_override`), `${dev(PLAIN)}/driver_override`, `${dev(PF)}/vendor`];
+  const t0 = Date.now();
+  const res = await p.readFiles(paths, { wholeIfShort: true, timeoutMs: 150 });
+  const ms = Date.now() - t0;
+  // 32 reads at once, as inventory's one-by-one reads: the last 8 and PLAIN's start when the first 32 time out
+  assert.ok(ms >= 290 && ms < 3000, `${ms} ms`);
+  assert.deepEqual(res.map((v) => asRead(v, true)), [...Array.from({ length: 40 }, () => null), "(null)", "0x8086"]);
+  assert.equal(p.fdNumbers().length, 40, "each blocked read holds its fd");
+  await qemu.exit();
+  await pending;
+  for (let i = 0; i < 100 && p.fdNumbers().length; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(p.fdNumbers(), []);
 });
 
 test("without a timeout the batch waits for a blocked read and answers it", { timeout: 30_000 }, async () => {

@@ -57,6 +57,13 @@ export class FdNumberSpace {
 const FIONCLEX = 0x5450;
 const FIOCLEX = 0x5451;
 
+/**
+ * How many reads that can block one readFiles call makes at once (the others' files are open,
+ * their reads queued until one of these has its answer or its timeout): as many as inventory's
+ * one-by-one reads have in flight (READ_AHEAD).
+ */
+const READS_IN_FLIGHT = 32;
+
 /** The initial mount namespace's inode number (what /proc/1/ns/mnt shows on Linux: mnt:[4026531841]). */
 export const INIT_MNT_NS = 4026531841;
 let nextMntNs = INIT_MNT_NS + 1;
@@ -165,8 +172,10 @@ export class ModelProcess implements Syscalls {
   }
 
   /**
-   * {@link run} for a call whose work never waits (the batch calls' readlink, lstat, readdir):
-   * the same checks, task and fault, its answer or its SysError given back without a Promise.
+   * {@link run} for a call whose work never waits (the batch calls' readlink, lstat, readdir,
+   * readFiles' opens): the same checks, task and fault, its answer or its SysError given back
+   * without a Promise. (An open made so is open(2) but for its Promise: run makes the call
+   * itself synchronously too, before its first await.)
    */
   private runNow<T>(syscall: string, path: string, fn: (task: Task) => T): T | SysError {
     if (this.exited) return exitedError(syscall, path);
@@ -249,27 +258,27 @@ export class ModelProcess implements Syscalls {
    * makes, the answers in the order of `paths`. A file whose read cannot block
    * (src/sys/blocking.ts) is read as {@link readFile} reads it, in one task; an attribute whose
    * show() answers at once (nearly all of them) is answered then, without a Promise. The others
-   * (`driver_override`, `sriov_numvfs` … behind a device lock, /proc, /dev) are read by the
-   * separate open, read and close calls fsutil makes, so that a task that blocks is the same
-   * blocked read(2) the one-by-one reads show in blocked(); those still pending `timeoutMs`
-   * after the call are answered null, their fd given back when their read returns.
+   * (`driver_override`, `sriov_numvfs` … behind a device lock, /proc, /dev) are opened as
+   * open(2) opens them (runNow: the call's checks, task and fault, without its Promise) and then
+   * read and closed by the separate read and close calls fsutil makes, so that a task that
+   * blocks is the same blocked read(2) the one-by-one reads show in blocked(); a read still
+   * pending `timeoutMs` after it started is answered null, its fd given back when it returns.
+   * The opens are made in the order of `paths`, in the call (with the folders the paths share
+   * walked once: Vfs.resolve with WalkedDirs); the reads that can block READS_IN_FLIGHT at a time.
    */
   readonly readFiles = (paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> => {
     const out = new Array<FileRead | undefined>(paths.length);
     const now: Promise<unknown>[] = [];
-    const blocking: Promise<unknown>[] = [];
-    let answered = false;
+    /** the reads that can block: path index and the fd its open took */
+    const opened: [number, number][] = [];
     const dirs: WalkedDirs = new Map();
     try {
       for (let i = 0; i < paths.length; i++) {
         const path = paths[i]!;
         if (!readCannotBlock(path)) {
-          blocking.push(
-            this.readByCalls(path, opts.wholeIfShort).then(
-              (b) => void (answered || (out[i] = b)),
-              (e: unknown) => void (answered || (out[i] = answer(e))),
-            ),
-          );
+          const fd = this.runNow("open", path, (task) => this.openIn(task, path, O_RDONLY, dirs));
+          if (fd instanceof SysError) out[i] = fd;
+          else opened.push([i, fd]);
           continue;
         }
         const r = this.readNow(path, opts.wholeIfShort, dirs);
@@ -279,19 +288,20 @@ export class ModelProcess implements Syscalls {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (!now.length && !blocking.length) return Promise.resolve(out as FileRead[]);
-    let timer: NodeJS.Timeout | undefined;
-    const ms = opts.timeoutMs;
-    const reads = Promise.all(blocking);
-    // the timer keeps the event loop alive (a read the model blocks is a Promise nothing else
-    // keeps alive), and is cleared once every read has its answer
-    const bounded = ms === undefined || !blocking.length ? reads : Promise.race([reads, new Promise<void>((res) => (timer = setTimeout(res, ms)))]);
-    return Promise.all([Promise.all(now), bounded]).then(() => {
-      clearTimeout(timer);
-      answered = true;
-      for (let i = 0; i < out.length; i++) if (out[i] === undefined) out[i] = null;
-      return out as FileRead[];
-    });
+    // what the loop walked is good only within it: not kept while the reads that can block wait
+    dirs.clear();
+    if (!now.length && !opened.length) return Promise.resolve(out as FileRead[]);
+    // the reads that can block, READS_IN_FLIGHT at a time as inventory's one-by-one reads are
+    // made, each answered null when still pending opts.timeoutMs after it started
+    let next = 0;
+    const reader = async () => {
+      while (next < opened.length) {
+        const [i, fd] = opened[next++]!;
+        out[i] = await bounded(this.readAndClose(fd, opts.wholeIfShort).catch(answer), opts.timeoutMs);
+      }
+    };
+    const reads = Array.from({ length: Math.min(READS_IN_FLIGHT, opened.length) }, reader);
+    return Promise.all([...now, ...reads]).then(() => out as FileRead[]);
   };
 
   /** One path of {@link readFiles} whose read cannot block: its answer, without a Promise when its show() answers at once. */
@@ -322,9 +332,8 @@ export class ModelProcess implements Syscalls {
     );
   }
 
-  /** A read that can block, made as fsutil's one-by-one read makes it: open, read(s), close. */
-  private async readByCalls(path: string, wholeIfShort: boolean): Promise<Buffer> {
-    const fd = await this.open(path, O_RDONLY);
+  /** The reads and the close that follow the open of a read that can block, as fsutil's one-by-one read makes them. */
+  private async readAndClose(fd: number, wholeIfShort: boolean): Promise<Buffer> {
     try {
       return await readToEnd((n) => this.read(fd, n), wholeIfShort);
     } finally {
@@ -446,6 +455,12 @@ export class ModelProcess implements Syscalls {
     return this.batch(() => paths.map((p) => this.runNow("lstat", p, (task) => this.k.vfs.stat(task, this.lookupPath(p), true, dirs))));
   };
 
+  /** stat(2) of many paths at once, per path as `stat` answers it, made at once as {@link readlinks} are. */
+  readonly stats = (paths: readonly string[]): Promise<(Stat | SysError)[]> => {
+    const dirs: WalkedDirs = new Map();
+    return this.batch(() => paths.map((p) => this.runNow("stat", p, (task) => this.k.vfs.stat(task, this.lookupPath(p), false, dirs))));
+  };
+
   /** Syscalls.readdirs: each path's entries, made at once as {@link readlinks} are. */
   readonly readdirs = (paths: readonly string[]): Promise<(string[] | SysError)[]> => {
     const dirs: WalkedDirs = new Map();
@@ -516,6 +531,28 @@ function readsOf(task: Task, f: OpenFile): (length: number) => Promise<Buffer> {
   const read = f.read?.bind(f);
   if (!read) throw new SysErrorCode(ERRNO.EINVAL);
   return async (n) => read(task, n);
+}
+
+/**
+ * A read's answer, or null when it is still pending `ms` after this call (`ms` undefined: wait
+ * for it). The timer keeps the event loop alive (a read the model blocks is a Promise nothing
+ * else keeps alive) and is cleared once the read has its answer.
+ */
+function bounded<T>(read: Promise<T>, ms: number | undefined): Promise<T | null> {
+  if (ms === undefined) return read;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    read.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** A SysError built without a stack trace: the model's failing calls are answers (ENOENT …), not bugs. */

@@ -106,12 +106,45 @@ export interface Resolved {
   path: string;
 }
 
+/** Where a batch's lookup ended ({@link Resolved}) and how many text links it followed on the way. */
+interface Walked extends Resolved {
+  hops: number;
+}
+
 /**
- * The directories one batch of lookups has walked (see {@link Vfs.resolve}): a directory's path
- * as the lookups name it → where its walk ended, or the error it failed with. Good only while
- * nothing changes in between: for lookups made one after the other in one synchronous call.
+ * The walks one batch of lookups has made (see {@link Vfs.resolve}): a path → where its walk
+ * (following its last link) ended, the error it failed with, or null: left to a whole walk.
+ * Good only while nothing changes in between: for lookups made one after the other in one
+ * synchronous call.
  */
-export type WalkedDirs = Map<string, Resolved | SysErrorCode>;
+export type WalkedDirs = Map<string, Walked | SysErrorCode | null>;
+
+/** An absolute path of names only: no empty, "." or ".." component, no trailing slash. */
+const CLEAN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/;
+
+/**
+ * The links a batch's lookup follows before it leaves the path to a whole walk (walk's own
+ * limit, ELOOP, is 40: a lookup left below it fails where walk fails, never on ELOOP).
+ */
+const BATCH_HOPS = 8;
+
+/**
+ * The absolute path a link's text leads to from the link's folder `dir` (a walk's resolved
+ * path), as walk follows it: an absolute text from the root, leading ".." climbing from `dir`
+ * (not above the root), then names. Undefined for any other text ("." or ".." after a name,
+ * empty components), which walk has to check name by name.
+ */
+function linkPath(dir: string, target: string): string | undefined {
+  let base = target.startsWith("/") || dir === "/" ? "" : dir;
+  let rest = target.startsWith("/") ? target.slice(1) : target;
+  while (rest === ".." || rest.startsWith("../")) {
+    base = base.slice(0, Math.max(0, base.lastIndexOf("/")));
+    rest = rest.slice(3);
+  }
+  if (!rest) return base || "/";
+  const to = `${base}/${rest}`;
+  return CLEAN_PATH.test(to) ? to : undefined;
+}
 
 export class Vfs {
   constructor(
@@ -120,36 +153,68 @@ export class Vfs {
   ) {}
 
   /**
-   * namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode. With
-   * `dirs`, the directory the last name is looked up in is walked once for all the lookups
-   * sharing it (the walk to it is the one resolve(dir) makes: the same nodes, links followed and
-   * errors; a last name that is a link to follow takes the whole walk again).
+   * namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode.
+   *
+   * With `dirs` (one batch of lookups), each folder on the way is walked once for all the
+   * lookups that pass through it: a path of names only is looked up as its folder's walk (kept
+   * in `dirs`) and one more name; a link followed on the way continues as the lookup of the
+   * path its text leads to (linkPath), through `dirs` too. That is the walk resolve() makes
+   * (the same nodes, the same errors at the same names: a folder's walk fails where the walk of
+   * a path through it does); any other path, or one that follows more than BATCH_HOPS links,
+   * takes the whole walk.
    */
   resolve(task: Task, path: string, nofollow = false, dirs?: WalkedDirs): Resolved {
-    return dirs ? this.resolveIn(task, path, nofollow, dirs) : this.walk(task, path, nofollow);
+    if (!dirs || !CLEAN_PATH.test(path)) return this.walk(task, path, nofollow);
+    return this.lookup(task, path, !nofollow, dirs) ?? this.walk(task, path, nofollow);
   }
 
-  private resolveIn(task: Task, path: string, nofollow: boolean, dirs: WalkedDirs): Resolved {
+  /** A batch's lookup of a path of names only (see resolve); undefined: left to walk. */
+  private lookup(task: Task, path: string, follow: boolean, dirs: WalkedDirs): Walked | undefined {
     const i = path.lastIndexOf("/");
-    const name = path.slice(i + 1);
-    if (i <= 0 || name === "" || name === "." || name === "..") return this.walk(task, path, nofollow);
-    const at = path.slice(0, i);
-    let dir = dirs.get(at);
-    if (dir === undefined) {
+    const dir = i === 0 ? this.rootWalk(task, dirs) : this.dirWalk(task, path.slice(0, i), dirs);
+    return dir && this.step(task, dir, path.slice(i + 1), follow, dirs);
+  }
+
+  private rootWalk(task: Task, dirs: WalkedDirs): Walked {
+    let w = dirs.get("/");
+    if (!w) dirs.set("/", (w = { node: this.root(task), path: "/", hops: 0 }));
+    return w as Walked;
+  }
+
+  /** The walk of folder path `at`, made once per batch: kept in `dirs`, with its error or its fallback. */
+  private dirWalk(task: Task, at: string, dirs: WalkedDirs): Walked | undefined {
+    let w = dirs.get(at);
+    if (w === undefined) {
       try {
-        dir = this.walk(task, at, false);
+        w = this.lookup(task, at, true, dirs) ?? null;
       } catch (e) {
         if (!(e instanceof SysErrorCode)) throw e;
-        dir = e;
+        w = e;
       }
-      dirs.set(at, dir);
+      dirs.set(at, w);
     }
-    if (dir instanceof SysErrorCode) throw new SysErrorCode(dir.errno);
+    if (w instanceof SysErrorCode) throw new SysErrorCode(w.errno);
+    return w ?? undefined;
+  }
+
+  /** One name looked up in a walked folder, as walk takes it (a link followed when `follow`). */
+  private step(task: Task, dir: Walked, name: string, follow: boolean, dirs: WalkedDirs): Walked | undefined {
     if (dir.node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
     const next = dir.node.get(name);
     if (!next) throw new SysErrorCode(ERRNO.ENOENT);
-    if (next.t === "link" && !nofollow) return this.walk(task, path, nofollow);
-    return { node: next, path: dir.path === "/" ? `/${name}` : `${dir.path}/${name}` };
+    const here = dir.path === "/" ? `/${name}` : `${dir.path}/${name}`;
+    if (next.t !== "link" || !follow) return { node: next, path: here, hops: dir.hops };
+    if (next.jump) {
+      const to = next.jump();
+      if (!to) throw new SysErrorCode(ERRNO.ENOENT);
+      return { node: to, path: here, hops: dir.hops };
+    }
+    const hops = dir.hops + 1;
+    const to = hops > BATCH_HOPS ? undefined : linkPath(dir.path, next.target);
+    if (to === undefined) return undefined;
+    const end = to === "/" ? this.rootWalk(task, dirs) : this.lookup(task, to, true, dirs);
+    if (!end || end.hops + hops > BATCH_HOPS) return undefined;
+    return { node: end.node, path: end.path, hops: end.hops + hops };
   }
 
   private walk(task: Task, path: string, nofollow: boolean): Resolved {
