@@ -3,7 +3,7 @@
  * (exit) closes every fd, which is how the kernel releases vfio devices of a killed program.
  */
 import { ERRNO, SysError, errnoName } from "../sys/errno.js";
-import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, type Stat, type Syscalls } from "../sys/syscalls.js";
+import { O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY, type FileRead, type ReadFilesOptions, type Stat, type Syscalls } from "../sys/syscalls.js";
 import { readCannotBlock } from "../sys/blocking.js";
 import { readToEnd } from "../sys/fsutil.js";
 import { EventFdFile } from "./eventfd.js";
@@ -11,7 +11,7 @@ import { SysErrorCode } from "./errors.js";
 import type { OpenFile } from "./fs/file.js";
 import { getFile, putFile } from "./fs/file.js";
 import { SysfsFile } from "./fs/sysfs.js";
-import type { Node } from "./fs/vfs.js";
+import type { Node, WalkedDirs } from "./fs/vfs.js";
 import type { Kernel, Task } from "./kernel.js";
 
 /**
@@ -56,6 +56,13 @@ export class FdNumberSpace {
 /** include/uapi/asm-generic/ioctls.h: set / clear close-on-exec */
 const FIONCLEX = 0x5450;
 const FIOCLEX = 0x5451;
+
+/**
+ * How many reads that can block one readFiles call makes at once (the others' files are open,
+ * their reads queued until one of these has its answer or its timeout): as many as inventory's
+ * one-by-one reads have in flight (READ_AHEAD).
+ */
+const READS_IN_FLIGHT = 32;
 
 /** The initial mount namespace's inode number (what /proc/1/ns/mnt shows on Linux: mnt:[4026531841]). */
 export const INIT_MNT_NS = 4026531841;
@@ -152,21 +159,41 @@ export class ModelProcess implements Syscalls {
   }
 
   private async run<T>(syscall: string, path: string | undefined, fn: (task: Task) => Promise<T> | T): Promise<T> {
-    if (this.exited) throw new SysError("ESRCH", syscall, path, "process has exited");
+    if (this.exited) throw exitedError(syscall, path);
     const task = this.k.beginTask(this, syscall, path);
     try {
-      // model-only fault injection: the call fails before it runs, so it changes nothing
-      const injected = this.k.faults.take(syscall, path);
-      if (injected !== undefined) throw new SysErrorCode(injected);
-      const r = await fn(task);
-      if (typeof r === "number" && r < 0) throw new SysErrorCode(-r);
-      return r;
+      this.injectFault(syscall, path);
+      return returned(await fn(task));
     } catch (e) {
-      if (e instanceof SysErrorCode) throw stackless(() => new SysError(errnoName(e.errno), syscall, path));
-      throw e;
+      throw failure(e, syscall, path);
     } finally {
       this.k.endTask(task);
     }
+  }
+
+  /**
+   * {@link run} for a call whose work never waits (the batch calls' readlink, lstat, readdir,
+   * readFiles' opens): the same checks, task and fault, its answer or its SysError given back
+   * without a Promise. (An open made so is open(2) but for its Promise: run makes the call
+   * itself synchronously too, before its first await.)
+   */
+  private runNow<T>(syscall: string, path: string, fn: (task: Task) => T): T | SysError {
+    if (this.exited) return exitedError(syscall, path);
+    const task = this.k.beginTask(this, syscall, path);
+    try {
+      this.injectFault(syscall, path);
+      return returned(fn(task));
+    } catch (e) {
+      return answer(failure(e, syscall, path));
+    } finally {
+      this.k.endTask(task);
+    }
+  }
+
+  /** model-only fault injection: the call fails before it runs, so it changes nothing */
+  private injectFault(syscall: string, path: string | undefined): void {
+    const injected = this.k.faults.take(syscall, path);
+    if (injected !== undefined) throw new SysErrorCode(injected);
   }
 
   private file(fd: number): OpenFile {
@@ -187,25 +214,135 @@ export class ModelProcess implements Syscalls {
    */
   readFile(path: string, wholeIfShort: boolean): Promise<Buffer> | undefined {
     if (this.exited || !readCannotBlock(path)) return undefined;
-    return this.run("open", path, async (task) => {
-      const fd = this.openIn(task, path, O_RDONLY);
-      const f = this.fds.get(fd)!;
-      try {
-        const read = f.read?.bind(f);
-        if (!read) throw new SysErrorCode(ERRNO.EINVAL);
-        return await readToEnd(async (n) => read(task, n), wholeIfShort);
-      } catch (e) {
-        if (e instanceof SysErrorCode) throw stackless(() => new SysError(errnoName(e.errno), "read", undefined));
-        throw e;
-      } finally {
-        this.freeFd(fd);
-        putFile(task, f);
-      }
-    });
+    return this.run("open", path, (task) => this.readOpened(task, path, (f) => readToEnd(readsOf(task, f), wholeIfShort)));
   }
 
-  private openIn(task: Task, path: string, flags: number): number {
-    const { node } = this.k.vfs.resolve(task, this.lookupPath(path));
+  /**
+   * The open (in `task`), the reads `reads` makes on the open file and the close of a one-call
+   * read: the open's error is thrown as its SysErrorCode (for the caller to name as the open's),
+   * a read's as the read's SysError; the fd is given back once the reads are done. Without a
+   * Promise when `reads` answers without one.
+   */
+  private readOpened(task: Task, path: string, reads: (f: OpenFile) => Buffer | Promise<Buffer>, dirs?: WalkedDirs): Buffer | Promise<Buffer> {
+    const fd = this.openIn(task, path, O_RDONLY, dirs);
+    const f = this.fds.get(fd)!;
+    const close = () => {
+      this.freeFd(fd);
+      putFile(task, f);
+    };
+    let r: Buffer | Promise<Buffer>;
+    try {
+      r = reads(f);
+    } catch (e) {
+      close();
+      throw failure(e, "read", undefined);
+    }
+    if (!(r instanceof Promise)) {
+      close();
+      return r;
+    }
+    return r.then(
+      (b) => {
+        close();
+        return b;
+      },
+      (e: unknown) => {
+        close();
+        throw failure(e, "read", undefined);
+      },
+    );
+  }
+
+  /**
+   * Syscalls.readFiles: each path read with the open, read(s) and close its one-by-one read
+   * makes, the answers in the order of `paths`. A file whose read cannot block
+   * (src/sys/blocking.ts) is read as {@link readFile} reads it, in one task; an attribute whose
+   * show() answers at once (nearly all of them) is answered then, without a Promise. The others
+   * (`driver_override`, `sriov_numvfs` … behind a device lock, /proc, /dev) are opened as
+   * open(2) opens them (runNow: the call's checks, task and fault, without its Promise) and then
+   * read and closed by the separate read and close calls fsutil makes, so that a task that
+   * blocks is the same blocked read(2) the one-by-one reads show in blocked(); a read still
+   * pending `timeoutMs` after it started is answered null, its fd given back when it returns.
+   * The opens are made in the order of `paths`, in the call (with the folders the paths share
+   * walked once: Vfs.resolve with WalkedDirs); the reads that can block READS_IN_FLIGHT at a time.
+   */
+  readonly readFiles = (paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> => {
+    const out = new Array<FileRead | undefined>(paths.length);
+    const now: Promise<unknown>[] = [];
+    /** the reads that can block: path index and the fd its open took */
+    const opened: [number, number][] = [];
+    const dirs: WalkedDirs = new Map();
+    try {
+      for (let i = 0; i < paths.length; i++) {
+        const path = paths[i]!;
+        if (!readCannotBlock(path)) {
+          const fd = this.runNow("open", path, (task) => this.openIn(task, path, O_RDONLY, dirs));
+          if (fd instanceof SysError) out[i] = fd;
+          else opened.push([i, fd]);
+          continue;
+        }
+        const r = this.readNow(path, opts.wholeIfShort, dirs);
+        if (r instanceof Promise) now.push(r.then((v) => (out[i] = v)));
+        else out[i] = r;
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // what the loop walked is good only within it: not kept while the reads that can block wait
+    dirs.clear();
+    if (!now.length && !opened.length) return Promise.resolve(out as FileRead[]);
+    // the reads that can block, READS_IN_FLIGHT at a time as inventory's one-by-one reads are
+    // made, each answered null when still pending opts.timeoutMs after it started
+    let next = 0;
+    const reader = async () => {
+      while (next < opened.length) {
+        const [i, fd] = opened[next++]!;
+        out[i] = await bounded(this.readAndClose(fd, opts.wholeIfShort).catch(answer), opts.timeoutMs);
+      }
+    };
+    const reads = Array.from({ length: Math.min(READS_IN_FLIGHT, opened.length) }, reader);
+    return Promise.all([...now, ...reads]).then(() => out as FileRead[]);
+  };
+
+  /** One path of {@link readFiles} whose read cannot block: its answer, without a Promise when its show() answers at once. */
+  private readNow(path: string, wholeIfShort: boolean, dirs: WalkedDirs): FileRead | Promise<FileRead> {
+    if (this.exited) return exitedError("open", path);
+    const task = this.k.beginTask(this, "open", path);
+    let r: Buffer | Promise<Buffer>;
+    try {
+      this.injectFault("open", path);
+      r = this.readOpened(task, path, (f) => (f instanceof SysfsFile ? f.contents(task) : readToEnd(readsOf(task, f), wholeIfShort)), dirs);
+    } catch (e) {
+      this.k.endTask(task);
+      return answer(failure(e, "open", path));
+    }
+    if (!(r instanceof Promise)) {
+      this.k.endTask(task);
+      return r;
+    }
+    return r.then(
+      (b) => {
+        this.k.endTask(task);
+        return b;
+      },
+      (e: unknown) => {
+        this.k.endTask(task);
+        return answer(failure(e, "open", path));
+      },
+    );
+  }
+
+  /** The reads and the close that follow the open of a read that can block, as fsutil's one-by-one read makes them. */
+  private async readAndClose(fd: number, wholeIfShort: boolean): Promise<Buffer> {
+    try {
+      return await readToEnd((n) => this.read(fd, n), wholeIfShort);
+    } finally {
+      await this.close(fd);
+    }
+  }
+
+  private openIn(task: Task, path: string, flags: number, dirs?: WalkedDirs): number {
+    const { node } = this.k.vfs.resolve(task, this.lookupPath(path), false, dirs);
     const acc = flags & O_ACCMODE;
     const wantW = acc === O_WRONLY || acc === O_RDWR;
     const wantR = acc !== O_WRONLY;
@@ -288,19 +425,11 @@ export class ModelProcess implements Syscalls {
   }
 
   readlink(path: string): Promise<string> {
-    return this.run("readlink", path, (task) => {
-      const { node } = this.k.vfs.resolve(task, this.lookupPath(path), true);
-      if (node.t !== "link") throw new SysErrorCode(ERRNO.EINVAL);
-      return node.target;
-    });
+    return this.run("readlink", path, (task) => this.linkTarget(task, path));
   }
 
   readdir(path: string): Promise<string[]> {
-    return this.run("readdir", path, (task) => {
-      const { node } = this.k.vfs.resolve(task, this.lookupPath(path));
-      if (node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
-      return node.list();
-    });
+    return this.run("readdir", path, (task) => this.entries(task, path));
   }
 
   stat(path: string): Promise<Stat> {
@@ -309,6 +438,54 @@ export class ModelProcess implements Syscalls {
 
   lstat(path: string): Promise<Stat> {
     return this.run("lstat", path, (task) => this.k.vfs.stat(task, this.lookupPath(path), true));
+  }
+
+  /**
+   * Syscalls.readlinks: each path's readlink(2), made at once (none waits), the folders the
+   * paths share walked once for all of them.
+   */
+  readonly readlinks = (paths: readonly string[]): Promise<(string | SysError)[]> => {
+    const dirs: WalkedDirs = new Map();
+    return this.batch(() => paths.map((p) => this.runNow("readlink", p, (task) => this.linkTarget(task, p, dirs))));
+  };
+
+  /** Syscalls.lstats: each path's lstat(2), made at once as {@link readlinks} are. */
+  readonly lstats = (paths: readonly string[]): Promise<(Stat | SysError)[]> => {
+    const dirs: WalkedDirs = new Map();
+    return this.batch(() => paths.map((p) => this.runNow("lstat", p, (task) => this.k.vfs.stat(task, this.lookupPath(p), true, dirs))));
+  };
+
+  /** stat(2) of many paths at once, per path as `stat` answers it, made at once as {@link readlinks} are. */
+  readonly stats = (paths: readonly string[]): Promise<(Stat | SysError)[]> => {
+    const dirs: WalkedDirs = new Map();
+    return this.batch(() => paths.map((p) => this.runNow("stat", p, (task) => this.k.vfs.stat(task, this.lookupPath(p), false, dirs))));
+  };
+
+  /** Syscalls.readdirs: each path's entries, made at once as {@link readlinks} are. */
+  readonly readdirs = (paths: readonly string[]): Promise<(string[] | SysError)[]> => {
+    const dirs: WalkedDirs = new Map();
+    return this.batch(() => paths.map((p) => this.runNow("readdir", p, (task) => this.entries(task, p, dirs))));
+  };
+
+  /** A batch call's answers as a Promise (rejected with what a bug in the model threw). */
+  private batch<T>(answers: () => T): Promise<T> {
+    try {
+      return Promise.resolve(answers());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private linkTarget(task: Task, path: string, dirs?: WalkedDirs): string {
+    const { node } = this.k.vfs.resolve(task, this.lookupPath(path), true, dirs);
+    if (node.t !== "link") throw new SysErrorCode(ERRNO.EINVAL);
+    return node.target;
+  }
+
+  private entries(task: Task, path: string, dirs?: WalkedDirs): string[] {
+    const { node } = this.k.vfs.resolve(task, this.lookupPath(path), false, dirs);
+    if (node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
+    return node.list();
   }
 
   /** do_exit: close every fd (files whose last reference goes run their release). */
@@ -327,6 +504,55 @@ export class ModelProcess implements Syscalls {
     this.exited = true;
     this.k.reap(this);
   }
+}
+
+/** What a call on an exited process fails with. */
+const exitedError = (syscall: string, path: string | undefined): SysError => new SysError("ESRCH", syscall, path, "process has exited");
+
+/** A call's answer of -errno as its SysErrorCode. */
+function returned<T>(r: T): T {
+  if (typeof r === "number" && r < 0) throw new SysErrorCode(-r);
+  return r;
+}
+
+/** What a failed call throws: the model's errno as the call's SysError, anything else as it is. */
+function failure(e: unknown, syscall: string, path: string | undefined): unknown {
+  return e instanceof SysErrorCode ? stackless(() => new SysError(errnoName(e.errno), syscall, path)) : e;
+}
+
+/** A batch call's answer for a path whose call failed: its SysError (anything else is a bug, thrown on). */
+function answer(e: unknown): SysError {
+  if (e instanceof SysError) return e;
+  throw e;
+}
+
+/** readToEnd's reads of an open file (EINVAL for a file without read, as read(2) answers). */
+function readsOf(task: Task, f: OpenFile): (length: number) => Promise<Buffer> {
+  const read = f.read?.bind(f);
+  if (!read) throw new SysErrorCode(ERRNO.EINVAL);
+  return async (n) => read(task, n);
+}
+
+/**
+ * A read's answer, or null when it is still pending `ms` after this call (`ms` undefined: wait
+ * for it). The timer keeps the event loop alive (a read the model blocks is a Promise nothing
+ * else keeps alive) and is cleared once the read has its answer.
+ */
+function bounded<T>(read: Promise<T>, ms: number | undefined): Promise<T | null> {
+  if (ms === undefined) return read;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    read.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** A SysError built without a stack trace: the model's failing calls are answers (ENOENT …), not bugs. */

@@ -601,13 +601,28 @@ export class SysfsFile implements OpenFile {
   ) {}
 
   async read(task: Task, len: number): Promise<Buffer> {
-    if (this.buf === null) {
-      if (!this.node.show) throw new SysErrorCode(ERRNO.EIO);
-      this.buf = Buffer.from(await this.node.show(task), "latin1");
-    }
+    if (this.buf === null) this.buf = Buffer.from(await this.show(task), "latin1");
     const out = this.buf.subarray(this.pos, this.pos + len);
     this.pos += out.length;
     return Buffer.from(out);
+  }
+
+  private show(task: Task): string | Promise<string> {
+    if (!this.node.show) throw new SysErrorCode(ERRNO.EIO);
+    return this.node.show(task);
+  }
+
+  /**
+   * What reads of a just-opened file return from its start to EOF, as one buffer: the bytes of
+   * one show(). That is also readToEnd's answer in either mode (src/sys/fsutil.ts: its first read
+   * asks for CHUNK bytes, more than a page, so a first read shorter than a page is the whole
+   * file). Answered without a Promise when show() answers at once; throws (or rejects with)
+   * show()'s SysErrorCode, as read() does.
+   */
+  contents(task: Task): Buffer | Promise<Buffer> {
+    const s = this.show(task);
+    if (typeof s === "string") return Buffer.from(s, "latin1");
+    return s.then((v) => Buffer.from(v, "latin1"));
   }
 
   /** kernfs_fop_write_iter + sysfs_kf_write: at most PAGE_SIZE bytes, empty writes return 0. */

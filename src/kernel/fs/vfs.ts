@@ -106,14 +106,118 @@ export interface Resolved {
   path: string;
 }
 
+/** Where a batch's lookup ended ({@link Resolved}) and how many text links it followed on the way. */
+interface Walked extends Resolved {
+  hops: number;
+}
+
+/**
+ * The walks one batch of lookups has made (see {@link Vfs.resolve}): a path → where its walk
+ * (following its last link) ended, the error it failed with, or null: left to a whole walk.
+ * Good only while nothing changes in between: for lookups made one after the other in one
+ * synchronous call.
+ */
+export type WalkedDirs = Map<string, Walked | SysErrorCode | null>;
+
+/** An absolute path of names only: no empty, "." or ".." component, no trailing slash. */
+const CLEAN_PATH = /^(?:\/(?!\.\.?(?:\/|$))[^/]+)+$/;
+
+/**
+ * The links a batch's lookup follows before it leaves the path to a whole walk (walk's own
+ * limit, ELOOP, is 40: a lookup left below it fails where walk fails, never on ELOOP).
+ */
+const BATCH_HOPS = 8;
+
+/**
+ * The absolute path a link's text leads to from the link's folder `dir` (a walk's resolved
+ * path), as walk follows it: an absolute text from the root, leading ".." climbing from `dir`
+ * (not above the root), then names. Undefined for any other text ("." or ".." after a name,
+ * empty components), which walk has to check name by name.
+ */
+function linkPath(dir: string, target: string): string | undefined {
+  let base = target.startsWith("/") || dir === "/" ? "" : dir;
+  let rest = target.startsWith("/") ? target.slice(1) : target;
+  while (rest === ".." || rest.startsWith("../")) {
+    base = base.slice(0, Math.max(0, base.lastIndexOf("/")));
+    rest = rest.slice(3);
+  }
+  if (!rest) return base || "/";
+  const to = `${base}/${rest}`;
+  return CLEAN_PATH.test(to) ? to : undefined;
+}
+
 export class Vfs {
   constructor(
     private readonly k: Kernel,
     private readonly root: (task: Task) => DirNode,
   ) {}
 
-  /** namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode. */
-  resolve(task: Task, path: string, nofollow = false): Resolved {
+  /**
+   * namei: resolve `path`; follow the last link unless `nofollow`. Throws SysErrorCode.
+   *
+   * With `dirs` (one batch of lookups), each folder on the way is walked once for all the
+   * lookups that pass through it: a path of names only is looked up as its folder's walk (kept
+   * in `dirs`) and one more name; a link followed on the way continues as the lookup of the
+   * path its text leads to (linkPath), through `dirs` too. That is the walk resolve() makes
+   * (the same nodes, the same errors at the same names: a folder's walk fails where the walk of
+   * a path through it does); any other path, or one that follows more than BATCH_HOPS links,
+   * takes the whole walk.
+   */
+  resolve(task: Task, path: string, nofollow = false, dirs?: WalkedDirs): Resolved {
+    if (!dirs || !CLEAN_PATH.test(path)) return this.walk(task, path, nofollow);
+    return this.lookup(task, path, !nofollow, dirs) ?? this.walk(task, path, nofollow);
+  }
+
+  /** A batch's lookup of a path of names only (see resolve); undefined: left to walk. */
+  private lookup(task: Task, path: string, follow: boolean, dirs: WalkedDirs): Walked | undefined {
+    const i = path.lastIndexOf("/");
+    const dir = i === 0 ? this.rootWalk(task, dirs) : this.dirWalk(task, path.slice(0, i), dirs);
+    return dir && this.step(task, dir, path.slice(i + 1), follow, dirs);
+  }
+
+  private rootWalk(task: Task, dirs: WalkedDirs): Walked {
+    let w = dirs.get("/");
+    if (!w) dirs.set("/", (w = { node: this.root(task), path: "/", hops: 0 }));
+    return w as Walked;
+  }
+
+  /** The walk of folder path `at`, made once per batch: kept in `dirs`, with its error or its fallback. */
+  private dirWalk(task: Task, at: string, dirs: WalkedDirs): Walked | undefined {
+    let w = dirs.get(at);
+    if (w === undefined) {
+      try {
+        w = this.lookup(task, at, true, dirs) ?? null;
+      } catch (e) {
+        if (!(e instanceof SysErrorCode)) throw e;
+        w = e;
+      }
+      dirs.set(at, w);
+    }
+    if (w instanceof SysErrorCode) throw new SysErrorCode(w.errno);
+    return w ?? undefined;
+  }
+
+  /** One name looked up in a walked folder, as walk takes it (a link followed when `follow`). */
+  private step(task: Task, dir: Walked, name: string, follow: boolean, dirs: WalkedDirs): Walked | undefined {
+    if (dir.node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
+    const next = dir.node.get(name);
+    if (!next) throw new SysErrorCode(ERRNO.ENOENT);
+    const here = dir.path === "/" ? `/${name}` : `${dir.path}/${name}`;
+    if (next.t !== "link" || !follow) return { node: next, path: here, hops: dir.hops };
+    if (next.jump) {
+      const to = next.jump();
+      if (!to) throw new SysErrorCode(ERRNO.ENOENT);
+      return { node: to, path: here, hops: dir.hops };
+    }
+    const hops = dir.hops + 1;
+    const to = hops > BATCH_HOPS ? undefined : linkPath(dir.path, next.target);
+    if (to === undefined) return undefined;
+    const end = to === "/" ? this.rootWalk(task, dirs) : this.lookup(task, to, true, dirs);
+    if (!end || end.hops + hops > BATCH_HOPS) return undefined;
+    return { node: end.node, path: end.path, hops: end.hops + hops };
+  }
+
+  private walk(task: Task, path: string, nofollow: boolean): Resolved {
     if (!path.startsWith("/")) throw new SysErrorCode(ERRNO.ENOENT);
     let comps = path.split("/").filter((c) => c.length > 0);
     let cur: Node = this.root(task);
@@ -166,8 +270,8 @@ export class Vfs {
     return { node: cur, path: "/" + curPath.join("/") };
   }
 
-  stat(task: Task, path: string, nofollow: boolean): Stat {
-    const { node } = this.resolve(task, path, nofollow);
+  stat(task: Task, path: string, nofollow: boolean, dirs?: WalkedDirs): Stat {
+    const { node } = this.resolve(task, path, nofollow, dirs);
     const kind: FileKind = node.t === "attr" || node.t === "anon" ? "file" : node.t;
     const mode = node.t === "attr" || node.t === "char" ? node.mode : node.t === "dir" ? 0o755 : node.t === "anon" ? 0o600 : 0o777;
     // every file of the model is root's, as sysfs, /proc and a default /dev are
