@@ -200,3 +200,42 @@ test("an unbind that blocks on a VF held only through device fds names that proc
   });
   await c.proc.exit();
 });
+
+test("vfio node numbers from sysfs alone (a container's /dev without them): misc vfio and iommu, group and cdev class devices, a cdev's device by its `device` link when the class entry is not a link", async () => {
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const { vfioNodeNumbers } = await import("../src/lib/holders.js");
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-nodes-"));
+  try {
+    const put = (rel: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(d, rel)), { recursive: true });
+      fs.writeFileSync(path.join(d, rel), text);
+    };
+    put("sys/class/misc/vfio/dev", "10:196\n");
+    put("sys/class/misc/iommu/dev", "10:257\n");
+    put("sys/class/vfio/12/dev", "509:0\n");
+    put("sys/class/vfio/noiommu-13/dev", "509:1\n");
+    // vfio3: a folder (a copied tree keeps no class link), its device link relative as the kernel's is
+    put("sys/class/vfio-dev/vfio3/dev", "511:3\n");
+    fs.symlinkSync("../../../0000:01:00.0", path.join(d, "sys/class/vfio-dev/vfio3/device"));
+    // vfio4: the kernel's class link, ending in <BDF>/vfio-dev/vfio4
+    fs.mkdirSync(path.join(d, "sys/devices/pci0000:00/0000:01:00.1/vfio-dev/vfio4"), { recursive: true });
+    fs.writeFileSync(path.join(d, "sys/devices/pci0000:00/0000:01:00.1/vfio-dev/vfio4/dev"), "511:4\n");
+    fs.symlinkSync("../../devices/pci0000:00/0000:01:00.1/vfio-dev/vfio4", path.join(d, "sys/class/vfio-dev/vfio4"));
+    for (const [bdf, g] of [["0000:01:00.0", 12], ["0000:01:00.1", 14]] as const) {
+      fs.mkdirSync(path.join(d, "sys/bus/pci/devices", bdf), { recursive: true });
+      fs.symlinkSync(`../../../../kernel/iommu_groups/${g}`, path.join(d, "sys/bus/pci/devices", bdf, "iommu_group"));
+    }
+    const nodes = await vfioNodeNumbers(new LinuxSyscalls({ root: d }));
+    assert.deepEqual(Object.fromEntries(nodes), {
+      "509:0": { kind: "group", group: 12, device: null },
+      "509:1": { kind: "group", group: 13, device: null },
+      "511:3": { kind: "cdev", device: "0000:01:00.0", group: 12 },
+      "511:4": { kind: "cdev", device: "0000:01:00.1", group: 14 },
+      "10:196": { kind: "container", group: null, device: null },
+      "10:257": { kind: "iommufd", group: null, device: null },
+    });
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -90,6 +90,24 @@ describe("readHostKernel", () => {
       fs.rmSync(d, { recursive: true, force: true });
     }
   });
+  test("one vfio-dev class device with a `dev` attribute is enough to see the vfio cdev (the kernel adds it to every vfio device or to none)", async () => {
+    const { k } = await host("7.3.4");
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-hk-cdev-"));
+    try {
+      await materialize(k.spawn("m"), d);
+      fs.rmSync(path.join(d, "dev/vfio/devices"), { recursive: true, force: true });
+      const classDir = path.join(d, "sys/class/vfio-dev");
+      const names = fs.readdirSync(classDir).filter((n) => /^vfio\d+$/.test(n));
+      assert.ok(names.length >= 1, "the host has vfio devices");
+      // a second class device without `dev` (as a copied tree missing a file would have)
+      fs.mkdirSync(path.join(classDir, "vfio99"));
+      assert.equal((await readHostKernel(new LinuxSyscalls({ root: d }))).cdev, true);
+      for (const n of names) fs.rmSync(path.join(fs.realpathSync(path.join(classDir, n)), "dev"), { force: true });
+      assert.equal((await readHostKernel(new LinuxSyscalls({ root: d }))).cdev, false, "vfio devices, none with a dev attribute: no cdev");
+    } finally {
+      fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
   test("list prints the kernel first; list --json carries it", async () => {
     const t = await cli(["--sim", "--profile", "6.12.58", "list"]);
     assert.equal(t.code, 0);
