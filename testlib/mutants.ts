@@ -147,7 +147,7 @@ export const MUTANTS: Mutant[] = [
   },
   {
     id: "numvfs-not-blocking",
-    file: "src/sys/linux/host.js",
+    file: "src/sys/blocking.js",
     from: 'new Set(["sriov_numvfs", "driver_override",',
     to: 'new Set(["driver_override",',
     wrong: "sriov_numvfs read on the JS thread",
