@@ -52,6 +52,8 @@ function overlay(sys: Syscalls, files: Record<string, string>, stats: Record<str
           if (p in files) return { kind: "file", mode: 0o444, size: 4096, rdev: 0 };
           return { ...(await t.stat(p)), ...(stats[p] ?? {}) };
         };
+      // the calls above are the overlay: the backend's one-call and batch reads would go around it
+      if (prop === "readFile" || prop === "readFiles" || prop === "readlinks" || prop === "lstats" || prop === "stats" || prop === "readdirs") return undefined;
       const v = Reflect.get(t, prop, t);
       return typeof v === "function" ? v.bind(t) : v;
     },

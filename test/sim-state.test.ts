@@ -49,6 +49,7 @@ function stateDir(): string {
 interface ListPf {
   bdf: string;
   driver: string | null;
+  vendor: number | null;
   sriov: { numVfs: number | null; vfs: string[] } | null;
 }
 async function pfOf(dir: string, bdf: string): Promise<ListPf> {
@@ -284,6 +285,18 @@ describe("vfioctl --sim --state DIR", () => {
       await ok(dir, "sriov", PF, "2");
       assert.equal((await pfOf(dir, PF)).sriov?.numVfs, 2);
       assert.equal((await ok(dir, "sim", "fault", "list")).out.trim(), "no injected faults");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an injected open fault on an attribute fails the one read of it in a list (read in a batch) and is used up across invocations", async () => {
+    const dir = stateDir();
+    try {
+      await ok(dir, "sim", "fault", "open", `/sys/bus/pci/devices/${PF}/vendor`, "EACCES");
+      assert.equal((await pfOf(dir, PF)).vendor, null, "the faulted open: no vendor");
+      assert.equal((await ok(dir, "sim", "fault", "list")).out.trim(), "no injected faults");
+      assert.equal((await pfOf(dir, PF)).vendor, 0x8086, "the fault was used once, and the replay of the state knows it");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -11,7 +11,8 @@
  */
 import { posix } from "node:path";
 import { isErrno } from "../sys/errno.js";
-import { O_ACCMODE, O_RDONLY, type Stat, type Syscalls } from "../sys/syscalls.js";
+import { O_ACCMODE, O_RDONLY, type FileRead, type ReadFilesOptions, type Stat, type Syscalls } from "../sys/syscalls.js";
+import { readFilesEach } from "../sys/batch.js";
 import type { Kernel } from "../kernel/kernel.js";
 import type { ModelProcess } from "../kernel/process.js";
 import { VFIO, VFIO_IRQ_SET_DATA_EVENTFD } from "../uapi/vfio.js";
@@ -163,6 +164,18 @@ export class RecordingProcess implements Syscalls {
   eventfd(initval: number, flags: number): Promise<number> {
     return this.record({ sc: "eventfd", initval, flags }, () => this.inner.eventfd(initval, flags), this.newFd);
   }
+
+  /**
+   * The model's batch reads, unrecorded as the single reads are: a read-only open outside /dev
+   * is not recorded, unless an injected fault fails it. So with a fault rule set, or a path
+   * under /dev, the files are read one by one through {@link open} (recorded as they must be).
+   */
+  readonly readFiles = (paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> =>
+    this.h.kernel.faults.list().length === 0 && !paths.some((p) => recordsOpen(p, O_RDONLY)) ? this.inner.readFiles(paths, opts) : readFilesEach(this, paths, opts);
+  readonly readlinks = (paths: readonly string[]) => this.inner.readlinks(paths);
+  readonly lstats = (paths: readonly string[]) => this.inner.lstats(paths);
+  readonly stats = (paths: readonly string[]) => this.inner.stats(paths);
+  readonly readdirs = (paths: readonly string[]) => this.inner.readdirs(paths);
 
   readlink(path: string): Promise<string> {
     return this.inner.readlink(path);

@@ -40,9 +40,13 @@ async function settle<T>(p: Promise<T>): Promise<T | SysError> {
   }
 }
 
-/** {@link Syscalls.readFiles}, or each file read on its own with the same timeout rule. */
+/** {@link Syscalls.readFiles}, or {@link readFilesEach}. */
 export function readFilesOf(sys: Syscalls, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
-  if (sys.readFiles) return sys.readFiles(paths, opts);
+  return sys.readFiles ? sys.readFiles(paths, opts) : readFilesEach(sys, paths, opts);
+}
+
+/** Syscalls.readFiles' answers made of single calls: each file read on its own, with the same timeout rule. */
+export function readFilesEach(sys: Syscalls, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
   const ms = opts.timeoutMs;
   return mapLimit(paths, IN_FLIGHT, async (p) => {
     const read = readBytes(sys, p, opts.wholeIfShort);
