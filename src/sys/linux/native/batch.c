@@ -357,28 +357,20 @@ static napi_value ReadFiles(napi_env env, napi_callback_info info) {
   return job_sync(env, JOB_FILES, whole, argv[0]);
 }
 
-static napi_value Readlinks(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "readlinks(paths): 1 argument");
-  return job_sync(env, JOB_LINKS, 0, argv[0]);
-}
+/* an entry point taking the paths only: the batch KIND run on the calling thread */
+#define PATHS_ENTRY(NAME, KIND, USAGE)                            \
+  static napi_value NAME(napi_env env, napi_callback_info info) { \
+    ARGS(1, 1, USAGE);                                            \
+    return job_sync(env, KIND, 0, argv[0]);                       \
+  }
 
-/* lstats(paths): a Float64Array, 6 per path (exec_lstats) */
-static napi_value Lstats(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "lstats(paths): 1 argument");
-  return job_sync(env, JOB_LSTATS, 0, argv[0]);
-}
-
-/* stats(paths): as lstats, with stat(2) (the last link followed) */
-static napi_value Stats(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "stats(paths): 1 argument");
-  return job_sync(env, JOB_STATS, 0, argv[0]);
-}
-
-/* readdirs(paths): per path its sorted entries or −errno (exec_dirs) */
-static napi_value Readdirs(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "readdirs(paths): 1 argument");
-  return job_sync(env, JOB_DIRS, 0, argv[0]);
-}
+/* readlinks(paths): per path the target or −errno (exec_links); lstats(paths): a Float64Array,
+ * 6 per path (exec_lstats); stats(paths): the same with stat(2), the last link followed;
+ * readdirs(paths): per path its sorted entries or −errno (exec_dirs) */
+PATHS_ENTRY(Readlinks, JOB_LINKS, "readlinks(paths): 1 argument")
+PATHS_ENTRY(Lstats, JOB_LSTATS, "lstats(paths): 1 argument")
+PATHS_ENTRY(Stats, JOB_STATS, "stats(paths): 1 argument")
+PATHS_ENTRY(Readdirs, JOB_DIRS, "readdirs(paths): 1 argument")
 
 static void work_execute(napi_env env, void *data) {
   (void)env;
