@@ -20,6 +20,10 @@
  * for any Node program doing these reads (its ratio to C is what Node costs, vfioctl's ratio to
  * it what vfioctl adds).
  *
+ * BENCH_LIST_TREE=DIR runs the same rows on a tree of one's own (a copy of a host's /sys, /proc
+ * and /dev, as `vfioctl --root` reads it), BENCH_LIST_HOST=FILE adding the --sim row for the host
+ * file it stands for; the tree is only read.
+ *
  * Every side is measured as a whole process (fork + exec + walk), in interleaved rounds
  * (vfioctl, C, the node:fs replay, lspci, model, then the next round), and medians are compared: the ratios, not the
  * milliseconds, are the result. driverctl (bash, ~20 s) runs in the first round only.
@@ -145,20 +149,27 @@ export async function recordListOps(root: string): Promise<{ ops: string[]; coun
 
 const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
 
-export async function benchList(opts: { runs?: number } = {}): Promise<BenchResult[]> {
+export async function benchList(opts: { runs?: number; tree?: string; host?: string } = {}): Promise<BenchResult[]> {
   const runs = opts.runs ?? Number(process.env.BENCH_LIST_RUNS ?? 5);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-bench-list-"));
-  const root = path.join(dir, "root");
+  // a tree of one's own (BENCH_LIST_TREE=DIR: a copied /sys, /proc, /dev as `vfioctl --root`
+  // reads it) and, for the --sim row, the host file it stands for (BENCH_LIST_HOST=FILE); else
+  // the 16×256 host, materialized from the model
+  const given = opts.tree ?? process.env.BENCH_LIST_TREE;
+  const root = given ? path.resolve(given) : path.join(dir, "root");
   const results: BenchResult[] = [];
   try {
-    const t0 = performance.now();
-    const k = await bootKernel(benchHost());
-    const m = k.spawn("materialize");
-    const stats = await materialize(m, root);
-    await m.exit();
-    results.push({ name: "list.materialize_ms", value: Math.round(performance.now() - t0), unit: "ms", note: `model boot + materialize ${stats.files} files, ${stats.links} links, ${stats.dirs} dirs` });
-    const hostFile = path.join(dir, "bench-host.json");
-    fs.writeFileSync(hostFile, JSON.stringify(benchHost()));
+    let hostFile: string | null = opts.host ?? process.env.BENCH_LIST_HOST ?? null;
+    if (!given) {
+      const t0 = performance.now();
+      const k = await bootKernel(benchHost());
+      const m = k.spawn("materialize");
+      const stats = await materialize(m, root);
+      await m.exit();
+      results.push({ name: "list.materialize_ms", value: Math.round(performance.now() - t0), unit: "ms", note: `model boot + materialize ${stats.files} files, ${stats.links} links, ${stats.dirs} dirs` });
+      hostFile = path.join(dir, "bench-host.json");
+      fs.writeFileSync(hostFile, JSON.stringify(benchHost()));
+    }
     const bin = new URL("../../bin/vfioctl.js", import.meta.url).pathname;
     const rec = await recordListOps(root);
     const opsFile = path.join(dir, "ops.txt");
@@ -178,9 +189,11 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       if ("bin" in replay) t.c.push(timeRun(replay.bin, [opsFile]).ms);
       t.n.push(timeRun(process.execPath, [nodeReplay, opsFile]).ms);
       if (lspci) t.l.push(timeRun(lspci, ["-A", "linux-sysfs", "-O", `sysfs.path=${root}/sys/bus/pci`], { okStatus: [0, 1] }).ms);
-      const s = timeRun(process.execPath, [bin, "--sim", hostFile, "list", "--json"]);
-      t.s.push(s.ms);
-      sOut = s.out;
+      if (hostFile) {
+        const s = timeRun(process.execPath, [bin, "--sim", hostFile, "list", "--json"]);
+        t.s.push(s.ms);
+        sOut = s.out;
+      }
       if (dc && i === 0) {
         const b = timeRun("bash", [dc, "list-devices"]);
         t.d.push(b.ms);
@@ -207,11 +220,13 @@ export async function benchList(opts: { runs?: number } = {}): Promise<BenchResu
       results.push({ name: "list.lspci_ms", value: Math.round(l), unit: "ms", note: `lspci -A linux-sysfs on the same tree, median of ${runs}` });
       results.push({ name: "list.ratio_vfioctl_to_lspci", value: ratio(v, l), unit: "x", note: "same run, interleaved" });
     } else results.push({ name: "list.lspci_ms", value: NaN, unit: "ms", note: "lspci not installed: run sh bench/setup-tools.sh" });
-    const sInv = JSON.parse(sOut) as { pfs: { vfDevices: unknown[] }[]; others: unknown[] };
-    const sDev = sInv.pfs.length + sInv.pfs.reduce((n, p) => n + p.vfDevices.length, 0) + sInv.others.length;
-    const sm = median(t.s);
-    results.push({ name: "list.sim_json_ms", value: Math.round(sm), unit: "ms", note: `vfioctl --sim HOST list --json on the host the tree came from (${sDev} devices), median of ${runs}, whole process` });
-    results.push({ name: "list.ratio_sim_to_tree", value: ratio(sm, v), unit: "x", note: "same run, interleaved; goal ≤ 1" });
+    if (hostFile) {
+      const sInv = JSON.parse(sOut) as { pfs: { vfDevices: unknown[] }[]; others: unknown[] };
+      const sDev = sInv.pfs.length + sInv.pfs.reduce((n, p) => n + p.vfDevices.length, 0) + sInv.others.length;
+      const sm = median(t.s);
+      results.push({ name: "list.sim_json_ms", value: Math.round(sm), unit: "ms", note: `vfioctl --sim HOST list --json on the host the tree came from (${sDev} devices), median of ${runs}, whole process` });
+      results.push({ name: "list.ratio_sim_to_tree", value: ratio(sm, v), unit: "x", note: "same run, interleaved; goal ≤ 1" });
+    } else results.push({ name: "list.sim_json_ms", value: NaN, unit: "ms", note: "BENCH_LIST_TREE without BENCH_LIST_HOST: no host file for the --sim row" });
     if (dc) {
       const lines = dOut.trim().split("\n").length;
       const d = median(t.d);
