@@ -297,6 +297,26 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
     }
   });
 
+  test("without --root the batches read the host's own paths; with it only absolute paths are taken under the tree", { skip, timeout: 20_000 }, async () => {
+    const { root, bdfs } = manyDevices(100);
+    try {
+      const abs = bdfs.map((b) => path.join(root, "sys/bus/pci/devices", b, "vendor"));
+      const host = new LinuxSyscalls();
+      const got = await host.readFiles!(abs, { wholeIfShort: true });
+      assert.deepEqual(got.slice(0, 2).map(String), ["0x8000\n", "0x8001\n"]);
+      assert.deepEqual((await host.readlinks!(abs.map((p) => p.replace(/vendor$/, "driver")))).slice(1, 2), ["../../../bus/pci/drivers/drv1"]);
+      assert.equal(((await host.lstats!(abs))[99] as { kind: string }).kind, "file");
+      assert.deepEqual((await host.readdirs!(abs.map((p) => p.replace(/vendor$/, "net"))))[5], ["eth5"]);
+      // a relative path is the process's own (relative to its working directory), as for the single calls
+      const tree = new LinuxSyscalls({ root });
+      const rel = path.relative(process.cwd(), abs[3]!);
+      assert.deepEqual((await tree.readFiles!([rel, `/sys/bus/pci/devices/${bdfs[3]}/vendor`], { wholeIfShort: true })).map(String), ["0x8003\n", "0x8003\n"]);
+      assert.equal(String((await tree.readFiles!(Array(80).fill(rel), { wholeIfShort: true }))[79]), "0x8003\n");
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   test("with every threadpool thread stuck in a read that blocks, a large batch is still answered, all on the JS thread", { skip, timeout: 30_000 }, async () => {
     const { root, bdfs } = manyDevices(200);
     const fifoDir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-batch-stuck-"));

@@ -401,29 +401,37 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   /**
-   * One of the addon's synchronous batches over `hosts`, in two parts at the same time: the
+   * One of the addon's synchronous batches over `paths` (under --root's directory: the addon
+   * prefixes it), in two parts at the same time: the
    * second (60%) on a threadpool thread (workAsync), the first here, each answer turned into per-path
    * values by `each(answer, from)` in path order (so traced in path order). Below
    * {@link PARALLEL_MIN} paths, or when the second part has not started by the time the first
    * is done (the threadpool's threads all busy, e.g. in reads that block), it is all read here:
    * the work is cancelled before it starts, so no path is read twice.
    */
-  private twoWay<K extends keyof WorkAnswer, T>(a: BatchAddon, kind: K, hosts: readonly string[], whole: boolean, each: (answer: WorkAnswer[K], from: number) => T[]): Promise<T[]> {
+  private twoWay<K extends keyof WorkAnswer, T>(a: BatchAddon, kind: K, paths: readonly string[], whole: boolean, each: (answer: WorkAnswer[K], from: number) => T[]): Promise<T[]> {
+    const root = this.root;
     const sync = (from: number, to: number): WorkAnswer[K] => {
-      const joined = hosts.slice(from, to).join("\0");
-      const call = [(j: string) => a.readFiles(j, whole), a.readlinks, a.lstats, a.readdirs, a.stats][kind]!;
+      const joined = paths.slice(from, to).join("\0");
+      const call = [(j: string) => a.readFiles(j, whole, root), (j: string) => a.readlinks(j, root), (j: string) => a.lstats(j, root), (j: string) => a.readdirs(j, root), (j: string) => a.stats(j, root)][kind]!;
       return call(joined) as WorkAnswer[K];
     };
-    const n = hosts.length;
+    const n = paths.length;
     if (n < PARALLEL_MIN) return Promise.resolve(each(sync(0, n), 0));
     // the JS thread also turns both halves' answers into values: it reads the smaller part
     const cut = Math.floor(n * 0.4);
     let second: WorkAnswer[K] | undefined;
     let done: (() => void) | undefined;
-    const h = a.workAsync(kind, hosts.slice(cut).join("\0"), whole, (answer) => {
-      second = answer;
-      done?.();
-    });
+    const h = a.workAsync(
+      kind,
+      paths.slice(cut).join("\0"),
+      whole,
+      (answer) => {
+        second = answer;
+        done?.();
+      },
+      root,
+    );
     const first = each(sync(0, cut), 0);
     if (second === undefined && a.workCancel(h)) return Promise.resolve(first.concat(each(sync(cut, n), cut)));
     return new Promise<T[]>((resolve) => {
@@ -438,11 +446,10 @@ export class LinuxSyscalls implements Syscalls {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
-      const hosts = paths.map((p) => this.resolve(p));
       const trace = LinuxSyscalls.trace;
-      return this.twoWay(a, WORK.readlinks, hosts, false, (r, from) =>
+      return this.twoWay(a, WORK.readlinks, paths, false, (r, from) =>
         r.map((v, k) => {
-          trace?.(`l ${hosts[from + k]}`);
+          trace?.(`l ${this.resolve(paths[from + k]!)}`);
           return typeof v === "string" ? v : sysErrorFromErrno(-v, "readlink", paths[from + k]);
         }),
       );
@@ -463,12 +470,11 @@ export class LinuxSyscalls implements Syscalls {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
-      const hosts = paths.map((p) => this.resolve(p));
       const trace = LinuxSyscalls.trace;
-      return this.twoWay(a, kind, hosts, false, (r, from) => {
+      return this.twoWay(a, kind, paths, false, (r, from) => {
         const out = new Array<Stat | SysError>(r.length / 6);
         for (let k = 0; k < out.length; k++) {
-          trace?.(`${op} ${hosts[from + k]}`);
+          trace?.(`${op} ${this.resolve(paths[from + k]!)}`);
           const o = 6 * k;
           if (r[o]! < 0) {
             out[k] = sysErrorFromErrno(-r[o]!, syscall, paths[from + k]);
@@ -489,11 +495,10 @@ export class LinuxSyscalls implements Syscalls {
     const a = this.batch();
     if (!a) return undefined;
     return (paths) => {
-      const hosts = paths.map((p) => this.resolve(p));
       const trace = LinuxSyscalls.trace;
-      return this.twoWay(a, WORK.readdirs, hosts, false, (r, from) =>
+      return this.twoWay(a, WORK.readdirs, paths, false, (r, from) =>
         r.map((v, k) => {
-          trace?.(`d ${hosts[from + k]}`);
+          trace?.(`d ${this.resolve(paths[from + k]!)}`);
           return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[from + k]) : v;
         }),
       );
@@ -507,8 +512,7 @@ export class LinuxSyscalls implements Syscalls {
     paths.forEach((p, i) => (readCannotBlock(p) ? fast : slow).push(i));
     const pending = slow.length ? this.readAsyncWays(a, slow.map((i) => paths[i]!), opts) : undefined;
     const sub = fast.map((i) => paths[i]!);
-    const hosts = sub.map((p) => this.resolve(p));
-    const quick = fast.length ? this.twoWay(a, WORK.readFiles, hosts, opts.wholeIfShort, (r, from) => this.answers(r, sub, hosts, from)) : undefined;
+    const quick = fast.length ? this.twoWay(a, WORK.readFiles, sub, opts.wholeIfShort, (r, from) => this.answers(r, sub, from)) : undefined;
     return Promise.all([quick, pending]).then(([q, res]) => {
       if (q) fast.forEach((i, k) => (out[i] = q[k]!));
       if (res) slow.forEach((i, k) => (out[i] = res[k]!));
@@ -517,10 +521,10 @@ export class LinuxSyscalls implements Syscalls {
   }
 
   /**
-   * A batch's answers for paths[from…] (hosts: their host paths), traced as open, read(s),
+   * A batch's answers for paths[from…], traced as open, read(s),
    * close each: the bytes, or the SysError of the call that failed.
    */
-  private answers(r: BatchResult, paths: readonly string[], hosts: readonly string[], from: number): FileRead[] {
+  private answers(r: BatchResult, paths: readonly string[], from: number): FileRead[] {
     const trace = LinuxSyscalls.trace;
     const n = r.meta.length / 3;
     const res = new Array<FileRead>(n);
@@ -531,12 +535,12 @@ export class LinuxSyscalls implements Syscalls {
       const len = r.meta[3 * k + 2]!;
       const path = paths[from + k]!;
       if (fd < 0) {
-        trace?.(`o -1 0 ${hosts[from + k]}`);
+        trace?.(`o -1 0 ${this.resolve(path)}`);
         res[k] = sysErrorFromErrno(-fd, "open", path);
         continue;
       }
       if (trace) {
-        trace(`o ${fd} 0 ${hosts[from + k]}`);
+        trace(`o ${fd} 0 ${this.resolve(path)}`);
         for (let j = 0; j < reads; j++) trace(`r ${fd} ${CHUNK}`);
         trace(`c ${fd}`);
       }
@@ -565,7 +569,6 @@ export class LinuxSyscalls implements Syscalls {
 
   /** The reads that can block, in threadpool batches bounded by opts.timeoutMs (see readFiles). */
   private readAsync(a: BatchAddon, paths: readonly string[], opts: ReadFilesOptions): Promise<FileRead[]> {
-    const hosts = paths.map((p) => this.resolve(p));
     const out = new Array<FileRead>(paths.length);
     const ms = opts.timeoutMs;
     return new Promise((resolve) => {
@@ -576,10 +579,10 @@ export class LinuxSyscalls implements Syscalls {
         let timer: NodeJS.Timeout | undefined;
         let adopted = -1;
         const take = () => {
-          const res = this.answers(a.batchTake(h, taken - base), paths, hosts, taken);
+          const res = this.answers(a.batchTake(h, taken - base), paths, taken);
           for (const r of res) out[taken++] = r;
         };
-        const h: BatchHandle = a.readFilesAsync(hosts.slice(base).join("\0"), opts.wholeIfShort, () => {
+        const onDone = () => {
           if (live) {
             clearTimeout(timer);
             take();
@@ -593,7 +596,8 @@ export class LinuxSyscalls implements Syscalls {
               /* closed behind our back */
             }
           }
-        });
+        };
+        const h: BatchHandle = a.readFilesAsync(paths.slice(base).join("\0"), opts.wholeIfShort, onDone, this.root);
         if (ms === undefined) return;
         const check = () => {
           const [done, cur, elapsed] = a.batchPoll(h);
@@ -613,7 +617,7 @@ export class LinuxSyscalls implements Syscalls {
           }
           // the path in its read: blocked; its open and read traced as made, its fd this object's
           if (adopted >= 0) {
-            LinuxSyscalls.trace?.(`o ${adopted} 0 ${hosts[taken]}`);
+            LinuxSyscalls.trace?.(`o ${adopted} 0 ${this.resolve(paths[taken]!)}`);
             LinuxSyscalls.trace?.(`r ${adopted} ${CHUNK}`);
             this.fds.set(adopted, paths[taken]!);
           }

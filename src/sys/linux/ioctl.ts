@@ -84,21 +84,22 @@ export interface WorkAnswer {
 
 /** The batch reads of the addon (src/sys/linux/native/batch.c; paths NUL-separated). */
 export interface BatchAddon {
-  readFiles(paths: string, wholeIfShort: boolean): BatchResult;
-  readlinks(paths: string): (string | number)[];
-  readFilesAsync(paths: string, wholeIfShort: boolean, done: () => void): BatchHandle;
+  /** `root`: each absolute path taken under it (the backend's --root directory) */
+  readFiles(paths: string, wholeIfShort: boolean, root?: string): BatchResult;
+  readlinks(paths: string, root?: string): (string | number)[];
+  readFilesAsync(paths: string, wholeIfShort: boolean, done: () => void, root?: string): BatchHandle;
   /** [paths done, index in progress or −1, ms since it (or the batch) started] */
   batchPoll(h: BatchHandle): [number, number, number];
   batchTake(h: BatchHandle, from: number): BatchResult;
   batchCancel(h: BatchHandle): number;
   /** per path 6 numbers: 0 or −errno, st_mode, st_size, st_rdev, st_uid, st_gid */
-  lstats(paths: string): Float64Array;
+  lstats(paths: string, root?: string): Float64Array;
   /** per path its entries sorted as node:fs gives them, or −errno */
-  readdirs(paths: string): (string[] | number)[];
+  readdirs(paths: string, root?: string): (string[] | number)[];
   /** as lstats, with stat(2) */
-  stats(paths: string): Float64Array;
+  stats(paths: string, root?: string): Float64Array;
   /** one of the four synchronous batches on a threadpool thread: done(answer), or done() when cancelled */
-  workAsync<K extends keyof WorkAnswer>(kind: K, paths: string, wholeIfShort: boolean, done: (answer?: WorkAnswer[K]) => void): WorkHandle;
+  workAsync<K extends keyof WorkAnswer>(kind: K, paths: string, wholeIfShort: boolean, done: (answer?: WorkAnswer[K]) => void, root?: string): WorkHandle;
   /** true: it had not started and never will (done() comes without an answer) */
   workCancel(h: WorkHandle): boolean;
 }

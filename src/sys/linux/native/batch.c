@@ -3,9 +3,11 @@
  * open(O_RDONLY|O_CLOEXEC), read(s) and close of many small files, or the readlink of many
  * links, in one Node-API call instead of three JS-level calls each.
  *
- * Paths come as one string, NUL-separated ("a\0b\0c"). A file is read as src/sys/fsutil.ts
- * readAttr (wholeIfShort 1) or readText (0) read it: reads of CHUNK bytes; with wholeIfShort a
- * first read shorter than PAGE is the whole file, else reads go on until one returns 0.
+ * Paths come as one string, NUL-separated ("a\0b\0c"); with a last argument `root` (a
+ * string), each absolute path is taken under it (root + path: the backend's `--root DIR`).
+ * A file is read as src/sys/fsutil.ts readAttr (wholeIfShort 1) or readText (0) read it: reads
+ * of CHUNK bytes; with wholeIfShort a first read shorter than PAGE is the whole file, else reads
+ * go on until one returns 0.
  *
  * Per path, three int32 in `meta`: the fd open returned (or −errno: nothing else was done), the
  * number of read(2) calls made, and the byte count (or −errno of the read that failed; the fd
@@ -76,15 +78,44 @@ static void paths_free(paths_t *ps) {
   free(ps->v);
 }
 
-static int paths_arg(napi_env env, napi_value arg, paths_t *ps) {
-  size_t len;
+/*
+ * The paths of `arg`, each absolute one under `root` when root is a string (a JS-side
+ * `--root DIR`: "DIR" + "/sys/..."), so that JS need not build every host path itself.
+ */
+static int paths_arg(napi_env env, napi_value arg, napi_value root, paths_t *ps) {
+  size_t len, rlen = 0;
+  char *r = NULL;
+  napi_valuetype t = napi_undefined;
   memset(ps, 0, sizeof *ps);
   if (napi_get_value_string_utf8(env, arg, NULL, 0, &len) != napi_ok) return throw_type(env, "paths must be a string (NUL-separated)"), 0;
-  ps->buf = malloc(len + 1);
-  if (!ps->buf) return napi_throw_error(env, "ENOMEM", "out of memory"), 0;
-  napi_get_value_string_utf8(env, arg, ps->buf, len + 1, &len);
+  if (root && napi_typeof(env, root, &t) == napi_ok && t == napi_string) {
+    napi_get_value_string_utf8(env, root, NULL, 0, &rlen);
+    r = malloc(rlen + 1);
+    if (!r) return napi_throw_error(env, "ENOMEM", "out of memory"), 0;
+    napi_get_value_string_utf8(env, root, r, rlen + 1, &rlen);
+  } else if (root && t != napi_undefined) return throw_type(env, "root must be a string"), 0;
+  char *in = malloc(len + 1);
+  if (!in) return free(r), napi_throw_error(env, "ENOMEM", "out of memory"), 0;
+  napi_get_value_string_utf8(env, arg, in, len + 1, &len);
   size_t n = len ? 1 : 0;
-  for (size_t i = 0; i < len; i++) n += ps->buf[i] == 0;
+  for (size_t i = 0; i < len; i++) n += in[i] == 0;
+  if (rlen) {
+    ps->buf = malloc(len + 1 + n * rlen);
+    if (!ps->buf) return free(r), free(in), napi_throw_error(env, "ENOMEM", "out of memory"), 0;
+    char *o = ps->buf;
+    for (const char *s = in; s < in + len + 1;) {
+      size_t l = strlen(s) + 1;
+      if (*s == '/') {
+        memcpy(o, r, rlen);
+        o += rlen;
+      }
+      memcpy(o, s, l);
+      o += l;
+      s += l;
+    }
+    free(in);
+  } else ps->buf = in;
+  free(r);
   ps->v = malloc((n ? n : 1) * sizeof *ps->v);
   if (!ps->v) return paths_free(ps), napi_throw_error(env, "ENOMEM", "out of memory"), 0;
   char *s = ps->buf;
@@ -328,12 +359,12 @@ static void (*const EXEC[JOB_KINDS])(job_t *) = {exec_files, exec_links, exec_ls
 static napi_value (*const JS[JOB_KINDS])(napi_env, job_t *) = {js_files, js_links, js_lstats, js_dirs, js_lstats};
 
 /* a job of `kind` over the NUL-separated paths in arg, its arrays made; NULL (an error thrown) otherwise */
-static job_t *job_new(napi_env env, int kind, int whole, napi_value arg) {
+static job_t *job_new(napi_env env, int kind, int whole, napi_value arg, napi_value root) {
   job_t *j = calloc(1, sizeof *j);
   if (!j) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
   j->kind = kind;
   j->whole = whole;
-  if (!paths_arg(env, arg, &j->ps)) return free(j), NULL;
+  if (!paths_arg(env, arg, root, &j->ps)) return free(j), NULL;
   size_t n = j->ps.n ? j->ps.n : 1;
   if (kind == JOB_LSTATS || kind == JOB_STATS) j->st = malloc(n * 6 * sizeof *j->st);
   else j->meta = malloc(n * (kind == JOB_FILES ? 3 : 1) * sizeof *j->meta);
@@ -341,8 +372,8 @@ static job_t *job_new(napi_env env, int kind, int whole, napi_value arg) {
   return j;
 }
 
-static napi_value job_sync(napi_env env, int kind, int whole, napi_value arg) {
-  job_t *j = job_new(env, kind, whole, arg);
+static napi_value job_sync(napi_env env, int kind, int whole, napi_value arg, napi_value root) {
+  job_t *j = job_new(env, kind, whole, arg, root);
   if (!j) return NULL;
   EXEC[kind](j);
   napi_value res = JS[kind](env, j);
@@ -351,26 +382,26 @@ static napi_value job_sync(napi_env env, int kind, int whole, napi_value arg) {
 }
 
 static napi_value ReadFiles(napi_env env, napi_callback_info info) {
-  ARGS(2, 2, "readFiles(paths, wholeIfShort): 2 arguments");
+  ARGS(3, 2, "readFiles(paths, wholeIfShort[, root]): 2 or 3 arguments");
   bool whole;
   if (napi_get_value_bool(env, argv[1], &whole) != napi_ok) return throw_type(env, "readFiles: wholeIfShort must be a boolean");
-  return job_sync(env, JOB_FILES, whole, argv[0]);
+  return job_sync(env, JOB_FILES, whole, argv[0], argc > 2 ? argv[2] : NULL);
 }
 
 /* an entry point taking the paths only: the batch KIND run on the calling thread */
 #define PATHS_ENTRY(NAME, KIND, USAGE)                            \
   static napi_value NAME(napi_env env, napi_callback_info info) { \
-    ARGS(1, 1, USAGE);                                            \
-    return job_sync(env, KIND, 0, argv[0]);                       \
+    ARGS(2, 1, USAGE);                                            \
+    return job_sync(env, KIND, 0, argv[0], argc > 1 ? argv[1] : NULL); \
   }
 
 /* readlinks(paths): per path the target or −errno (exec_links); lstats(paths): a Float64Array,
  * 6 per path (exec_lstats); stats(paths): the same with stat(2), the last link followed;
  * readdirs(paths): per path its sorted entries or −errno (exec_dirs) */
-PATHS_ENTRY(Readlinks, JOB_LINKS, "readlinks(paths): 1 argument")
-PATHS_ENTRY(Lstats, JOB_LSTATS, "lstats(paths): 1 argument")
-PATHS_ENTRY(Stats, JOB_STATS, "stats(paths): 1 argument")
-PATHS_ENTRY(Readdirs, JOB_DIRS, "readdirs(paths): 1 argument")
+PATHS_ENTRY(Readlinks, JOB_LINKS, "readlinks(paths[, root]): 1 or 2 arguments")
+PATHS_ENTRY(Lstats, JOB_LSTATS, "lstats(paths[, root]): 1 or 2 arguments")
+PATHS_ENTRY(Stats, JOB_STATS, "stats(paths[, root]): 1 or 2 arguments")
+PATHS_ENTRY(Readdirs, JOB_DIRS, "readdirs(paths[, root]): 1 or 2 arguments")
 
 static void work_execute(napi_env env, void *data) {
   (void)env;
@@ -412,14 +443,14 @@ static void work_finalize(napi_env env, void *data, void *hint) {
  * running or done (its cb(answer) comes).
  */
 static napi_value WorkAsync(napi_env env, napi_callback_info info) {
-  ARGS(4, 4, "workAsync(kind, paths, wholeIfShort, cb): 4 arguments");
+  ARGS(5, 4, "workAsync(kind, paths, wholeIfShort, cb[, root]): 4 or 5 arguments");
   int32_t kind;
   bool whole;
   napi_valuetype t;
   if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind >= JOB_KINDS) return throw_type(env, "workAsync: kind must be 0 to 4");
   if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) return throw_type(env, "workAsync: wholeIfShort must be a boolean");
   if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) return throw_type(env, "workAsync: cb must be a function");
-  job_t *j = job_new(env, kind, whole, argv[1]);
+  job_t *j = job_new(env, kind, whole, argv[1], argc > 4 ? argv[4] : NULL);
   if (!j) return NULL;
   napi_value name, handle;
   napi_create_string_utf8(env, "vfioctl.batch", NAPI_AUTO_LENGTH, &name);
@@ -563,14 +594,14 @@ static batch_t *batch_arg(napi_env env, napi_value v) {
 }
 
 static napi_value ReadFilesAsync(napi_env env, napi_callback_info info) {
-  ARGS(3, 3, "readFilesAsync(paths, wholeIfShort, cb): 3 arguments");
+  ARGS(4, 3, "readFilesAsync(paths, wholeIfShort, cb[, root]): 3 or 4 arguments");
   bool whole;
   napi_valuetype t;
   if (napi_get_value_bool(env, argv[1], &whole) != napi_ok) return throw_type(env, "readFilesAsync: wholeIfShort must be a boolean");
   if (napi_typeof(env, argv[2], &t) != napi_ok || t != napi_function) return throw_type(env, "readFilesAsync: cb must be a function");
   batch_t *b = calloc(1, sizeof *b);
   if (!b) return napi_throw_error(env, "ENOMEM", "out of memory"), NULL;
-  if (!paths_arg(env, argv[0], &b->ps)) return free(b), NULL;
+  if (!paths_arg(env, argv[0], argc > 3 ? argv[3] : NULL, &b->ps)) return free(b), NULL;
   b->whole = whole;
   b->meta = calloc(b->ps.n ? b->ps.n : 1, 3 * sizeof *b->meta);
   b->ends = calloc(b->ps.n ? b->ps.n : 1, sizeof *b->ends);
