@@ -417,9 +417,9 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
     }
   });
 
-  test("several reads that block in different runs of paths time out together, not one after the other", { skip, timeout: 20_000 }, async () => {
+  test("reads that block in different runs of paths time out together, not one after the other", { skip, timeout: 20_000 }, async () => {
     const { root, bdfs } = manyDevices(600);
-    const stuck = [10, 300, 550];
+    const stuck = [10, 550]; // in the first and the second run of 300 paths
     const holders: number[] = [];
     for (const i of stuck) {
       const f = path.join(root, "sys/bus/pci/devices", bdfs[i]!, "driver_override");
@@ -432,10 +432,10 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       const t0 = Date.now();
       const got = await sys.readFiles!(bdfs.map((b) => `/sys/bus/pci/devices/${b}/driver_override`), { wholeIfShort: true, timeoutMs: 400 });
       const ms = Date.now() - t0;
-      assert.deepEqual(stuck.map((i) => got[i]), [null, null, null]);
+      assert.deepEqual(stuck.map((i) => got[i]), [null, null]);
       assert.deepEqual([got[0], got[299], got[301], got[599]].map(String), ["d0\n", "d299\n", "d301\n", "d599\n"]);
-      assert.equal(got.filter((r) => r === null).length, 3);
-      assert.ok(ms >= 390 && ms < 1100, `answered after ${ms} ms: three reads stuck with a 400 ms timeout each, waited for at the same time`);
+      assert.equal(got.filter((r) => r === null).length, 2);
+      assert.ok(ms >= 390 && ms < 750, `answered after ${ms} ms: two reads stuck with a 400 ms timeout each, waited for at the same time`);
     } finally {
       for (const h of holders) fs.writeSync(h, "0\n".repeat(16));
       await new Promise((r) => setTimeout(r, 100));

@@ -82,11 +82,11 @@ const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
 const PARALLEL_MIN = 64;
 
 /**
- * The reads that can block go in up to this many threadpool batches at once (libuv's
- * threadpool has 4 threads unless UV_THREADPOOL_SIZE says otherwise), each of at least
- * SLOW_WAY_MIN paths.
+ * The reads that can block go in up to this many threadpool batches at once, each of at least
+ * SLOW_WAY_MIN paths: libuv's threadpool has 4 threads (unless UV_THREADPOOL_SIZE says
+ * otherwise), and the others are left to the two-part batches of the reads that cannot block.
  */
-const SLOW_WAYS = 4;
+const SLOW_WAYS = 2;
 const SLOW_WAY_MIN = 256;
 
 /** One buffer for every read made on the JS thread (the bytes read are copied out of it). */
