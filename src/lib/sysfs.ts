@@ -139,7 +139,12 @@ export const readCache = (): ReadCache => ({ devices: new Map() });
 /** The cache's record of a device, made empty when it has none. */
 export function deviceRead(cache: ReadCache, bdf: string): DeviceRead {
   let r = cache.devices.get(bdf);
-  if (!r) cache.devices.set(bdf, (r = { path: devPath(bdf), attrs: {}, blocked: [], links: {}, virtfn: new Map(), dirs: {}, read: false }));
+  if (!r) {
+    // every key there from the start (undefined: not read), so that all records have one shape
+    const attrs = { vendor: undefined, device: undefined, class: undefined, driver_override: undefined, numa_node: undefined, sriov_totalvfs: undefined, sriov_offset: undefined, sriov_stride: undefined, sriov_numvfs: undefined, sriov_drivers_autoprobe: undefined };
+    r = { path: devPath(bdf), attrs, blocked: [], links: { driver: undefined, iommu_group: undefined, physfn: undefined }, virtfn: new Map(), dirs: { net: undefined, "vfio-dev": undefined, self: undefined }, read: false };
+    cache.devices.set(bdf, r);
+  }
   return r;
 }
 
@@ -166,26 +171,51 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     if (!r.read || (extras && r.read !== "extras")) todo.push(r);
   }
   if (!todo.length) return;
-  /** the paths of one batch, and where each answer goes */
-  const batch = <T>() => {
-    const paths: string[] = [];
-    const to: ((v: T) => void)[] = [];
-    return { paths, to, add: (path: string, f: (v: T) => void) => void (paths.push(path), to.push(f)) };
+  // one batch per kind of read: the paths, and for each the record and the key its answer goes to
+  const batch = <K>() => ({ paths: [] as string[], recs: [] as DeviceRead[], keys: [] as K[] });
+  type Batch<K> = ReturnType<typeof batch<K>>;
+  const add = <K>(b: Batch<K>, path: string, r: DeviceRead, k: K) => {
+    b.paths.push(path);
+    b.recs.push(r);
+    b.keys.push(k);
   };
-  type Batch<T> = ReturnType<typeof batch<T>>;
-  const answer = <T>(b: Batch<T>, res: T[]) => b.to.forEach((f, i) => f(res[i]!));
-  const links = async (b: Batch<string | null>) => answer(b, (await readlinksOf(sys, b.paths)).map((t) => (typeof t === "string" ? base(t) : null)));
-  const files = async (b: Batch<FileRead>) => answer(b, await readFilesOf(sys, b.paths, { wholeIfShort: true, timeoutMs }));
-  const stats = async (b: Batch<boolean>) => answer(b, (await lstatsOf(sys, b.paths)).map((st) => !(st instanceof Error)));
-  const dirs = async (b: Batch<string[] | Error>) => answer(b, await readdirsOf(sys, b.paths));
-  const attr = (r: DeviceRead, name: AttrName) => (v: FileRead) => {
-    if (v === null) return void r.blocked.push(name);
-    const s = Buffer.isBuffer(v) ? v.toString("utf8") : null;
-    r.attrs[name] = s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s;
+  const links = async (b: Batch<LinkName | number>) => {
+    const res = await readlinksOf(sys, b.paths);
+    for (let i = 0; i < res.length; i++) {
+      const t = res[i]!;
+      const v = typeof t === "string" ? base(t) : null;
+      const k = b.keys[i]!;
+      if (typeof k === "number") b.recs[i]!.virtfn.set(k, v);
+      else b.recs[i]!.links[k] = v;
+    }
   };
-  const l1 = batch<string | null>();
+  const files = async (b: Batch<AttrName>) => {
+    const res = await readFilesOf(sys, b.paths, { wholeIfShort: true, timeoutMs });
+    for (let i = 0; i < res.length; i++) {
+      const v = res[i]!;
+      const r = b.recs[i]!;
+      if (v === null) r.blocked.push(b.keys[i]!);
+      else {
+        const s = Buffer.isBuffer(v) ? v.toString("utf8") : null;
+        r.attrs[b.keys[i]!] = s === null ? null : s.endsWith("\n") ? s.slice(0, -1) : s;
+      }
+    }
+  };
+  const stats = async (b: Batch<"node" | "cdev">) => {
+    const res = await lstatsOf(sys, b.paths);
+    for (let i = 0; i < res.length; i++) {
+      const ok = !(res[i] instanceof Error);
+      if (b.keys[i] === "node") b.recs[i]!.nodeExists = ok;
+      else b.recs[i]!.cdevExists = ok;
+    }
+  };
+  const dirs = async (b: Batch<DirName>) => {
+    const res = await readdirsOf(sys, b.paths);
+    for (let i = 0; i < res.length; i++) b.recs[i]!.dirs[b.keys[i]!] = res[i]!;
+  };
+  const l1 = batch<LinkName | number>();
   for (const r of todo) {
-    for (const n of ["driver", "iommu_group", "physfn"] as const) if (r.links[n] === undefined) l1.add(`${r.path}/${n}`, (v) => (r.links[n] = v));
+    for (const n of ["driver", "iommu_group", "physfn"] as const) if (r.links[n] === undefined) add(l1, `${r.path}/${n}`, r, n);
   }
   await links(l1);
   const pfOf = new Map<DeviceRead, DeviceRead>();
@@ -193,31 +223,31 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     const pf = r.links.physfn;
     if (pf && isBdf(pf)) pfOf.set(r, deviceRead(cache, pf));
   }
-  const f2 = batch<FileRead>();
-  const s2 = batch<boolean>();
-  const d2 = batch<string[] | Error>();
+  const f2 = batch<AttrName>();
+  const s2 = batch<"node" | "cdev">();
+  const d2 = batch<DirName>();
   const names: AttrName[] = extras ? ["vendor", "device", "class", "driver_override", "numa_node"] : ["vendor", "device", "class", "driver_override"];
   for (const r of todo) {
-    for (const n of names) if (r.attrs[n] === undefined) f2.add(`${r.path}/${n}`, attr(r, n));
-    if (!pfOf.has(r) && r.attrs.sriov_totalvfs === undefined) f2.add(`${r.path}/sriov_totalvfs`, attr(r, "sriov_totalvfs"));
+    for (const n of names) if (r.attrs[n] === undefined) add(f2, `${r.path}/${n}`, r, n);
+    if (!pfOf.has(r) && r.attrs.sriov_totalvfs === undefined) add(f2, `${r.path}/sriov_totalvfs`, r, "sriov_totalvfs");
     const g = r.links.iommu_group;
-    if (g != null && /^\d+$/.test(g) && r.nodeExists === undefined) s2.add(`/dev/vfio/${Number(g)}`, (v) => (r.nodeExists = v));
-    if (extras) d2.add(`${r.path}/net`, (v) => (r.dirs.net = v));
-    if (isVfioDriver(r.links.driver ?? null)) d2.add(`${r.path}/vfio-dev`, (v) => (r.dirs["vfio-dev"] = v));
+    if (g != null && /^\d+$/.test(g) && r.nodeExists === undefined) add(s2, `/dev/vfio/${Number(g)}`, r, "node");
+    if (extras) add(d2, `${r.path}/net`, r, "net");
+    if (isVfioDriver(r.links.driver ?? null)) add(d2, `${r.path}/vfio-dev`, r, "vfio-dev");
   }
   for (const pf of new Set(pfOf.values())) {
-    for (const n of ["sriov_offset", "sriov_stride"] as const) if (pf.attrs[n] === undefined) f2.add(`${pf.path}/${n}`, attr(pf, n));
+    for (const n of ["sriov_offset", "sriov_stride"] as const) if (pf.attrs[n] === undefined) add(f2, `${pf.path}/${n}`, pf, n);
   }
   await Promise.all([files(f2), stats(s2), dirs(d2)]);
   const pfs = todo.filter((r) => !pfOf.has(r) && r.attrs.sriov_totalvfs != null);
-  const f3 = batch<FileRead>();
-  const d3 = batch<string[] | Error>();
-  const l3 = batch<string | null>();
-  const s3 = batch<boolean>();
+  const f3 = batch<AttrName>();
+  const d3 = batch<DirName>();
+  const l3 = batch<LinkName | number>();
+  const s3 = batch<"node" | "cdev">();
   for (const r of pfs) {
-    f3.add(`${r.path}/sriov_numvfs`, attr(r, "sriov_numvfs"));
-    f3.add(`${r.path}/sriov_drivers_autoprobe`, attr(r, "sriov_drivers_autoprobe"));
-    d3.add(r.path, (v) => (r.dirs.self = v));
+    add(f3, `${r.path}/sriov_numvfs`, r, "sriov_numvfs");
+    add(f3, `${r.path}/sriov_drivers_autoprobe`, r, "sriov_drivers_autoprobe");
+    add(d3, r.path, r, "self");
   }
   const asked = new Set<string>();
   for (const [vf, pf] of pfOf) {
@@ -225,16 +255,16 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     const path = `${pf.path}/virtfn${k}`;
     if (k !== null && !pf.virtfn.has(k) && !asked.has(path)) {
       asked.add(path);
-      l3.add(path, (v) => pf.virtfn.set(k, v));
+      add(l3, path, pf, k);
     }
   }
   for (const r of todo) {
     const name = vfioDeviceName(r.dirs["vfio-dev"]);
-    if (name && r.cdevExists === undefined) s3.add(`/dev/vfio/devices/${name}`, (v) => (r.cdevExists = v));
+    if (name && r.cdevExists === undefined) add(s3, `/dev/vfio/devices/${name}`, r, "cdev");
   }
   await Promise.all([files(f3), dirs(d3), links(l3), stats(s3)]);
-  const l4 = batch<string | null>();
-  for (const r of pfs) for (const i of virtfnIndices(r.dirs.self)) if (!r.virtfn.has(i)) l4.add(`${r.path}/virtfn${i}`, (v) => r.virtfn.set(i, v));
+  const l4 = batch<LinkName | number>();
+  for (const r of pfs) for (const i of virtfnIndices(r.dirs.self)) if (!r.virtfn.has(i)) add(l4, `${r.path}/virtfn${i}`, r, i);
   await links(l4);
   for (const r of todo) r.read = extras ? "extras" : "device";
 }
