@@ -407,6 +407,30 @@ export const MUTANTS: Mutant[] = [
     wrong: "EBADFD errors read 'EBADFD (EBADFD)' (by hand, beside sampled seed 14)",
     killedBy: ["sampled-survivors-14.test.js"],
   },
+  {
+    id: "cdev-device-link-ignored",
+    file: "src/lib/holders.js",
+    from: "const unresolved = idxs.filter((i) => !device.get(i));",
+    to: "const unresolved = [];",
+    wrong: "a cdev whose class entry is a folder (a copied tree) has no device or group (by hand, over the batched vfio node numbers)",
+    killedBy: ["holders.test.js"],
+  },
+  {
+    id: "misc-iommu-as-container",
+    file: "src/lib/holders.js",
+    from: 'put("/sys/class/misc/iommu/dev", { kind: "iommufd"',
+    to: 'put("/sys/class/misc/iommu/dev", { kind: "container"',
+    wrong: "an fd on /dev/iommu found through /sys/class/misc/iommu/dev called a container (by hand, over the batched vfio node numbers)",
+    killedBy: ["holders.test.js"],
+  },
+  {
+    id: "cdev-every-class-device",
+    file: "src/lib/kernel.js",
+    from: ".some((st) => !(st instanceof Error))",
+    to: ".every((st) => !(st instanceof Error))",
+    wrong: "the vfio cdev not seen when one vfio-dev class device lacks its dev attribute (by hand, over the batched cdev check)",
+    killedBy: ["kernel-rules.test.js"],
+  },
 ];
 
 function copyDist(from: string): string {
