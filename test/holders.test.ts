@@ -239,3 +239,45 @@ test("vfio node numbers from sysfs alone (a container's /dev without them): misc
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
+
+test("a holders scan reads every vfio node's number only when an fd may be one: a held /dev/kmsg costs the same however many groups, a held group is still found", async () => {
+  const { writeText } = await import("../src/sys/fsutil.js");
+  const { scanVfioHolders } = await import("../src/lib/holders.js");
+  const single = new Set(["open", "close", "read", "write", "lseek", "ioctl", "eventfd", "readlink", "readdir", "stat", "lstat"]);
+  /** the process's single calls, counted (its batch reads hidden, so each path is one call) */
+  const counted = (sys: import("../src/sys/syscalls.js").Syscalls) => {
+    const c = { n: 0 };
+    const p = new Proxy(sys, {
+      get(t, prop) {
+        const v = Reflect.get(t, prop, t);
+        if (typeof prop === "string" && single.has(prop)) return (...a: unknown[]) => (c.n++, (v as (...x: unknown[]) => unknown).apply(t, a));
+        if (prop === "readFile" || prop === "readFiles" || prop === "readlinks" || prop === "lstats" || prop === "stats" || prop === "readdirs") return undefined;
+        return typeof v === "function" ? v.bind(t) : v;
+      },
+    });
+    return { p, c };
+  };
+  const scanCost = async (vfs: number) => {
+    const k = await bootKernel();
+    const sh = k.spawn("sh");
+    await writeText(sh, `/sys/bus/pci/devices/${PF}/sriov_numvfs`, "0");
+    await writeText(sh, `/sys/bus/pci/devices/${PF}/sriov_numvfs`, String(vfs));
+    const other = k.spawn("journald");
+    await other.open("/dev/kmsg", O_RDONLY);
+    const { p, c } = counted(k.spawn("vfioctl"));
+    const scan = await scanVfioHolders(p);
+    assert.deepEqual(scan.holders, []);
+    const groups = (await sh.readdir("/dev/vfio")).filter((n) => /^\d+$/.test(n)).length;
+    return { calls: c.n, groups, k, p };
+  };
+  const small = await scanCost(1);
+  const large = await scanCost(7);
+  assert.ok(large.groups >= small.groups + 6, `${small.groups} → ${large.groups} groups`);
+  assert.equal(large.calls, small.calls, "no call per vfio node while no fd is on a vfio major");
+  // a process holding a group: found by its device number
+  const holder = large.k.spawn("qemu");
+  const g = Number((await holder.readlink(`/sys/bus/pci/devices/${VF0}/iommu_group`)).split("/").pop());
+  const fd = await holder.open(`/dev/vfio/${g}`, 2);
+  const scan = await scanVfioHolders(large.p);
+  assert.deepEqual(scan.holders.map((h) => [h.comm, h.fd, h.kind, h.group, h.via]), [["qemu", fd, "group", g, "rdev"]]);
+});

@@ -23,7 +23,7 @@
  */
 import { readAttr } from "../sys/fsutil.js";
 import { readdirsOf, readFilesOf, readlinksOf, statsOf } from "../sys/batch.js";
-import { devName, parseDevAttr } from "../sys/devnum.js";
+import { devName, major, parseDevAttr } from "../sys/devnum.js";
 import type { Syscalls } from "../sys/syscalls.js";
 
 export type HolderKind = "group" | "container" | "cdev" | "iommufd" | "device-fd";
@@ -149,6 +149,32 @@ export async function vfioNodeNumbers(sys: Syscalls): Promise<Map<string, NodeIn
   return out;
 }
 
+/**
+ * The device majors of this host's vfio nodes, from one node of each kind: vfio's groups share
+ * one char region (alloc_chrdev_region in vfio_group_init), its cdevs another, the container and
+ * iommufd are misc devices. So an fd whose device has none of these majors is no vfio node, and
+ * {@link vfioNodeNumbers} (every node, O(groups)) is read only when an fd may be one. Null when no
+ * node is seen at all (then every char device is looked up).
+ */
+export async function vfioMajors(sys: Syscalls): Promise<Set<number> | null> {
+  const first = (d: string[] | Error, re: RegExp) => (d instanceof Error ? undefined : d.find((n) => re.test(n)));
+  const [devVfio, devCdevs, classVfio, classVfioDev] = await readdirsOf(sys, ["/dev/vfio", "/dev/vfio/devices", "/sys/class/vfio", "/sys/class/vfio-dev"]);
+  const group = first(devVfio!, /^(?:noiommu-)?\d+$/);
+  const cdev = first(devCdevs!, /^vfio\d+$/);
+  const classGroup = first(classVfio!, /^(?:noiommu-)?\d+$/);
+  const classCdev = first(classVfioDev!, /^vfio\d+$/);
+  const nodes = ["/dev/vfio/vfio", "/dev/iommu", ...(group ? [`/dev/vfio/${group}`] : []), ...(cdev ? [`/dev/vfio/devices/${cdev}`] : [])];
+  const attrs = ["/sys/class/misc/vfio/dev", "/sys/class/misc/iommu/dev", ...(classGroup ? [`/sys/class/vfio/${classGroup}/dev`] : []), ...(classCdev ? [`/sys/class/vfio-dev/${classCdev}/dev`] : [])];
+  const [st, files] = await Promise.all([statsOf(sys, nodes), readFilesOf(sys, attrs, { wholeIfShort: true })]);
+  const out = new Set<number>();
+  for (const r of st) if (!(r instanceof Error) && r.kind === "char" && r.rdev) out.add(major(r.rdev));
+  for (const r of files) {
+    const rdev = Buffer.isBuffer(r) ? parseDevAttr(r.toString("utf8").replace(/\n$/, "")) : null;
+    if (rdev !== null) out.add(major(rdev));
+  }
+  return out.size ? out : null;
+}
+
 /** The container a cgroup path names (docker, podman, CRI-O, containerd, Kubernetes, systemd machines, LXC). */
 export function containerOfCgroup(cg: string): ProcessPlace["container"] {
   const short = (id: string) => (/^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id);
@@ -208,7 +234,15 @@ export async function scanVfioHolders(sys: Syscalls, opts: { includeSelf?: boole
   } catch {
     return { holders: [], unreadable: [], unattributed: [] };
   }
-  const nodes = await vfioNodeNumbers(sys);
+  // what an fd's device number is, read the first time an fd may be a vfio node (vfioMajors)
+  let majors: Set<number> | null | undefined;
+  let nodes: Map<string, NodeInfo> | undefined;
+  const nodeOf = async (rdev: number): Promise<NodeInfo | undefined> => {
+    if (majors === undefined) majors = await vfioMajors(sys);
+    if (majors !== null && !majors.has(major(rdev))) return undefined;
+    nodes ??= await vfioNodeNumbers(sys);
+    return nodes.get(devName(rdev));
+  };
   let ownMnt: string | null = null;
   try {
     ownMnt = await sys.readlink(`/proc/${sys.pid}/ns/mnt`);
@@ -252,7 +286,7 @@ export async function scanVfioHolders(sys: Syscalls, opts: { includeSelf?: boole
         statOk = false;
       }
       if (rdev !== null) {
-        const n = nodes.get(devName(rdev));
+        const n = await nodeOf(rdev);
         if (n) mine.push({ pid, fd: Number(fd), target, kind: n.kind, group: n.group, device: n.device, via: "rdev", rdev: devName(rdev) });
         continue;
       }
