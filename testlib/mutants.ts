@@ -431,6 +431,14 @@ export const MUTANTS: Mutant[] = [
     wrong: "the vfio cdev not seen when one vfio-dev class device lacks its dev attribute (by hand, over the batched cdev check)",
     killedBy: ["kernel-rules.test.js"],
   },
+  {
+    id: "holders-scan-every-node",
+    file: "src/lib/holders.js",
+    from: "if (majors !== null && !majors.has(major(rdev)))",
+    to: "if (false)",
+    wrong: "every holders scan reads every vfio node's number (a host apply quadratic in its VFs)",
+    killedBy: ["holders.test.js"],
+  },
 ];
 
 function copyDist(from: string): string {
