@@ -3,7 +3,7 @@
  * of a PCI device's directory, as data. Each group and attribute says which kernel change added
  * it (a behaviour flag of src/kernel/versions.ts), which build option it needs (KernelConfig) and
  * when it is visible (the group's is_visible); the file-system layer (src/kernel/fs/sysfs.ts)
- * only lists what {@link pciDeviceEntries} returns. The SR-IOV groups are iov.ts's
+ * only lists what {@link pciDeviceEntryNames} and {@link pciDeviceEntry} return. The SR-IOV groups are iov.ts's
  * (sriov_pf_dev_attr_group, sriov_vf_dev_attr_group).
  *
  * What a device has comes from its description (the host file: BAR kinds, AER, ARI, ACPI
@@ -314,23 +314,29 @@ function binOnly(mode: number): AttrNode {
   };
 }
 
-/** The PCI core's entries of a device directory on this kernel, by name (in the kernel's order). */
+/** The PCI core's attribute table with `extra` after it: in the kernel's order and by name. */
 const tables = new WeakMap<readonly DevAttr[], { all: DevAttr[]; byName: Map<string, DevAttr> }>();
 
-export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[] = []): { names: () => string[]; get: (name: string) => Node | undefined } {
+function tableOf(extra: readonly DevAttr[]): { all: DevAttr[]; byName: Map<string, DevAttr> } {
   let t = tables.get(extra);
   if (!t) {
-    const all0 = [...PCI_DEV_ATTRS, ...extra];
-    tables.set(extra, (t = { all: all0, byName: new Map(all0.map((a) => [a.name, a])) }));
+    const all = [...PCI_DEV_ATTRS, ...extra];
+    tables.set(extra, (t = { all, byName: new Map(all.map((a) => [a.name, a])) }));
   }
-  const { all, byName } = t;
-  return {
-    names: () => all.filter((a) => attrVisible(a, d, k)).map((a) => a.name),
-    get: (name) => {
-      const a = byName.get(name);
-      return a && attrVisible(a, d, k) ? a.make(d, k) : undefined;
-    },
-  };
+  return t;
+}
+
+/** The names of the PCI core's entries (and `extra`'s) a device directory has on this kernel, in the kernel's order. */
+export function pciDeviceEntryNames(d: PciDev, k: Kernel, extra: readonly DevAttr[] = []): string[] {
+  return tableOf(extra)
+    .all.filter((a) => attrVisible(a, d, k))
+    .map((a) => a.name);
+}
+
+/** The node of one of the PCI core's entries (or `extra`'s) of a device directory, undefined when the device has none by that name. */
+export function pciDeviceEntry(name: string, d: PciDev, k: Kernel, extra: readonly DevAttr[] = []): Node | undefined {
+  const a = tableOf(extra).byName.get(name);
+  return a && attrVisible(a, d, k) ? a.make(d, k) : undefined;
 }
 
 // ------------------------------------------------------------------ class-device indices
