@@ -93,27 +93,23 @@ export class SysfsTrees {
   addDevicePath(dev: PciDev): void {
     this.byDir.set(dev.sysfsDir, dev);
     this.deviceDirs.delete(dev.sysfsDir);
-    const parts = dev.sysfsDir.split("/").filter(Boolean);
-    for (let i = 2; i < parts.length; i++) {
-      const parent = "/" + parts.slice(0, i).join("/");
+    forEachParent(dev.sysfsDir, (parent, name) => {
       let m = this.children.get(parent);
       if (!m) this.children.set(parent, (m = new Map()));
-      m.set(parts[i]!, (m.get(parts[i]!) ?? 0) + 1);
-    }
+      m.set(name, (m.get(name) ?? 0) + 1);
+    });
   }
 
   removeDevicePath(dev: PciDev): void {
     this.byDir.delete(dev.sysfsDir);
     this.deviceDirs.delete(dev.sysfsDir);
-    const parts = dev.sysfsDir.split("/").filter(Boolean);
-    for (let i = 2; i < parts.length; i++) {
-      const parent = "/" + parts.slice(0, i).join("/");
+    forEachParent(dev.sysfsDir, (parent, name) => {
       const m = this.children.get(parent);
-      if (!m) continue;
-      const n = (m.get(parts[i]!) ?? 1) - 1;
-      if (n <= 0) m.delete(parts[i]!);
-      else m.set(parts[i]!, n);
-    }
+      if (!m) return;
+      const n = (m.get(name) ?? 1) - 1;
+      if (n <= 0) m.delete(name);
+      else m.set(name, n);
+    });
   }
 
   root(task: Task): DirNode {
@@ -353,7 +349,16 @@ export class SysfsTrees {
     "vfio-dev": (d, k, s) => {
       if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
       const vds = k.vfio.devicesOf(d);
-      return vds.length ? staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, s.vfioDevDir(d, v.index)]))) : undefined;
+      // by name, not an object keyed vfio<N> (a property name of its own for each device)
+      return vds.length
+        ? lazyDir(
+            () => vds.map((v) => `vfio${v.index}`),
+            (name) => {
+              const v = vds.find((x) => `vfio${x.index}` === name);
+              return v && s.vfioDevDir(d, v.index);
+            },
+          )
+        : undefined;
     },
   };
 
@@ -599,6 +604,19 @@ function virtfnLink(d: PciDev, name: string): Node | undefined {
   const m = /^virtfn(0|[1-9][0-9]*)$/.exec(name);
   const vf = m ? d.sriov?.vfs[Number(m[1])] : undefined;
   return vf && vf.present ? sysLink(d.sysfsDir, vf.sysfsDir) : undefined;
+}
+
+/**
+ * Each folder from /sys/devices down to a device's directory `dir` (/sys/devices/pci0000:00/…/BDF)
+ * with the name in it that leads to `dir`: ("/sys/devices", "pci0000:00"), …, (parent, "BDF").
+ */
+function forEachParent(dir: string, fn: (parent: string, name: string) => void): void {
+  const names = dir.split("/").filter(Boolean);
+  let parent = `/${names[0]}/${names[1]}`;
+  for (let i = 2; i < names.length; i++) {
+    fn(parent, names[i]!);
+    parent = `${parent}/${names[i]}`;
+  }
 }
 
 /** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */

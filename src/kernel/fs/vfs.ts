@@ -169,6 +169,9 @@ function linkPath(dir: string, target: string): string | undefined {
   return CLEAN_PATH.test(to) ? to : undefined;
 }
 
+/** The path of entry `name` of the folder at `dir`. */
+const childPath = (dir: string, name: string): string => (dir === "/" ? `/${name}` : `${dir}/${name}`);
+
 export class Vfs {
   constructor(
     private readonly k: Kernel,
@@ -225,12 +228,11 @@ export class Vfs {
     if (dir.node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
     const next = dir.node.get(name);
     if (!next) throw new SysErrorCode(ERRNO.ENOENT);
-    const here = dir.path === "/" ? `/${name}` : `${dir.path}/${name}`;
-    if (next.t !== "link" || !follow) return { node: next, path: here, hops: dir.hops };
+    if (next.t !== "link" || !follow) return { node: next, path: childPath(dir.path, name), hops: dir.hops };
     if (next.jump) {
       const to = next.jump();
       if (!to) throw new SysErrorCode(ERRNO.ENOENT);
-      return { node: to, path: here, hops: dir.hops };
+      return { node: to, path: childPath(dir.path, name), hops: dir.hops };
     }
     const hops = dir.hops + 1;
     // a link that knows where its text leads from its own folder goes on there (the same path
