@@ -436,16 +436,28 @@ export class SysfsTrees {
    */
   private vfioDevDir(d: PciDev, index: number): DirNode {
     const k = this.k;
-    const base = `${d.sysfsDir}/vfio-dev/vfio${index}`;
-    return staticDir({
-      ...(k.profile.config.VFIO_DEVICE_CDEV ? { dev: ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) } : {}),
-      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
-      subsystem: sysLink(base, "/sys/class/vfio-dev"),
-      uevent: rw(
-        () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
-        (_t, _b, c) => c,
-      ),
-    });
+    const cdev = k.profile.config.VFIO_DEVICE_CDEV;
+    // a lookup makes the one node it asks for (a walk to vfio<N>/dev, readlink of vfio<N>/subsystem)
+    return lazyDir(
+      () => (cdev ? ["dev", "device", "subsystem", "uevent"] : ["device", "subsystem", "uevent"]),
+      (name) => {
+        switch (name) {
+          case "dev":
+            return cdev ? ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) : undefined;
+          case "device":
+            return link(`../../../${d.name}`); // as net-sysfs links it: up from net/IF to the PCI device
+          case "subsystem":
+            return sysLink(`${d.sysfsDir}/vfio-dev/vfio${index}`, "/sys/class/vfio-dev");
+          case "uevent":
+            return rw(
+              () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
+              (_t, _b, c) => c,
+            );
+          default:
+            return undefined;
+        }
+      },
+    );
   }
 
   /** /sys/class/vfio-dev: a link per vfio device to its class device directory */
