@@ -9,7 +9,7 @@ import { SysErrorCode } from "../errors.js";
 import type { Kernel, Task } from "../kernel.js";
 import { KernelLog } from "../printk.js";
 import { kstrtobool, SRIOV_ATTRS } from "../pci/iov.js";
-import { pciDeviceEntry, pciDeviceEntryNames, pciUevent, wakeupSourceDir, wakeupSourcesOf } from "../pci/pci-sysfs.js";
+import { pciDeviceEntries, pciUevent, wakeupSourceDir, wakeupSourcesOf } from "../pci/pci-sysfs.js";
 import type { PciDev, PciDriver } from "../pci/pci.js";
 import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
@@ -85,6 +85,8 @@ export class SysfsTrees {
   /** /sys/devices/...: directory path → child names (refcounted) */
   private children = new Map<string, Map<string, number>>();
   private byDir = new Map<string, PciDev>();
+  /** the PCI core's and SR-IOV's attributes of a device directory */
+  private readonly pciEntries = pciDeviceEntries(SRIOV_ATTRS);
   /** /sys/devices/...: directory path → its node ({@link devicesDir}) */
   private readonly deviceDirs = new Map<string, DirNode>();
 
@@ -365,13 +367,13 @@ export class SysfsTrees {
   /** The names in device `d`'s directory before its virtfn links and child devices, in readdir's order. */
   private deviceEntryNames(d: PciDev): string[] {
     const e = SysfsTrees.DEVICE_ENTRIES;
-    return [...pciDeviceEntryNames(d, this.k, SRIOV_ATTRS), ...Object.keys(e).filter((n) => e[n]!(d, this.k, this) !== undefined)];
+    return [...this.pciEntries.names(d, this.k), ...Object.keys(e).filter((n) => e[n]!(d, this.k, this) !== undefined)];
   }
 
   /** The node of entry `name` of device `d`'s directory (not a virtfn link or a child device). */
   private deviceEntry(d: PciDev, name: string): Node | undefined {
     const e = SysfsTrees.DEVICE_ENTRIES;
-    return pciDeviceEntry(name, d, this.k, SRIOV_ATTRS) ?? (Object.hasOwn(e, name) ? e[name]!(d, this.k, this) : undefined);
+    return this.pciEntries.entry(name, d, this.k) ?? (Object.hasOwn(e, name) ? e[name]!(d, this.k, this) : undefined);
   }
 
   /**
