@@ -87,14 +87,14 @@ export class SysfsTrees {
   private byDir = new Map<string, PciDev>();
   /** the PCI core's and SR-IOV's attributes of a device directory */
   private readonly pciEntries = pciDeviceEntries(SRIOV_ATTRS);
-  /** /sys/devices/...: directory path → its node ({@link devicesDir}) */
-  private readonly deviceDirs = new Map<string, DirNode>();
+  /** /sys/devices/...: a folder's path → the nodes of the folders in it made so far, by name ({@link devicesDir}) */
+  private readonly deviceDirs = new Map<string, Map<string, DirNode>>();
 
   constructor(private readonly k: Kernel) {}
 
   addDevicePath(dev: PciDev): void {
     this.byDir.set(dev.sysfsDir, dev);
-    this.deviceDirs.delete(dev.sysfsDir);
+    this.forgetDevicesDir(dev.sysfsDir);
     forEachParent(dev.sysfsDir, (parent, name) => {
       let m = this.children.get(parent);
       if (!m) this.children.set(parent, (m = new Map()));
@@ -104,7 +104,7 @@ export class SysfsTrees {
 
   removeDevicePath(dev: PciDev): void {
     this.byDir.delete(dev.sysfsDir);
-    this.deviceDirs.delete(dev.sysfsDir);
+    this.forgetDevicesDir(dev.sysfsDir);
     forEachParent(dev.sysfsDir, (parent, name) => {
       const m = this.children.get(parent);
       if (!m) return;
@@ -121,7 +121,7 @@ export class SysfsTrees {
       sys: () =>
         thunkDir({
           bus: () => thunkDir({ pci: () => this.busPci() }),
-          devices: () => this.devicesDir("/sys/devices"),
+          devices: () => this.devicesDir("/sys", "devices"),
           class: () => staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
           block: () =>
             lazyDir(
@@ -251,14 +251,25 @@ export class SysfsTrees {
   // ---------------------------------------------------------------- /sys/devices
 
   /**
-   * The directory at `path` under /sys/devices, made at its first lookup and kept (its nodes are
-   * worked out from the kernel's state at each lookup); a device's own is made again once a
-   * device is added or removed at its path.
+   * The folder `name` of folder `parent` under /sys/devices, made at its first lookup and kept
+   * (its nodes are worked out from the kernel's state at each lookup), by name in its parent's
+   * entry (a lookup makes no path); a device's own is made again once a device is added or
+   * removed at its path.
    */
-  private devicesDir(path: string): DirNode {
-    let dir = this.deviceDirs.get(path);
-    if (!dir) this.deviceDirs.set(path, (dir = this.makeDevicesDir(path, this.byDir.get(path))));
+  private devicesDir(parent: string, name: string): DirNode {
+    let dirs = this.deviceDirs.get(parent);
+    if (!dirs) this.deviceDirs.set(parent, (dirs = new Map()));
+    let dir = dirs.get(name);
+    if (!dir) {
+      const path = `${parent}/${name}`;
+      dirs.set(name, (dir = this.makeDevicesDir(path, this.byDir.get(path))));
+    }
     return dir;
+  }
+
+  private forgetDevicesDir(path: string): void {
+    const i = path.lastIndexOf("/");
+    this.deviceDirs.get(path.slice(0, i))?.delete(path.slice(i + 1));
   }
 
   private makeDevicesDir(path: string, dev: PciDev | undefined): DirNode {
@@ -267,12 +278,12 @@ export class SysfsTrees {
       (name) => {
         // a child device's directory is named DDDD:BB:DD.F, which no attribute is
         const child = this.children.get(path)?.has(name);
-        if (child && PCI_NAME.test(name)) return this.devicesDir(`${path}/${name}`);
+        if (child && PCI_NAME.test(name)) return this.devicesDir(path, name);
         if (dev) {
           const a = this.deviceEntry(dev, name) ?? virtfnLink(dev, name);
           if (a) return a;
         }
-        if (child) return this.devicesDir(`${path}/${name}`);
+        if (child) return this.devicesDir(path, name);
         return undefined;
       },
     );
@@ -625,11 +636,12 @@ function virtfnLink(d: PciDev, name: string): Node | undefined {
  * with the name in it that leads to `dir`: ("/sys/devices", "pci0000:00"), …, (parent, "BDF").
  */
 function forEachParent(dir: string, fn: (parent: string, name: string) => void): void {
-  const names = dir.split("/").filter(Boolean);
-  let parent = `/${names[0]}/${names[1]}`;
-  for (let i = 2; i < names.length; i++) {
-    fn(parent, names[i]!);
-    parent = `${parent}/${names[i]}`;
+  // the model's own paths: absolute, no empty name; the first folder is the second name's
+  let end = dir.indexOf("/", dir.indexOf("/", 1) + 1);
+  while (end > 0) {
+    const next = dir.indexOf("/", end + 1);
+    fn(dir.slice(0, end), next < 0 ? dir.slice(end + 1) : dir.slice(end + 1, next));
+    end = next;
   }
 }
 
