@@ -277,12 +277,13 @@ export class Vfs {
       if (next.t === "link" && (!last || !nofollow)) {
         if (++hops > 40) throw new SysErrorCode(ERRNO.ELOOP);
         const rest = comps.slice(i + 1);
-        comps = [...next.target.split("/").filter(Boolean), ...rest];
+        const text = next.target;
+        comps = [...text.split("/").filter(Boolean), ...rest];
         i = -1;
         // an absolute target starts again at the root; a relative one goes on from the link's
         // own directory (namei's walk of the link body): its ".." steps climb the directories
         // already walked, so the names before the link are not looked up a second time
-        if (next.target.startsWith("/")) {
+        if (text.startsWith("/")) {
           cur = this.root(task);
           curPath = [];
           stack.length = 0;
