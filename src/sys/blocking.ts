@@ -22,6 +22,10 @@ const ATTRIBUTE_TREES = ["/sys/bus/", "/sys/devices/", "/sys/class/", "/sys/modu
  * file) is read in the threadpool, where a read Linux blocks leaves the event loop free.
  */
 export function readCannotBlock(path: string): boolean {
-  if (!ATTRIBUTE_TREES.some((t) => path.startsWith(t))) return false;
-  return !BLOCKING_SYSFS_ATTRS.has(path.slice(path.lastIndexOf("/") + 1));
+  // (a loop, not ATTRIBUTE_TREES.some(): called for every path of every batch)
+  let under = false;
+  for (const t of ATTRIBUTE_TREES) if (path.startsWith(t)) under = true;
+  if (!under) return false;
+  for (const a of BLOCKING_SYSFS_ATTRS) if (path.endsWith(a) && path.charCodeAt(path.length - a.length - 1) === 47 /* "/" */) return false;
+  return true;
 }

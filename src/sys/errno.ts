@@ -57,7 +57,8 @@ export function errnoName(n: number): string {
 
 /** The errno number of a name ("EACCES" → 13); undefined when unknown. */
 export function errnoNumber(name: string): number | undefined {
-  return (ERRNO as Record<string, number>)[name.toUpperCase()];
+  const table = ERRNO as Record<string, number>;
+  return table[name] ?? table[name.toUpperCase()];
 }
 
 const MESSAGES: Partial<Record<ErrnoName, string>> = {
