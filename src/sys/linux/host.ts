@@ -12,9 +12,10 @@
  *   blocked (seen on 6.1 and 6.12: both take the device lock), and so may anything outside sysfs
  *   (/dev/kmsg, pipes, eventfds, device fds).
  * - opens, ioctls and the rest are synchronous system calls (they do not block on Linux).
- * - with the addon (src/sys/linux/native/batch.c), `readFiles()` and `readlinks()` read many
- *   files or links in one call: those whose read cannot block synchronously, the others in a
- *   threadpool batch whose stuck read is answered null after the caller's timeout (see
+ * - with the addon (src/sys/linux/native/batch.c), `readFiles()`, `readlinks()`, `lstats()`,
+ *   `stats()` and `readdirs()` make many calls in one: reads that cannot block in two parts at
+ *   once, on the JS thread and a threadpool thread ({@link LinuxSyscalls.twoWay}), the others in
+ *   threadpool batches whose stuck read is answered null after the caller's timeout (see
  *   {@link LinuxSyscalls.readFiles}); without it they are absent and callers read one by one.
  * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
  *   `readlink` returns the target exactly as stored (as the kernel gives it).
