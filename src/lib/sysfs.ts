@@ -159,7 +159,7 @@ const base = (t: string): string => t.slice(t.lastIndexOf("/") + 1);
  * sriov_pf_attrs_are_visible), the VFs' PFs' `sriov_offset`/`sriov_stride`, exists() of each
  * `/dev/vfio/<group>`, the `vfio-dev/` folder of each device on vfio-pci or a variant; (3) the
  * PFs' `sriov_numvfs` (can block too) and `sriov_drivers_autoprobe` and folders, each VF's
- * `virtfn<N>` link as the routing ID names it (see vfIndexOf), exists() of the vfio cdev nodes;
+ * `virtfn<N>` link as the routing ID names it (see candidateIndex), exists() of the vfio cdev nodes;
  * (4) the PFs' `virtfn<N>` links not read yet. With `extras` also what inventory adds: each
  * device's `numa_node` and `net/`. Devices already in the cache are not read again.
  */
