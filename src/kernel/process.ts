@@ -101,6 +101,7 @@ export class ModelProcess implements Syscalls {
 
   /** The model path a path this process uses stands for (its container mounts applied). */
   private lookupPath(path: string): string {
+    if (this.mounts.size === 0) return path;
     for (const [inside, host] of this.mounts) {
       if (path === inside) return host;
       if (path.startsWith(inside + "/")) return host + path.slice(inside.length);

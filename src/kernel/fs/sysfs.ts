@@ -15,7 +15,7 @@ import { ContainerFile } from "../vfio/vfio_main.js";
 import { IommufdFile } from "../iommufd/main.js";
 import type { OpenFile } from "./file.js";
 import type { BlockDisk } from "../block.js";
-import { lazyDir, link, relLink, ro, rw, staticDir, thunkDir, wo, type DirNode, type Node } from "./vfs.js";
+import { lazyDir, link, relLink, ro, rw, staticDir, sysLink, thunkDir, wo, type DirNode, type Node } from "./vfs.js";
 import { makedev } from "../../sys/devnum.js";
 import { INIT_MNT_NS } from "../process.js";
 
@@ -85,31 +85,33 @@ export class SysfsTrees {
   /** /sys/devices/...: directory path → child names (refcounted) */
   private children = new Map<string, Map<string, number>>();
   private byDir = new Map<string, PciDev>();
+  /** the PCI core's and SR-IOV's attributes of a device directory */
+  private readonly pciEntries = pciDeviceEntries(SRIOV_ATTRS);
+  /** /sys/devices/...: a folder's path → the nodes of the folders in it made so far, by name ({@link devicesDir}) */
+  private readonly deviceDirs = new Map<string, Map<string, DirNode>>();
 
   constructor(private readonly k: Kernel) {}
 
   addDevicePath(dev: PciDev): void {
     this.byDir.set(dev.sysfsDir, dev);
-    const parts = dev.sysfsDir.split("/").filter(Boolean);
-    for (let i = 2; i < parts.length; i++) {
-      const parent = "/" + parts.slice(0, i).join("/");
+    this.forgetDevicesDir(dev.sysfsDir);
+    forEachParent(dev.sysfsDir, (parent, name) => {
       let m = this.children.get(parent);
       if (!m) this.children.set(parent, (m = new Map()));
-      m.set(parts[i]!, (m.get(parts[i]!) ?? 0) + 1);
-    }
+      m.set(name, (m.get(name) ?? 0) + 1);
+    });
   }
 
   removeDevicePath(dev: PciDev): void {
     this.byDir.delete(dev.sysfsDir);
-    const parts = dev.sysfsDir.split("/").filter(Boolean);
-    for (let i = 2; i < parts.length; i++) {
-      const parent = "/" + parts.slice(0, i).join("/");
+    this.forgetDevicesDir(dev.sysfsDir);
+    forEachParent(dev.sysfsDir, (parent, name) => {
       const m = this.children.get(parent);
-      if (!m) continue;
-      const n = (m.get(parts[i]!) ?? 1) - 1;
-      if (n <= 0) m.delete(parts[i]!);
-      else m.set(parts[i]!, n);
-    }
+      if (!m) return;
+      const n = (m.get(name) ?? 1) - 1;
+      if (n <= 0) m.delete(name);
+      else m.set(name, n);
+    });
   }
 
   root(task: Task): DirNode {
@@ -119,7 +121,7 @@ export class SysfsTrees {
       sys: () =>
         thunkDir({
           bus: () => thunkDir({ pci: () => this.busPci() }),
-          devices: () => this.devicesDir("/sys/devices"),
+          devices: () => this.devicesDir("/sys", "devices"),
           class: () => staticDir({ ...(k.profile.behaviour.vfioDeviceSysfs ? { "vfio-dev": this.vfioDevClass() } : {}), net: this.netClass() }),
           block: () =>
             lazyDir(
@@ -206,7 +208,7 @@ export class SysfsTrees {
         () => [...k.pci.devices.keys()].sort(),
         (name) => {
           const d = k.pci.devices.get(name);
-          return d ? link(relLink("/sys/bus/pci/devices", d.sysfsDir)) : undefined;
+          return d ? sysLink("/sys/bus/pci/devices", d.sysfsDir) : undefined;
         },
       ),
       drivers: lazyDir(
@@ -233,7 +235,7 @@ export class SysfsTrees {
       new_id: wo((task, b, c) => k.drivers.newIdStore(task, drv, str(b, c), c)),
       remove_id: wo((_t, b, c) => k.drivers.removeIdStore(drv, str(b, c), c)),
       uevent: wo((_t, _b, c) => c),
-      module: link(relLink(base, `/sys/module/${drv.module}`)),
+      module: sysLink(base, `/sys/module/${drv.module}`),
     };
     const bound = () => [...k.pci.devices.values()].filter((d) => d.driver === drv);
     return lazyDir(
@@ -241,120 +243,148 @@ export class SysfsTrees {
       (name) => {
         if (fixed[name]) return fixed[name];
         const d = k.pci.devices.get(name);
-        return d && d.driver === drv ? link(relLink(base, d.sysfsDir)) : undefined;
+        return d && d.driver === drv ? sysLink(base, d.sysfsDir) : undefined;
       },
     );
   }
 
   // ---------------------------------------------------------------- /sys/devices
 
-  private devicesDir(path: string): DirNode {
-    const dev = this.byDir.get(path);
-    const sub = () => [...(this.children.get(path)?.keys() ?? [])];
-    // the device's attribute table is made only when a name in it is asked for: a walk to a
-    // device below (0000:00:02.0 on the way to 0000:10:00.1) never needs the bridge's
-    let attrs: ReturnType<SysfsTrees["deviceAttrs"]> | undefined;
-    const attrsOf = (d: PciDev) => (attrs ??= this.deviceAttrs(d));
+  /**
+   * The folder `name` of folder `parent` under /sys/devices, made at its first lookup and kept
+   * (its nodes are worked out from the kernel's state at each lookup), by name in its parent's
+   * entry (a lookup makes no path); a device's own is made again once a device is added or
+   * removed at its path.
+   */
+  private devicesDir(parent: string, name: string): DirNode {
+    let dirs = this.deviceDirs.get(parent);
+    if (!dirs) this.deviceDirs.set(parent, (dirs = new Map()));
+    let dir = dirs.get(name);
+    if (!dir) {
+      const path = `${parent}/${name}`;
+      dirs.set(name, (dir = this.makeDevicesDir(path, this.byDir.get(path))));
+    }
+    return dir;
+  }
+
+  private forgetDevicesDir(path: string): void {
+    const i = path.lastIndexOf("/");
+    this.deviceDirs.get(path.slice(0, i))?.delete(path.slice(i + 1));
+  }
+
+  private makeDevicesDir(path: string, dev: PciDev | undefined): DirNode {
     return lazyDir(
-      () => [...(dev ? attrsOf(dev).names() : []), ...(dev ? virtfnNames(dev) : []), ...sub()],
+      () => [...(dev ? this.deviceEntryNames(dev) : []), ...(dev ? virtfnNames(dev) : []), ...(this.children.get(path)?.keys() ?? [])],
       (name) => {
         // a child device's directory is named DDDD:BB:DD.F, which no attribute is
         const child = this.children.get(path)?.has(name);
-        if (child && PCI_NAME.test(name)) return this.devicesDir(`${path}/${name}`);
+        if (child && PCI_NAME.test(name)) return this.devicesDir(path, name);
         if (dev) {
-          const a = attrsOf(dev).get(name) ?? virtfnLink(dev, name);
+          const a = this.deviceEntry(dev, name) ?? virtfnLink(dev, name);
           if (a) return a;
         }
-        if (child) return this.devicesDir(`${path}/${name}`);
+        if (child) return this.devicesDir(path, name);
         return undefined;
       },
     );
   }
 
   /**
-   * One device's directory: the PCI core's attribute groups (src/kernel/pci/pci-sysfs.ts, the
-   * SR-IOV groups of iov.ts), then what the driver core and other subsystems add (uevent,
-   * power/, links, class devices). A lookup makes only the node it asks for (a path walk looks
-   * up one name per directory; making every attribute, links and vfio-dev included, for each
-   * was most of a model `readDevice`).
+   * What the driver core and other subsystems add to a device's directory after the PCI core's
+   * attribute groups (src/kernel/pci/pci-sysfs.ts, the SR-IOV groups of iov.ts): uevent,
+   * power/, links, class devices. In the order readdir lists them; each makes its node for the
+   * device it is given, or undefined when that device has none. One table for every device: a
+   * lookup makes only the node it asks for (a path walk looks up one name per directory).
    */
-  private deviceAttrs(d: PciDev): { names: () => string[]; get: (name: string) => Node | undefined } {
-    const k = this.k;
-    const pci = pciDeviceEntries(d, k, SRIOV_ATTRS);
-    // in the order readdir lists them; each makes its node, or undefined when the device has none
-    const make: Record<string, () => Node | undefined> = {
-      // pci-sysfs.c driver_override_show and driver_set_override (the store) take device_lock
-      // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user. The generic
-      // driver_override (driverOverrideGeneric: 6.12.80+, 7.0) takes a spinlock instead: no wait.
-      driver_override: () =>
-        k.profile.behaviour.driverOverrideGeneric
-          ? rw(
-              () => `${d.driverOverride ?? "(null)"}\n`,
-              (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
-            )
-          : rw(
-              // a read that waited for the lock of a device removed meanwhile: ENODEV (the lab, 6.1)
-              (task) =>
-                k.withDeviceLock(task, d, () => {
-                  if (!d.present) throw new SysErrorCode(ERRNO.ENODEV);
-                  return `${d.driverOverride ?? "(null)"}\n`;
-                }),
-              (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
-            ),
-      // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
-      // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
-      // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL.
-      // The event's properties are dev_uevent's at the write, as this file's show: DRIVER= when
-      // the device is bound, for every action
-      uevent: () =>
-        rw(
-          () => pciUevent(d),
-          (_t, b, c) => {
-            const action = b.subarray(0, c).toString("latin1").trim().split(/\s+/)[0] ?? "";
-            if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, d.driver?.name, true);
-            else if (!["change", "move", "online", "offline"].includes(action)) return -ERRNO.EINVAL;
-            return c;
-          },
-        ),
-      subsystem: () => link(relLink(d.sysfsDir, "/sys/bus/pci")),
-      driver: () => (d.driver ? link(relLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`)) : undefined),
-      // drivers/acpi/glue.c acpi_physnode_link_name: the ACPI companion
-      firmware_node: () => (d.acpiNode ? link(relLink(d.sysfsDir, `/sys/devices/${d.acpiNode}`)) : undefined),
-      // iommu_device_link: the IOMMU unit that translates for the device (one VT-d unit in the model)
-      iommu: () => (d.iommuGroup ? link(relLink(d.sysfsDir, "/sys/devices/virtual/iommu/dmar0")) : undefined),
-      iommu_group: () => (d.iommuGroup ? link(relLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`)) : undefined),
-      physfn: () => (d.physfn ? link(relLink(d.sysfsDir, d.physfn.sysfsDir)) : undefined),
-      power: () => this.powerDir(d),
-      // drivers/base/power/wakeup.c: the device's wakeup sources (class "wakeup")
-      wakeup: () => {
-        const ws = wakeupSourcesOf(d, k);
-        if (!ws.length) return undefined;
-        const base = `${d.sysfsDir}/wakeup`;
-        return staticDir(Object.fromEntries(ws.map((w) => [`wakeup${w.id}`, wakeupSourceDir(d, w.name, (to) => relLink(`${base}/wakeup${w.id}`, to))])));
-      },
-      // drivers/pci/msi/msi.c msi_sysfs_populate_desc: msi_irqs/<irq> per vector while MSI or
-      // MSI-X is on, each reading its mode ("msix")
-      msi_irqs: () => (d.msiIrqs.length ? staticDir(Object.fromEntries(d.msiIrqs.map((i) => [String(i), ro(() => "msix\n")]))) : undefined),
-      nvme: () => {
-        const disks = k.disks.disks().filter((b) => b.dev === d);
-        return disks.length ? staticDir(Object.fromEntries(disks.map((b) => [b.ctrl, staticDir({ [b.name]: this.diskDir(b) })]))) : undefined;
-      },
-      net: () => {
-        const nds = k.net.of(d);
-        return nds.length ? staticDir(Object.fromEntries(nds.map((n) => [n.name, this.netDevDir(d, n.name)]))) : undefined;
-      },
-      // drivers/ptp ptp_clock_register: the PHC's class device ptp<N> (its attributes are not modelled)
-      ptp: () => (d.ptpIndex !== null ? staticDir({ [`ptp${d.ptpIndex}`]: staticDir({}) }) : undefined),
-      "vfio-dev": () => {
-        if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
-        const vds = k.vfio.devicesOf(d);
-        return vds.length ? staticDir(Object.fromEntries(vds.map((v) => [`vfio${v.index}`, this.vfioDevDir(d, v.index)]))) : undefined;
-      },
-    };
-    return {
-      names: () => [...pci.names(), ...Object.keys(make).filter((n) => make[n]!() !== undefined)],
-      get: (name) => pci.get(name) ?? (Object.hasOwn(make, name) ? make[name]!() : undefined),
-    };
+  private static readonly DEVICE_ENTRIES: Readonly<Record<string, (d: PciDev, k: Kernel, s: SysfsTrees) => Node | undefined>> = {
+    // pci-sysfs.c driver_override_show and driver_set_override (the store) take device_lock
+    // (9561475db680, 4.13): both wait behind a removal that waits for a VF's user. The generic
+    // driver_override (driverOverrideGeneric: 6.12.80+, 7.0) takes a spinlock instead: no wait.
+    driver_override: (d, k) =>
+      k.profile.behaviour.driverOverrideGeneric
+        ? rw(
+            () => `${d.driverOverride ?? "(null)"}\n`,
+            (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
+          )
+        : rw(
+            // a read that waited for the lock of a device removed meanwhile: ENODEV (the lab, 6.1)
+            (task) =>
+              k.withDeviceLock(task, d, () => {
+                if (!d.present) throw new SysErrorCode(ERRNO.ENODEV);
+                return `${d.driverOverride ?? "(null)"}\n`;
+              }),
+            (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
+          ),
+    // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
+    // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
+    // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL.
+    // The event's properties are dev_uevent's at the write, as this file's show: DRIVER= when
+    // the device is bound, for every action
+    uevent: (d, k) =>
+      rw(
+        () => pciUevent(d),
+        (_t, b, c) => {
+          const action = b.subarray(0, c).toString("latin1").trim().split(/\s+/)[0] ?? "";
+          if (action === "add" || action === "remove" || action === "bind" || action === "unbind") k.uevent(action, d, d.driver?.name, true);
+          else if (!["change", "move", "online", "offline"].includes(action)) return -ERRNO.EINVAL;
+          return c;
+        },
+      ),
+    subsystem: (d) => sysLink(d.sysfsDir, "/sys/bus/pci"),
+    driver: (d) => (d.driver ? sysLink(d.sysfsDir, `/sys/bus/pci/drivers/${d.driver.name}`) : undefined),
+    // drivers/acpi/glue.c acpi_physnode_link_name: the ACPI companion
+    firmware_node: (d) => (d.acpiNode ? sysLink(d.sysfsDir, `/sys/devices/${d.acpiNode}`) : undefined),
+    // iommu_device_link: the IOMMU unit that translates for the device (one VT-d unit in the model)
+    iommu: (d) => (d.iommuGroup ? sysLink(d.sysfsDir, "/sys/devices/virtual/iommu/dmar0") : undefined),
+    iommu_group: (d) => (d.iommuGroup ? sysLink(d.sysfsDir, `/sys/kernel/iommu_groups/${d.iommuGroup.id}`) : undefined),
+    physfn: (d) => (d.physfn ? sysLink(d.sysfsDir, d.physfn.sysfsDir) : undefined),
+    power: (d, _k, s) => s.powerDir(d),
+    // drivers/base/power/wakeup.c: the device's wakeup sources (class "wakeup")
+    wakeup: (d, k) => {
+      const ws = wakeupSourcesOf(d, k);
+      if (!ws.length) return undefined;
+      const base = `${d.sysfsDir}/wakeup`;
+      return staticDir(Object.fromEntries(ws.map((w) => [`wakeup${w.id}`, wakeupSourceDir(d, w.name, (to) => relLink(`${base}/wakeup${w.id}`, to))])));
+    },
+    // drivers/pci/msi/msi.c msi_sysfs_populate_desc: msi_irqs/<irq> per vector while MSI or
+    // MSI-X is on, each reading its mode ("msix")
+    msi_irqs: (d) => (d.msiIrqs.length ? staticDir(Object.fromEntries(d.msiIrqs.map((i) => [String(i), ro(() => "msix\n")]))) : undefined),
+    nvme: (d, k, s) => {
+      const disks = k.disks.disks().filter((b) => b.dev === d);
+      return disks.length ? staticDir(Object.fromEntries(disks.map((b) => [b.ctrl, staticDir({ [b.name]: s.diskDir(b) })]))) : undefined;
+    },
+    net: (d, k, s) => {
+      const nds = k.net.of(d);
+      return nds.length ? staticDir(Object.fromEntries(nds.map((n) => [n.name, s.netDevDir(d, n.name)]))) : undefined;
+    },
+    // drivers/ptp ptp_clock_register: the PHC's class device ptp<N> (its attributes are not modelled)
+    ptp: (d) => (d.ptpIndex !== null ? staticDir({ [`ptp${d.ptpIndex}`]: staticDir({}) }) : undefined),
+    "vfio-dev": (d, k, s) => {
+      if (!k.profile.behaviour.vfioDeviceSysfs) return undefined;
+      const vds = k.vfio.devicesOf(d);
+      // by name, not an object keyed vfio<N> (a property name of its own for each device)
+      return vds.length
+        ? lazyDir(
+            () => vds.map((v) => `vfio${v.index}`),
+            (name) => {
+              const v = vds.find((x) => `vfio${x.index}` === name);
+              return v && s.vfioDevDir(d, v.index);
+            },
+          )
+        : undefined;
+    },
+  };
+
+  /** The names in device `d`'s directory before its virtfn links and child devices, in readdir's order. */
+  private deviceEntryNames(d: PciDev): string[] {
+    const e = SysfsTrees.DEVICE_ENTRIES;
+    return [...this.pciEntries.names(d, this.k), ...Object.keys(e).filter((n) => e[n]!(d, this.k, this) !== undefined)];
+  }
+
+  /** The node of entry `name` of device `d`'s directory (not a virtfn link or a child device). */
+  private deviceEntry(d: PciDev, name: string): Node | undefined {
+    const e = SysfsTrees.DEVICE_ENTRIES;
+    return this.pciEntries.entry(name, d, this.k) ?? (Object.hasOwn(e, name) ? e[name]!(d, this.k, this) : undefined);
   }
 
   /**
@@ -419,16 +449,28 @@ export class SysfsTrees {
    */
   private vfioDevDir(d: PciDev, index: number): DirNode {
     const k = this.k;
-    const base = `${d.sysfsDir}/vfio-dev/vfio${index}`;
-    return staticDir({
-      ...(k.profile.config.VFIO_DEVICE_CDEV ? { dev: ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) } : {}),
-      device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
-      subsystem: link(relLink(base, "/sys/class/vfio-dev")),
-      uevent: rw(
-        () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
-        (_t, _b, c) => c,
-      ),
-    });
+    const cdev = k.profile.config.VFIO_DEVICE_CDEV;
+    // a lookup makes the one node it asks for (a walk to vfio<N>/dev, readlink of vfio<N>/subsystem)
+    return lazyDir(
+      () => (cdev ? ["dev", "device", "subsystem", "uevent"] : ["device", "subsystem", "uevent"]),
+      (name) => {
+        switch (name) {
+          case "dev":
+            return cdev ? ro(() => `${VFIO_DEV_MAJOR}:${index}\n`) : undefined;
+          case "device":
+            return link(`../../../${d.name}`); // as net-sysfs links it: up from net/IF to the PCI device
+          case "subsystem":
+            return sysLink(`${d.sysfsDir}/vfio-dev/vfio${index}`, "/sys/class/vfio-dev");
+          case "uevent":
+            return rw(
+              () => (k.profile.config.VFIO_DEVICE_CDEV ? `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${index}\nDEVNAME=vfio/devices/vfio${index}\n` : ""),
+              (_t, _b, c) => c,
+            );
+          default:
+            return undefined;
+        }
+      },
+    );
   }
 
   /** /sys/class/vfio-dev: a link per vfio device to its class device directory */
@@ -442,8 +484,8 @@ export class SysfsTrees {
       flags: ro(() => `0x${k.net.flags(name).toString(16)}\n`),
       operstate: ro(() => `${k.net.configOf(name).up ? "up" : "down"}\n`),
       device: link(`../../../${d.name}`), // as net-sysfs links it: up from net/IF to the PCI device
-      subsystem: link(relLink(base, "/sys/class/net")),
-      ...(master ? { master: link(relLink(base, `/sys/devices/virtual/net/${master}`)) } : {}),
+      subsystem: sysLink(base, "/sys/class/net"),
+      ...(master ? { master: sysLink(base, `/sys/devices/virtual/net/${master}`) } : {}),
     });
   }
 
@@ -469,7 +511,7 @@ export class SysfsTrees {
       () => k.net.devices().map((n) => n.name),
       (name) => {
         const n = k.net.get(name);
-        return n ? link(relLink("/sys/class/net", `${n.dev.sysfsDir}/net/${name}`)) : undefined;
+        return n ? sysLink("/sys/class/net", `${n.dev.sysfsDir}/net/${name}`) : undefined;
       },
     );
   }
@@ -483,7 +525,7 @@ export class SysfsTrees {
         // by index: a lookup does not go through every vfio device
         const m = /^vfio(0|[1-9]\d*)$/.exec(name);
         const v = m ? k.vfio.devices.get(Number(m[1])) : undefined;
-        return v && v.deviceAdded ? link(relLink("/sys/class/vfio-dev", `${v.pdev.sysfsDir}/vfio-dev/vfio${v.index}`)) : undefined;
+        return v && v.deviceAdded ? sysLink("/sys/class/vfio-dev", `${v.pdev.sysfsDir}/vfio-dev/vfio${v.index}`) : undefined;
       },
     );
   }
@@ -523,7 +565,7 @@ export class SysfsTrees {
             () => g.devices.map((d) => d.name),
             (n) => {
               const d = g.devices.find((x) => x.name === n);
-              return d ? link(relLink(base, d.sysfsDir)) : undefined;
+              return d ? sysLink(base, d.sysfsDir) : undefined;
             },
           ),
         });
@@ -550,7 +592,7 @@ export class SysfsTrees {
           )
         : ro(() => (get() ? "Y\n" : "N\n"));
     const mods: Record<string, Node> = {};
-    for (const drv of k.drivers.drivers) mods[drv.module] = staticDir({ drivers: staticDir({ [`pci:${drv.name}`]: link(relLink(`/sys/module/${drv.module}/drivers`, `/sys/bus/pci/drivers/${drv.name}`)) }) });
+    for (const drv of k.drivers.drivers) mods[drv.module] = staticDir({ drivers: staticDir({ [`pci:${drv.name}`]: sysLink(`/sys/module/${drv.module}/drivers`, `/sys/bus/pci/drivers/${drv.name}`) }) });
     mods.vfio_pci = staticDir({
       parameters: staticDir({
         enable_sriov: bool(() => p.enable_sriov, (v) => (p.enable_sriov = v)),
@@ -586,7 +628,21 @@ function virtfnNames(d: PciDev): string[] {
 function virtfnLink(d: PciDev, name: string): Node | undefined {
   const m = /^virtfn(0|[1-9][0-9]*)$/.exec(name);
   const vf = m ? d.sriov?.vfs[Number(m[1])] : undefined;
-  return vf && vf.present ? link(relLink(d.sysfsDir, vf.sysfsDir)) : undefined;
+  return vf && vf.present ? sysLink(d.sysfsDir, vf.sysfsDir) : undefined;
+}
+
+/**
+ * Each folder from /sys/devices down to a device's directory `dir` (/sys/devices/pci0000:00/…/BDF)
+ * with the name in it that leads to `dir`: ("/sys/devices", "pci0000:00"), …, (parent, "BDF").
+ */
+function forEachParent(dir: string, fn: (parent: string, name: string) => void): void {
+  // the model's own paths: absolute, no empty name; the first folder is the second name's
+  let end = dir.indexOf("/", dir.indexOf("/", 1) + 1);
+  while (end > 0) {
+    const next = dir.indexOf("/", end + 1);
+    fn(dir.slice(0, end), next < 0 ? dir.slice(end + 1) : dir.slice(end + 1, next));
+    end = next;
+  }
 }
 
 /** An open sysfs attribute: show() runs at the first read (seq_file), store() per write. */

@@ -24,7 +24,15 @@ export interface DirNode {
 }
 export interface LinkNode {
   t: "link";
-  target: string;
+  /** the link's text (what readlink returns) */
+  readonly target: string;
+  /**
+   * For a link made by {@link sysLink}: the folder it is in and the absolute path its text
+   * leads to from there, so that a lookup through it goes on at `to` without the text being
+   * made (readlink makes it).
+   */
+  readonly from?: string;
+  readonly to?: string;
   /**
    * A /proc "magic link" (/proc/PID/fd/N, /proc/PID/root): following it goes to this node
    * (proc_fd_link → nd_jump_link), not to a lookup of the link's text, which names the file as
@@ -63,6 +71,21 @@ export function lazyDir(list: () => string[], get: (name: string) => Node | unde
 }
 
 export const link = (target: string): LinkNode => ({ t: "link", target });
+
+/** A link in folder `from` to absolute path `to`, its text relative as sysfs writes links ({@link relLink}), made when read. */
+class SysLink implements LinkNode {
+  readonly t = "link";
+  constructor(
+    readonly from: string,
+    readonly to: string,
+  ) {}
+  get target(): string {
+    return relLink(this.from, this.to);
+  }
+}
+
+/** The link sysfs makes in folder `from` to absolute `to` (sysfs_create_link: the text {@link relLink} gives). */
+export const sysLink = (from: string, to: string): LinkNode => new SysLink(from, to);
 export const ro = (show: (task: Task) => string | Promise<string>): AttrNode => ({ t: "attr", mode: 0o444, show });
 export const rw = (
   show: (task: Task) => string | Promise<string>,
@@ -146,6 +169,9 @@ function linkPath(dir: string, target: string): string | undefined {
   return CLEAN_PATH.test(to) ? to : undefined;
 }
 
+/** The path of entry `name` of the folder at `dir`. */
+const childPath = (dir: string, name: string): string => (dir === "/" ? `/${name}` : `${dir}/${name}`);
+
 export class Vfs {
   constructor(
     private readonly k: Kernel,
@@ -202,15 +228,16 @@ export class Vfs {
     if (dir.node.t !== "dir") throw new SysErrorCode(ERRNO.ENOTDIR);
     const next = dir.node.get(name);
     if (!next) throw new SysErrorCode(ERRNO.ENOENT);
-    const here = dir.path === "/" ? `/${name}` : `${dir.path}/${name}`;
-    if (next.t !== "link" || !follow) return { node: next, path: here, hops: dir.hops };
+    if (next.t !== "link" || !follow) return { node: next, path: childPath(dir.path, name), hops: dir.hops };
     if (next.jump) {
       const to = next.jump();
       if (!to) throw new SysErrorCode(ERRNO.ENOENT);
-      return { node: to, path: here, hops: dir.hops };
+      return { node: to, path: childPath(dir.path, name), hops: dir.hops };
     }
     const hops = dir.hops + 1;
-    const to = hops > BATCH_HOPS ? undefined : linkPath(dir.path, next.target);
+    // a link that knows where its text leads from its own folder goes on there (the same path
+    // linkPath gives for that text)
+    const to = hops > BATCH_HOPS ? undefined : next.from === dir.path && next.to !== undefined && CLEAN_PATH.test(next.to) ? next.to : linkPath(dir.path, next.target);
     if (to === undefined) return undefined;
     const end = to === "/" ? this.rootWalk(task, dirs) : this.lookup(task, to, true, dirs);
     if (!end || end.hops + hops > BATCH_HOPS) return undefined;
@@ -250,12 +277,13 @@ export class Vfs {
       if (next.t === "link" && (!last || !nofollow)) {
         if (++hops > 40) throw new SysErrorCode(ERRNO.ELOOP);
         const rest = comps.slice(i + 1);
-        comps = [...next.target.split("/").filter(Boolean), ...rest];
+        const text = next.target;
+        comps = [...text.split("/").filter(Boolean), ...rest];
         i = -1;
         // an absolute target starts again at the root; a relative one goes on from the link's
         // own directory (namei's walk of the link body): its ".." steps climb the directories
         // already walked, so the names before the link are not looked up a second time
-        if (next.target.startsWith("/")) {
+        if (text.startsWith("/")) {
           cur = this.root(task);
           curPath = [];
           stack.length = 0;

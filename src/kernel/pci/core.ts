@@ -6,9 +6,13 @@ import type { Kernel, Task } from "../kernel.js";
 import { KERN_INFO } from "../printk.js";
 import type { PciDev } from "./pci.js";
 
+const busKey = (d: PciDev): number => d.domain * 256 + d.bus;
+
 export class PciCore {
   /** every present device by pci_name() */
   readonly devices = new Map<string, PciDev>();
+  /** how many of the present devices on each bus (domain × 256 + bus) are not VFs */
+  private readonly functionsByBus = new Map<number, number>();
 
   constructor(private readonly k: Kernel) {}
 
@@ -25,7 +29,9 @@ export class PciCore {
       // pci_setup_device: pci_info on both 6.1 and 6.12 (the lab read level 6 on both)
       this.k.log.dev(KERN_INFO, dev, p.enumLine(dev.vendor, dev.device, dev.headerType, dev.class, dev.pcie));
     }
+    this.forget(this.devices.get(dev.name));
     this.devices.set(dev.name, dev);
+    if (!dev.isVirtfn) this.functionsByBus.set(busKey(dev), this.functionsOnBus(dev.domain, dev.bus) + 1);
     dev.present = true;
     this.k.drivers.notify(task, "add_device", dev);
   }
@@ -40,7 +46,18 @@ export class PciCore {
     dev.present = false;
     await this.k.withDeviceLock(task, dev, () => this.k.drivers.release(task, dev));
     this.k.drivers.notify(task, "del_device", dev);
+    this.forget(this.devices.get(dev.name));
     this.devices.delete(dev.name);
+  }
+
+  /** How many present devices on bus `bus` of `domain` are not VFs. */
+  functionsOnBus(domain: number, bus: number): number {
+    return this.functionsByBus.get(domain * 256 + bus) ?? 0;
+  }
+
+  /** A device leaving `devices`: no longer counted on its bus. */
+  private forget(dev: PciDev | undefined): void {
+    if (dev && !dev.isVirtfn) this.functionsByBus.set(busKey(dev), this.functionsOnBus(dev.domain, dev.bus) - 1);
   }
 
   /** iommu bus notifier: group membership on add/del ("Adding to iommu group N"; 6.1 also logs removal). */

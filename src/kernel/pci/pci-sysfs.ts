@@ -3,7 +3,7 @@
  * of a PCI device's directory, as data. Each group and attribute says which kernel change added
  * it (a behaviour flag of src/kernel/versions.ts), which build option it needs (KernelConfig) and
  * when it is visible (the group's is_visible); the file-system layer (src/kernel/fs/sysfs.ts)
- * only lists what {@link pciDeviceEntries} returns. The SR-IOV groups are iov.ts's
+ * only lists what {@link pciDeviceEntries} gives. The SR-IOV groups are iov.ts's
  * (sriov_pf_dev_attr_group, sriov_vf_dev_attr_group).
  *
  * What a device has comes from its description (the host file: BAR kinds, AER, ARI, ACPI
@@ -90,9 +90,8 @@ export function resetMethodsOf(d: PciDev, k: Kernel): string[] {
   if (d.pmCap) m.push("pm");
   // only a PF or other function behind a bridge looks at its bus (VFs, the many, never do)
   if (d.bus !== 0) {
-    let alone = true;
-    for (const x of k.pci.devices.values()) if (x !== d && x.bus === d.bus && x.domain === d.domain && !x.isVirtfn) alone = false;
-    if (alone) m.push("bus");
+    const others = k.pci.functionsOnBus(d.domain, d.bus) - (k.pci.devices.get(d.name) === d ? 1 : 0);
+    if (others === 0) m.push("bus");
   }
   return m;
 }
@@ -314,19 +313,21 @@ function binOnly(mode: number): AttrNode {
   };
 }
 
-/** The PCI core's entries of a device directory on this kernel, by name (in the kernel's order). */
-const tables = new WeakMap<readonly DevAttr[], { all: DevAttr[]; byName: Map<string, DevAttr> }>();
+/** The PCI core's entries of a device directory (and another table's after them), for any device: each is asked with the device. */
+export interface PciDeviceEntries {
+  /** the names device `d` has on this kernel, in the kernel's order */
+  names(d: PciDev, k: Kernel): string[];
+  /** the node of entry `name` of device `d`, undefined when it has none by that name */
+  entry(name: string, d: PciDev, k: Kernel): Node | undefined;
+}
 
-export function pciDeviceEntries(d: PciDev, k: Kernel, extra: readonly DevAttr[] = []): { names: () => string[]; get: (name: string) => Node | undefined } {
-  let t = tables.get(extra);
-  if (!t) {
-    const all0 = [...PCI_DEV_ATTRS, ...extra];
-    tables.set(extra, (t = { all: all0, byName: new Map(all0.map((a) => [a.name, a])) }));
-  }
-  const { all, byName } = t;
+/** {@link PCI_DEV_ATTRS} with `extra` after them (the SR-IOV groups: iov.ts SRIOV_ATTRS), by name. */
+export function pciDeviceEntries(extra: readonly DevAttr[] = []): PciDeviceEntries {
+  const all = [...PCI_DEV_ATTRS, ...extra];
+  const byName = new Map(all.map((a) => [a.name, a]));
   return {
-    names: () => all.filter((a) => attrVisible(a, d, k)).map((a) => a.name),
-    get: (name) => {
+    names: (d, k) => all.filter((a) => attrVisible(a, d, k)).map((a) => a.name),
+    entry: (name, d, k) => {
       const a = byName.get(name);
       return a && attrVisible(a, d, k) ? a.make(d, k) : undefined;
     },
