@@ -123,11 +123,14 @@ function sysErrorOf(e: unknown, syscall: string, path?: string): unknown {
   return e;
 }
 
+/** The seam's kind of a file from its st_mode: a link, a folder, a device (char or block), else a file. */
+function kindOfMode(mode: number): FileKind {
+  const fmt = mode & 0o170000;
+  return fmt === 0o120000 ? "link" : fmt === 0o040000 ? "dir" : fmt === 0o020000 || fmt === 0o060000 ? "char" : "file";
+}
+
 function kindOf(st: fs.Stats): FileKind {
-  if (st.isSymbolicLink()) return "link";
-  if (st.isDirectory()) return "dir";
-  if (st.isCharacterDevice() || st.isBlockDevice()) return "char";
-  return "file";
+  return kindOfMode(st.mode);
 }
 
 export class LinuxSyscalls implements Syscalls {
@@ -444,17 +447,7 @@ export class LinuxSyscalls implements Syscalls {
 
   /** {@link Syscalls.readlinks} through the addon (absent without it), see {@link twoWay}. */
   get readlinks(): ((paths: readonly string[]) => Promise<(string | SysError)[]>) | undefined {
-    const a = this.batch();
-    if (!a) return undefined;
-    return (paths) => {
-      const trace = LinuxSyscalls.trace;
-      return this.twoWay(a, WORK.readlinks, paths, false, (r, from) =>
-        r.map((v, k) => {
-          trace?.(`l ${this.resolve(paths[from + k]!)}`);
-          return typeof v === "string" ? v : sysErrorFromErrno(-v, "readlink", paths[from + k]);
-        }),
-      );
-    };
+    return this.valuesBy(WORK.readlinks, "readlink", "l");
   }
 
   /** {@link Syscalls.lstats} through the addon (absent without it), see {@link twoWay}. */
@@ -482,9 +475,7 @@ export class LinuxSyscalls implements Syscalls {
             continue;
           }
           const mode = r[o + 1]!;
-          const fmt = mode & 0o170000;
-          const kind: FileKind = fmt === 0o120000 ? "link" : fmt === 0o040000 ? "dir" : fmt === 0o020000 || fmt === 0o060000 ? "char" : "file";
-          out[k] = { kind, mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
+          out[k] = { kind: kindOfMode(mode), mode: mode & 0o7777, size: r[o + 2]!, rdev: r[o + 3]!, uid: r[o + 4]!, gid: r[o + 5]! };
         }
         return out;
       });
@@ -493,14 +484,20 @@ export class LinuxSyscalls implements Syscalls {
 
   /** {@link Syscalls.readdirs} through the addon (absent without it), see {@link twoWay}. */
   get readdirs(): ((paths: readonly string[]) => Promise<(string[] | SysError)[]>) | undefined {
+    return this.valuesBy(WORK.readdirs, "readdir", "d");
+  }
+
+  /** A batch whose answer per path is its value or −errno (readlinks, readdirs), traced as `op PATH`. */
+  private valuesBy<K extends typeof WORK.readlinks | typeof WORK.readdirs>(kind: K, syscall: string, op: string): ((paths: readonly string[]) => Promise<(Exclude<WorkAnswer[K][number], number> | SysError)[]>) | undefined {
     const a = this.batch();
     if (!a) return undefined;
+    type V = Exclude<WorkAnswer[K][number], number>;
     return (paths) => {
       const trace = LinuxSyscalls.trace;
-      return this.twoWay(a, WORK.readdirs, paths, false, (r, from) =>
-        r.map((v, k) => {
-          trace?.(`d ${this.resolve(paths[from + k]!)}`);
-          return typeof v === "number" ? sysErrorFromErrno(-v, "readdir", paths[from + k]) : v;
+      return this.twoWay(a, kind, paths, false, (r, from) =>
+        (r as (V | number)[]).map((v, k) => {
+          trace?.(`${op} ${this.resolve(paths[from + k]!)}`);
+          return typeof v === "number" ? sysErrorFromErrno(-v, syscall, paths[from + k]) : v;
         }),
       );
     };
