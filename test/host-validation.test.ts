@@ -118,3 +118,29 @@ test("net: a host file says what the host does with its interfaces; bind then re
     [`net: [eth0]`, /h\.yaml: net: expected a mapping of interface names/],
   ] as const) assert.throws(() => parseHost(`devices: []\n${text}\n`, "h.yaml"), re, text);
 });
+
+test("a JSON host file reads as yaml reads it, and a key named twice in one mapping is refused as yaml refuses it", async () => {
+  const { parse } = await import("yaml");
+  const desc = {
+    name: 'a "quoted": name, {with} [brackets]\\ and \u00e9',
+    devices: [
+      { bdf: "0000:01:00.0", vendor: 0x8086, device: 0x10c9, sriov: { total_vfs: 8, offset: 128, stride: 2, vf_device: 0x10ca } },
+      { bdf: "0000:02:00.0", vendor: 0x8086, device: 0x10c9, driver: "vfio-pci" },
+    ],
+  };
+  for (const text of [JSON.stringify(desc), JSON.stringify(desc, null, 2), `\n\t ${JSON.stringify(desc, null, "\t")}\n`]) {
+    assert.deepEqual(parseHost(text, "h.json"), validateHost(parse(text), "h.json"));
+  }
+  // the same key twice: in the top level, inside a device, and beside a string value that looks like a key
+  const twice = [
+    '{"name": "a", "name": "b", "devices": []}',
+    '{"devices": [{"bdf": "0000:01:00.0", "vendor": 1, "device": 2, "vendor": 3}]}',
+    '{"name": "x\\": 1, \\"y", "devices": [], "devices": []}',
+  ];
+  for (const text of twice) {
+    assert.throws(() => parse(text), /unique|Map keys/i);
+    assert.throws(() => parseHost(text, "h.json"), (e: unknown) => e instanceof Error && /^h\.json: \(file\): expected YAML or JSON/.test(e.message), text);
+  }
+  // a string value holding `": ` is not counted as a key
+  assert.equal(parseHost('{"name": "a\\": b", "devices": []}', "h.json").name, 'a": b');
+});

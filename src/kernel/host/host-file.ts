@@ -140,13 +140,44 @@ function parseYaml(text: string): unknown {
   return yamlParse(text);
 }
 
-/** Parse and validate a host description (YAML or JSON text). */
-export function parseHost(text: string, file = "<host>"): HostDesc {
+/** The number of keys of every mapping in a JSON value. */
+function keyCount(v: unknown): number {
+  if (typeof v !== "object" || v === null) return 0;
+  let n = 0;
+  if (Array.isArray(v)) for (const x of v) n += keyCount(x);
+  else for (const k in v) n += 1 + keyCount((v as Record<string, unknown>)[k]);
+  return n;
+}
+
+/**
+ * JSON text as JSON.parse reads it, or undefined when it is not JSON or names a key twice in one
+ * mapping (JSON.parse keeps the last silently; yaml refuses it, and gives the error). In valid
+ * JSON every `"` outside a string opens one, so the string literals are found left to right, and
+ * a literal followed by `:` is a key: the keys written equal the keys parsed unless one repeats.
+ * A JSON host file then boots without loading yaml (~40 ms) and its parse (~40 ms for 16 PFs).
+ */
+function parseJson(text: string): unknown {
+  if (!/^\s*[{[]/.test(text)) return undefined;
   let raw: unknown;
   try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new HostFileError(file, "(file)", "YAML or JSON", (e as Error).message.split("\n")[0]);
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  let written = 0;
+  for (const m of text.matchAll(/"(?:[^"\\]|\\.)*"(\s*:)?/g)) if (m[1] !== undefined) written++;
+  return written === keyCount(raw) ? raw : undefined;
+}
+
+/** Parse and validate a host description (YAML or JSON text). */
+export function parseHost(text: string, file = "<host>"): HostDesc {
+  let raw = parseJson(text);
+  if (raw === undefined) {
+    try {
+      raw = parseYaml(text);
+    } catch (e) {
+      throw new HostFileError(file, "(file)", "YAML or JSON", (e as Error).message.split("\n")[0]);
+    }
   }
   return validateHost(raw, file);
 }
