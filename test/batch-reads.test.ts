@@ -283,6 +283,15 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       // the same operations in the same order, fds renamed (each path's open, read and close)
       const norm = (t: string[]) => t.map((l) => l.replace(/^([orc]) -?\d+/, "$1 FD"));
       assert.deepEqual(norm(t2), norm(t1));
+      // untraced, each batch is read by two threads at once (workShared): the same answers, in path order
+      const shared = {
+        files: (await b.readFiles!(files, { wholeIfShort: true })).map((r) => (Buffer.isBuffer(r) ? { bytes: r.toString("utf8").replace(/\n$/, "") } : answer(r as SysError))),
+        links: (await b.readlinks!(links)).map(val),
+        dirs: (await b.readdirs!(dirs)).map(val),
+        lstats: (await b.lstats!(stats)).map(val),
+        stats: (await b.stats!(stats)).map(val),
+      };
+      assert.deepEqual(shared, one);
       assert.deepEqual(got.files.slice(0, 4), [{ bytes: "0x8000" }, { error: "ENOENT", syscall: "open", path: files[1] }, { bytes: "0x8001" }, { error: "ENOENT", syscall: "open", path: files[3] }]);
       assert.equal((got.files[599] as { error: string }).error, "ENOENT");
       assert.deepEqual(got.links.slice(0, 3), [{ error: "ENOENT", syscall: "readlink", path: links[0] }, "../../../bus/pci/drivers/drv1", "../../../bus/pci/drivers/drv2"]);
@@ -293,6 +302,62 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       assert.deepEqual(b.openFds(), []);
     } finally {
       LinuxSyscalls.trace = undefined;
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test("a shared batch hands out every chunk once, each answered as the one-thread batch answers its paths, for every kind and chunk size", { skip, timeout: 30_000 }, () => {
+    const { root, bdfs } = manyDevices(150);
+    try {
+      const a = batch!;
+      const dev = (b: string, f: string) => `/sys/bus/pci/devices/${b}/${f}`;
+      const kinds = [
+        { kind: 0, paths: bdfs.flatMap((b) => [dev(b, "vendor"), dev(b, "nope")]), sync: (j: string) => a.readFiles(j, true, root) },
+        { kind: 1, paths: bdfs.map((b) => dev(b, "driver")), sync: (j: string) => a.readlinks(j, root) },
+        { kind: 2, paths: bdfs.flatMap((b) => [dev(b, "driver"), dev(b, "net")]), sync: (j: string) => a.lstats(j, root) },
+        { kind: 3, paths: bdfs.flatMap((b) => [dev(b, "net"), dev(b, "vendor")]), sync: (j: string) => a.readdirs(j, root) },
+        { kind: 4, paths: bdfs.map((b) => dev(b, "driver")), sync: (j: string) => a.stats(j, root) },
+      ] as const;
+      // one chunk's answer as plain values: files' {meta, data} as per-path [fd ≥ 0 or −errno, bytes]
+      const plain = (kind: number, r: unknown, n: number): unknown[] => {
+        if (kind === 0) {
+          const { meta, data } = r as { meta: Int32Array; data: Buffer };
+          let at = 0;
+          return Array.from({ length: n }, (_, k) => {
+            const len = meta[3 * k + 2]!;
+            const bytes = meta[3 * k]! < 0 || len < 0 ? null : data.subarray(at, (at += len)).toString("latin1");
+            return [meta[3 * k]! < 0 ? meta[3 * k] : "fd", meta[3 * k + 1], len, bytes];
+          });
+        }
+        if (kind === 2 || kind === 4) return Array.from({ length: n }, (_, k) => Array.from((r as Float64Array).subarray(6 * k, 6 * k + 6)));
+        return [...(r as unknown[])];
+      };
+      for (const { kind, paths, sync } of kinds) {
+        const joined = paths.join("\0");
+        const want = plain(kind, sync(joined), paths.length);
+        for (const chunk of [1, 7, 64, paths.length - 1, paths.length, 10_000]) {
+          const h = a.workShared(kind, joined, true, chunk, root);
+          const seen = new Array<unknown>(paths.length);
+          const froms: number[] = [];
+          for (let step = a.workStep(h); step !== undefined; step = a.workStep(h)) {
+            const [from, answer] = step;
+            froms.push(from);
+            assert.equal(from % chunk, 0, `kind ${kind} chunk ${chunk}: a chunk starts at a multiple of the chunk size`);
+            const n = Math.min(chunk, paths.length - from);
+            plain(kind, answer, n).forEach((v, k) => (seen[from + k] = v));
+          }
+          assert.deepEqual(
+            froms.sort((x, y) => x - y),
+            Array.from({ length: Math.ceil(paths.length / chunk) }, (_, c) => c * chunk),
+            `kind ${kind} chunk ${chunk}: every chunk handed out once`,
+          );
+          assert.deepEqual(seen, want, `kind ${kind} chunk ${chunk}`);
+          assert.equal(a.workStep(h), undefined, "nothing after the last chunk");
+        }
+      }
+      assert.throws(() => a.workShared(0, "/x", true, 0), /chunk must be a positive integer/);
+      assert.throws(() => a.workShared(5 as 0, "/x", true, 1), /kind must be 0 to 4/);
+    } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
   });

@@ -73,7 +73,7 @@ console.log(total.trim(), inv.pfs.length, e.code);
     assert.equal(installScript, "node tools/build-native.mjs");
     await run("sh", ["-c", installScript!], { cwd: path.join(mod, "vfioctl") });
     if (fs.existsSync(path.join(repo, "build/native/ioctl.node"))) {
-      const info = await run(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(path.join(mod, "vfioctl/dist/src/sys/linux/ioctl.js"))}); const i = m.ffiInfo(); console.log(i.kind, i.from, typeof m.batchReads()?.workAsync)`], { cwd: proj });
+      const info = await run(process.execPath, ["--input-type=module", "-e", `const m = await import(${JSON.stringify(path.join(mod, "vfioctl/dist/src/sys/linux/ioctl.js"))}); const i = m.ffiInfo(); console.log(i.kind, i.from, typeof m.batchReads()?.workShared)`], { cwd: proj });
       assert.equal(info.stdout.trim(), `addon ${path.join(mod, "vfioctl/build/native/ioctl.node")} function`);
     }
   } finally {

@@ -77,10 +77,13 @@ import { readCannotBlock } from "../blocking.js";
 const RESOLVED_ZERO: Promise<number> = Promise.resolve(0);
 
 /**
- * From how many paths a batch is read in two parts at once (LinuxSyscalls.twoWay): below it,
- * handing half to a threadpool thread costs more (~50–100 µs) than it saves.
+ * From how many paths a batch is read by two threads at once (LinuxSyscalls.twoWay): below it,
+ * queueing the threadpool's part costs more (~50–100 µs) than it saves.
  */
 const PARALLEL_MIN = 64;
+
+/** The paths of one chunk of a two-thread batch (LinuxSyscalls.twoWay, batch.c workShared). */
+const SHARED_CHUNK = 64;
 
 /**
  * The reads that can block go in up to this many threadpool batches at once, each of at least
@@ -406,43 +409,31 @@ export class LinuxSyscalls implements Syscalls {
 
   /**
    * One of the addon's synchronous batches over `paths` (under --root's directory: the addon
-   * prefixes it), in two parts at the same time: the
-   * second (60%) on a threadpool thread (workAsync), the first here, each answer turned into per-path
-   * values by `each(answer, from)` in path order (so traced in path order). Below
-   * {@link PARALLEL_MIN} paths, or when the second part has not started by the time the first
-   * is done (the threadpool's threads all busy, e.g. in reads that block), it is all read here:
-   * the work is cancelled before it starts, so no path is read twice.
+   * prefixes it), read by two threads at once (batch.c workShared): a threadpool thread reads
+   * chunks of {@link SHARED_CHUNK} paths from the front while this thread turns each finished
+   * chunk's answer into per-path values with `each(answer, from)`, and reads chunks from the back
+   * itself whenever none is waiting. So neither thread waits for the other, and a threadpool
+   * that never starts the work (its threads all busy, e.g. in reads that block) only leaves
+   * every chunk to this thread; each path is read once. The values are in path order; below
+   * {@link PARALLEL_MIN} paths, or with a trace (traced in path order, as the single calls
+   * are), it is all read here in one call.
    */
   private twoWay<K extends keyof WorkAnswer, T>(a: BatchAddon, kind: K, paths: readonly string[], whole: boolean, each: (answer: WorkAnswer[K], from: number) => T[]): Promise<T[]> {
     const root = this.root;
-    const sync = (from: number, to: number): WorkAnswer[K] => {
-      const joined = paths.slice(from, to).join("\0");
-      const call = [(j: string) => a.readFiles(j, whole, root), (j: string) => a.readlinks(j, root), (j: string) => a.lstats(j, root), (j: string) => a.readdirs(j, root), (j: string) => a.stats(j, root)][kind]!;
-      return call(joined) as WorkAnswer[K];
-    };
     const n = paths.length;
-    if (n < PARALLEL_MIN) return Promise.resolve(each(sync(0, n), 0));
-    // the JS thread also turns both halves' answers into values: it reads the smaller part
-    const cut = Math.floor(n * 0.4);
-    let second: WorkAnswer[K] | undefined;
-    let done: (() => void) | undefined;
-    const h = a.workAsync(
-      kind,
-      paths.slice(cut).join("\0"),
-      whole,
-      (answer) => {
-        second = answer;
-        done?.();
-      },
-      root,
-    );
-    const first = each(sync(0, cut), 0);
-    if (second === undefined && a.workCancel(h)) return Promise.resolve(first.concat(each(sync(cut, n), cut)));
-    return new Promise<T[]>((resolve) => {
-      const finish = () => resolve(first.concat(each(second ?? sync(cut, n), cut)));
-      if (second !== undefined) finish();
-      else done = finish;
-    });
+    const joined = paths.join("\0");
+    if (n < PARALLEL_MIN || LinuxSyscalls.trace) {
+      const call = [(j: string) => a.readFiles(j, whole, root), (j: string) => a.readlinks(j, root), (j: string) => a.lstats(j, root), (j: string) => a.readdirs(j, root), (j: string) => a.stats(j, root)][kind]!;
+      return Promise.resolve(each(call(joined) as WorkAnswer[K], 0));
+    }
+    const out = new Array<T>(n);
+    const h = a.workShared(kind, joined, whole, SHARED_CHUNK, root);
+    for (let step = a.workStep<K>(h); step !== undefined; step = a.workStep<K>(h)) {
+      const from = step[0];
+      const values = each(step[1], from);
+      for (let k = 0; k < values.length; k++) out[from + k] = values[k]!;
+    }
+    return Promise.resolve(out);
   }
 
   /** {@link Syscalls.readlinks} through the addon (absent without it), see {@link twoWay}. */

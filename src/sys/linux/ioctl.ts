@@ -67,13 +67,13 @@ export interface BatchResult {
 /** An asynchronous batch in flight (batch.c readFilesAsync). */
 export type BatchHandle = { readonly __batch: unique symbol };
 
-/** A synchronous batch queued to the threadpool (batch.c workAsync). */
+/** A synchronous batch read by two threads at once (batch.c workShared). */
 export type WorkHandle = { readonly __work: unique symbol };
 
-/** The kinds of batch.c's workAsync: the synchronous batch it runs on a threadpool thread. */
+/** The kinds of batch.c's workShared: the synchronous batch it reads on two threads. */
 export const WORK = { readFiles: 0, readlinks: 1, lstats: 2, readdirs: 3, stats: 4 } as const;
 
-/** What each kind's synchronous batch (and so its workAsync) answers. */
+/** What each kind's synchronous batch (and so each chunk of its workShared) answers. */
 export interface WorkAnswer {
   0: BatchResult;
   1: (string | number)[];
@@ -98,10 +98,10 @@ export interface BatchAddon {
   readdirs(paths: string, root?: string): (string[] | number)[];
   /** as lstats, with stat(2) */
   stats(paths: string, root?: string): Float64Array;
-  /** one of the four synchronous batches on a threadpool thread: done(answer), or done() when cancelled */
-  workAsync<K extends keyof WorkAnswer>(kind: K, paths: string, wholeIfShort: boolean, done: (answer?: WorkAnswer[K]) => void, root?: string): WorkHandle;
-  /** true: it had not started and never will (done() comes without an answer) */
-  workCancel(h: WorkHandle): boolean;
+  /** one of the synchronous batches read by this thread and a threadpool thread, in chunks of `chunk` paths */
+  workShared<K extends keyof WorkAnswer>(kind: K, paths: string, wholeIfShort: boolean, chunk: number, root?: string): WorkHandle;
+  /** the next chunk: its first path's index and the answer of its paths; undefined once all are handed out */
+  workStep<K extends keyof WorkAnswer>(h: WorkHandle): [number, WorkAnswer[K]] | undefined;
 }
 
 /** The functions of src/sys/linux/native/ioctl.c (see there). */
@@ -130,7 +130,7 @@ export function loadAddon(file: string = process.env.VFIOCTL_ADDON || ADDON_PATH
     throw new Error(`ioctl addon ${file}: ${(e as Error).message} (build it with \`node tools/build-native.mjs\`, which needs a C compiler: Debian: apt-get install gcc libc6-dev)`);
   }
   const a = mod.exports as Addon;
-  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs", "workAsync", "workCancel", "stats"] as const;
+  const batchFns = ["readFiles", "readlinks", "readFilesAsync", "batchPoll", "batchTake", "batchCancel", "lstats", "readdirs", "workShared", "workStep", "stats"] as const;
   const batch: BatchAddon | undefined = batchFns.every((f) => typeof a[f] === "function") ? a : undefined;
   return {
     kind: "addon",

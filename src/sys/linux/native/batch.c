@@ -28,10 +28,12 @@
  *                                           from then: the thread leaves it open), else −1
  *   lstats(paths), readdirs(paths)          lstat(2) / opendir+readdir of many paths (below)
  *   stats(paths)                            stat(2) of many paths, as lstats answers
- *   workAsync(kind, paths, whole, cb)       readFiles, readlinks, lstats, readdirs or stats on a
- *                                           threadpool thread, cb(answer) when done: for paths
- *                                           whose reads cannot block (no timeout); returns
- *   workCancel(h)                           a handle: true if it had not started (never will)
+ *   workShared(kind, paths, whole, chunk)   readFiles, readlinks, lstats, readdirs or stats read
+ *                                           by this thread and a threadpool thread at once, in
+ *                                           chunks of `chunk` paths, for paths whose reads cannot
+ *                                           block (no timeout); returns a handle
+ *   workStep(h)                             [from, answer] of the next chunk, or undefined when
+ *                                           every chunk has been handed out (see "shared batch")
  *
  * A read that blocks (a sysfs attribute whose show() takes the device lock a blocked write
  * holds) stops only its batch's thread: the caller polls, cancels the stuck batch after its
@@ -176,8 +178,9 @@ static napi_value meta_data(napi_env env, const int32_t *meta, size_t n, const c
 /*
  * The synchronous batches, each in two halves: exec_* makes the system calls into a job_t (no
  * Node-API: it may run on a threadpool thread), js_* turns the job into the JavaScript answer.
- * ReadFiles, Readlinks, Lstats and Readdirs run both halves on the calling thread; WorkAsync
- * runs exec_* on a threadpool thread and js_* back on the JS thread (reads that cannot block).
+ * Each works on a range of the paths, so that a shared batch (workShared) can read chunks of
+ * them on two threads. ReadFiles, Readlinks, Lstats, Stats and Readdirs run both halves on the
+ * calling thread, over every path.
  */
 enum { JOB_FILES, JOB_LINKS, JOB_LSTATS, JOB_DIRS, JOB_STATS, JOB_KINDS };
 
@@ -188,13 +191,9 @@ typedef struct {
   int32_t *meta; /* files: 3 per path (see above); links, dirs: 1 per path, length or count, or −errno */
   double *st;    /* lstats, stats: 6 per path */
   bytes_t out;   /* files: the bytes; links: the targets; dirs: the names, each NUL-terminated */
-  napi_async_work work; /* workAsync: the work, while it is not complete */
-  napi_ref cb;
-  int refs;      /* workAsync: the handle and the work (JS thread only) */
 } job_t;
 
 static void job_free(job_t *j) {
-  if (j->refs && --j->refs) return;
   paths_free(&j->ps);
   free(j->meta);
   free(j->st);
@@ -202,51 +201,51 @@ static void job_free(job_t *j) {
   free(j);
 }
 
-static void exec_files(job_t *j) {
-  for (size_t i = 0; i < j->ps.n; i++) {
+static void exec_files(job_t *j, size_t from, size_t to, bytes_t *out) {
+  for (size_t i = from; i < to; i++) {
     int32_t *m = j->meta + 3 * i;
-    read_one(j->ps.v[i], j->whole, &j->out, m, NULL);
+    read_one(j->ps.v[i], j->whole, out, m, NULL);
     if (m[0] >= 0) close(m[0]);
   }
 }
 
-static napi_value js_files(napi_env env, job_t *j) { return meta_data(env, j->meta, j->ps.n, j->out.p, j->out.n); }
+static napi_value js_files(napi_env env, job_t *j, size_t from, size_t to, const bytes_t *out) { return meta_data(env, j->meta + 3 * from, to - from, out->p, out->n); }
 
-static void exec_links(job_t *j) {
+static void exec_links(job_t *j, size_t from, size_t to, bytes_t *out) {
   char buf[4096];
-  for (size_t i = 0; i < j->ps.n; i++) {
+  for (size_t i = from; i < to; i++) {
     ssize_t n = readlink(j->ps.v[i], buf, sizeof buf);
     if (n < 0) j->meta[i] = -(errno ? errno : EIO);
     else if ((size_t)n == sizeof buf) j->meta[i] = -ENAMETOOLONG;
-    else if (!bytes_reserve(&j->out, (size_t)n)) j->meta[i] = -ENOMEM;
+    else if (!bytes_reserve(out, (size_t)n)) j->meta[i] = -ENOMEM;
     else {
-      memcpy(j->out.p + j->out.n, buf, (size_t)n);
-      j->out.n += (size_t)n;
+      memcpy(out->p + out->n, buf, (size_t)n);
+      out->n += (size_t)n;
       j->meta[i] = (int32_t)n;
     }
   }
 }
 
 /* an array, per path the target (a string) or −errno (a number) */
-static napi_value js_links(napi_env env, job_t *j) {
+static napi_value js_links(napi_env env, job_t *j, size_t from, size_t to, const bytes_t *out) {
   napi_value arr;
-  napi_create_array_with_length(env, j->ps.n, &arr);
+  napi_create_array_with_length(env, to - from, &arr);
   size_t at = 0;
-  for (size_t i = 0; i < j->ps.n; i++) {
+  for (size_t i = from; i < to; i++) {
     napi_value v;
     if (j->meta[i] < 0) v = int_value(env, j->meta[i]);
     else {
-      napi_create_string_utf8(env, j->out.p + at, (size_t)j->meta[i], &v);
+      napi_create_string_utf8(env, out->p + at, (size_t)j->meta[i], &v);
       at += (size_t)j->meta[i];
     }
-    napi_set_element(env, arr, (uint32_t)i, v);
+    napi_set_element(env, arr, (uint32_t)(i - from), v);
   }
   return arr;
 }
 
 /* per path 6 doubles: 0 or −errno, st_mode, st_size, st_rdev, st_uid, st_gid (0 after an error) */
-static void exec_stat_with(job_t *j, int (*statf)(const char *, struct stat *)) {
-  for (size_t i = 0; i < j->ps.n; i++) {
+static void exec_stat_with(job_t *j, size_t from, size_t to, int (*statf)(const char *, struct stat *)) {
+  for (size_t i = from; i < to; i++) {
     struct stat st;
     double *o = j->st + 6 * i;
     if (statf(j->ps.v[i], &st) != 0) {
@@ -263,15 +262,17 @@ static void exec_stat_with(job_t *j, int (*statf)(const char *, struct stat *)) 
   }
 }
 
-static void exec_lstats(job_t *j) { exec_stat_with(j, lstat); }
-static void exec_stats(job_t *j) { exec_stat_with(j, stat); }
+static void exec_lstats(job_t *j, size_t from, size_t to, bytes_t *out) { (void)out, exec_stat_with(j, from, to, lstat); }
+static void exec_stats(job_t *j, size_t from, size_t to, bytes_t *out) { (void)out, exec_stat_with(j, from, to, stat); }
 
-static napi_value js_lstats(napi_env env, job_t *j) {
+static napi_value js_lstats(napi_env env, job_t *j, size_t from, size_t to, const bytes_t *out) {
+  (void)out;
   napi_value ab, ta;
   void *p;
-  napi_create_arraybuffer(env, j->ps.n * 6 * sizeof(double), &p, &ab);
-  if (j->ps.n) memcpy(p, j->st, j->ps.n * 6 * sizeof(double));
-  napi_create_typedarray(env, napi_float64_array, j->ps.n * 6, ab, 0, &ta);
+  size_t n = to - from;
+  napi_create_arraybuffer(env, n * 6 * sizeof(double), &p, &ab);
+  if (n) memcpy(p, j->st + 6 * from, n * 6 * sizeof(double));
+  napi_create_typedarray(env, napi_float64_array, n * 6, ab, 0, &ta);
   return ta;
 }
 
@@ -279,11 +280,11 @@ static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const 
 
 /* per path its entries without "." and "..", sorted by strcmp (the order libuv's scandir gives
  * node:fs readdirSync), appended to out; meta: their count, or −errno (nothing appended) */
-static void exec_dirs(job_t *j) {
+static void exec_dirs(job_t *j, size_t from, size_t to, bytes_t *out) {
   size_t cap = 0;
   char **names = NULL;
   bytes_t pool = {0};
-  for (size_t i = 0; i < j->ps.n; i++) {
+  for (size_t i = from; i < to; i++) {
     DIR *dir = opendir(j->ps.v[i]);
     if (!dir) {
       j->meta[i] = -(errno ? errno : EIO);
@@ -314,7 +315,7 @@ static void exec_dirs(job_t *j) {
       pool.n += len;
     }
     closedir(dir);
-    if (!err && !bytes_reserve(&j->out, pool.n)) err = ENOMEM;
+    if (!err && !bytes_reserve(out, pool.n)) err = ENOMEM;
     if (err) {
       j->meta[i] = -err;
       continue;
@@ -323,8 +324,8 @@ static void exec_dirs(job_t *j) {
     qsort(names, n, sizeof *names, name_cmp);
     for (size_t k = 0; k < n; k++) {
       size_t len = strlen(names[k]) + 1;
-      memcpy(j->out.p + j->out.n, names[k], len);
-      j->out.n += len;
+      memcpy(out->p + out->n, names[k], len);
+      out->n += len;
     }
     j->meta[i] = (int32_t)n;
   }
@@ -333,11 +334,11 @@ static void exec_dirs(job_t *j) {
 }
 
 /* an array, per path an array of its entries or −errno (a number) */
-static napi_value js_dirs(napi_env env, job_t *j) {
+static napi_value js_dirs(napi_env env, job_t *j, size_t from, size_t to, const bytes_t *out) {
   napi_value arr;
-  napi_create_array_with_length(env, j->ps.n, &arr);
-  const char *at = j->out.p;
-  for (size_t i = 0; i < j->ps.n; i++) {
+  napi_create_array_with_length(env, to - from, &arr);
+  const char *at = out->p;
+  for (size_t i = from; i < to; i++) {
     napi_value v;
     if (j->meta[i] < 0) v = int_value(env, j->meta[i]);
     else {
@@ -350,13 +351,14 @@ static napi_value js_dirs(napi_env env, job_t *j) {
         at += len + 1;
       }
     }
-    napi_set_element(env, arr, (uint32_t)i, v);
+    napi_set_element(env, arr, (uint32_t)(i - from), v);
   }
   return arr;
 }
 
-static void (*const EXEC[JOB_KINDS])(job_t *) = {exec_files, exec_links, exec_lstats, exec_dirs, exec_stats};
-static napi_value (*const JS[JOB_KINDS])(napi_env, job_t *) = {js_files, js_links, js_lstats, js_dirs, js_lstats};
+/* the system calls of paths [from, to), their bytes appended to out; the answer of [from, to) made of them */
+static void (*const EXEC[JOB_KINDS])(job_t *, size_t, size_t, bytes_t *) = {exec_files, exec_links, exec_lstats, exec_dirs, exec_stats};
+static napi_value (*const JS[JOB_KINDS])(napi_env, job_t *, size_t, size_t, const bytes_t *) = {js_files, js_links, js_lstats, js_dirs, js_lstats};
 
 /* a job of `kind` over the NUL-separated paths in arg, its arrays made; NULL (an error thrown) otherwise */
 static job_t *job_new(napi_env env, int kind, int whole, napi_value arg, napi_value root) {
@@ -375,8 +377,8 @@ static job_t *job_new(napi_env env, int kind, int whole, napi_value arg, napi_va
 static napi_value job_sync(napi_env env, int kind, int whole, napi_value arg, napi_value root) {
   job_t *j = job_new(env, kind, whole, arg, root);
   if (!j) return NULL;
-  EXEC[kind](j);
-  napi_value res = JS[kind](env, j);
+  EXEC[kind](j, 0, j->ps.n, &j->out);
+  napi_value res = JS[kind](env, j, 0, j->ps.n, &j->out);
   job_free(j);
   return res;
 }
@@ -403,78 +405,177 @@ PATHS_ENTRY(Lstats, JOB_LSTATS, "lstats(paths[, root]): 1 or 2 arguments")
 PATHS_ENTRY(Stats, JOB_STATS, "stats(paths[, root]): 1 or 2 arguments")
 PATHS_ENTRY(Readdirs, JOB_DIRS, "readdirs(paths[, root]): 1 or 2 arguments")
 
-static void work_execute(napi_env env, void *data) {
-  (void)env;
-  job_t *j = data;
-  EXEC[j->kind](j);
+/*
+ * The shared batch: one synchronous batch read by two threads at once, the calling (JS) thread
+ * and a threadpool thread, for paths whose reads cannot block. The paths are cut into chunks of
+ * `chunk` paths; the threadpool thread takes chunks from the front, the JS thread from the back,
+ * each chunk's bytes in its own buffer, until they meet. workStep(h) on the JS thread hands out
+ * one chunk's answer at a time: a chunk the threadpool thread has finished, in order, when there
+ * is one, else one it reads itself from the back, else (every chunk taken) it waits for the
+ * threadpool thread's chunk in progress. So the JS thread turns answers into values while the
+ * threadpool thread reads, and reads itself whenever it has nothing to turn; a threadpool that
+ * never starts the work (every thread stuck in a read that blocks) only means the JS thread
+ * reads every chunk. Each path is read once.
+ */
+typedef struct {
+  job_t j;
+  size_t chunk, chunks;
+  bytes_t *outs;        /* per chunk */
+  uint64_t claims;      /* atomic: low 32 bits the next front chunk, high 32 the first chunk taken from the back */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  size_t front_done;    /* front chunks the threadpool thread has finished (under mu) */
+  size_t next_front;    /* the next front chunk to hand out (JS thread only) */
+  size_t handed;        /* chunks handed out (JS thread only) */
+  int refs;             /* the handle and the work (JS thread only) */
+  napi_async_work work; /* until complete */
+} share_t;
+
+static void share_unref(share_t *s) {
+  if (--s->refs) return;
+  for (size_t c = 0; c < s->chunks; c++) free(s->outs[c].p);
+  free(s->outs);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  paths_free(&s->j.ps);
+  free(s->j.meta);
+  free(s->j.st);
+  free(s);
 }
 
-/* cb(answer), or cb() when the work was cancelled before it started */
-static void work_complete(napi_env env, napi_status status, void *data) {
-  job_t *j = data;
-  napi_value cb, global, res, ignored;
-  napi_delete_async_work(env, j->work);
-  j->work = NULL;
-  if (status == napi_ok) res = JS[j->kind](env, j);
-  else napi_get_undefined(env, &res);
-  if (napi_get_reference_value(env, j->cb, &cb) == napi_ok && cb) {
-    napi_get_global(env, &global);
-    napi_call_function(env, global, cb, status == napi_ok ? 1 : 0, &res, &ignored);
+/* a chunk claimed from the front (back: from the back), or −1 when the two have met */
+static long share_claim(share_t *s, int back) {
+  uint64_t cur = __atomic_load_n(&s->claims, __ATOMIC_ACQUIRE);
+  for (;;) {
+    uint64_t f = cur & 0xffffffffu, b = cur >> 32;
+    if (f >= b) return -1;
+    uint64_t next = back ? (f | ((b - 1) << 32)) : ((f + 1) | (b << 32));
+    if (__atomic_compare_exchange_n(&s->claims, &cur, next, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return (long)(back ? b - 1 : f);
   }
-  napi_delete_reference(env, j->cb);
-  j->cb = NULL;
-  job_free(j);
 }
 
-static void work_finalize(napi_env env, void *data, void *hint) {
+static void share_exec(share_t *s, size_t c) {
+  size_t from = c * s->chunk, to = from + s->chunk < s->j.ps.n ? from + s->chunk : s->j.ps.n;
+  EXEC[s->j.kind](&s->j, from, to, &s->outs[c]);
+}
+
+static void share_execute(napi_env env, void *data) {
+  (void)env;
+  share_t *s = data;
+  for (long c; (c = share_claim(s, 0)) >= 0;) {
+    share_exec(s, (size_t)c);
+    pthread_mutex_lock(&s->mu);
+    s->front_done = (size_t)c + 1; /* front chunks are claimed and finished in order, by this thread only */
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+static void share_complete(napi_env env, napi_status status, void *data) {
+  (void)status;
+  share_t *s = data;
+  napi_delete_async_work(env, s->work);
+  s->work = NULL;
+  share_unref(s);
+}
+
+static void share_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  job_free(data);
+  share_unref(data);
 }
 
 /*
- * workAsync(kind, paths, wholeIfShort, cb): one of the synchronous batches (kind 0 readFiles,
- * 1 readlinks, 2 lstats, 3 readdirs, 4 stats) on a threadpool thread; cb(answer) on the JS thread with
- * what the synchronous call would have returned. For paths whose reads cannot block: there is
- * no timeout (readFilesAsync has one). Returns a handle for workCancel.
+ * workShared(kind, paths, wholeIfShort, chunk[, root]): a shared batch of one of the synchronous
+ * batches (kind 0 readFiles, 1 readlinks, 2 lstats, 3 readdirs, 4 stats), its threadpool part
+ * queued; returns its handle.
  *
- * workCancel(h): true when the work had not started (all the threadpool's threads busy, e.g.
- * in reads that block): it never will, and cb() comes without an answer; false when it is
- * running or done (its cb(answer) comes).
+ * workStep(h): [from, answer] of the next chunk, the answer of paths [from, from + its length)
+ * as the synchronous batch answers them; undefined once every chunk has been handed out (the
+ * threadpool part, if it never started, is then cancelled).
  */
-static napi_value WorkAsync(napi_env env, napi_callback_info info) {
-  ARGS(5, 4, "workAsync(kind, paths, wholeIfShort, cb[, root]): 4 or 5 arguments");
-  int32_t kind;
+static napi_value WorkShared(napi_env env, napi_callback_info info) {
+  ARGS(5, 4, "workShared(kind, paths, wholeIfShort, chunk[, root]): 4 or 5 arguments");
+  int32_t kind, chunk;
   bool whole;
-  napi_valuetype t;
-  if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind >= JOB_KINDS) return throw_type(env, "workAsync: kind must be 0 to 4");
-  if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) return throw_type(env, "workAsync: wholeIfShort must be a boolean");
-  if (napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) return throw_type(env, "workAsync: cb must be a function");
+  if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || kind < 0 || kind >= JOB_KINDS) return throw_type(env, "workShared: kind must be 0 to 4");
+  if (napi_get_value_bool(env, argv[2], &whole) != napi_ok) return throw_type(env, "workShared: wholeIfShort must be a boolean");
+  if (napi_get_value_int32(env, argv[3], &chunk) != napi_ok || chunk < 1) return throw_type(env, "workShared: chunk must be a positive integer");
   job_t *j = job_new(env, kind, whole, argv[1], argc > 4 ? argv[4] : NULL);
   if (!j) return NULL;
-  napi_value name, handle;
-  napi_create_string_utf8(env, "vfioctl.batch", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, work_execute, work_complete, j, &j->work) != napi_ok) return job_free(j), NULL;
-  if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
+  share_t *s = calloc(1, sizeof *s);
+  size_t chunks = (j->ps.n + (size_t)chunk - 1) / (size_t)chunk;
+  if (s) s->outs = calloc(chunks ? chunks : 1, sizeof *s->outs);
+  if (!s || !s->outs || chunks > 0xffffffffu) {
+    if (s) free(s->outs);
+    free(s);
     job_free(j);
-    napi_throw_error(env, "EIO", "workAsync: cannot queue the work");
+    napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  napi_create_reference(env, argv[3], 1, &j->cb);
-  j->refs = 1; /* the work's */
-  if (napi_create_external(env, j, work_finalize, NULL, &handle) == napi_ok) j->refs++;
-  else napi_get_undefined(env, &handle);
+  s->j = *j;
+  free(j); /* its arrays are s->j's now */
+  s->chunk = (size_t)chunk;
+  s->chunks = chunks;
+  s->claims = (uint64_t)chunks << 32;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  s->refs = 1;
+  napi_value name, handle;
+  napi_create_string_utf8(env, "vfioctl.batch", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_external(env, s, share_finalize, NULL, &handle) != napi_ok) {
+    share_unref(s);
+    napi_throw_error(env, "ENOMEM", "workShared: cannot make the handle");
+    return NULL;
+  }
+  /* without the threadpool part the JS thread reads every chunk: the same answers */
+  if (chunks > 1 && napi_create_async_work(env, NULL, name, share_execute, share_complete, s, &s->work) == napi_ok) {
+    if (napi_queue_async_work(env, s->work) == napi_ok) s->refs++;
+    else {
+      napi_delete_async_work(env, s->work);
+      s->work = NULL;
+    }
+  }
   return handle;
 }
 
-static napi_value WorkCancel(napi_env env, napi_callback_info info) {
-  ARGS(1, 1, "workCancel(h)");
+static napi_value WorkStep(napi_env env, napi_callback_info info) {
+  ARGS(1, 1, "workStep(h)");
   void *p = NULL;
-  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throw_type(env, "not a work handle");
-  job_t *j = p;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throw_type(env, "not a workShared handle");
+  share_t *s = p;
   napi_value out;
-  napi_get_boolean(env, j->work != NULL && napi_cancel_async_work(env, j->work) == napi_ok, &out);
+  if (s->handed == s->chunks) {
+    /* nothing left: a threadpool part that has not started never needs to (cancelling one
+     * that has started fails, and it finds nothing to claim); share_complete runs either way */
+    if (s->work) napi_cancel_async_work(env, s->work);
+    napi_get_undefined(env, &out);
+    return out;
+  }
+  pthread_mutex_lock(&s->mu);
+  int ready = s->next_front < s->front_done;
+  pthread_mutex_unlock(&s->mu);
+  long c;
+  if (ready) c = (long)s->next_front++;
+  else if ((c = share_claim(s, 1)) >= 0) share_exec(s, (size_t)c);
+  else {
+    /* every chunk is taken: the next front one is the threadpool thread's, in progress */
+    pthread_mutex_lock(&s->mu);
+    while (s->front_done <= s->next_front) pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    c = (long)s->next_front++;
+  }
+  s->handed++;
+  size_t from = (size_t)c * s->chunk, to = from + s->chunk < s->j.ps.n ? from + s->chunk : s->j.ps.n;
+  napi_value at, answer;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_uint32(env, (uint32_t)from, &at);
+  answer = JS[s->j.kind](env, &s->j, from, to, &s->outs[c]);
+  napi_set_element(env, out, 0, at);
+  napi_set_element(env, out, 1, answer);
+  /* the chunk's bytes are in the answer now */
+  free(s->outs[c].p);
+  s->outs[c] = (bytes_t){0};
   return out;
 }
 

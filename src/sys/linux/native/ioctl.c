@@ -17,7 +17,7 @@
  *   eventfd(initval, flags)      a new fd
  *   lseek(fd, offset, whence)    the new offset (a number)
  *   readFiles, readlinks, readFilesAsync, batchPoll, batchTake, batchCancel, lstats, readdirs,
- *   workAsync, workCancel, stats
+ *   workShared, workStep, stats
  *                                batch reads of small files and links (batch.c, see there)
  *
  * request is converted as JavaScript's `>>> 0` does (the ioctl numbers with the direction bit
@@ -169,7 +169,7 @@ NAPI_MODULE_INIT() {
       {"ioctl", Ioctl}, {"ioctlInt", IoctlInt}, {"ioctlBuf", IoctlBuf}, {"address", Address}, {"eventfd", Eventfd}, {"lseek", Lseek},
       {"readFiles", ReadFiles}, {"readlinks", Readlinks}, {"readFilesAsync", ReadFilesAsync},
       {"batchPoll", BatchPoll}, {"batchTake", BatchTake}, {"batchCancel", BatchCancel},
-      {"lstats", Lstats}, {"readdirs", Readdirs}, {"workAsync", WorkAsync}, {"workCancel", WorkCancel}, {"stats", Stats},
+      {"lstats", Lstats}, {"readdirs", Readdirs}, {"workShared", WorkShared}, {"workStep", WorkStep}, {"stats", Stats},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
