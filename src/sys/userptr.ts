@@ -27,6 +27,12 @@ export interface UserPointer {
 }
 
 const POINTERS = new WeakMap<Buffer, UserPointer[]>();
+/**
+ * Whether any struct has been given a user pointer in this process: until then every struct is
+ * flat, and userPointers answers without a WeakMap lookup (most processes never make one; a
+ * lookup is a measurable part of an ioctl's cost through the seam).
+ */
+let anyPointers = false;
 /** what a flat struct has (one array for all: userPointers is on every ioctl's path) */
 const NONE: readonly UserPointer[] = Object.freeze([]);
 const PLACEHOLDERS = new WeakMap<Buffer, bigint>();
@@ -48,12 +54,13 @@ export function setUserPointer(buf: Buffer, offset: number, target: Buffer): voi
   const list = (POINTERS.get(buf) ?? []).filter((p) => p.offset !== offset);
   list.push({ offset, target });
   POINTERS.set(buf, list);
+  anyPointers = true;
   buf.writeBigUInt64LE(placeholderOf(target), offset);
 }
 
 /** The user pointers recorded for a struct buffer (none for a flat struct). */
 export function userPointers(buf: Buffer): readonly UserPointer[] {
-  return POINTERS.get(buf) ?? NONE;
+  return anyPointers ? (POINTERS.get(buf) ?? NONE) : NONE;
 }
 
 /**
