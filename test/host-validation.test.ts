@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { execFileSync } from "node:child_process";
 import { bootHostFile, bootKernel } from "../src/kernel/host/boot.js";
 import { parseHost, validateHost } from "../src/kernel/host/host-file.js";
 import { DEFAULT_HOST } from "../src/kernel/host/default-host.js";
@@ -143,4 +144,18 @@ test("a JSON host file reads as yaml reads it, and a key named twice in one mapp
   }
   // a string value holding `": ` is not counted as a key
   assert.equal(parseHost('{"name": "a\\": b", "devices": []}', "h.json").name, 'a": b');
+});
+
+test("a JSON host file is read without loading yaml; a YAML one, or JSON naming a key twice, loads it", { timeout: 30_000 }, () => {
+  const mod = new URL("../src/kernel/host/host-file.js", import.meta.url).href;
+  const loaded = (text: string): string =>
+    execFileSync(
+      process.execPath,
+      ["--input-type=module", "-e", `import { createRequire } from "node:module"; const { parseHost } = await import(${JSON.stringify(mod)}); let r; try { r = parseHost(process.argv[1], "h").devices.length; } catch (e) { r = "error"; } const req = createRequire(import.meta.url); console.log(r, Object.keys(req.cache).some((k) => k.includes("/node_modules/yaml/")));`, text],
+      { encoding: "utf8" },
+    ).trim();
+  const dev = { bdf: "0000:01:00.0", vendor: 0x8086, device: 0x10c9 };
+  assert.equal(loaded(JSON.stringify({ devices: [dev] })), "1 false");
+  assert.equal(loaded(`devices:\n  - bdf: "0000:01:00.0"\n${IGB}`), "1 true");
+  assert.equal(loaded('{"devices": [], "devices": []}'), "error true");
 });
