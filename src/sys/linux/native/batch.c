@@ -59,7 +59,7 @@ typedef struct {
 
 static int bytes_reserve(bytes_t *b, size_t more) {
   if (b->n + more <= b->cap) return 1;
-  size_t cap = b->cap ? b->cap : 65536;
+  size_t cap = b->cap ? b->cap : 4096;
   while (cap < b->n + more) cap *= 2;
   char *p = realloc(b->p, cap);
   if (!p) return 0;
@@ -129,15 +129,20 @@ static int paths_arg(napi_env env, napi_value arg, napi_value root, paths_t *ps)
   return 1;
 }
 
-/* read(2) with a scratch of CHUNK bytes, the bytes appended to out: the count or −errno */
+/* read(2) into this thread's scratch of CHUNK bytes, the bytes appended to out (only as many
+ * as were read: a chunk of a shared batch keeps a small buffer): the count or −errno */
 static int read_whole(int fd, int whole_if_short, bytes_t *out, int *nreads) {
+  static __thread char scratch[BATCH_CHUNK];
   size_t total = 0;
   for (;;) {
-    if (!bytes_reserve(out, BATCH_CHUNK)) return -ENOMEM;
-    ssize_t n = read(fd, out->p + out->n, BATCH_CHUNK);
+    ssize_t n = read(fd, scratch, BATCH_CHUNK);
     (*nreads)++;
     if (n < 0) return -(errno ? errno : EIO);
-    out->n += (size_t)n;
+    if (n > 0) {
+      if (!bytes_reserve(out, (size_t)n)) return -ENOMEM;
+      memcpy(out->p + out->n, scratch, (size_t)n);
+      out->n += (size_t)n;
+    }
     total += (size_t)n;
     if (n == 0 || (whole_if_short && *nreads == 1 && n < BATCH_PAGE)) return (int)total;
   }
