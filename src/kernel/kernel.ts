@@ -279,6 +279,20 @@ export class Kernel {
     }
   }
 
+  /**
+   * {@link withDeviceLock} for a synchronous `fn`: with the lock free, taken, fn run and the lock
+   * given back in this call, its value returned without a Promise (nothing else runs while it is
+   * held); else the waiting withDeviceLock.
+   */
+  withDeviceLockNow<T>(task: Task, dev: PciDev, fn: () => T): T | Promise<T> {
+    if (!dev.lock.tryLock(`${task.comm}[${task.pid}] ${task.syscall}`)) return this.withDeviceLock(task, dev, fn);
+    try {
+      return fn();
+    } finally {
+      dev.lock.unlock();
+    }
+  }
+
   /** A task for work the kernel does on its own (boot). */
   kernelTask(): Task {
     return { pid: 0, comm: "swapper/0", syscall: "boot", waiting: null, since: 0, signalled: () => new Promise(() => {}) };

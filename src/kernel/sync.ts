@@ -32,6 +32,13 @@ export class Mutex {
   wouldBlock(): boolean {
     return this.held;
   }
+  /** Take the lock if it is free (true), else leave it (false): mutex_trylock. */
+  tryLock(owner = "?"): boolean {
+    if (this.held) return false;
+    this.held = true;
+    this.owner = owner;
+    return true;
+  }
   async lock(owner = "?"): Promise<void> {
     if (!this.held) {
       this.held = true;

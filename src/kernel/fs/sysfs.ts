@@ -302,19 +302,25 @@ export class SysfsTrees {
     // driver_override (driverOverrideGeneric: 6.12.80+, 7.0) takes a spinlock instead: no wait.
     driver_override: (d, k) =>
       k.profile.behaviour.driverOverrideGeneric
-        ? rw(
-            () => `${d.driverOverride ?? "(null)"}\n`,
-            (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
-          )
-        : rw(
-            // a read that waited for the lock of a device removed meanwhile: ENODEV (the lab, 6.1)
-            (task) =>
-              k.withDeviceLock(task, d, () => {
-                if (!d.present) throw new SysErrorCode(ERRNO.ENODEV);
-                return `${d.driverOverride ?? "(null)"}\n`;
-              }),
-            (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
-          ),
+        ? {
+            ...rw(
+              () => `${d.driverOverride ?? "(null)"}\n`,
+              (_t, b, c) => k.drivers.driverOverrideStore(d, b, c),
+            ),
+            wouldBlock: () => false,
+          }
+        : {
+            ...rw(
+              // a read that waited for the lock of a device removed meanwhile: ENODEV (the lab, 6.1)
+              (task) =>
+                k.withDeviceLockNow(task, d, () => {
+                  if (!d.present) throw new SysErrorCode(ERRNO.ENODEV);
+                  return `${d.driverOverride ?? "(null)"}\n`;
+                }),
+              (t, b, c) => k.withDeviceLock(t, d, () => k.drivers.driverOverrideStore(d, b, c)),
+            ),
+            wouldBlock: () => d.lock.wouldBlock(),
+          },
     // drivers/base/core.c uevent_show; uevent_store → kobject_synth_uevent: "ACTION [UUID
     // [KEY=VALUE …]]" synthesizes that event (the model's queue carries add, remove, bind and
     // unbind; change, move, online and offline are accepted and not queued), anything else EINVAL.
@@ -653,8 +659,13 @@ export class SysfsFile implements OpenFile {
   constructor(
     readonly procLink: string,
     public flags: number,
-    private readonly node: { show?: (task: Task) => string | Promise<string>; store?: (task: Task, buf: Buffer, count: number) => number | Promise<number> },
+    private readonly node: { show?: (task: Task) => string | Promise<string>; store?: (task: Task, buf: Buffer, count: number) => number | Promise<number>; wouldBlock?: () => boolean },
   ) {}
+
+  /** True when a read now answers at once: the attribute says its show() would not wait (AttrNode.wouldBlock). */
+  readsNow(): boolean {
+    return this.node.wouldBlock?.() === false;
+  }
 
   async read(task: Task, len: number): Promise<Buffer> {
     if (this.buf === null) this.buf = Buffer.from(await this.show(task), "latin1");

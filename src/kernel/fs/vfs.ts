@@ -16,6 +16,13 @@ export interface AttrNode {
   show?: (task: Task) => string | Promise<string>;
   /** sysfs store: gets the written bytes (count ≤ PAGE_SIZE); returns count or −errno */
   store?: (task: Task, buf: Buffer, count: number) => number | Promise<number>;
+  /**
+   * For an attribute whose show() can wait (a lock a blocked write holds): whether it would wait
+   * now. False means show() answers at once, without a Promise, so a batch read reads it then
+   * (ModelProcess.readFiles); absent, a batch leaves every read of it to a read that can be
+   * timed out.
+   */
+  wouldBlock?: () => boolean;
 }
 export interface DirNode {
   t: "dir";
