@@ -13,8 +13,8 @@
  *   (/dev/kmsg, pipes, eventfds, device fds).
  * - opens, ioctls and the rest are synchronous system calls (they do not block on Linux).
  * - with the addon (src/sys/linux/native/batch.c), `readFiles()`, `readlinks()`, `lstats()`,
- *   `stats()` and `readdirs()` make many calls in one: reads that cannot block in two parts at
- *   once, on the JS thread and a threadpool thread ({@link LinuxSyscalls.twoWay}), the others in
+ *   `stats()` and `readdirs()` make many calls in one: reads that cannot block by the JS thread
+ *   and a threadpool thread at once, in chunks ({@link LinuxSyscalls.twoWay}), the others in
  *   threadpool batches whose stuck read is answered null after the caller's timeout (see
  *   {@link LinuxSyscalls.readFiles}); without it they are absent and callers read one by one.
  * - `{ root }` runs it against a directory tree: every absolute path is looked up under `root`;
@@ -88,7 +88,7 @@ const SHARED_CHUNK = 64;
 /**
  * The reads that can block go in up to this many threadpool batches at once, each of at least
  * SLOW_WAY_MIN paths: libuv's threadpool has 4 threads (unless UV_THREADPOOL_SIZE says
- * otherwise), and the others are left to the two-part batches of the reads that cannot block.
+ * otherwise), and the others are left to the shared batches of the reads that cannot block.
  */
 const SLOW_WAYS = 2;
 const SLOW_WAY_MIN = 256;
