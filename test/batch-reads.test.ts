@@ -271,27 +271,21 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       LinuxSyscalls.trace = (l) => void t2.push(l);
       const b = new LinuxSyscalls({ root });
       const val = (r: unknown) => (r instanceof SysError ? answer(r) : r);
-      const got = {
+      const batched = async () => ({
         files: (await b.readFiles!(files, { wholeIfShort: true })).map((r) => (Buffer.isBuffer(r) ? { bytes: r.toString("utf8").replace(/\n$/, "") } : answer(r as SysError))),
         links: (await b.readlinks!(links)).map(val),
         dirs: (await b.readdirs!(dirs)).map(val),
         lstats: (await b.lstats!(stats)).map(val),
         stats: (await b.stats!(stats)).map(val),
-      };
+      });
+      const got = await batched();
       LinuxSyscalls.trace = undefined;
       assert.deepEqual(got, one);
       // the same operations in the same order, fds renamed (each path's open, read and close)
       const norm = (t: string[]) => t.map((l) => l.replace(/^([orc]) -?\d+/, "$1 FD"));
       assert.deepEqual(norm(t2), norm(t1));
       // untraced, each batch is read by two threads at once (workShared): the same answers, in path order
-      const shared = {
-        files: (await b.readFiles!(files, { wholeIfShort: true })).map((r) => (Buffer.isBuffer(r) ? { bytes: r.toString("utf8").replace(/\n$/, "") } : answer(r as SysError))),
-        links: (await b.readlinks!(links)).map(val),
-        dirs: (await b.readdirs!(dirs)).map(val),
-        lstats: (await b.lstats!(stats)).map(val),
-        stats: (await b.stats!(stats)).map(val),
-      };
-      assert.deepEqual(shared, one);
+      assert.deepEqual(await batched(), one);
       assert.deepEqual(got.files.slice(0, 4), [{ bytes: "0x8000" }, { error: "ENOENT", syscall: "open", path: files[1] }, { bytes: "0x8001" }, { error: "ENOENT", syscall: "open", path: files[3] }]);
       assert.equal((got.files[599] as { error: string }).error, "ENOENT");
       assert.deepEqual(got.links.slice(0, 3), [{ error: "ENOENT", syscall: "readlink", path: links[0] }, "../../../bus/pci/drivers/drv1", "../../../bus/pci/drivers/drv2"]);
