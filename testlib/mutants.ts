@@ -443,6 +443,8 @@ export const MUTANTS: Mutant[] = [
 
 function copyDist(from: string): string {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-mutants-"));
+  // as readable as a checkout: a test runs part of the suite as an unprivileged user (batch-reads' EACCES case)
+  fs.chmodSync(tmp, 0o755);
   fs.cpSync(path.join(from, "dist"), path.join(tmp, "dist"), { recursive: true });
   fs.copyFileSync(path.join(from, "package.json"), path.join(tmp, "package.json"));
   fs.symlinkSync(path.join(from, "node_modules"), path.join(tmp, "node_modules"));

@@ -145,6 +145,8 @@ export async function sampleMutants(opts: { repo: string; count: number; seed: n
   while (picked.length < opts.count && pool.length) picked.push(pool.splice(Math.floor(r() * pool.length), 1)[0]!);
   // a copy of the checkout (tests read bin/, examples/, scenarios/, lab/ …) with its own dist/
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-sampled-"));
+  // as readable as a checkout: a test runs part of the suite as an unprivileged user (batch-reads' EACCES case)
+  fs.chmodSync(tmp, 0o755);
   for (const e of fs.readdirSync(opts.repo)) {
     if (e === "node_modules" || e === ".git") continue;
     fs.cpSync(path.join(opts.repo, e), path.join(tmp, e), { recursive: true });
