@@ -266,3 +266,26 @@ test("from the bundle, --sim list loads no npm package and neither node:crypto n
     fs.rmSync(l.root, { recursive: true, force: true });
   }
 });
+
+test("the command runs its first second without V8's optimizing compiler, which comes back after it", { timeout: 30_000 }, async () => {
+  const bin = path.join(repo, "bin/vfioctl.js");
+  // the flags the command sets, as a preload sees them (v8.setFlagsFromString wrapped)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-v8flags-"));
+  try {
+    const pre = path.join(dir, "flags.cjs");
+    fs.writeFileSync(pre, `const v8 = require("node:v8"); const set = v8.setFlagsFromString; v8.setFlagsFromString = (f) => { process.stderr.write("flag " + f + "\\n"); set(f); };\n`);
+    const r = await promisify(execFile)(process.execPath, ["--require", pre, bin, "--version"], { encoding: "utf8" });
+    assert.match(r.stderr, /^flag --no-turbofan\n/, "set before the command runs");
+    assert.doesNotMatch(r.stderr, /flag --turbofan\n/, "a command done within the first second exits before the compiler is back");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const { deferOptimizer, TURBOFAN_AFTER_MS } = require(bin) as { deferOptimizer(v8: { setFlagsFromString(f: string): void }): void; TURBOFAN_AFTER_MS: number };
+  const calls: [string, number][] = [];
+  const t0 = Date.now();
+  deferOptimizer({ setFlagsFromString: (f) => void calls.push([f, Date.now() - t0]) });
+  assert.deepEqual(calls.map((c) => c[0]), ["--no-turbofan"]);
+  await new Promise((r) => setTimeout(r, TURBOFAN_AFTER_MS + 200));
+  assert.deepEqual(calls.map((c) => c[0]), ["--no-turbofan", "--turbofan"]);
+  assert.ok(calls[1]![1] >= TURBOFAN_AFTER_MS - 5, `back after ${calls[1]![1]} ms`);
+});
