@@ -439,6 +439,46 @@ export const MUTANTS: Mutant[] = [
     wrong: "every holders scan reads every vfio node's number (a host apply quadratic in its VFs)",
     killedBy: ["holders.test.js"],
   },
+  {
+    id: "host-json-duplicate-key",
+    file: "src/kernel/host/host-file.js",
+    from: "return written === keyCount(raw) ? raw : undefined;",
+    to: "return raw;",
+    wrong: "a JSON host file naming a key twice was read with JSON.parse's last value instead of being refused as yaml refuses it",
+    killedBy: ["host-validation.test.js"],
+  },
+  {
+    id: "model-batch-blocking-read-now",
+    file: "src/kernel/fs/sysfs.js",
+    from: "return this.node.wouldBlock?.() === false;",
+    to: "return false;",
+    wrong: "the model's batch read of a driver_override whose lock is free kept its fd until a later read, unlike the real backend's",
+    killedBy: ["model-batch.test.js"],
+  },
+  {
+    id: "shared-batch-traced",
+    file: "src/sys/linux/host.js",
+    from: "if (n < PARALLEL_MIN || LinuxSyscalls.trace) {",
+    to: "if (n < PARALLEL_MIN) {",
+    wrong: "a traced batch read by two threads traced its system calls out of path order",
+    killedBy: ["batch-reads.test.js"],
+  },
+  {
+    id: "shared-batch-offset",
+    file: "src/sys/linux/host.js",
+    from: "out[from + k] = values[k];",
+    to: "out[k] = values[k];",
+    wrong: "a shared batch's chunks all answered at the front: every path but the first chunk's got another path's answer",
+    killedBy: ["batch-reads.test.js"],
+  },
+  {
+    id: "userptr-any",
+    file: "src/sys/userptr.js",
+    from: "anyPointers = true;",
+    to: "",
+    wrong: "a struct given a user pointer was passed to the kernel with the placeholder, not the target's address",
+    killedBy: ["userptr.test.js"],
+  },
 ];
 
 function copyDist(from: string): string {
@@ -450,6 +490,8 @@ function copyDist(from: string): string {
   fs.symlinkSync(path.join(from, "node_modules"), path.join(tmp, "node_modules"));
   // test/ffi-addon.test.ts builds the ioctl addon from its source with the build script
   for (const f of ["tools/build-native.mjs", "src/sys/linux/native"]) fs.cpSync(path.join(from, f), path.join(tmp, f), { recursive: true });
+  // the built addon, for the tests of the real backend's batch reads (skipped without it)
+  if (fs.existsSync(path.join(from, "build/native"))) fs.cpSync(path.join(from, "build/native"), path.join(tmp, "build/native"), { recursive: true });
   return tmp;
 }
 
