@@ -8,7 +8,7 @@ import { bootKernel } from "../src/kernel/host/boot.js";
 import { explainOpen } from "../src/lib/explain.js";
 import { kstrtoull } from "../src/kernel/pci/iov.js";
 import { ERRNO } from "../src/sys/errno.js";
-import { writeText } from "../src/sys/fsutil.js";
+import { readText, writeText } from "../src/sys/fsutil.js";
 import { SysError } from "../src/sys/errno.js";
 import type { Syscalls } from "../src/sys/syscalls.js";
 
@@ -66,4 +66,19 @@ test("remove_id removes the dynid with that vendor and device, not another of th
   // the second is gone, the first is still there
   assert.equal(await w(`${drv}/remove_id`, "8086 1522"), "ENODEV");
   assert.equal(await w(`${drv}/remove_id`, "8086 1521"), 9);
+});
+
+// seed 15, src/kernel/net.ts procRoute (the default route's destination 0 → 1): /proc/net/route
+// gave the default route a destination of 1.0.0.0 (01000000), which is no default route
+test("/proc/net/route: a default route is destination 0.0.0.0, mask 0, flags UP|GATEWAY, its gateway little-endian; a connected one UP only", { timeout: 60_000 }, async () => {
+  const k = await bootKernel();
+  k.net.configure("eth0", { up: true, addresses: ["10.0.0.5/24"], routes: ["default via 10.0.0.1", "default"] });
+  const sys = k.spawn("t");
+  const rows = (await readText(sys, "/proc/net/route")).split("\n").filter((l) => l.startsWith("eth0\t"));
+  // net/ipv4/fib_trie.c fib_route_seq_show: "%s\t%08X\t%08X\t%04X\t%d\t%u\t%d\t%08X\t%d\t%u\t%u" of the raw __be32 values
+  assert.deepEqual(rows, [
+    "eth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0",
+    "eth0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0",
+    "eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
+  ]);
 });
