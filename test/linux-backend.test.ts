@@ -329,6 +329,13 @@ test("a blocking attribute is read in the threadpool even as a regular file; oth
   const b = sys.read(total, 64);
   assert.equal(await settlesInMicrotasks(b), true, "sriov_totalvfs: read on the JS thread");
   assert.equal((await b).toString(), "8\n");
+  // the one-call read (Syscalls.readFile) likewise: none for an attribute that can block (its
+  // caller reads it with open/read/close, in the threadpool), whole on the JS thread otherwise
+  assert.equal(sys.readFile("/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs", true), undefined);
+  assert.equal(sys.readFile("/sys/bus/pci/devices/0000:01:00.0/driver_override", true), undefined);
+  const whole = sys.readFile("/sys/bus/pci/devices/0000:01:00.0/sriov_totalvfs", true);
+  assert.ok(whole instanceof Promise && (await settlesInMicrotasks(whole)));
+  assert.equal((await whole).toString(), "8\n");
   await sys.exit();
   fs.rmSync(root, { recursive: true });
 });
