@@ -214,9 +214,16 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
     for (let i = 0; i < res.length; i++) b.recs[i]!.dirs[b.keys[i]!] = res[i]!;
   };
   const l1 = batch<LinkName | number>();
+  // driver_override first, on its own: its reads can block, so the real backend makes them in
+  // the threadpool, where they go on while the links and the other attributes are read (they
+  // need nothing the links say); its answers are awaited with the second stage's
+  const f0 = batch<AttrName>();
   for (const r of todo) {
     for (const n of ["driver", "iommu_group", "physfn"] as const) if (r.links[n] === undefined) add(l1, `${r.path}/${n}`, r, n);
+    if (r.attrs.driver_override === undefined) add(f0, `${r.path}/driver_override`, r, "driver_override");
   }
+  const overrides = files(f0);
+  overrides.catch(() => {}); // handled: its error (a bug, not an errno) comes out of the stage below
   await links(l1);
   const pfOf = new Map<DeviceRead, DeviceRead>();
   for (const r of todo) {
@@ -226,7 +233,7 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
   const f2 = batch<AttrName>();
   const s2 = batch<"node" | "cdev">();
   const d2 = batch<DirName>();
-  const names: AttrName[] = extras ? ["vendor", "device", "class", "driver_override", "numa_node"] : ["vendor", "device", "class", "driver_override"];
+  const names: AttrName[] = extras ? ["vendor", "device", "class", "numa_node"] : ["vendor", "device", "class"];
   for (const r of todo) {
     for (const n of names) if (r.attrs[n] === undefined) add(f2, `${r.path}/${n}`, r, n);
     if (!pfOf.has(r) && r.attrs.sriov_totalvfs === undefined) add(f2, `${r.path}/sriov_totalvfs`, r, "sriov_totalvfs");
@@ -238,7 +245,7 @@ export async function prefetchDevices(sys: Syscalls, bdfs: readonly string[], ca
   for (const pf of new Set(pfOf.values())) {
     for (const n of ["sriov_offset", "sriov_stride"] as const) if (pf.attrs[n] === undefined) add(f2, `${pf.path}/${n}`, pf, n);
   }
-  await Promise.all([files(f2), stats(s2), dirs(d2)]);
+  await Promise.all([files(f2), stats(s2), dirs(d2), overrides]);
   const pfs = todo.filter((r) => !pfOf.has(r) && r.attrs.sriov_totalvfs != null);
   const f3 = batch<AttrName>();
   const d3 = batch<DirName>();
