@@ -122,6 +122,8 @@ export interface DeviceRead {
   cdevExists?: boolean;
   /** read whole by prefetchDevices, and with inventory's extras (numa_node, net/) */
   read: false | "device" | "extras";
+  /** the routing ID (bus << 8 | devfn) of its BDF, once asked ({@link ridOf}); null: no BDF */
+  rid: number | null | undefined;
 }
 
 /**
@@ -142,7 +144,7 @@ export function deviceRead(cache: ReadCache, bdf: string): DeviceRead {
   if (!r) {
     // every key there from the start (undefined: not read), so that all records have one shape
     const attrs = { vendor: undefined, device: undefined, class: undefined, driver_override: undefined, numa_node: undefined, sriov_totalvfs: undefined, sriov_offset: undefined, sriov_stride: undefined, sriov_numvfs: undefined, sriov_drivers_autoprobe: undefined };
-    r = { path: devPath(bdf), attrs, blocked: [], links: { driver: undefined, iommu_group: undefined, physfn: undefined }, virtfn: new Map(), dirs: { net: undefined, "vfio-dev": undefined, self: undefined }, read: false };
+    r = { path: devPath(bdf), attrs, blocked: [], links: { driver: undefined, iommu_group: undefined, physfn: undefined }, virtfn: new Map(), dirs: { net: undefined, "vfio-dev": undefined, self: undefined }, read: false, rid: undefined };
     cache.devices.set(bdf, r);
   }
   return r;
@@ -288,17 +290,26 @@ const virtfnIndices = (d: string[] | Error | undefined): number[] =>
         .map((n) => Number(n.slice(6)))
         .sort((a, b) => a - b);
 
+/** A record's routing ID (bus << 8 | devfn), parsed from its path once (every VF's index asks twice). */
+function ridOf(r: DeviceRead): number | null {
+  if (r.rid === undefined) {
+    const b = parseBdf(base(r.path));
+    r.rid = b ? (b.bus << 8) | b.devfn : null;
+  }
+  return r.rid;
+}
+
 /**
  * The virtfn index a VF's routing ID names, from its PF's cached `sriov_offset` and
  * `sriov_stride` (iov.c pci_iov_virtfn_bus/devfn: VF rid = PF rid + offset + stride·N), or null.
  */
 function candidateIndex(pf: DeviceRead, vf: DeviceRead): number | null {
-  const a = parseBdf(base(pf.path));
-  const v = parseBdf(base(vf.path));
-  if (!a || !v) return null;
+  const a = ridOf(pf);
+  const v = ridOf(vf);
+  if (a === null || v === null) return null;
   const offset = num(pf.attrs.sriov_offset ?? null);
   const stride = num(pf.attrs.sriov_stride ?? null);
-  const delta = ((v.bus << 8) | v.devfn) - ((a.bus << 8) | a.devfn) - (offset ?? 0);
+  const delta = v - a - (offset ?? 0);
   return offset !== null && stride && delta >= 0 && delta % stride === 0 ? delta / stride : null;
 }
 

@@ -15,6 +15,9 @@ export const BLOCKING_SYSFS_ATTRS: ReadonlySet<string> = new Set(["sriov_numvfs"
 /** The parts of sysfs whose attributes are plain show() callbacks (no trace pipes, no debugfs). */
 const ATTRIBUTE_TREES = ["/sys/bus/", "/sys/devices/", "/sys/class/", "/sys/module/", "/sys/kernel/iommu_groups/"];
 
+/** Each of {@link ATTRIBUTE_TREES} by the character after "/sys/" (no two share it). */
+const TREE_AT_5: ReadonlyMap<number, string> = new Map(ATTRIBUTE_TREES.map((t) => [t.charCodeAt(5), t]));
+
 /**
  * True when a read of the file at this (seam) path cannot block, so `read()` makes it on the JS
  * thread: a sysfs attribute under {@link ATTRIBUTE_TREES} that is not in
@@ -22,10 +25,9 @@ const ATTRIBUTE_TREES = ["/sys/bus/", "/sys/devices/", "/sys/class/", "/sys/modu
  * file) is read in the threadpool, where a read Linux blocks leaves the event loop free.
  */
 export function readCannotBlock(path: string): boolean {
-  // (a loop, not ATTRIBUTE_TREES.some(): called for every path of every batch)
-  let under = false;
-  for (const t of ATTRIBUTE_TREES) if (path.startsWith(t)) under = true;
-  if (!under) return false;
-  for (const a of BLOCKING_SYSFS_ATTRS) if (path.endsWith(a) && path.charCodeAt(path.length - a.length - 1) === 47 /* "/" */) return false;
-  return true;
+  // asked for every path of every batch: one tree compared (the one its sixth character names)
+  // and the last name looked up, instead of every tree and every attribute compared
+  const tree = path.startsWith("/sys/") ? TREE_AT_5.get(path.charCodeAt(5)) : undefined;
+  if (tree === undefined || !path.startsWith(tree)) return false;
+  return !BLOCKING_SYSFS_ATTRS.has(path.slice(path.lastIndexOf("/") + 1));
 }
