@@ -56,12 +56,14 @@ function makeTree(dir: string, secret: boolean): string[] {
   fs.mkdirSync(path.join(dir, "etc"), { recursive: true });
   fs.writeFileSync(path.join(dev, "vendor"), "0x8086\n");
   fs.writeFileSync(path.join(dev, "empty"), "");
+  fs.writeFileSync(path.join(dev, "one"), "1"); // a read of one byte
+  fs.writeFileSync(path.join(dev, "short"), "s".repeat(4095)); // a first read one byte short of a page: the whole file
   fs.writeFileSync(path.join(dev, "page"), "p".repeat(4096)); // a first read of a whole page: read on to EOF
   fs.writeFileSync(path.join(dev, "big"), Buffer.alloc(70_000, 0x62)); // two reads of 64 KiB and the empty one
   fs.writeFileSync(path.join(dev, "driver_override"), "vfio-pci\n"); // a read that can block: the threadpool batch
   fs.writeFileSync(path.join(dev, "sriov_numvfs"), "3\n");
   fs.writeFileSync(path.join(dir, "etc/other"), "outside the attribute trees\n");
-  const names = ["vendor", "empty", "page", "big", "driver_override", "subdir", "nope", "sriov_numvfs"].map((n) => `${DEV}/${n}`);
+  const names = ["vendor", "empty", "one", "short", "page", "big", "driver_override", "subdir", "nope", "sriov_numvfs"].map((n) => `${DEV}/${n}`);
   names.push("/etc/other", "/etc/nope");
   if (secret) {
     fs.writeFileSync(path.join(dev, "secret"), "x\n", { mode: 0 });
@@ -197,6 +199,8 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       for (const n of ["virtfn10", "b", "virtfn2", "C", "a", "_x", "virtfn1"]) fs.writeFileSync(path.join(dev, n), "");
       fs.mkdirSync(path.join(dev, "net/eth0"));
       fs.writeFileSync(path.join(dev, "config"), "c", { mode: 0o600 });
+      // an owner and a group of their own (a group node's, as udev sets them), when root can give them
+      if (process.getuid?.() === 0) fs.chownSync(path.join(dev, "config"), 1234, 5678);
       fs.symlinkSync("../../../bus/pci/drivers/vfio-pci", path.join(dev, "driver"));
       const paths = [DEV, `${DEV}/net`, `${DEV}/config`, `${DEV}/driver`, `${DEV}/nope`, `${DEV}/config/x`];
       const t1: string[] = [];
@@ -217,6 +221,7 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
       assert.deepEqual(t2, t1);
       assert.deepEqual((gotStat as { kind?: string }[]).slice(0, 4).map((x) => x.kind), ["dir", "dir", "file", "link"]);
       assert.deepEqual((gotStat[2] as { mode: number }).mode, 0o600);
+      if (process.getuid?.() === 0) assert.deepEqual([(gotStat[2] as { uid: number }).uid, (gotStat[2] as { gid: number }).gid], [1234, 5678]);
       assert.deepEqual(gotDir[0], ["C", "_x", "a", "b", "config", "driver", "net", "virtfn1", "virtfn10", "virtfn2"]);
       assert.deepEqual(gotDir.slice(2).map((x) => (x as { error: string }).error), ["ENOTDIR", "ENOENT", "ENOENT", "ENOTDIR"]);
     } finally {
@@ -583,5 +588,5 @@ if (process.env.VFIOCTL_BATCH_CHILD) {
 }
 
 function makeTreeNames(): string[] {
-  return [...["vendor", "empty", "page", "big", "driver_override", "subdir", "nope", "sriov_numvfs"].map((n) => `${DEV}/${n}`), "/etc/other", "/etc/nope"];
+  return [...["vendor", "empty", "one", "short", "page", "big", "driver_override", "subdir", "nope", "sriov_numvfs"].map((n) => `${DEV}/${n}`), "/etc/other", "/etc/nope"];
 }
