@@ -79,6 +79,8 @@ function start(argv) {
   } catch (e) {
     fast = { stale: e.message };
   }
+  // only now: V8 gives a code cache only to a process whose flags are the ones it was made with
+  deferOptimizer();
   const cli = fast.cli ? Promise.resolve(fast.cli) : import("../dist/src/cli/main.js").then((m) => m.cli);
   // Exit explicitly: after a write that Linux keeps blocked (sriov_numvfs, unbind) was reported
   // with --timeout, a libuv thread is still inside write(2) and would keep the process alive.
@@ -101,15 +103,15 @@ const TURBOFAN_AFTER_MS = 1000;
  * would barely pay back, no longer takes the second core from the threadpool thread that reads
  * half of /sys. Measured on 2 cores (docs/benchmarks.md, "fifth round"): a 16×256 `list` used
  * ~25% less CPU. A command that runs longer (a host apply, the model of a large host) gets
- * optimized code after the first second as before. (Flags set before any code is hot; V8 reads
- * this one at each tier-up decision.)
+ * optimized code after the first second as before. Set once the bundle is compiled: V8 checks a
+ * code cache against the flags it was made with, and a flag changed before would have it
+ * rejected (then every function of a `list` compiled from source, ~25 ms). Nothing is hot yet
+ * then; V8 reads this flag at each tier-up decision.
  */
 function deferOptimizer(v8 = require("node:v8")) {
   v8.setFlagsFromString("--no-turbofan");
   setTimeout(() => v8.setFlagsFromString("--turbofan"), TURBOFAN_AFTER_MS).unref();
 }
 
-if (require.main === module) {
-  deferOptimizer();
-  start(process.argv.slice(2));
-} else module.exports = { loadBundle, wrap, BUNDLE_DIR, deferOptimizer, TURBOFAN_AFTER_MS };
+if (require.main === module) start(process.argv.slice(2));
+else module.exports = { loadBundle, wrap, BUNDLE_DIR, deferOptimizer, TURBOFAN_AFTER_MS };

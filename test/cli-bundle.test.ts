@@ -251,7 +251,7 @@ test("src never reads a class's or function's own name (the bundle is built with
   for (const n of renamed) assert.ok(!/Error\d*$/.test(n!), `an error class renamed in the bundle: ${n}`);
 });
 
-test("from the bundle, --sim list loads no npm package and neither node:crypto nor net and the stream modules (standard output a socket)", { timeout: 120_000 }, async () => {
+test("from the bundle, --sim list loads no npm package and neither node:crypto nor net (standard output a socket)", { timeout: 120_000 }, async () => {
   const l = await layout();
   try {
     const report = path.join(l.root, "report.cjs");
@@ -261,7 +261,10 @@ test("from the bundle, --sim list loads no npm package and neither node:crypto n
     const r = JSON.parse(fs.readFileSync(path.join(l.root, "report.json"), "utf8")) as { builtins: string[]; packages: string[] };
     assert.ok(r.builtins.includes("vm") && !r.builtins.includes("internal/modules/esm/translators"), "run from the bundle (vm), no ES module loaded");
     assert.deepEqual(r.packages, []);
-    for (const m of ["crypto", "net", "stream", "internal/streams/readable", "zlib", "child_process"]) assert.ok(!r.builtins.includes(m), `${m} loaded: ${r.builtins.join(" ")}`);
+    // (the stream modules are loaded, by node:v8, which the command needs for its flags: see
+    // bin/vfioctl.js deferOptimizer; standard output, a socket here, is still written without net)
+    assert.ok(r.builtins.includes("v8"));
+    for (const m of ["crypto", "net", "zlib", "child_process"]) assert.ok(!r.builtins.includes(m), `${m} loaded: ${r.builtins.join(" ")}`);
   } finally {
     fs.rmSync(l.root, { recursive: true, force: true });
   }
@@ -273,9 +276,14 @@ test("the command runs its first second without V8's optimizing compiler, which 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vfioctl-v8flags-"));
   try {
     const pre = path.join(dir, "flags.cjs");
-    fs.writeFileSync(pre, `const v8 = require("node:v8"); const set = v8.setFlagsFromString; v8.setFlagsFromString = (f) => { process.stderr.write("flag " + f + "\\n"); set(f); };\n`);
+    // and whether V8 took the bundle's code cache (it refuses one made under other flags)
+    fs.writeFileSync(
+      pre,
+      `const v8 = require("node:v8"); const set = v8.setFlagsFromString; v8.setFlagsFromString = (f) => { process.stderr.write("flag " + f + "\\n"); set(f); };\n` +
+        `const vm = require("node:vm"); const S = vm.Script; vm.Script = class extends S { constructor(src, o) { super(src, o); if (o && o.cachedData) process.stderr.write("cache " + (this.cachedDataRejected ? "rejected" : "used") + "\\n"); } };\n`,
+    );
     const r = await promisify(execFile)(process.execPath, ["--require", pre, bin, "--version"], { encoding: "utf8" });
-    assert.match(r.stderr, /^flag --no-turbofan\n/, "set before the command runs");
+    assert.match(r.stderr, /^cache used\nflag --no-turbofan\n/, "set before the command runs, after the bundle is compiled with its cache");
     assert.doesNotMatch(r.stderr, /flag --turbofan\n/, "a command done within the first second exits before the compiler is back");
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
