@@ -10,6 +10,9 @@
 # mounted at its own path in the guest: a checkout under /tmp (hidden by the run folder there) or
 # on another file system (not in a non-recursive bind of /) is still found.
 #
+# QEMU's human monitor listens on RUNDIR/monitor.sock (lab/vm.ts reads the vCPUs' local APICs
+# there when the guest goes silent).
+#
 # QEMU comes from the Debian 13 folder made by lab/prepare.sh and runs chrooted there, inside a
 # private mount namespace (unshare -m): the binds it needs vanish with it.
 set -euo pipefail
@@ -38,5 +41,6 @@ exec unshare -m --propagation private bash -c '
     -device pcie-root-port,id=rp1,chassis=1,slot=1 -device igb,bus=rp1 \
     -virtfs local,path=/host,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
     -virtfs local,path=/out,mount_tag=out,security_model=none \
-    -virtfs local,path=/proj,mount_tag=proj,security_model=none,readonly=on,multidevs=remap
+    -virtfs local,path=/proj,mount_tag=proj,security_model=none,readonly=on,multidevs=remap \
+    -monitor unix:/out/monitor.sock,server=on,wait=off
 '

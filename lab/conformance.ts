@@ -323,7 +323,7 @@ export async function report(o: { kernels: string[]; jobs: number; files: string
           if (g.reruns) cell.reruns = g.reruns;
           if (g.stalled) {
             cell.stalled = true;
-            cell.error = `guest stalled twice (no console output for ${STALL_S} s); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}`;
+            cell.error = `guest stalled twice (${g.frozen ?? `no console output for ${STALL_S} s`}); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}`;
             return cell;
           }
           let real: { ms: number; transcript: TranscriptLike } | undefined;

@@ -40,6 +40,8 @@ export const PF = "0000:01:00.0";
 export const UUID_1 = "52ac9bff-3a88-4fbd-901a-0d767c3b6c97";
 export const UUID_2 = "88594674-90a0-47a9-aea8-9d9b352ac08a";
 export const SELFTEST_BIN = "vfio_pci_sriov_uapi_test";
+/** vCPUs of the selftest guest (VFIOCTL_LAB_SELFTEST_SMP; see selftestCells) */
+export const SELFTEST_SMP = Number(process.env.VFIOCTL_LAB_SELFTEST_SMP ?? 1);
 
 /** lib/iommu.c iommu_modes, in the selftest's order */
 export const MODES = [
@@ -463,9 +465,12 @@ export async function selftestCells(k: string, outDir: string): Promise<Cell[]> 
   const { STALL_S } = await import("./conformance.js");
   const base: Cell = { scenario: "selftest:sriov_uapi", kernel: k, status: "error", diffs: [] };
   try {
-    const g = await runInGuest(k, { kind: "selftest", cache: CACHE }, 1200, { stallS: STALL_S });
+    // one vCPU: with two, QEMU's TCG lost a local-timer EOI in this guest (the igb's VFs going
+    // away and back under it) and froze a vCPU, in about one run in six of the selftest binary
+    // (docs/lab.md, Known limits); with one it did not in 40 runs
+    const g = await runInGuest(k, { kind: "selftest", cache: CACHE }, 1200, { stallS: STALL_S, smp: SELFTEST_SMP });
     const extra = { bootS: g.bootS, wallMs: g.wallMs, ...(g.reruns ? { reruns: g.reruns } : {}) };
-    if (g.stalled) return [{ ...base, ...extra, stalled: true, error: `guest stalled twice (no console output for ${STALL_S} s); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}` }];
+    if (g.stalled) return [{ ...base, ...extra, stalled: true, error: `guest stalled twice (${g.frozen ?? `no console output for ${STALL_S} s`}); last line ${JSON.stringify(g.console.trim().split("\n").at(-1))}` }];
     let real;
     try {
       real = readReal(g.runDir);

@@ -3,6 +3,7 @@
  * what the guest wrote to its run folder and the serial console.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { createConnection } from "node:net";
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, writeSync, closeSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,8 +53,10 @@ export interface GuestRun {
   endS: number | null;
   console: string;
   result: Record<string, unknown> | null;
-  /** the guest went silent for machine.stallS seconds and was killed */
+  /** the guest went silent for machine.stallS seconds (or froze, see `frozen`) and was killed */
   stalled?: boolean;
+  /** why a silent guest was taken for frozen by the emulator: a vCPU's local APIC stuck (see apicStuck) */
+  frozen?: string;
   /** why an earlier run of this job was dropped and the job run again */
   reruns?: string[];
 }
@@ -75,7 +78,13 @@ export async function runInGuest(kernel: string, job: Record<string, unknown>, t
   // a guest that never reached init, (with machine.stallS) went silent mid-job, or whose QEMU
   // aborted (TCG: iotlb_to_section's assertion, LAB.md): the emulator, not a kernel answer; run
   // it once more and say so
-  const why = abort ? `QEMU aborted: ${abort}` : first.stalled ? `stalled: no console output for ${machine.stallS} s after ${JSON.stringify(lastLine(first.console))}` : "never reached init";
+  const why = abort
+    ? `QEMU aborted: ${abort}`
+    : first.frozen
+      ? `stalled: ${first.frozen}, after ${JSON.stringify(lastLine(first.console))}`
+      : first.stalled
+        ? `stalled: no console output for ${machine.stallS} s after ${JSON.stringify(lastLine(first.console))}`
+        : "never reached init";
   dropRun(first);
   const second = await runOnce(kernel, job, timeoutS, machine);
   second.reruns = [why];
@@ -98,12 +107,111 @@ export function lastLine(console: string): string {
   return (l.at(-1) ?? "").slice(0, 200);
 }
 
+/** One vCPU's local APIC as QEMU's monitor shows it (`info lapic N`, `info registers -a`). */
+export interface ApicState {
+  cpu: number;
+  /** vectors in service, pending */
+  isr: number[];
+  irr: number[];
+  ppr: number;
+  halted: boolean;
+}
+
+/** Parse `info lapic N` and the CPU's `HLT=` of `info registers -a`. */
+export function parseApic(cpu: number, lapic: string, registers: string): ApicState | null {
+  const list = (name: string) => {
+    const m = new RegExp(`^${name}\\s+(.*)$`, "m").exec(lapic);
+    return m ? m[1]!.split(/\s+/).filter((x) => /^\d+$/.test(x)).map(Number) : null;
+  };
+  const isr = list("ISR");
+  const irr = list("IRR");
+  const ppr = /\bPPR 0x([0-9a-f]+)/i.exec(lapic);
+  if (!isr || !irr || !ppr) return null;
+  const block = registers.split(/^CPU#/m).find((b) => b.startsWith(`${cpu}\n`) || b.startsWith(`${cpu}\r`)) ?? "";
+  return { cpu, isr, irr, ppr: parseInt(ppr[1]!, 16), halted: /\bHLT=1\b/.test(block) };
+}
+
+/**
+ * A vCPU frozen by the emulator: halted (the guest's idle loop) while its local APIC still has a
+ * vector in service, and a pending vector that this in-service one masks (its priority class is
+ * not above the PPR). Linux ends every interrupt (EOI) before it can idle, so the APIC lost that
+ * EOI: the CPU takes no timer and no device interrupt any more, and whatever waits on it (an
+ * msleep in a PCI reset, the console's transmit interrupt, a 9p reply) waits for ever. Seen under
+ * TCG on 6.12 in the selftest guest (vector 236, the local timer, in service and pending).
+ */
+export function apicStuck(a: ApicState): string | null {
+  if (!a.halted || !a.isr.length) return null;
+  const top = Math.max(...a.isr);
+  const blocked = a.irr.filter((v) => (v & 0xf0) <= (a.ppr & 0xf0));
+  if (!blocked.length) return null;
+  return `vCPU ${a.cpu} halted with vector ${top} in service and ${blocked.join(" ")} pending (PPR 0x${a.ppr.toString(16)})`;
+}
+
+/** Run HMP commands on QEMU's monitor socket; their outputs (echo and escapes removed). */
+export function monitorCommands(sock: string, cmds: string[], timeoutMs = 5000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const c = createConnection(sock);
+    const out: string[] = [];
+    let buf = "";
+    let i = -1; // -1: the banner before the first prompt
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`monitor: no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    c.on("data", (d) => {
+      buf += d.toString("utf8");
+      while (buf.includes("(qemu) ")) {
+        const at = buf.indexOf("(qemu) ");
+        const text = buf.slice(0, at).replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+        buf = buf.slice(at + 7);
+        if (i >= 0) out.push(text.slice(text.indexOf("\n") + 1)); // drop the echoed command line
+        i++;
+        if (i < cmds.length) c.write(cmds[i] + "\n");
+        else {
+          clearTimeout(timer);
+          c.destroy();
+          resolve(out);
+          return;
+        }
+      }
+    });
+  });
+}
+
+/** The stuck vCPUs of a running guest (empty when none, or when the monitor does not answer). */
+export async function stuckCpus(sock: string, cpus: number): Promise<string[]> {
+  try {
+    const cmds = [...Array.from({ length: cpus }, (_, n) => `info lapic ${n}`), "info registers -a"];
+    const o = await monitorCommands(sock, cmds);
+    const regs = o[cpus] ?? "";
+    const r: string[] = [];
+    for (let n = 0; n < cpus; n++) {
+      const a = parseApic(n, o[n] ?? "", regs);
+      const s = a && apicStuck(a);
+      if (s) r.push(s);
+    }
+    return r;
+  } catch {
+    return [];
+  }
+}
+
+/** A silent guest's vCPUs are looked at after this long, and taken for frozen when stuck twice this far apart. */
+const FREEZE_CHECK_S = Number(process.env.VFIOCTL_LAB_FREEZE_CHECK_S ?? 30);
+const FREEZE_CONFIRM_S = 10;
+
 /** Per-run machine options (the consumer rows: 4 GiB and hugepages); unset: lab/boot.sh's defaults. */
 export interface GuestMachine {
   /** guest memory in MiB (VFIOCTL_LAB_MEM for this run) */
   memMiB?: number;
   /** words added to the kernel command line (after VFIOCTL_LAB_APPEND) */
   append?: string;
+  /** vCPUs (VFIOCTL_LAB_SMP for this run) */
+  smp?: number;
   /**
    * per-operation timeout: a booted guest that prints nothing on its console for this long is
    * taken as stalled (TCG: seen inside a PF open after "resetting"), killed and run once more;
@@ -116,6 +224,7 @@ export interface GuestMachine {
 export function machineEnv(m: GuestMachine, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const e = { ...env };
   if (m.memMiB !== undefined) e.VFIOCTL_LAB_MEM = String(m.memMiB);
+  if (m.smp !== undefined) e.VFIOCTL_LAB_SMP = String(m.smp);
   if (m.append) e.VFIOCTL_LAB_APPEND = [env.VFIOCTL_LAB_APPEND, m.append].filter(Boolean).join(" ");
   return e;
 }
@@ -129,6 +238,8 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
     [
       "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root UV_THREADPOOL_SIZE=16",
       `cd ${JSON.stringify(PROJECT)} || exit 3`,
+      // diagnosis only: lab/stall-dump.sh dumps the guest's tasks and kernel log when the console is silent
+      ...(process.env.VFIOCTL_LAB_GUEST_DUMP_S ? [`sh lab/stall-dump.sh ${Number(process.env.VFIOCTL_LAB_GUEST_DUMP_S)} </dev/null >/dev/null 2>&1 &`] : []),
       `exec node dist/lab/guest.js /tmp/job.json`,
       "",
     ].join("\n"),
@@ -147,11 +258,36 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
       if (!booted) p.kill("SIGTERM");
     }, BOOT_WATCHDOG_MS);
     let last = Date.now();
+    let frozen: string | undefined;
+    // a silent guest's vCPUs: the first sample of a stuck APIC (and when), confirmed by a second
+    let suspect: { at: number; what: string } | null = null;
+    let checking = false;
+    let lastCheck = 0;
+    const cpus = Number(machineEnv(machine).VFIOCTL_LAB_SMP ?? 2);
+    const checkFrozen = async () => {
+      checking = true;
+      const quietSince = last;
+      const s = (await stuckCpus(path.join(runDir, "monitor.sock"), cpus)).join("; ");
+      checking = false;
+      if (last !== quietSince || stalled) return (suspect = null);
+      if (!s) return (suspect = null);
+      if (!suspect || suspect.what !== s) return (suspect = { at: Date.now(), what: s });
+      if (Date.now() - suspect.at >= FREEZE_CONFIRM_S * 1000) {
+        frozen = `emulator froze a vCPU: ${s}, unchanged for ${Math.round((Date.now() - suspect.at) / 1000)} s after ${Math.round((suspect.at - quietSince) / 1000)} s of silence (QEMU lost the EOI)`;
+        stalled = true;
+        p.kill("SIGTERM");
+      }
+    };
     const stallTimer = machine.stallS
       ? setInterval(() => {
-          if (booted && Date.now() - last > machine.stallS! * 1000) {
+          if (!booted || stalled) return;
+          const quiet = Date.now() - last;
+          if (quiet > machine.stallS! * 1000) {
             stalled = true;
             p.kill("SIGTERM");
+          } else if (quiet > FREEZE_CHECK_S * 1000 && !checking && Date.now() - lastCheck >= 5000 && (!suspect || Date.now() - suspect.at >= FREEZE_CONFIRM_S * 1000)) {
+            lastCheck = Date.now();
+            void checkFrozen();
           }
         }, 1000)
       : undefined;
@@ -188,6 +324,7 @@ function runOnce(kernel: string, job: Record<string, unknown>, timeoutS: number,
         console: cons,
         result,
         ...(stalled ? { stalled } : {}),
+        ...(frozen ? { frozen } : {}),
       });
     });
   });

@@ -117,3 +117,29 @@ test("a guest whose QEMU aborted (TCG's iotlb_to_section assertion) is told from
   assert.equal(emulatorAbort(console), "qemu-system-x86_64: system/physmem.c:2671: iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed.");
   assert.equal(emulatorAbort("VFIOCTL-LAB: mounted 4.8 1.2\n[   3.1] vfio-pci 0000:01:00.0: resetting\n"), null);
 });
+
+test("a guest frozen by the emulator (a vCPU halted with its timer vector in service and pending, PPR 0xe0) is told from a slow one: parseApic and apicStuck", async () => {
+  const { parseApic, apicStuck } = await import("../lab/vm.js");
+  // QEMU 10.0.13's `info lapic 1` and `info registers -a` (trimmed) at a 6.12 selftest stall
+  const lapic = [
+    "dumping local APIC state for CPU 1 ",
+    "",
+    "LVTT\t 0x000000ec active-hi edge                 one-shot     Fixed  (vec 236)",
+    "Timer\t DCR=0x3 (divide by 16) initial_count = 196134 current_count = 0",
+    "ISR\t 236 ",
+    "IRR\t 35 36 236 ",
+    "",
+    "APR 0x01 TPR 0x10 DFR 0x0f LDR 0x00 PPR 0xe0",
+  ].join("\r\n");
+  const regs = "\r\nCPU#0\r\nRIP=ffffffffa230fa3f RFL=00000216 [----AP-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n\r\nCPU#1\r\nRIP=ffffffffa230fa3f RFL=00000206 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=1\r\n";
+  const a = parseApic(1, lapic, regs)!;
+  assert.deepEqual(a, { cpu: 1, isr: [236], irr: [35, 36, 236], ppr: 0xe0, halted: true });
+  assert.equal(apicStuck(a), "vCPU 1 halted with vector 236 in service and 35 36 236 pending (PPR 0xe0)");
+  // running (not halted), nothing in service, or nothing pending that the in-service vector masks: not frozen
+  assert.equal(apicStuck({ ...a, halted: false }), null);
+  assert.equal(apicStuck({ ...a, isr: [], ppr: 0x10 }), null);
+  assert.equal(apicStuck({ ...a, irr: [0xfd] }), null);
+  const idle = parseApic(0, lapic.replace("ISR\t 236 ", "ISR\t (none)").replace("IRR\t 35 36 236 ", "IRR\t (none)").replace("PPR 0xe0", "PPR 0x10"), regs)!;
+  assert.deepEqual(idle, { cpu: 0, isr: [], irr: [], ppr: 0x10, halted: true });
+  assert.equal(apicStuck(idle), null);
+});
