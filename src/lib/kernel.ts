@@ -70,10 +70,10 @@ export const CDEV_RULE_TEXT: Record<CdevTokenRule | "unknown", string> = {
 
 /** Read the running kernel's version and vfio build. */
 export async function readHostKernel(sys: Syscalls): Promise<HostKernel> {
-  const osrelease = await tryRead(sys, "/proc/sys/kernel/osrelease");
-  const procVersion = await tryRead(sys, "/proc/version");
+  // at once: /proc is read in the threadpool, and an inventory reads the devices meanwhile, so
+  // each read waits for a turn of the event loop (three in a row waited for three)
   // Ubuntu: "Ubuntu 6.8.0-51.52-generic 6.8.12" names the upstream release its ABI is rebased on
-  const versionSignature = await tryRead(sys, "/proc/version_signature");
+  const [osrelease, procVersion, versionSignature] = await Promise.all([tryRead(sys, "/proc/sys/kernel/osrelease"), tryRead(sys, "/proc/version"), tryRead(sys, "/proc/version_signature")]);
   let ident: KernelIdent | null = null;
   let identifyError: string | undefined;
   if (osrelease) {
