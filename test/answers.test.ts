@@ -207,6 +207,28 @@ test("when stat of the fd is refused, the link text /dev/vfio/noiommu-N still na
   assert.equal(holders[0]!.target, "/dev/vfio/noiommu-3");
 });
 
+test("when stat of every fd is refused, the link texts name each kind: a group, the container, a vfio cdev, iommufd", async () => {
+  // sampled seed 16 (src/lib/holders.ts, the kind from PATH_TARGET's groups, an index moved by
+  // one): a cdev or a group named by its path alone was taken for iommufd
+  const fds = { "3": "/dev/vfio/7", "4": "/dev/vfio/vfio", "5": "/dev/vfio/devices/vfio2", "6": "/dev/iommu" };
+  const nodes: Record<string, FakeNode> = {
+    "/proc": { t: "dir", names: ["100", "self"] },
+    "/proc/100/fd": { t: "dir", names: Object.keys(fds) },
+    "/proc/100/comm": { t: "file", text: "dpdk\n" },
+    ...Object.fromEntries(Object.entries(fds).map(([fd, to]) => [`/proc/100/fd/${fd}`, { t: "link" as const, to }])),
+  };
+  const { holders } = await scanVfioHolders(new FakeHost(nodes, new Set(Object.keys(fds).map((fd) => `/proc/100/fd/${fd}`))));
+  assert.deepEqual(
+    holders.map((h) => [h.fd, h.kind, h.group, h.via]),
+    [
+      [3, "group", 7, "path"],
+      [4, "container", null, "path"],
+      [5, "cdev", null, "path"],
+      [6, "iommufd", null, "path"],
+    ],
+  );
+});
+
 // ---------------------------------------------------------------- a VF's index when the arithmetic does not name it
 
 test("a VF's index is found by its PF's virtfn links when offset and stride do not point at it", async () => {

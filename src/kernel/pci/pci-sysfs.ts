@@ -73,8 +73,8 @@ export function pciUevent(d: PciDev): string {
   ].join("\n") + "\n";
 }
 
-/** PCIe link speed as pci_speed_string() prints it */
-const speedString = (gts: number) => `${gts === 2.5 ? "2.5" : gts.toFixed(gts % 1 ? 1 : 0)} GT/s PCIe`;
+/** PCIe link speed as pci_speed_string() prints it (probe.c speed_strings: "2.5", "5.0", "8.0" … "64.0 GT/s PCIe") */
+const speedString = (gts: number) => `${gts.toFixed(1)} GT/s PCIe`;
 
 /**
  * pci.c pci_init_reset_methods, in pci_reset_fn_methods order: "flr" (PCIe FLR, a VF's too),
