@@ -117,7 +117,12 @@ test("net: a host file says what the host does with its interfaces; bind then re
     [`net: { eth0: { addresses: ["10.0.0.5"] } }`, /h\.yaml: net\.eth0\.addresses\[0\]: expected an address with its prefix/],
     [`net: { eth0: { adresses: [] } }`, /h\.yaml: net\.eth0\.adresses: expected one of up, addresses, routes, master \(did you mean addresses\?\)/],
     [`net: [eth0]`, /h\.yaml: net: expected a mapping of interface names/],
+    // a name Linux would not take (dev_valid_name; at most 15 characters): a string that is no name as well as a number (sampled seed 16)
+    [`net: { eth0: { master: "0bond" } }`, /h\.yaml: net\.eth0\.master: expected an interface name \(bond0, br0\), got "0bond"/],
+    [`net: { eth0: { master: "bond-with-a-long-name" } }`, /h\.yaml: net\.eth0\.master: expected an interface name/],
+    [`net: { eth0: { master: 7 } }`, /h\.yaml: net\.eth0\.master: expected an interface name/],
   ] as const) assert.throws(() => parseHost(`devices: []\n${text}\n`, "h.yaml"), re, text);
+  assert.equal(parseHost(`devices: []\nnet: { eth0: { master: bond0 } }\n`, "h.yaml").net?.eth0?.master, "bond0");
 });
 
 test("a JSON host file reads as yaml reads it, and a key named twice in one mapping is refused as yaml refuses it", async () => {
