@@ -104,3 +104,31 @@ test("current_link_speed and max_link_speed print every PCIe speed as probe.c's 
     ["2.5", "5.0", "8.0", "16.0", "32.0", "64.0"].map((s) => `${s} GT/s PCIe\n|${s} GT/s PCIe\n`),
   );
 });
+
+// sampled seed 16, src/kernel/base/driver-core.ts driverAttach (its check under the device lock,
+// `!dev.driver && dev.present` → `||`): new_id probed a device that another driver had bound
+// while new_id waited for its lock (dd.c __driver_attach checks dev->driver again under
+// device_lock, so a device bound meanwhile is left alone)
+test("new_id leaves alone a device another driver bound while new_id waited for its device lock", { timeout: 60_000 }, async () => {
+  const PLAIN = "0000:05:00.0"; // the built-in host's 144d:a808 NVMe, on nvme
+  const k = await bootKernel();
+  const sh = k.spawn("sh");
+  const dev = k.pci.devices.get(PLAIN)!;
+  const driverOf = async () => (await sh.readlink(`/sys/bus/pci/devices/${PLAIN}/driver`).catch(() => null))?.split("/").pop() ?? null;
+  assert.equal(await writeText(sh, "/sys/bus/pci/drivers/nvme/unbind", PLAIN), PLAIN.length);
+  assert.equal(await driverOf(), null);
+  // another task holds the device lock
+  const holder = k.kernelTask();
+  let release!: () => void;
+  const held = k.withDeviceLock(holder, dev, () => new Promise<void>((r) => (release = r)));
+  await new Promise((r) => setImmediate(r));
+  // vfio-pci's new_id finds the device unbound and waits for its lock …
+  const newId = writeText(sh, "/sys/bus/pci/drivers/vfio-pci/new_id", "144d a808");
+  await new Promise((r) => setTimeout(r, 20));
+  // … while the holder binds it to nvme, then lets go
+  assert.equal(await k.drivers.probe(holder, k.drivers.driver("nvme")!, dev), 0);
+  release();
+  await held;
+  assert.equal(await newId, 9);
+  assert.equal(await driverOf(), "nvme", "still nvme's: new_id did not probe it again");
+});
