@@ -603,12 +603,13 @@ interface GuestRunLike {
 /**
  * Boot the same run folder again (the reboot: what the first boot wrote to /tmp is still there).
  * lab/vm.ts runInGuest always makes a new run folder; this writes the new job into the old one
- * and runs lab/boot.sh on it, with the same console markers. A boot that never reaches init is
- * retried once, as runInGuest does.
+ * and runs lab/boot.sh on it, with the same console markers. A boot that never reaches init, or
+ * a guest that never finishes (no VFIOCTL-LAB-DONE before the timeout: a vCPU QEMU's TCG froze,
+ * docs/lab.md Known limits), is retried once, as runInGuest does.
  */
 export async function bootAgain(prev: GuestRunLike, job: Record<string, unknown>, timeoutS = 600): Promise<GuestRunLike> {
   const first = await bootOnce(prev, job, timeoutS);
-  return first.bootS !== null ? first : bootOnce(prev, job, timeoutS);
+  return first.bootS !== null && first.rc !== null ? first : bootOnce(prev, job, timeoutS);
 }
 
 async function bootOnce(prev: GuestRunLike, job: Record<string, unknown>, timeoutS: number): Promise<GuestRunLike> {
